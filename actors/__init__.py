@@ -1,0 +1,1 @@
+"""The durable-execution domain as plain pykka actors; never imports ``runtime``."""

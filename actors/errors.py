@@ -1,0 +1,89 @@
+"""Typed errors of the durable-execution domain.
+
+Every error says what happened and what to do about it. The runtime re-exports
+the ones users catch (``CheckpointError`` among them) from ``runtime``.
+"""
+
+from __future__ import annotations
+
+
+class DurableActorsError(Exception):
+    """Base class of every error raised by durable-actors."""
+
+
+class CheckpointError(DurableActorsError):
+    """A checkpoint could not be made durable; nothing of its batch was written.
+
+    ``original`` is the error the store raised (also chained as ``__cause__``).
+
+        try:
+            ctx.step("charge", charge, card)
+        except CheckpointError as err:
+            log.error("store failed", cause=repr(err.original))
+    """
+
+    def __init__(self, message: str, original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.original = original
+        if original is not None:
+            self.__cause__ = original
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.original))
+
+
+class StoreError(DurableActorsError):
+    """The store could not be used; the message says why and what to do."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be opened (missing directory, bad URL, not a database)."""
+
+
+class StoreLockedError(StoreError):
+    """The store stayed locked by another writer past the deadline."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store is read-only (file permissions or a read-only filesystem)."""
+
+
+class SchemaTooNewError(StoreError):
+    """The store was written by a newer durable-actors; upgrade this one to open it."""
+
+
+class NonDeterminismError(DurableActorsError):
+    """A replay met a different operation than the log recorded at that position.
+
+    The branch's ``run`` must call the same operations in the same order on
+    every replay; move anything random or time-dependent into a ``ctx.step``.
+    """
+
+    def __init__(self, branch_id: str, op_id: str, expected: str, found: str) -> None:
+        super().__init__(
+            f"branch {branch_id!r} is not deterministic: at operation {op_id} the log "
+            f"holds {expected} but the code now calls {found}; keep run() deterministic "
+            "and put anything random or time-dependent inside ctx.step(...)"
+        )
+        self.branch_id = branch_id
+        self.op_id = op_id
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.branch_id, self.op_id, self.expected, self.found))
+
+
+class StepFailedError(DurableActorsError):
+    """A step's logged failure, re-raised on replay when the original could not be kept.
+
+    ``type_name`` names the original exception type; ``remote_traceback`` is its text.
+    """
+
+    def __init__(self, message: str, type_name: str, remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.type_name, self.remote_traceback))

@@ -1,0 +1,209 @@
+"""Messages and records of the durable-execution domain, as frozen dataclasses.
+
+Updates are what branches ask the checkpoint actor to make durable; records are
+what the store gives back. Payloads are opaque bytes here: serialization is the
+caller's business, so the checkpoint actor and the store never unpickle user data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, TypeAlias
+
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+
+# Fixed cost charged per update on top of its payload bytes, so that a batch of
+# tiny updates still respects ``checkpoint_max_bytes`` roughly like its SQL does.
+UPDATE_OVERHEAD_BYTES = 64
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class BranchStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class OpKind(StrEnum):
+    STEP = "STEP"
+    WAIT = "WAIT"
+    CONDITION = "CONDITION"
+    CHILDREN = "CHILDREN"
+    CALLBACK = "CALLBACK"
+
+
+class OpStatus(StrEnum):
+    STARTED = "STARTED"
+    SUSPENDED = "SUSPENDED"  # waiting on a timer, a callback or children
+    RETRYING = "RETRYING"  # an attempt failed; the next one is due at ``due_at``
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+TERMINAL_OP_STATUSES = frozenset({OpStatus.SUCCEEDED, OpStatus.FAILED})
+TERMINAL_BRANCH_STATUSES = frozenset({BranchStatus.SUCCEEDED, BranchStatus.FAILED})
+
+
+def _size(*blobs: bytes | None) -> int:
+    return UPDATE_OVERHEAD_BYTES + sum(len(b) for b in blobs if b is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionUpdate:
+    """Create an execution or change its status/result. ``None`` fields are left as stored."""
+
+    execution_id: str
+    status: ExecutionStatus
+    kind: str | None = None  # "map" | "parallel"
+    spec: bytes | None = None  # serialized branch classes, inputs, completion policy
+    branch_count: int | None = None
+    result: bytes | None = None
+    error: bytes | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return _size(self.spec, self.result, self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchUpdate:
+    """Create a branch or change its status/result. ``None`` fields are left as stored."""
+
+    execution_id: str
+    branch_id: str
+    status: BranchStatus
+    parent_branch_id: str | None = None
+    parent_op_id: str | None = None
+    index: int | None = None
+    input: bytes | None = None
+    result: bytes | None = None
+    error: bytes | None = None
+    epoch: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return _size(self.input, self.result, self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationUpdate:
+    """Create an operation or change its status. ``None`` fields are left as stored."""
+
+    execution_id: str
+    branch_id: str
+    op_id: str
+    kind: OpKind
+    name: str
+    status: OpStatus
+    attempt: int = 0
+    payload: bytes | None = None  # serialized result (or condition state)
+    error: bytes | None = None  # serialized exception
+    due_at: float | None = None  # wall-clock seconds when a timer fires
+
+    @property
+    def nbytes(self) -> int:
+        return _size(self.payload, self.error)
+
+
+Update: TypeAlias = ExecutionUpdate | BranchUpdate | OperationUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    execution_id: str
+    kind: str
+    status: ExecutionStatus
+    spec: bytes | None
+    branch_count: int
+    result: bytes | None
+    error: bytes | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRecord:
+    execution_id: str
+    branch_id: str
+    parent_branch_id: str | None
+    parent_op_id: str | None
+    index: int
+    status: BranchStatus
+    input: bytes | None
+    result: bytes | None
+    error: bytes | None
+    epoch: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    execution_id: str
+    branch_id: str
+    op_id: str
+    seq: int  # order of first write within the branch
+    kind: OpKind
+    name: str
+    status: OpStatus
+    attempt: int
+    payload: bytes | None
+    error: bytes | None
+    due_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BranchLog:
+    """What an empty checkpoint answers: the branch as stored and its operations in order."""
+
+    branch_id: str
+    branch: BranchRecord | None
+    operations: tuple[OperationRecord, ...]
+
+    def by_op_id(self) -> dict[str, OperationRecord]:
+        return {op.op_id: op for op in self.operations}
+
+
+class ReplyTo(Protocol):
+    """Where an actor sends a deferred answer.
+
+    ``pykka.ThreadingFuture`` satisfies it inside one process; the runtime hands in
+    a picklable handle (an id and an address) whose ``set`` travels back across
+    processes.
+    """
+
+    def set(self, value: Any = None) -> None: ...
+
+    def set_exception(self, exc_info: Any = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Ask the checkpoint actor to make ``update`` durable.
+
+    ``update=None`` is an *empty checkpoint*: "make everything before me durable
+    and give me my current operation log" — answered with the ``BranchLog`` of
+    ``branch_id``. A sync update is answered with ``None`` once durable; a failed
+    store call answers ``CheckpointError``. ``reply_to=None`` means nobody waits.
+    """
+
+    branch_id: str
+    update: Update | None
+    sync: bool = True
+    reply_to: ReplyTo | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.update is None

@@ -1,0 +1,1 @@
+"""Processes, transport, stores and the ActorSystem that hosts ``actors`` across them."""
