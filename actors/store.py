@@ -22,7 +22,6 @@ from actors.messages import (
     ExecutionRecord,
     ExecutionUpdate,
     OperationRecord,
-    OperationUpdate,
     Update,
 )
 
@@ -183,4 +182,4 @@ def is_finished(branch: BranchRecord | None) -> bool:
     return branch is not None and branch.status in (BranchStatus.SUCCEEDED, BranchStatus.FAILED)
 
 
-__all__ = ["MemoryStore", "Store", "is_finished", "OperationUpdate"]
+__all__ = ["MemoryStore", "Store", "is_finished"]
