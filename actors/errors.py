@@ -87,3 +87,57 @@ class StepFailedError(DurableActorsError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (str(self), self.type_name, self.remote_traceback))
+
+
+class BatchFailedError(DurableActorsError):
+    """``BatchResult.values()`` was asked for while some branches of the batch failed.
+
+    The first failure (in input order) is chained as ``__cause__`` and kept as
+    ``first_error``; look at ``BatchResult.errors`` for all of them.
+
+        try:
+            sizes = ctx.map("thumbs", Thumb, items).values()
+        except BatchFailedError as err:
+            log.error("thumbs failed", failed=err.failed, first=repr(err.first_error))
+    """
+
+    def __init__(
+        self,
+        failed: int,
+        total: int,
+        first_index: int | None = None,
+        first_error: BaseException | None = None,
+    ) -> None:
+        first = "" if first_error is None else f"; first, at index {first_index}: {first_error!r}"
+        super().__init__(
+            f"{failed} of {total} branches failed{first}; read BatchResult.errors for every "
+            "failure, or use BatchResult.results to take the values that succeeded"
+        )
+        self.failed = failed
+        self.total = total
+        self.first_index = first_index
+        self.first_error = first_error
+        if first_error is not None:
+            self.__cause__ = first_error
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.failed, self.total, self.first_index, self.first_error))
+
+
+class ConditionTimeoutError(DurableActorsError):
+    """``ctx.wait_for_condition`` polled ``max_attempts`` times and the condition never held.
+
+    ``state`` is the last state the check returned.
+    """
+
+    def __init__(self, name: str, attempts: int, state: object = None) -> None:
+        super().__init__(
+            f"condition {name!r} did not hold after {attempts} polls; raise max_attempts or "
+            "interval, or handle ConditionTimeoutError in run()"
+        )
+        self.name = name
+        self.attempts = attempts
+        self.state = state
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.attempts, self.state))
