@@ -1,0 +1,435 @@
+"""The embedded SQLite store: one file, WAL mode, one writer and many readers.
+
+The checkpoint actor is the only writer; every ``commit`` is one
+``BEGIN IMMEDIATE ... COMMIT`` transaction, so a batch is written whole or not at
+all. Readers in other processes open their own ``SqliteStore`` (``read_only=True``
+if they never write) and read the last committed state while the writer runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+from actors.errors import (
+    SchemaTooNewError,
+    StoreError,
+    StoreLockedError,
+    StoreReadOnlyError,
+    StoreUnavailableError,
+)
+from actors.messages import (
+    BranchLog,
+    BranchRecord,
+    BranchStatus,
+    BranchUpdate,
+    ExecutionRecord,
+    ExecutionStatus,
+    ExecutionUpdate,
+    OperationRecord,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    Update,
+)
+
+
+class Migration(NamedTuple):
+    """One step of the schema; ``MIGRATIONS[i]`` takes a store from version ``i`` to ``i + 1``."""
+
+    description: str
+    statements: tuple[str, ...]
+
+
+# Append only: a released migration is never edited, a new one is added at the end.
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "executions, branches and operations",
+        (
+            """CREATE TABLE executions (
+                execution_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+                spec BLOB, branch_count INTEGER NOT NULL, result BLOB, error BLOB,
+                created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+            """CREATE TABLE branches (
+                branch_id TEXT PRIMARY KEY, execution_id TEXT NOT NULL,
+                parent_branch_id TEXT, parent_op_id TEXT, idx INTEGER NOT NULL,
+                status TEXT NOT NULL, input BLOB, result BLOB, error BLOB,
+                epoch INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+            "CREATE INDEX branches_by_execution ON branches (execution_id, parent_branch_id, idx)",
+            """CREATE TABLE operations (
+                branch_id TEXT NOT NULL, op_id TEXT NOT NULL, execution_id TEXT NOT NULL,
+                seq INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+                status TEXT NOT NULL, attempt INTEGER NOT NULL, payload BLOB, error BLOB,
+                due_at REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                UNIQUE (branch_id, op_id))""",
+            "CREATE UNIQUE INDEX operations_by_branch ON operations (branch_id, seq)",
+            """CREATE INDEX operations_due ON operations (due_at)
+                WHERE due_at IS NOT NULL AND status IN ('SUSPENDED', 'RETRYING')""",
+        ),
+    ),
+]
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
+
+_EXECUTION_COLUMNS = (
+    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at"
+)
+_BRANCH_COLUMNS = (
+    "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
+    "error, epoch, created_at, updated_at"
+)
+_OPERATION_COLUMNS = (
+    "execution_id, branch_id, op_id, seq, kind, name, status, attempt, payload, error, "
+    "due_at, created_at, updated_at"
+)
+
+# Numbered parameters let DO UPDATE reuse the bound values: NULL keeps the stored field.
+_UPSERT_EXECUTION = f"""
+INSERT INTO executions ({_EXECUTION_COLUMNS})
+VALUES (?1, coalesce(?2, ''), ?3, ?4, coalesce(?5, 0), ?6, ?7, ?8, ?8)
+ON CONFLICT (execution_id) DO UPDATE SET
+    kind = coalesce(?2, kind), status = ?3, spec = coalesce(?4, spec),
+    branch_count = coalesce(?5, branch_count), result = coalesce(?6, result),
+    error = coalesce(?7, error), updated_at = ?8"""
+_UPSERT_BRANCH = f"""
+INSERT INTO branches ({_BRANCH_COLUMNS})
+VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6, ?7, ?8, ?9, coalesce(?10, 0), ?11, ?11)
+ON CONFLICT (branch_id) DO UPDATE SET
+    parent_branch_id = coalesce(?3, parent_branch_id), parent_op_id = coalesce(?4, parent_op_id),
+    idx = coalesce(?5, idx), status = ?6, input = coalesce(?7, input),
+    result = coalesce(?8, result), error = coalesce(?9, error), epoch = coalesce(?10, epoch),
+    updated_at = ?11"""
+_UPSERT_OPERATION = f"""
+INSERT INTO operations ({_OPERATION_COLUMNS})
+VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE branch_id = ?2),
+    ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+ON CONFLICT (branch_id, op_id) DO UPDATE SET
+    kind = ?4, name = ?5, status = ?6, attempt = ?7, payload = coalesce(?8, payload),
+    error = coalesce(?9, error), due_at = coalesce(?10, due_at), updated_at = ?11"""
+_IN_CHUNK = 500  # branch ids per IN (...) query; far below SQLite's variable limit
+
+# Primary result codes (the low byte of an extended code).
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+
+
+def _execution(r: Any) -> ExecutionRecord:
+    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _branch(r: Any) -> BranchRecord:
+    return BranchRecord(
+        r[0], r[1], r[2], r[3], r[4], BranchStatus(r[5]), r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+
+
+def _operation(r: Any) -> OperationRecord:
+    return OperationRecord(
+        r[0], r[1], r[2], r[3], OpKind(r[4]), r[5], OpStatus(r[6]), r[7], r[8], r[9], r[10],
+        r[11], r[12],
+    )
+
+
+class SqliteStore:
+    """The ``Store`` of ``actors.store`` on one SQLite file in WAL mode.
+
+        store = SqliteStore("state.db")            # creates the file and its schema
+        store.commit([ExecutionUpdate("e1", ExecutionStatus.RUNNING, kind="map")], [], now=0.0)
+        store.read_execution("e1").status          # ExecutionStatus.RUNNING
+        store.close()
+
+    ``synchronous`` trades durability for commit latency:
+
+    * ``FULL`` (default): a commit that returned survives a process crash, an OS
+      crash and a power loss. This is what "acknowledged means durable" needs.
+    * ``NORMAL``: in WAL mode it survives a process crash (``kill -9``), but the
+      last transactions acknowledged before a power loss or an OS crash may be
+      lost (the database itself stays consistent).
+    * ``OFF``: no fsync at all; an OS crash or power loss may lose transactions
+      and may corrupt the file. For throwaway runs only.
+
+    ``lock_timeout`` is how long a write waits for another writer before raising
+    ``StoreLockedError``. ``read_only=True`` opens the file without ever taking a
+    write lock (for inspectors in other processes); its ``commit`` raises
+    ``StoreReadOnlyError``. One instance may be shared by threads (a lock
+    serializes them); other processes open their own.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        lock_timeout: float = 5.0,
+        read_only: bool = False,
+    ) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous={synchronous!r} is not a SQLite mode this store allows; "
+                f"use one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
+        self.path = os.fspath(path)
+        self.synchronous = mode
+        self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            with self._translated(opening=True):
+                self._migrate(self._connect())
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_only_hint(self) -> str:
+        if self.read_only:
+            return "it was opened with read_only=True (mode=ro); open it read-write to write"
+        return "make it writable, or open it with read_only=True (sqlite:///...?mode=ro) to read"
+
+    def _check_writable(self) -> None:
+        """Say early, and precisely, why a writer could not write here."""
+        file = Path(self.path)
+        directory = file.resolve().parent
+        if file.exists() and not os.access(file, os.W_OK):
+            raise StoreReadOnlyError(
+                f"the store file {file} is read-only; {self._read_only_hint()}"
+            )
+        if directory.is_dir() and not os.access(directory, os.W_OK):
+            raise StoreReadOnlyError(
+                f"the directory {directory} of the store is read-only, and WAL mode writes "
+                f"{file.name}-wal and {file.name}-shm beside the file; {self._read_only_hint()}"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        target, uri = self.path, False
+        if not self.read_only:
+            self._check_writable()
+        else:
+            target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro", True
+        # isolation_level=None: this class issues BEGIN/COMMIT itself.
+        self._conn = conn = sqlite3.connect(
+            target, timeout=self.lock_timeout, isolation_level=None,
+            check_same_thread=False, uri=uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {max(0, int(self.lock_timeout * 1000))}")
+        if not self.read_only:
+            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(journal).lower() != "wal":
+                raise StoreUnavailableError(
+                    f"the SQLite store at {self.path} cannot use WAL mode (got {journal!r}); "
+                    "put it on a local filesystem, not a network share"
+                )
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        exists = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        return int(row[0])
+
+    def _check_not_newer(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise SchemaTooNewError(
+                f"the store at {self.path} has schema version {version}, but this durable-actors "
+                f"knows versions up to {len(MIGRATIONS)}; upgrade durable-actors to open it"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Read first without a lock, so that opening an up-to-date store never waits on the writer.
+        version = self._schema_version(conn)
+        self._check_not_newer(version)
+        if version == len(MIGRATIONS):
+            return
+        if self.read_only:
+            raise StoreUnavailableError(
+                f"the store at {self.path} has schema version {version}, older than this code's "
+                f"{len(MIGRATIONS)}; open it once read-write to upgrade it"
+            )
+        with self._transaction(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            version = self._schema_version(conn)  # another process may have migrated meanwhile
+            self._check_not_newer(version)
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (number, migration.description, time.time()),
+                )
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailableError(f"the store at {self.path} is closed; open a new one")
+        return self._conn
+
+    @contextmanager
+    def _transaction(
+        self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE"
+    ) -> Iterator[None]:
+        """One transaction: committed if the block succeeds, rolled back on any error."""
+        with self._translated():
+            conn.execute(begin)
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error being raised already says what went wrong
+                raise
+
+    @contextmanager
+    def _translated(self, opening: bool = False) -> Iterator[None]:
+        """Raise driver errors as typed ``StoreError``s; the caller's own errors stay as is."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            typed = self._typed(err, opening)
+            if typed is None:
+                raise
+            raise typed from err
+
+    def _typed(self, err: sqlite3.Error, opening: bool) -> StoreError | None:
+        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        where = f"the SQLite store at {self.path}"
+        if code in (_BUSY, _LOCKED):
+            return StoreLockedError(
+                f"{where} stayed locked by another writer for more than {self.lock_timeout}s; "
+                "stop the other process using it (one system per store) or raise lock_timeout"
+            )
+        if code == _READONLY:
+            return StoreReadOnlyError(f"{where} is read-only ({err}); {self._read_only_hint()}")
+        directory = Path(self.path).resolve().parent
+        if code == _CANTOPEN or (opening and code in (_NOTADB, _CORRUPT)):
+            if not directory.is_dir():
+                reason = f"the directory {directory} does not exist; create it or pick another path"
+            elif Path(self.path).is_dir():
+                reason = "that path is a directory; give the path of a file"
+            elif code == _CANTOPEN:
+                reason = f"{err}; check the path and its permissions"
+            else:
+                reason = f"{err}; it is not a durable-actors SQLite store, choose another path"
+            return StoreUnavailableError(f"cannot open {where}: {reason}")
+        if code == _FULL:
+            return StoreError(f"{where} could not write: the disk is full; free space and retry")
+        if code in (_IOERR, _CORRUPT, _NOTADB):
+            return StoreError(f"{where} failed ({err}); check the disk and the file, then retry")
+        return None
+
+    def commit(
+        self, updates: Sequence[Update], read_logs: Sequence[str], now: float
+    ) -> dict[str, BranchLog]:
+        """Apply ``updates`` in order, then read ``read_logs``; one transaction, all or nothing."""
+        executions: list[tuple[Any, ...]] = []
+        branches: list[tuple[Any, ...]] = []
+        operations: list[tuple[Any, ...]] = []
+        # Tables do not refer to each other, so one executemany per table keeps each
+        # table's order (what upserts and seq depend on) and the result of the whole.
+        for u in updates:
+            if isinstance(u, OperationUpdate):
+                operations.append((u.execution_id, u.branch_id, u.op_id, u.kind.value, u.name,
+                                   u.status.value, u.attempt, u.payload, u.error, u.due_at, now))
+            elif isinstance(u, BranchUpdate):
+                branches.append((u.execution_id, u.branch_id, u.parent_branch_id, u.parent_op_id,
+                                 u.index, u.status.value, u.input, u.result, u.error, u.epoch, now))
+            elif isinstance(u, ExecutionUpdate):
+                executions.append((u.execution_id, u.kind, u.status.value, u.spec,
+                                   u.branch_count, u.result, u.error, now))
+            else:
+                raise TypeError(
+                    f"commit() takes ExecutionUpdate, BranchUpdate or OperationUpdate, "
+                    f"not {type(u).__name__}"
+                )
+        with self._lock:
+            conn = self._live()
+            with self._transaction(conn):
+                if executions:
+                    conn.executemany(_UPSERT_EXECUTION, executions)
+                if branches:
+                    conn.executemany(_UPSERT_BRANCH, branches)
+                if operations:
+                    conn.executemany(_UPSERT_OPERATION, operations)
+                logs = self._read_logs(conn, read_logs) if read_logs else {}
+        return logs
+
+    @staticmethod
+    def _read_logs(conn: sqlite3.Connection, branch_ids: Sequence[str]) -> dict[str, BranchLog]:
+        wanted = list(dict.fromkeys(branch_ids))
+        found: dict[str, BranchRecord] = {}
+        ops: dict[str, list[OperationRecord]] = {b: [] for b in wanted}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start:start + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE branch_id IN ({marks})", chunk
+            ):
+                found[row[1]] = _branch(row)
+            for row in conn.execute(
+                f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE branch_id IN ({marks}) "
+                "ORDER BY branch_id, seq",
+                chunk,
+            ):
+                ops[row[1]].append(_operation(row))
+        return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock, self._translated():
+            return self._live().execute(sql, params).fetchall()
+
+    def read_execution(self, execution_id: str) -> ExecutionRecord | None:
+        rows = self._read(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
+        )
+        return _execution(rows[0]) if rows else None
+
+    def read_executions(self) -> list[ExecutionRecord]:
+        rows = self._read(f"SELECT {_EXECUTION_COLUMNS} FROM executions ORDER BY created_at, rowid")
+        return [_execution(row) for row in rows]
+
+    def read_branches(self, execution_id: str) -> list[BranchRecord]:
+        rows = self._read(
+            f"SELECT {_BRANCH_COLUMNS} FROM branches WHERE execution_id = ? "
+            "ORDER BY coalesce(parent_branch_id, ''), idx, rowid",
+            (execution_id,),
+        )
+        return [_branch(row) for row in rows]
+
+    def read_log(self, branch_id: str) -> BranchLog:
+        with self._lock:
+            conn = self._live()
+            with self._transaction(conn, "BEGIN"):  # one snapshot of the branch and its operations
+                return self._read_logs(conn, [branch_id])[branch_id]
+
+    def read_due_timers(self) -> list[OperationRecord]:
+        """Operations suspended or retrying with a ``due_at``, soonest first."""
+        rows = self._read(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE due_at IS NOT NULL "
+            "AND status IN ('SUSPENDED', 'RETRYING') ORDER BY due_at"
+        )
+        return [_operation(row) for row in rows]
+
+    def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+__all__ = ["MIGRATIONS", "SYNCHRONOUS_MODES", "Migration", "SqliteStore"]
