@@ -1,1 +1,47 @@
-"""Processes, transport, stores and the ActorSystem that hosts ``actors`` across them."""
+"""Processes, transport, stores and the ``ActorSystem`` that hosts ``actors`` across them.
+
+    from runtime import ActorSystem, SystemConfig
+
+    with ActorSystem(config=SystemConfig(workers=2)) as system:
+        ref = system.spawn(MyActor, name="counter")
+        ref.ask("hello", timeout=5)
+"""
+
+from runtime.config import RestartPolicy, SystemConfig
+from runtime.errors import (
+    ActorDeadError,
+    CheckpointError,
+    ConfigurationError,
+    DurableActorsError,
+    MailboxFullError,
+    RemoteError,
+    SerializationError,
+    SpawnError,
+    Timeout,
+)
+from runtime.future import Future, get_all
+from runtime.proxy import ActorProxy
+from runtime.ref import ActorRef
+from runtime.system import ActorSystem
+from runtime.tracing import bound, read_trace
+
+__all__ = [
+    "ActorDeadError",
+    "ActorProxy",
+    "ActorRef",
+    "ActorSystem",
+    "CheckpointError",
+    "ConfigurationError",
+    "DurableActorsError",
+    "Future",
+    "MailboxFullError",
+    "RemoteError",
+    "RestartPolicy",
+    "SerializationError",
+    "SpawnError",
+    "SystemConfig",
+    "Timeout",
+    "bound",
+    "get_all",
+    "read_trace",
+]

@@ -1,0 +1,44 @@
+"""``durable-actors bench``: every figure beside its baseline, measured in one run."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from runtime.bench.report import Figure, table
+
+Suite = Callable[[bool], list[Figure]]
+
+
+def suites() -> dict[str, Suite]:
+    from runtime.bench import messaging
+
+    return {"messaging": messaging.run}
+
+
+def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    results: dict[str, list[Figure]] = {}
+    for name, suite in suites().items():
+        if only and name not in only:
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = suite(quick)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        payload = {
+            "quick": quick,
+            "seconds": elapsed,
+            "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+            "suites": {k: [f.as_dict() for f in v] for k, v in results.items()},
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        for name, figures in results.items():
+            print(f"\n== {name} ==")
+            print(table(figures))
+        print(f"\n({elapsed:.1f} s, {'quick' if quick else 'full'} run)")
+    return 0

@@ -1,0 +1,223 @@
+"""Messaging benchmarks, each beside its baseline measured in the same run.
+
+Baselines: a raw ``multiprocess`` pipe sending cloudpickle bytes (the floor for
+anything crossing processes), pykka ``ThreadingActor``s (the same vocabulary in
+one process), and a raw process start for spawn latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from typing import Any
+
+import cloudpickle
+import multiprocess
+import pykka
+
+from runtime.bench.report import Figure
+from runtime.config import SystemConfig
+from runtime.future import get_all
+from runtime.system import ActorSystem
+
+
+class Sink(pykka.ThreadingActor):
+    """Counts what it is told; answers the count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "count":
+            return self.count
+        self.count += 1
+        return None
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+
+def burn(rounds: int) -> str:
+    """CPU-bound work: ``rounds`` × 200 SHA-256 hashes, holding the GIL throughout."""
+    digest = b"durable"
+    for _ in range(rounds):
+        for _ in range(200):
+            digest = hashlib.sha256(digest).digest()
+    return digest.hex()
+
+
+def rounds_for(milliseconds: float) -> int:
+    """How many ``burn`` rounds take about ``milliseconds`` on this machine, alone."""
+    rounds = 10
+    while True:
+        start = time.perf_counter()
+        burn(rounds)
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.02:
+            return max(1, int(rounds * milliseconds / 1000 / elapsed))
+        rounds *= 2
+
+
+class Burner(pykka.ThreadingActor):
+    def burn(self, rounds: int) -> str:
+        return burn(rounds)
+
+
+def _raw_echo(conn: Any) -> None:
+    while True:
+        message = cloudpickle.loads(conn.recv_bytes())
+        if message is None:
+            return
+        if message[0] == "ask":
+            conn.send_bytes(cloudpickle.dumps(message[1]))
+
+
+def _raw_sink(conn: Any, count: int) -> None:
+    for _ in range(count):
+        cloudpickle.loads(conn.recv_bytes())
+    conn.send_bytes(cloudpickle.dumps("done"))
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct))]
+
+
+def raw_pipe(ctx: Any, tells: int, asks: int) -> tuple[float, list[float]]:
+    """(tell msgs/s, ask round trips in seconds) over a raw pipe with cloudpickle."""
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=_raw_sink, args=(there, tells))
+    process.start()
+    here.send_bytes(cloudpickle.dumps(("tell", -1)))  # wait for the process to be up
+    start = time.perf_counter()
+    for i in range(tells - 1):
+        here.send_bytes(cloudpickle.dumps(("tell", i)))
+    cloudpickle.loads(here.recv_bytes())
+    rate = (tells - 1) / (time.perf_counter() - start)
+    process.join()
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=_raw_echo, args=(there,))
+    process.start()
+    here.send_bytes(cloudpickle.dumps(("ask", 0)))
+    here.recv_bytes()
+    samples = []
+    for i in range(asks):
+        t0 = time.perf_counter()
+        here.send_bytes(cloudpickle.dumps(("ask", i)))
+        cloudpickle.loads(here.recv_bytes())
+        samples.append(time.perf_counter() - t0)
+    here.send_bytes(cloudpickle.dumps(None))
+    process.join()
+    return rate, samples
+
+
+def raw_spawn(ctx: Any, runs: int) -> list[float]:
+    """Seconds from Process.start() to the first reply over a pipe, raw."""
+    samples = []
+    for _ in range(runs):
+        here, there = ctx.Pipe()
+        t0 = time.perf_counter()
+        process = ctx.Process(target=_raw_echo, args=(there,))
+        process.start()
+        here.send_bytes(cloudpickle.dumps(("ask", 1)))
+        here.recv_bytes()
+        samples.append(time.perf_counter() - t0)
+        here.send_bytes(cloudpickle.dumps(None))
+        process.join()
+    return samples
+
+
+def run(quick: bool) -> list[Figure]:
+    tells = 30_000 if quick else 100_000
+    asks = 2_000 if quick else 5_000
+    proxy_calls = 2_000 if quick else 5_000
+    spawns = 5 if quick else 15
+    figures: list[Figure] = []
+    ctx = multiprocess.get_context("spawn")
+    raw_rate, raw_rtt = raw_pipe(ctx, tells, asks)
+    raw_spawns = raw_spawn(ctx, max(3, spawns // 3))
+
+    # pykka threads, one process: the same vocabulary without crossing processes.
+    sink = Sink.start()
+    start = time.perf_counter()
+    for _ in range(tells):
+        sink.tell(1)
+    sink.ask("count")
+    pykka_rate = tells / (time.perf_counter() - start)
+    proxy = sink.proxy()
+    start = time.perf_counter()
+    for i in range(proxy_calls):
+        proxy.echo(i).get()
+    pykka_proxy_rate = proxy_calls / (time.perf_counter() - start)
+    sink.stop()
+
+    with ActorSystem(config=SystemConfig(workers=1)) as system:
+        spawn_samples = []
+        for i in range(spawns):
+            t0 = time.perf_counter()
+            ref = system.spawn(Sink, name=f"spawned-{i}")
+            ref.ask("count")
+            spawn_samples.append(time.perf_counter() - t0)
+            ref.stop()
+        sink_ref = system.spawn(Sink, name="sink")
+        sink_ref.ask("count")
+        start = time.perf_counter()
+        for _ in range(tells):
+            sink_ref.tell(1)
+        sink_ref.ask("count")
+        rate = tells / (time.perf_counter() - start)
+        for i in range(200):  # warm up the connection and both interpreters
+            sink_ref.ask("count")
+        rtt = []
+        for _ in range(asks):
+            t0 = time.perf_counter()
+            sink_ref.ask("count")
+            rtt.append(time.perf_counter() - t0)
+        remote = sink_ref.proxy()
+        start = time.perf_counter()
+        for i in range(proxy_calls):
+            remote.echo(i).get()
+        proxy_rate = proxy_calls / (time.perf_counter() - start)
+
+    figures.append(Figure("one-way tell", "msgs/s", rate, raw_rate, "raw cloudpickle pipe",
+                          higher_is_better=True, target="≥ 0.7× raw (aim ≥ 1.0×)",
+                          extra={"pykka_threads_msgs_per_s": pykka_rate}))
+    figures.append(Figure("ask round trip p50", "µs", _percentile(rtt, 0.5) * 1e6,
+                          _percentile(raw_rtt, 0.5) * 1e6, "raw pipe round trip",
+                          higher_is_better=False, target="≤ 2× raw (aim 1.5×)"))
+    figures.append(Figure("ask round trip p99", "µs", _percentile(rtt, 0.99) * 1e6,
+                          _percentile(raw_rtt, 0.99) * 1e6, "raw pipe round trip",
+                          higher_is_better=False))
+    figures.append(Figure("proxy call rate", "calls/s", proxy_rate, pykka_proxy_rate,
+                          "pykka proxy, threads", higher_is_better=True))
+    figures.append(Figure("spawn → first reply p50", "ms", statistics.median(spawn_samples) * 1e3,
+                          statistics.median(raw_spawns) * 1e3, "raw Process(spawn) + pipe reply",
+                          higher_is_better=False, target="≤ 50 ms (aim 20 ms)",
+                          absolute_target=50.0))
+    figures.append(fan_out(quick))
+    return figures
+
+
+def fan_out(quick: bool) -> Figure:
+    """16 × 50 ms CPU-bound calls on 2 actors: processes vs pykka threads."""
+    calls, work_ms = (16, 50.0)
+    rounds = rounds_for(work_ms)  # the same fixed work on both sides
+    threads = [Burner.start() for _ in range(2)]
+    start = time.perf_counter()
+    get_all([threads[i % 2].proxy().burn(rounds) for i in range(calls)])
+    thread_time = time.perf_counter() - start
+    for ref in threads:
+        ref.stop()
+    with ActorSystem(config=SystemConfig(workers=1)) as system:
+        actors = [system.spawn(Burner, name=f"burner-{i}") for i in range(2)]
+        proxies = [a.proxy() for a in actors]
+        get_all([p.burn(1) for p in proxies])  # warm
+        start = time.perf_counter()
+        get_all([proxies[i % 2].burn(rounds) for i in range(calls)])
+        process_time = time.perf_counter() - start
+    return Figure("CPU fan-out 16×50 ms on 2 actors", "s", process_time, thread_time,
+                  "2 pykka ThreadingActors", higher_is_better=False,
+                  target="≥ 1.7× faster than threads (ratio ≤ 0.59)",
+                  extra={"speedup_over_threads": thread_time / process_time})

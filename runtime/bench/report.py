@@ -1,0 +1,68 @@
+"""A benchmark figure beside its baseline, and how to print a table of them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Figure:
+    """One measured figure and the baseline measured in the same run.
+
+    ``ratio`` is always "how many times better than the baseline" when
+    ``higher_is_better`` is set, and ``value / baseline`` otherwise (lower is
+    better, e.g. latency: 1.5 means 1.5× the baseline's latency).
+    """
+
+    name: str
+    unit: str
+    value: float
+    baseline: float
+    baseline_name: str
+    higher_is_better: bool
+    target: str = ""
+    absolute_target: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        if self.baseline == 0:
+            return float("inf")
+        return self.value / self.baseline
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratio"] = self.ratio
+        return data
+
+
+def _fmt(value: float) -> str:
+    if value >= 10_000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def table(figures: list[Figure]) -> str:
+    header = ("figure", "value", "baseline", "ratio", "baseline is", "target")
+    rows = [header]
+    for fig in figures:
+        rows.append((
+            fig.name,
+            f"{_fmt(fig.value)} {fig.unit}",
+            f"{_fmt(fig.baseline)} {fig.unit}",
+            f"{fig.ratio:.2f}×",
+            fig.baseline_name,
+            fig.target,
+        ))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""The ``durable-actors`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="durable-actors", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="benchmark suite with its baselines, one run")
+    bench.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--only", action="append", help="run only this suite (repeatable)")
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default")
+    demo.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
+    demo.add_argument("--items", type=int, default=None, help="how many items to fan out")
+
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        from runtime.bench import main as bench_main
+
+        return bench_main(quick=args.quick, as_json=args.json, only=args.only)
+    if args.command == "demo":
+        from runtime.demo import main as demo_main
+
+        return demo_main(store=args.store, items=args.items)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

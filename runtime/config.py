@@ -1,0 +1,95 @@
+"""System configuration and restart policies, validated when built."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from runtime.errors import ConfigurationError
+
+StartMethod = Literal["spawn", "forkserver", "fork"]
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the system restarts an actor whose process crashed or whose actor failed.
+
+    A crash is a process that exits without being asked (``kill -9``, a segfault) or
+    an actor stopped by an unhandled exception (pykka calls ``on_failure`` first).
+    The restarted actor is built again from the same class and arguments (fresh
+    state) at the same address, so existing refs keep working. After
+    ``max_restarts`` restarts within ``within`` seconds the actor stays dead.
+
+        ref = system.spawn(Counter, restart=RestartPolicy(max_restarts=3, backoff=0.1))
+    """
+
+    max_restarts: int = 3
+    backoff: float = 0.1  # seconds before the first restart; doubles each time
+    max_backoff: float = 5.0
+    within: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_restarts < 0:
+            raise ConfigurationError("RestartPolicy.max_restarts must be >= 0")
+        if self.backoff < 0 or self.max_backoff < 0 or self.within <= 0:
+            raise ConfigurationError("RestartPolicy delays must be >= 0 and within > 0")
+
+    def delay(self, restart_number: int) -> float:
+        """Seconds to wait before the ``restart_number``-th restart (1-based)."""
+        return float(min(self.max_backoff, self.backoff * 2 ** max(0, restart_number - 1)))
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """Everything an ``ActorSystem`` can be tuned with; see API.md for the meaning.
+
+        config = SystemConfig(workers=2, trace_path="trace.jsonl")
+    """
+
+    workers: int = field(default_factory=_default_workers)
+    start_method: StartMethod = "forkserver"
+    checkpoint_max_ops: int = 250
+    checkpoint_max_bytes: int = 750 * 1024
+    checkpoint_window: float = 0.01
+    suspend_checkpoint_delay: float = 0.1
+    ref_threshold_bytes: int = 64 * 1024
+    trace_path: str | None = None
+    # Runtime knobs beyond API.md.
+    worker_threads: int = 16  # branch threads per worker process
+    mailbox_window: int = 1024  # messages one process may have in flight to one actor
+    send_timeout: float = 30.0  # seconds a sender waits for mailbox room before MailboxFullError
+    spawn_timeout: float = 30.0  # seconds to wait for a new actor process to report ready
+    stop_timeout: float = 5.0  # seconds an actor gets to stop before its process is killed
+    sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
+    store_lock_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.start_method not in ("spawn", "forkserver", "fork"):
+            raise ConfigurationError(
+                f"start_method={self.start_method!r} is not one of 'spawn', 'forkserver', 'fork'"
+            )
+        positive_ints = ("workers", "checkpoint_max_ops", "checkpoint_max_bytes",
+                         "worker_threads", "mailbox_window")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(f"SystemConfig.{name} must be an int >= 1, got {value!r}")
+        non_negative = ("checkpoint_window", "suspend_checkpoint_delay", "send_timeout",
+                        "spawn_timeout", "stop_timeout", "store_lock_timeout")
+        for name in non_negative:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigurationError(f"SystemConfig.{name} must be a number >= 0, got {value!r}")
+        if self.ref_threshold_bytes < 0:
+            raise ConfigurationError("SystemConfig.ref_threshold_bytes must be >= 0")
+        if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]

@@ -1,0 +1,117 @@
+"""Futures that cross processes as reply handles.
+
+A ``Future`` is a pykka ``Future``: ``get(timeout)``, ``map``, ``join``,
+``filter``, ``reduce`` and ``get_all`` work as in pykka. It builds no
+waiter lock until somebody blocks on it, so the many futures that are
+answered before anyone asks (fire-and-check, ``get_all`` of replies already in)
+cost a few attribute writes. Pickled, a future becomes a *reply handle*: an id
+and the address of the process that waits on it; calling ``set`` on the handle in
+any process of the system sends the value back.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import pykka
+
+from runtime.errors import Timeout
+
+T = TypeVar("T")
+
+_UNSET: Any = object()
+_waiter_lock = threading.Lock()
+
+
+class Future(pykka.Future[T]):
+    """A value that arrives later, possibly from another process.
+
+        fut = ref.ask("count", block=False)
+        print(fut.map(lambda n: n + 1).get(timeout=5))
+    """
+
+    __slots__ = ("_exc", "_reply_id", "_value", "_waiter")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._value: Any = _UNSET
+        self._exc: BaseException | None = None
+        self._waiter: threading.Lock | None = None  # held until the value arrives
+        self._reply_id: int | None = None  # set when registered with the transport
+
+    def __repr__(self) -> str:
+        state = "pending" if not self.done() else ("failed" if self._exc else "done")
+        return f"<runtime.Future {state}>"
+
+    def done(self) -> bool:
+        return self._value is not _UNSET or self._exc is not None
+
+    def get(self, *, timeout: float | None = None) -> T:
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if not self.done():
+            # Publish the waiter before re-checking, so a concurrent set() sees one of the two.
+            with _waiter_lock:
+                if self._waiter is None:
+                    waiter = threading.Lock()
+                    waiter.acquire()
+                    self._waiter = waiter
+            waiter = self._waiter
+            if not self.done():
+                if not waiter.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                    raise Timeout(f"no reply within {timeout} seconds")
+                waiter.release()  # let any other getter through too
+        if self._exc is not None:
+            raise self._exc
+        value: T = self._value
+        return value
+
+    def _wake(self) -> None:
+        with _waiter_lock:
+            waiter = self._waiter
+            if waiter is not None and waiter.locked():
+                waiter.release()
+
+    def set(self, value: Any = None) -> None:
+        if self.done():
+            return  # a late duplicate (e.g. a reply racing an ActorDeadError) is dropped
+        self._value = value
+        if self._waiter is not None:
+            self._wake()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        if self.done():
+            return
+        self._exc = exc
+        if self._waiter is not None:
+            self._wake()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from runtime import transport  # the transport registers us under a reply id
+
+        return transport.reply_handle_for(self)
+
+
+def get_all(futures: Iterable[pykka.Future[Any]], *, timeout: float | None = None) -> list[Any]:
+    """Collect the values of ``futures``; ``timeout`` bounds the whole wait.
+
+        values = get_all([ref.ask(i, block=False) for i in range(10)], timeout=5)
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    values = []
+    for fut in futures:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        values.append(fut.get(timeout=remaining))
+    return values
+
+
+def remote_traceback_of(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,228 @@
+"""Hosting a pykka actor behind a node: its inbox, its replies, its lifecycle.
+
+The user's class runs unchanged. We start it through pykka's own runtime hook
+(``_create_actor_inbox``) on a thin subclass made here, so that the inbox can do
+two things as the actor's thread takes each message: bind the structlog context
+that travelled with the message, and return flow-control credit to the sender.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pykka
+import structlog
+from pykka._envelope import Envelope
+
+from runtime.transport import Node, Peer, RemoteReply
+
+if TYPE_CHECKING:
+    from runtime.ref import ActorRef
+
+log = structlog.get_logger("runtime.host")
+
+
+class TracedEnvelope(Envelope[Any]):
+    """A pykka envelope that also carries the sender's trace context and identity."""
+
+    __slots__ = ("context", "origin")
+
+    def __init__(
+        self,
+        message: Any,
+        reply_to: Any = None,
+        context: dict[str, Any] | None = None,
+        origin: Peer | None = None,
+    ) -> None:
+        super().__init__(message, reply_to=reply_to)
+        self.context = context
+        self.origin = origin
+
+
+class TracingInbox:
+    """The actor's inbox: binds each message's context as the actor takes it.
+
+    A ``queue.SimpleQueue`` underneath (C-implemented, no Python-level condition),
+    since pykka only needs ``put``, ``get`` and ``empty``.
+    """
+
+    __slots__ = ("_hosted", "_last_context", "_queue")
+
+    def __init__(self, hosted: HostedActor) -> None:
+        self._queue: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
+        self._hosted = hosted
+        self._last_context: Any = _NO_CONTEXT
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        self._queue.put(envelope)
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        envelope = self._queue.get(block, timeout)
+        hosted = self._hosted
+        context = getattr(envelope, "context", None)
+        if context is not self._last_context and context != self._last_context:
+            # Rebinding costs a walk over the context: only when it changed.
+            structlog.contextvars.clear_contextvars()
+            if context:
+                structlog.contextvars.bind_contextvars(**context)
+            structlog.contextvars.bind_contextvars(actor=hosted.name)
+            self._last_context = context
+        origin = getattr(envelope, "origin", None)
+        if origin is not None:
+            hosted.node.credit(origin, hosted.actor_id)
+        return envelope
+
+
+_NO_CONTEXT = object()
+_building = threading.local()  # the HostedActor whose pykka actor is being constructed
+
+
+def _inbox_factory() -> TracingInbox:
+    return TracingInbox(_building.hosted)
+
+
+_hosted_classes: dict[type, type] = {}
+
+
+def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
+    """``cls`` with our inbox plugged into pykka's runtime hook; name and module kept."""
+    if not (isinstance(cls, type) and issubclass(cls, pykka.ThreadingActor)):
+        raise TypeError(f"{cls!r} is not a pykka.ThreadingActor subclass")
+    sub = _hosted_classes.get(cls)
+    if sub is None:
+        namespace = {
+            "_create_actor_inbox": staticmethod(_inbox_factory),
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+        }
+        sub = _hosted_classes[cls] = type(cls.__name__, (cls,), namespace)
+    return sub
+
+
+class HostedActor:
+    """One pykka actor living in this process, reachable through the node."""
+
+    def __init__(self, node: Node, actor_id: str, name: str) -> None:
+        self.node = node
+        self.actor_id = actor_id
+        self.name = name
+        self.pykka_ref: pykka.ActorRef[Any] | None = None
+        self.failed = False
+        self.finished = threading.Event()  # on_stop or on_failure has run
+        self.stop_requested = False
+
+    @property
+    def accepting(self) -> bool:
+        ref = self.pykka_ref
+        return ref is not None and ref.is_alive()
+
+    def start(self, cls: type[pykka.Actor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        _building.hosted = self
+        try:
+            actor = hosted_class(cls)(*args, **kwargs)
+        finally:
+            _building.hosted = None
+        self._wrap_hooks(actor)
+        self.pykka_ref = actor.actor_ref
+        self.node.actors[self.actor_id] = self
+        pykka.ActorRegistry.register(actor.actor_ref)
+        actor._start_actor_loop()  # what pykka's Actor.start does after construction
+
+    def _wrap_hooks(self, actor: pykka.Actor) -> None:
+        """Know whether the actor ended by a stop or by a failure (for restarts)."""
+        hosted = self
+        user_on_stop, user_on_failure = actor.on_stop, actor.on_failure
+
+        def on_stop() -> None:
+            try:
+                user_on_stop()
+            finally:
+                hosted.finished.set()
+
+        def on_failure(*exc_info: Any) -> None:
+            hosted.failed = True
+            log.error("actor.failed", error=repr(exc_info[1]))
+            try:
+                user_on_failure(*exc_info)
+            finally:
+                hosted.finished.set()
+
+        actor.on_stop = on_stop  # type: ignore[method-assign]
+        actor.on_failure = on_failure  # type: ignore[method-assign]
+
+    def deliver(self, message: Any, origin: Peer | None, reply_id: int, context: Any) -> None:
+        reply = None
+        if reply_id:
+            assert origin is not None
+            reply = RemoteReply(self.node.system_id, origin.address, reply_id)
+        if isinstance(message, pykka.messages._ActorStop):
+            self.stop_requested = True
+        ref = self.pykka_ref
+        assert ref is not None
+        ref.actor_inbox.put(TracedEnvelope(message, reply, context, origin))
+
+    def deliver_local(self, message: Any, reply: Any, context: Any) -> None:
+        if isinstance(message, pykka.messages._ActorStop):
+            self.stop_requested = True
+        ref = self.pykka_ref
+        assert ref is not None
+        ref.actor_inbox.put(TracedEnvelope(message, reply, context, None))
+
+    def wait_stopped(self) -> None:
+        """Block until the actor's loop has ended (stopped or failed)."""
+        ref = self.pykka_ref
+        assert ref is not None
+        ref.actor_stopped.wait()
+        # on_stop/on_failure run just after the stopped flag is set; an actor that
+        # failed in on_start never calls on_failure, so don't wait forever.
+        self.finished.wait(timeout=10.0)
+        if not self.stop_requested and not self.finished.is_set():
+            self.failed = True
+
+    def introspect(self) -> dict[tuple[str, ...], tuple[bool, bool]]:
+        """Public attributes as path -> (callable, traversable), for remote proxies."""
+        ref = self.pykka_ref
+        actor = ref._actor_weakref() if ref is not None else None
+        if actor is None:
+            raise pykka.ActorDeadError(f"actor {self.name!r} is stopped")
+        return describe_attributes(actor)
+
+
+def describe_attributes(root: Any) -> dict[tuple[str, ...], tuple[bool, bool]]:
+    found: dict[tuple[str, ...], tuple[bool, bool]] = {}
+    to_visit: list[tuple[tuple[str, ...], Any]] = [((), root)]
+    while to_visit:
+        path, obj = to_visit.pop()
+        for name in dir(obj):
+            if name.startswith("_") or (not path and name in _ACTOR_INTERNALS):
+                continue
+            try:
+                attr = getattr(obj, name)
+            except Exception:
+                continue
+            traversable = bool(
+                getattr(attr, "_pykka_traversable", False) or getattr(attr, "pykka_traversable", False)
+            )
+            found[(*path, name)] = (callable(attr), traversable)
+            if traversable and len(path) < 4:
+                to_visit.append(((*path, name), attr))
+    return found
+
+
+_ACTOR_INTERNALS = frozenset({"actor_ref", "actor_inbox", "actor_stopped", "actor_urn", "start",
+                              "use_daemon_thread"})
+
+
+def local_ref_target(node: Node, ref: ActorRef[Any]) -> HostedActor | None:
+    """The hosted actor behind ``ref`` if it lives in this very process."""
+    if ref.address != node.address:
+        return None
+    return node.actors.get(ref.actor_id)

@@ -1,0 +1,120 @@
+"""The life of one actor process: boot, host the actor, report, exit.
+
+A child process hosts exactly one top-level pykka actor. It reports ready (or
+the constructor's exception) to the service process, serves until the actor
+stops, and exits with ``EXIT_STOPPED`` or, when the actor failed,
+``EXIT_FAILED`` (which the supervisor treats as a crash). A watcher thread
+exits the process as soon as the service process dies, however it died, so no
+child outlives its system.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import multiprocess
+import structlog
+from multiprocess.connection import wait
+
+from runtime import serialization, tracing
+from runtime.host import HostedActor
+from runtime.transport import Node
+
+EXIT_STOPPED = 0
+EXIT_FAILED = 3
+EXIT_BOOT_FAILED = 4
+EXIT_ORPHANED = 5
+
+log = structlog.get_logger("runtime.process")
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """Everything a new actor process needs; the actor itself travels as cloudpickle bytes."""
+
+    system_id: str
+    secret: bytes
+    address: str
+    actor_id: str
+    name: str
+    role: str
+    payload: bytes  # cloudpickle of (cls, args, kwargs): classes from __main__ travel by value
+    parent_address: str
+    ready_reply_id: int
+    trace_path: str | None
+    mailbox_window: int
+    send_timeout: float
+
+
+def _exit_when_orphaned(node: Node) -> None:
+    parent = multiprocess.parent_process()
+    if parent is None:
+        return
+    wait([parent.sentinel])
+    log.warning("process.orphaned", reason="the service process died; exiting")
+    _flush(node, timeout=0.5)
+    os._exit(EXIT_ORPHANED)
+
+
+def _flush(node: Node, timeout: float) -> None:
+    """Give the writer thread a moment to send what is queued (replies, credits)."""
+    deadline = time.monotonic() + timeout
+    while not node.flushed() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def child_main(spec: BootSpec) -> None:
+    """Entry point of an actor process (runs under any start method)."""
+    # Ctrl-C in a terminal signals the whole process group: the service decides
+    # how its actors stop, so children ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
+                      actor=spec.name)
+    node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
+                role=spec.role, mailbox_window=spec.mailbox_window,
+                send_timeout=spec.send_timeout).start()
+    threading.Thread(target=_exit_when_orphaned, args=(node,), name="da-orphan-watch",
+                     daemon=True).start()
+    hosted = HostedActor(node, spec.actor_id, spec.name)
+    node.ctrl_handlers["ping"] = _ping(node)
+    node.ctrl_handlers["introspect"] = _introspect(node)
+    try:
+        cls, args, kwargs = serialization.loads(spec.payload)
+        hosted.start(cls, args, kwargs)
+    except BaseException as exc:
+        node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
+        _flush(node, timeout=2.0)
+        os._exit(EXIT_BOOT_FAILED)
+    log.debug("process.ready", address=os.path.basename(spec.address))
+    node.send_reply(spec.parent_address, spec.ready_reply_id, True, os.getpid())
+    hosted.wait_stopped()
+    code = EXIT_FAILED if hosted.failed else EXIT_STOPPED
+    log.debug("process.exit", code=code)
+    _flush(node, timeout=1.0)
+    node.close()
+    os._exit(code)
+
+
+def _ping(node: Node) -> Any:
+    def ping(actor_id: str, _: Any) -> bool:
+        hosted = node.actors.get(actor_id)
+        return hosted is not None and hosted.accepting
+
+    return ping
+
+
+def _introspect(node: Node) -> Any:
+    def introspect(actor_id: str, _: Any) -> Any:
+        hosted = node.actors.get(actor_id)
+        if hosted is None:
+            from runtime.errors import ActorDeadError
+
+            raise ActorDeadError(f"actor {actor_id} is not hosted here")
+        return hosted.introspect()
+
+    return introspect

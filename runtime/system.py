@@ -1,0 +1,262 @@
+"""``ActorSystem``: the composition root that puts actors into processes and wires them."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, TypeVar
+
+import multiprocess
+import pykka
+import structlog
+
+from runtime import serialization, tracing
+from runtime.config import RestartPolicy, SystemConfig
+from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
+from runtime.future import Future
+from runtime.process import BootSpec, child_main
+from runtime.ref import ActorRef
+from runtime.supervisor import Child, Supervisor
+from runtime.transport import Node
+
+A = TypeVar("A", bound=pykka.Actor)
+
+log = structlog.get_logger("runtime.system")
+
+_live_systems: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+_forkserver_lock = threading.Lock()
+
+
+def _without_main(original: Any) -> Any:
+    """Wrap multiprocess's preparation data so our children never re-run ``__main__``.
+
+    With spawn and forkserver, multiprocess re-imports the service's main script in
+    every child (hence the ``if __name__ == "__main__"`` idiom). Our children need
+    nothing from it: actor classes travel by value with cloudpickle. So for our own
+    processes (named ``da-*``) the main-module entries are dropped, and a service
+    script works without that idiom.
+    """
+
+    def preparation_data(name: str) -> Any:
+        data = original(name)
+        if name.startswith("da-"):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    preparation_data.__wrapped__ = original  # type: ignore[attr-defined]
+    return preparation_data
+
+
+def _patch_preparation() -> None:
+    from multiprocess import spawn
+
+    if not hasattr(spawn.get_preparation_data, "__wrapped__"):
+        spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+
+
+def _context(method: str) -> Any:
+    _patch_preparation()
+    ctx = multiprocess.get_context(method)
+    if method == "forkserver":
+        # Children fork from a server that has already imported the runtime, so a
+        # spawn costs a fork, not an interpreter start (see docs/design.md).
+        ctx.set_forkserver_preload(["runtime.process", "runtime.system"])
+    return ctx
+
+
+def _stop_forkserver() -> None:
+    """Stop the forkserver and its resource tracker once no system in this process needs them.
+
+    Both are children of the service process; left running they would outlive
+    the system that started them.
+    """
+    from multiprocess import forkserver, resource_tracker
+
+    with _forkserver_lock:
+        if not _live_systems:
+            forkserver._forkserver._stop()
+            tracker = resource_tracker._resource_tracker
+            if hasattr(tracker, "_stop"):
+                tracker._stop()
+
+
+class ActorSystem:
+    """Hosts actors in OS processes of their own and lets any process talk to any actor.
+
+        with ActorSystem(config=SystemConfig(workers=2)) as system:
+            ref = system.spawn(Counter, name="counter")
+            assert ref.ask("count") == 0
+
+    Leaving the block, ``shutdown()``, an exception, Ctrl-C, or the death of the
+    service process (any signal) leaves no child process behind.
+    """
+
+    def __init__(self, store: str | None = None, config: SystemConfig | None = None) -> None:
+        if config is not None and not isinstance(config, SystemConfig):
+            raise ConfigurationError(f"config must be a SystemConfig, got {type(config).__name__}")
+        self.config = config or SystemConfig()
+        self.store_url = store
+        self.id = f"sys-{uuid.uuid4().hex[:12]}"
+        self._secret = secrets.token_bytes(32)
+        self._dir = tempfile.mkdtemp(prefix="durable-actors-")  # mode 0700: owner only
+        self._ctx = _context(self.config.start_method)
+        self._names: set[str] = set()
+        self._counter = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        if self.config.trace_path is not None or not structlog.is_configured():
+            # A service that configured structlog itself keeps its configuration
+            # unless it asked for a trace file.
+            tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
+        self.node = Node(
+            system_id=self.id, address=os.path.join(self._dir, "service.sock"),
+            secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
+            send_timeout=self.config.send_timeout,
+        ).start()
+        self._supervisor = Supervisor(self._start_process, self._new_ready_id)
+        _live_systems.add(self)
+        atexit.register(self.shutdown)
+        log.info("system.started", system=self.id, start_method=self.config.start_method)
+
+    # -- context manager --------------------------------------------------------
+
+    def __enter__(self) -> ActorSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- spawning -----------------------------------------------------------------
+
+    def _new_ready_id(self) -> int:
+        fut: Future[Any] = Future()
+        return self.node.register(fut, None)
+
+    def _start_process(self, spec: BootSpec) -> Any:
+        process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
+        process.start()
+        return process
+
+    def spawn(
+        self,
+        actor_class: type[A],
+        *args: Any,
+        name: str | None = None,
+        restart: RestartPolicy | None = None,
+        **kwargs: Any,
+    ) -> ActorRef[A]:
+        """Start ``actor_class(*args, **kwargs)`` in a new process; return its ref.
+
+        ``actor_class`` is any ``pykka.ThreadingActor`` subclass, also one defined in
+        ``__main__`` or in a function. The constructor's exception is re-raised here.
+        """
+        if self._closed:
+            raise ActorDeadError("this actor system is shut down; start a new one")
+        if not (isinstance(actor_class, type) and issubclass(actor_class, pykka.ThreadingActor)):
+            raise ConfigurationError(
+                f"spawn() takes a pykka.ThreadingActor subclass, got {actor_class!r}"
+            )
+        with self._lock:
+            self._counter += 1
+            number = self._counter
+            if name is None:
+                name = f"{actor_class.__name__}-{number}"
+            if name in self._names:
+                raise ConfigurationError(f"an actor named {name!r} already exists in this system")
+            self._names.add(name)
+        actor_id = f"a{number}"
+        payload = serialization.dumps_or_raise(
+            (actor_class, args, kwargs), f"actor {name!r} (its class or arguments)"
+        )
+        ready: Future[Any] = Future()
+        spec = BootSpec(
+            system_id=self.id, secret=self._secret,
+            address=os.path.join(self._dir, f"{actor_id}.sock"), actor_id=actor_id, name=name,
+            role=f"actor:{name}", payload=payload, parent_address=self.node.address,
+            ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
+            mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
+        )
+        process = self._start_process(spec)
+        self._await_ready(ready, process, name)
+        self._supervisor.add(Child(spec, restart, process))
+        grace = 0.0 if restart is None else restart.max_backoff + self.config.spawn_timeout
+        log.debug("actor.spawned", name=name, pid=process.pid)
+        return ActorRef(system_id=self.id, address=spec.address, actor_id=actor_id, name=name,
+                        class_name=actor_class.__name__, restart_grace=grace)
+
+    def _await_ready(self, ready: Future[Any], process: Any, name: str) -> None:
+        deadline = time.monotonic() + self.config.spawn_timeout
+        while True:
+            try:
+                ready.get(timeout=0.05)
+                return
+            except Timeout:
+                if process.exitcode is not None:
+                    raise SpawnError(
+                        f"the process of actor {name!r} exited with code {process.exitcode} "
+                        "before it was ready; see the trace or stderr for why"
+                    ) from None
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise SpawnError(
+                        f"actor {name!r} was not ready within spawn_timeout="
+                        f"{self.config.spawn_timeout}s"
+                    ) from None
+
+    # -- shutdown -------------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every actor and process of the system; idempotent.
+
+        Each actor gets ``stop_timeout`` seconds (or ``timeout``) to finish the
+        messages already in its inbox; a process still running after that is killed.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        budget = self.config.stop_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        children = self._supervisor.live_children()
+        stops = []
+        for child in children:
+            child.state = "stopping"
+            fut: Future[Any] = Future()
+            try:
+                self.node.send_message(child.spec.address, child.spec.actor_id, child.spec.name,
+                                       pykka.messages._ActorStop(), fut, None)
+                stops.append(fut)
+            except Exception:
+                pass  # already gone
+        for fut in stops:
+            try:
+                fut.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:
+                pass
+        for child in children:
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for child in children:
+            if child.process.exitcode is None:
+                log.warning("actor.killed", name=child.spec.name, reason="did not stop in time")
+                child.process.kill()
+                child.process.join(timeout=2)
+        self._supervisor.close()
+        self.node.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        _live_systems.discard(self)
+        atexit.unregister(self.shutdown)
+        if self.config.start_method == "forkserver":
+            _stop_forkserver()
+        log.info("system.stopped", system=self.id)

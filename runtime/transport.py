@@ -1,0 +1,558 @@
+"""This process's end of the system's channels: one ``Node`` per process and system.
+
+Every process of a system (the service, each actor's process) runs a Node: a
+Unix-socket listener in the system's private directory (mode 0700, connections
+authenticated with the system's secret by ``multiprocess.connection``), one
+duplex connection per peer process, opened on first use by either side.
+Messages go straight from sender to receiver; nothing is relayed.
+
+The hot path does the least work it can:
+
+* the *sending thread* pickles (so a bad message fails at the sender, naming
+  the culprit) and appends a length-prefixed record to one outbound queue;
+* one *writer thread* per node drains that queue and writes everything that has
+  accumulated for a peer in one ``send_bytes``;
+* one *reader thread* per connection only decodes records and enqueues them:
+  messages into the target actor's inbox, replies into their futures.
+
+Flow control is credit based: a node may have at most ``mailbox_window``
+messages in flight to one actor; the receiving actor returns credit as it takes
+messages from its inbox, so a slow actor slows its senders (and, past
+``send_timeout``, makes them raise ``MailboxFullError``) instead of growing
+memory without bound. Replies and control records are never held back, so a
+full mailbox cannot block the reply an actor is waiting for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+import os
+import queue
+import struct
+import threading
+import time
+from time import perf_counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from multiprocess.connection import Client, Connection, Listener
+
+from runtime import serialization
+from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
+from runtime.future import Future, remote_traceback_of
+
+if TYPE_CHECKING:
+    from runtime.host import HostedActor
+
+log = structlog.get_logger("runtime.transport")
+
+# Record kinds: the first field of every pickled record tuple.
+MSG, REPLY, CREDIT, CTRL, HELLO, DEAD = range(6)
+_LEN = struct.Struct("<I")
+_MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
+_BURST_GAP = 50e-6  # frames closer than this are a burst: batch them in the writer thread
+
+_nodes: dict[str, Node] = {}  # system id -> this process's node of that system
+_nodes_lock = threading.Lock()
+_sending_to = threading.local()  # peer whose message is being pickled (see reply_handle_for)
+
+
+def node_for(system_id: str) -> Node:
+    try:
+        return _nodes[system_id]
+    except KeyError:
+        raise ActorDeadError(
+            f"actor system {system_id!r} is not running in this process "
+            "(it was shut down, or this ref came from another system)"
+        ) from None
+
+
+def current_node() -> Node | None:
+    """The only node in this process, for child processes (one system each)."""
+    with _nodes_lock:
+        return next(iter(_nodes.values())) if len(_nodes) == 1 else None
+
+
+def reply_handle_for(future: Future[Any]) -> tuple[Any, ...]:
+    """How a ``Future`` pickles: register it for a reply and travel as (address, id)."""
+    peer: Peer | None = getattr(_sending_to, "peer", None)
+    node = peer.node if peer is not None else current_node()
+    if node is None:
+        raise SerializationError(
+            "a Future can only be sent inside a message of a running actor system"
+        )
+    reply_id = node.register(future, peer)
+    return (_rebuild_reply, (node.system_id, node.address, reply_id))
+
+
+def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
+    node = _nodes.get(system_id)
+    if node is not None and node.address == address:
+        home = node.pending_future(reply_id)  # the handle came home: the waiting future itself
+        if home is not None:
+            return home
+    return RemoteReply(system_id, address, reply_id)
+
+
+class RemoteReply:
+    """A reply handle whose future waits in another process; quacks like a pykka Future."""
+
+    __slots__ = ("address", "reply_id", "system_id")
+
+    def __init__(self, system_id: str, address: str, reply_id: int) -> None:
+        self.system_id = system_id
+        self.address = address
+        self.reply_id = reply_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_reply, (self.system_id, self.address, self.reply_id))
+
+    def __repr__(self) -> str:
+        return f"<RemoteReply {self.reply_id} to {os.path.basename(self.address)}>"
+
+    def set(self, value: Any = None) -> None:
+        node_for(self.system_id).send_reply(self.address, self.reply_id, True, value)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        import sys
+
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        node_for(self.system_id).send_reply(self.address, self.reply_id, False, exc)
+
+
+@dataclass(eq=False)
+class Peer:
+    """Another process of the system, as seen from this node."""
+
+    node: Node
+    address: str
+    conn: Connection | None = None
+    connect_lock: threading.Lock = field(default_factory=threading.Lock)
+    flow_lock: threading.Lock = field(default_factory=threading.Lock)
+    flow_cond: threading.Condition = field(init=False)
+    inflight: dict[str, int] = field(default_factory=dict)  # actor id -> unacknowledged msgs
+    consumed: dict[str, int] = field(default_factory=dict)  # actor id -> msgs to credit back
+    pending: set[int] = field(default_factory=set)  # reply ids that wait on this peer
+    out: deque[bytes] = field(default_factory=deque)  # frames waiting for the writer thread
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    last_send: float = 0.0  # perf_counter of the last frame handed to this peer
+    dead_actors: set[str] = field(default_factory=set)
+    generation: int = 0  # bumped on every broken connection; wakes blocked senders
+
+    def __post_init__(self) -> None:
+        self.flow_cond = threading.Condition(self.flow_lock)
+
+
+class Node:
+    """One process's endpoint in one actor system."""
+
+    def __init__(
+        self,
+        *,
+        system_id: str,
+        address: str,
+        secret: bytes,
+        role: str,
+        mailbox_window: int = 1024,
+        send_timeout: float = 30.0,
+    ) -> None:
+        self.system_id = system_id
+        self.address = address
+        self.secret = secret
+        self.role = role
+        self.mailbox_window = mailbox_window
+        self.credit_batch = max(1, mailbox_window // 4)
+        self.send_timeout = send_timeout
+        self.actors: dict[str, HostedActor] = {}
+        self.ctrl_handlers: dict[str, Callable[[str, Any], Any]] = {}
+        self._peers: dict[str, Peer] = {}
+        self._peers_lock = threading.Lock()
+        self._pending: dict[int, Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._dirty: queue.SimpleQueue[Peer | None] = queue.SimpleQueue()
+        self._closed = False
+        self._listener: Listener | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Node:
+        if os.path.exists(self.address):
+            os.unlink(self.address)  # a crashed predecessor's socket (restart at the same address)
+        self._listener = Listener(self.address, family="AF_UNIX", authkey=self.secret)
+        os.chmod(self.address, 0o600)
+        with _nodes_lock:
+            _nodes[self.system_id] = self
+        for target, name in ((self._accept_loop, "accept"), (self._writer_loop, "writer")):
+            thread = threading.Thread(target=target, name=f"da-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _nodes_lock:
+            if _nodes.get(self.system_id) is self:
+                del _nodes[self.system_id]
+        self._dirty.put(None)
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except OSError:
+                pass
+        with self._peers_lock:
+            peers = list(self._peers.values())
+        for peer in peers:
+            self._break(peer, peer.conn, "this process's node closed")
+        for fut in list(self._pending.values()):
+            fut.set_exception((ActorDeadError, ActorDeadError("actor system shut down"), None))
+        self._pending.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- futures ---------------------------------------------------------------
+
+    def register(self, future: Future[Any], peer: Peer | None) -> int:
+        reply_id = future._reply_id
+        if reply_id is None:
+            reply_id = future._reply_id = next(self._ids)
+            self._pending[reply_id] = future
+        if peer is not None:
+            peer.pending.add(reply_id)
+        return reply_id
+
+    def pending_future(self, reply_id: int) -> Future[Any] | None:
+        return self._pending.get(reply_id)
+
+    def _resolve(self, reply_id: int, ok: bool, value: Any, peer: Peer | None) -> None:
+        fut = self._pending.pop(reply_id, None)
+        if peer is not None:
+            peer.pending.discard(reply_id)
+        if fut is None:
+            return  # already failed (peer died, system closed) or answered
+        if ok:
+            fut.set(value)
+        else:
+            fut.set_exception((type(value), value, value.__traceback__))
+
+    # -- peers and connections --------------------------------------------------
+
+    def peer(self, address: str) -> Peer:
+        found = self._peers.get(address)
+        if found is None:
+            with self._peers_lock:
+                found = self._peers.setdefault(address, Peer(self, address))
+        return found
+
+    def connected(self, address: str, *, grace: float = 0.0) -> Peer:
+        """The peer at ``address`` with a live connection, connecting if needed.
+
+        ``grace`` keeps retrying a refused connection that long (a restarting actor).
+        """
+        peer = self.peer(address)
+        if peer.conn is not None:
+            return peer
+        deadline = time.monotonic() + grace
+        with peer.connect_lock:
+            while peer.conn is None:
+                if self._closed:
+                    raise ActorDeadError("actor system shut down")
+                try:
+                    conn = Client(address, family="AF_UNIX", authkey=self.secret)
+                except (FileNotFoundError, ConnectionRefusedError) as exc:
+                    if time.monotonic() >= deadline:
+                        raise ActorDeadError(
+                            f"no process listens at {os.path.basename(address)}: the actor is "
+                            "stopped or crashed (spawn it again, or give it a RestartPolicy)"
+                        ) from exc
+                    time.sleep(0.01)  # a restarting actor rebinds its address shortly
+                    continue
+                conn.send_bytes(self._frame((HELLO, self.address)))
+                self._attach(peer, conn)
+        return peer
+
+    def _attach(self, peer: Peer, conn: Connection) -> None:
+        if peer.conn is None:
+            peer.conn = conn
+            peer.dead_actors.clear()
+        thread = threading.Thread(
+            target=self._reader_loop, args=(peer, conn), name="da-reader", daemon=True
+        )
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._closed:
+            try:
+                conn = self._listener.accept()
+                first = conn.recv_bytes()
+                kind, address = serialization.loads(memoryview(first)[_LEN.size :])
+            except Exception as exc:  # an unauthenticated or broken client: drop it, keep serving
+                if not self._closed:
+                    log.debug("transport.accept_failed", error=repr(exc))
+                continue
+            if kind == HELLO:
+                self._attach(self.peer(address), conn)
+
+    def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
+        """A connection ended: fail what waits on the peer, wake blocked senders."""
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if peer.conn is not conn:
+            return  # a spare connection of a peer that still has its main one
+        with peer.flow_lock:
+            peer.conn = None
+            peer.out.clear()  # frames for a dead incarnation must not reach a restarted one
+            peer.inflight.clear()
+            peer.generation += 1
+            peer.flow_cond.notify_all()
+        waiting = list(peer.pending)
+        peer.pending.clear()
+        for reply_id in waiting:
+            fut = self._pending.pop(reply_id, None)
+            if fut is not None:
+                err = ActorDeadError(
+                    f"the process at {os.path.basename(peer.address)} went away before "
+                    f"replying ({reason})"
+                )
+                fut.set_exception((ActorDeadError, err, None))
+
+    # -- sending ----------------------------------------------------------------
+
+    @staticmethod
+    def _frame(record: tuple[Any, ...]) -> bytes:
+        data = serialization.dumps(record)
+        return _LEN.pack(len(data)) + data
+
+    def _enqueue(self, peer: Peer, frame: bytes) -> None:
+        """Write ``frame`` now if the connection is idle, else queue it for the writer.
+
+        A request on a quiet connection (an ask, a lone tell) costs no thread hop;
+        a burst (frames closer than ``_BURST_GAP``) or contention piles frames up in
+        ``peer.out`` and the writer thread sends all of them in one write.
+        """
+        now = perf_counter()
+        quiet = now - peer.last_send > _BURST_GAP
+        peer.last_send = now
+        if quiet and peer.write_lock.acquire(blocking=False):
+            try:
+                if not peer.out:
+                    conn = peer.conn
+                    if conn is not None:
+                        try:
+                            conn.send_bytes(frame)
+                        except OSError as exc:
+                            self._break(peer, conn, f"write failed: {exc}")
+                    return
+                peer.out.append(frame)  # older frames are queued: keep the order
+            finally:
+                peer.write_lock.release()
+        else:
+            peer.out.append(frame)
+        self._dirty.put(peer)
+
+    def flushed(self) -> bool:
+        """True when no frame waits to be written (for orderly process exit)."""
+        with self._peers_lock:
+            return all(not p.out for p in self._peers.values())
+
+    def send_message(
+        self,
+        address: str,
+        actor_id: str,
+        actor_name: str,
+        message: Any,
+        reply: Future[Any] | None,
+        context: dict[str, Any] | None,
+        grace: float = 0.0,
+    ) -> None:
+        """Send ``message`` to an actor in another process (tell, or ask with ``reply``)."""
+        peer = self.connected(address, grace=grace)
+        if actor_id in peer.dead_actors:
+            raise ActorDeadError(f"actor {actor_name!r} is stopped")
+        reply_id = 0
+        _sending_to.peer = peer
+        try:
+            if reply is not None:
+                reply_id = self.register(reply, peer)
+            data = serialization.dumps((MSG, actor_id, message, reply_id, context))
+        except Exception as exc:
+            if reply_id:
+                self._pending.pop(reply_id, None)
+                peer.pending.discard(reply_id)
+            if isinstance(exc, SerializationError):
+                raise
+            serialization.dumps_or_raise(message, f"message to {actor_name!r}")
+            raise  # the message alone pickles; the context must not: say so as it is
+        finally:
+            _sending_to.peer = None
+        self._acquire_credit(peer, actor_id, actor_name)
+        self._enqueue(peer, _LEN.pack(len(data)) + data)
+
+    def _acquire_credit(self, peer: Peer, actor_id: str, actor_name: str) -> None:
+        with peer.flow_lock:
+            inflight = peer.inflight.get(actor_id, 0)
+            if inflight >= self.mailbox_window:
+                generation = peer.generation
+                deadline = time.monotonic() + self.send_timeout
+                while peer.inflight.get(actor_id, 0) >= self.mailbox_window:
+                    if peer.generation != generation:
+                        raise ActorDeadError(f"actor {actor_name!r} went away while sending")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise MailboxFullError(
+                            f"actor {actor_name!r} has not taken {self.mailbox_window} messages "
+                            f"from this process within {self.send_timeout}s; slow the sender, "
+                            "speed up the actor, or raise SystemConfig.mailbox_window"
+                        )
+                    peer.flow_cond.wait(remaining)
+                inflight = peer.inflight.get(actor_id, 0)
+            peer.inflight[actor_id] = inflight + 1
+
+    def send_reply(self, address: str, reply_id: int, ok: bool, value: Any) -> None:
+        if ok:
+            try:
+                data = serialization.dumps((REPLY, reply_id, True, value))
+            except Exception as exc:
+                err = SerializationError(
+                    f"the reply could not be pickled: {exc}; return plain data from the actor"
+                )
+                data = serialization.dumps((REPLY, reply_id, False, err))
+        else:
+            data = self._pickle_exception(reply_id, value)
+        try:
+            peer = self.connected(address)
+        except ActorDeadError:
+            return  # the asker is gone; nobody is left to tell
+        self._enqueue(peer, _LEN.pack(len(data)) + data)
+
+    @staticmethod
+    def _pickle_exception(reply_id: int, exc: BaseException) -> bytes:
+        text = remote_traceback_of(exc)
+        try:
+            exc.remote_traceback = text  # type: ignore[attr-defined]
+            exc.add_note("Remote traceback (from the actor's process):\n" + text)
+            data = serialization.dumps((REPLY, reply_id, False, exc))
+            serialization.loads(data)  # some exceptions pickle but cannot be rebuilt
+            return data
+        except Exception:
+            qualname = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            substitute = RemoteError(qualname, str(exc), text)
+            return serialization.dumps((REPLY, reply_id, False, substitute))
+
+    def send_control(self, address: str, op: str, actor_id: str, arg: Any = None) -> Future[Any]:
+        fut: Future[Any] = Future()
+        peer = self.connected(address)
+        reply_id = self.register(fut, peer)
+        self._enqueue(peer, self._frame((CTRL, op, actor_id, reply_id, arg)))
+        return fut
+
+    def credit(self, peer: Peer, actor_id: str) -> None:
+        """Called by an inbox as its actor takes a message that ``peer`` sent."""
+        count = peer.consumed.get(actor_id, 0) + 1
+        if count >= self.credit_batch:
+            peer.consumed[actor_id] = 0
+            if peer.conn is not None:
+                self._enqueue(peer, self._frame((CREDIT, actor_id, count)))
+        else:
+            peer.consumed[actor_id] = count
+
+    def _writer_loop(self) -> None:
+        dirty = self._dirty
+        while True:
+            peer = dirty.get()
+            if peer is None:
+                return
+            with peer.write_lock:
+                if not peer.out:
+                    continue  # drained with an earlier wake-up
+                frames = []
+                size = 0
+                while peer.out and size < _MAX_WRITE:
+                    frame = peer.out.popleft()
+                    frames.append(frame)
+                    size += len(frame)
+                conn = peer.conn
+                if conn is None:
+                    continue  # the peer died; its waiters were failed by _break
+                try:
+                    conn.send_bytes(frames[0] if len(frames) == 1 else b"".join(frames))
+                except OSError as exc:
+                    self._break(peer, conn, f"write failed: {exc}")
+                    continue
+            if peer.out:
+                dirty.put(peer)  # more arrived, or the write was capped at _MAX_WRITE
+
+    # -- receiving ----------------------------------------------------------------
+
+    def _reader_loop(self, peer: Peer, conn: Connection) -> None:
+        loads = serialization.loads
+        unpack = _LEN.unpack_from
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError) as exc:
+                self._break(peer, conn, f"connection closed: {type(exc).__name__}")
+                return
+            view = memoryview(data)
+            offset, end = 0, len(data)
+            while offset < end:
+                (length,) = unpack(view, offset)
+                start = offset + _LEN.size
+                offset = start + length
+                try:
+                    record = loads(view[start:offset])
+                except Exception as exc:  # a class the receiver cannot import, say
+                    log.error("transport.undecodable_record", error=repr(exc), peer=peer.address)
+                    continue
+                self._dispatch(peer, record)
+
+    def _dispatch(self, peer: Peer, record: tuple[Any, ...]) -> None:
+        kind = record[0]
+        if kind == MSG:
+            _, actor_id, message, reply_id, context = record
+            hosted = self.actors.get(actor_id)
+            if hosted is None or not hosted.accepting:
+                self._reject(peer, actor_id, reply_id)
+                return
+            hosted.deliver(message, peer, reply_id, context)
+        elif kind == REPLY:
+            _, reply_id, ok, value = record
+            self._resolve(reply_id, ok, value, peer)
+        elif kind == CREDIT:
+            _, actor_id, count = record
+            with peer.flow_lock:
+                peer.inflight[actor_id] = max(0, peer.inflight.get(actor_id, 0) - count)
+                peer.flow_cond.notify_all()
+        elif kind == CTRL:
+            _, op, actor_id, reply_id, arg = record
+            self._control(peer, op, actor_id, reply_id, arg)
+        elif kind == DEAD:
+            peer.dead_actors.add(record[1])
+
+    def _reject(self, peer: Peer, actor_id: str, reply_id: int) -> None:
+        self._enqueue(peer, self._frame((DEAD, actor_id)))
+        if reply_id:
+            err = ActorDeadError(f"actor {actor_id} is stopped; the message was not handled")
+            self.send_reply(peer.address, reply_id, False, err)
+
+    def _control(self, peer: Peer, op: str, actor_id: str, reply_id: int, arg: Any) -> None:
+        try:
+            handler = self.ctrl_handlers[op]
+            result = handler(actor_id, arg)
+        except Exception as exc:
+            self.send_reply(peer.address, reply_id, False, exc)
+        else:
+            self.send_reply(peer.address, reply_id, True, result)

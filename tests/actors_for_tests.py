@@ -1,0 +1,144 @@
+"""Small pykka actors the runtime tests spawn (importable by every child process)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+import structlog
+
+from runtime import ActorRef
+from runtime.transport import current_node
+
+
+class Counter(pykka.ThreadingActor):
+    def __init__(self, start: int = 0) -> None:
+        super().__init__()
+        self.count = start
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "count":
+            return self.count
+        if message == "pid":
+            return os.getpid()
+        if isinstance(message, int):
+            self.count += message
+            return self.count
+        raise ValueError(f"unexpected message {message!r}")
+
+    def add(self, amount: int) -> int:
+        self.count += amount
+        return self.count
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def peers(self) -> list[str]:
+        node = current_node()
+        assert node is not None
+        return [p.address for p in node._peers.values() if p.conn is not None]
+
+
+class Failing(pykka.ThreadingActor):
+    def raise_value_error(self) -> None:
+        raise ValueError("bad value from the actor")
+
+    def raise_unpicklable(self) -> None:
+        raise UnpicklableError(threading.Lock())
+
+    def unpicklable_reply(self) -> Any:
+        return threading.Lock()
+
+    def ping(self) -> str:
+        return "pong"
+
+    def crash(self) -> None:
+        os._exit(1)
+
+
+class UnpicklableError(Exception):
+    def __init__(self, lock: Any) -> None:
+        super().__init__("holds a lock")
+        self.lock = lock
+
+
+class BrokenConstructor(pykka.ThreadingActor):
+    def __init__(self) -> None:
+        super().__init__()
+        raise RuntimeError("cannot build this actor")
+
+
+class Relay(pykka.ThreadingActor):
+    """Talks to another actor through a ref it was given in a message."""
+
+    def call(self, target: ActorRef[Any], amount: int) -> int:
+        result: int = target.proxy().add(amount).get(timeout=10)
+        return result
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def hand_back(self, ref: ActorRef[Any]) -> ActorRef[Any]:
+        return ref
+
+
+class FailOnTell(pykka.ThreadingActor):
+    """Fails on a told message; its on_failure leaves a mark for the test to see."""
+
+    def __init__(self, marker_dir: str) -> None:
+        super().__init__()
+        self.marker_dir = marker_dir
+        self.generation = time.monotonic_ns()
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "fail":
+            raise RuntimeError("told to fail")
+        if message == "generation":
+            return self.generation
+        return None
+
+    def on_failure(self, exc_type: Any, exc_value: Any, tb: Any) -> None:
+        Path(self.marker_dir, f"on_failure-{os.getpid()}").write_text(repr(exc_value))
+
+
+class Slow(pykka.ThreadingActor):
+    """Takes ``delay`` seconds per message: a receiver that cannot keep up."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.seen = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "rss":
+            import psutil
+
+            return psutil.Process().memory_info().rss
+        if message == "seen":
+            return self.seen
+        self.seen += 1
+        time.sleep(self.delay)
+        return None
+
+
+class Logger(pykka.ThreadingActor):
+    def log(self, what: str) -> None:
+        structlog.get_logger("test").info("test.logged", what=what)
+
+    def log_many(self, count: int, width: int) -> None:
+        logger = structlog.get_logger("test")
+        for i in range(count):
+            logger.info("test.line", i=i, filler="x" * width)
+
+    def forward(self, target: ActorRef[Any], what: str) -> None:
+        target.proxy().log(what).get(timeout=10)
+
+
+class SocketHolder(pykka.ThreadingActor):
+    def make_socket(self) -> socket.socket:
+        return socket.socket()

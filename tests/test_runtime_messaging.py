@@ -1,0 +1,115 @@
+"""Actors in processes of their own, spoken to with pykka's vocabulary."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pykka
+import pytest
+
+from actors_for_tests import Counter, Relay
+from runtime import ActorRef, ActorSystem, Future, get_all
+
+
+def test_spawned_actor_runs_in_a_process_of_its_own(system: ActorSystem) -> None:
+    ref = system.spawn(Counter, name="counter")
+    assert ref.ask("pid", timeout=10) != os.getpid()
+
+
+def test_tell_is_handled_before_a_later_ask(system: ActorSystem) -> None:
+    ref = system.spawn(Counter, 5, name="counter")
+    ref.tell(3)
+    assert ref.ask("count", timeout=10) == 8
+
+
+def test_ask_without_blocking_returns_a_future(system: ActorSystem) -> None:
+    ref = system.spawn(Counter, name="counter")
+    future = ref.ask(2, block=False)
+    assert isinstance(future, Future)
+    assert isinstance(future, pykka.Future)
+    assert future.get(timeout=10) == 2
+
+
+def test_get_all_collects_futures_in_order(system: ActorSystem) -> None:
+    ref = system.spawn(Counter, name="counter")
+    assert get_all([ref.ask(1, block=False) for _ in range(5)], timeout=10) == [1, 2, 3, 4, 5]
+
+
+def test_future_map_and_join(system: ActorSystem) -> None:
+    ref = system.spawn(Counter, 10, name="counter")
+    doubled = ref.ask("count", block=False).map(lambda n: n * 2)
+    assert doubled.get(timeout=10) == 20
+    joined = ref.ask("count", block=False).join(ref.ask("pid", block=False))
+    count, pid = joined.get(timeout=10)
+    assert count == 10 and pid != os.getpid()
+
+
+def test_proxy_calls_methods_and_reads_attributes(system: ActorSystem) -> None:
+    proxy = system.spawn(Counter, 1, name="counter").proxy()
+    assert proxy.add(4).get(timeout=10) == 5
+    assert proxy.count.get(timeout=10) == 5
+
+
+def test_proxy_unknown_attribute_raises_attribute_error(system: ActorSystem) -> None:
+    proxy = system.spawn(Counter, name="counter").proxy()
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        proxy.no_such_thing  # noqa: B018
+
+
+def test_actor_defined_in_a_closure_can_be_spawned(system: ActorSystem) -> None:
+    greeting = "hello from a closure"
+
+    class Local(pykka.ThreadingActor):
+        def greet(self) -> str:
+            return greeting
+
+    assert system.spawn(Local).proxy().greet().get(timeout=10) == greeting
+
+
+def test_ref_pickles_and_is_usable_from_another_actor(system: ActorSystem) -> None:
+    counter = system.spawn(Counter, name="counter")
+    relay = system.spawn(Relay, name="relay")
+    assert pickle.loads(pickle.dumps(counter)) == counter
+    assert relay.proxy().call(counter, 7).get(timeout=10) == 7
+    assert counter.ask("count", timeout=10) == 7
+
+
+def test_messages_between_actors_go_directly_not_through_the_service(
+    system: ActorSystem,
+) -> None:
+    counter = system.spawn(Counter, name="counter")
+    relay = system.spawn(Relay, name="relay")
+    relay.proxy().call(counter, 1).get(timeout=10)
+    # The counter's process holds a connection from the relay's own process.
+    assert relay.address in counter.proxy().peers().get(timeout=10)
+
+
+def test_future_builds_no_waiter_until_someone_blocks() -> None:
+    future: Future[int] = Future()
+    future.set(3)
+    assert future.get(timeout=1) == 3
+    assert future._waiter is None
+
+
+def test_spawn_rejects_a_class_that_is_not_an_actor(system: ActorSystem) -> None:
+    from runtime import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="pykka.ThreadingActor"):
+        system.spawn(dict)  # type: ignore[type-var]
+
+
+def test_spawn_rejects_a_duplicate_name(system: ActorSystem) -> None:
+    from runtime import ConfigurationError
+
+    system.spawn(Counter, name="same")
+    with pytest.raises(ConfigurationError, match="already exists"):
+        system.spawn(Counter, name="same")
+
+
+def test_ref_survives_a_round_trip_through_an_actor(system: ActorSystem) -> None:
+    counter = system.spawn(Counter, name="counter")
+    relay = system.spawn(Relay, name="relay")
+    returned: ActorRef[Counter] = relay.proxy().hand_back(counter).get(timeout=10)
+    assert returned == counter
+    assert returned.ask(1, timeout=10) == 1
