@@ -1,0 +1,338 @@
+"""The checkpoint actor: turns a stream of ``Checkpoint`` messages into store transactions.
+
+It is the store's only writer. Branches ``tell`` it ``Checkpoint`` messages; it
+answers each waiter on ``msg.reply_to`` once its batch is durable.
+
+Batching policy
+---------------
+* **One batch, one transaction.** A batch is committed with one ``store.commit``;
+  its waiters are answered only after that call returned.
+* **Empties are coalesced before batching.** An empty checkpoint (``update is
+  None``, "make everything before me durable and give me my log") costs nothing
+  once its batch already has one: all the empties of a batch together count as
+  one op and zero bytes, and the one commit answers each with its own branch's
+  ``BranchLog`` (``read_logs`` = their distinct branch ids). The logs are read
+  after the batch's updates, so an empty is ordered after every update received
+  before it.
+* **Limits.** Updates join a batch up to ``max_ops`` ops and ``max_bytes``
+  bytes (``update.nbytes``). The first message that does not fit starts the next
+  batch, and everything behind it waits behind it: first in, first out, never
+  reordered. An update bigger than ``max_bytes`` goes alone in a batch of its own.
+* **Adaptive window.** An idle actor (a lone checkpoint, nothing else waiting)
+  writes at once. Under load (more checkpoints already waiting, or the previous
+  batch just flushed) it takes what is waiting into the batch until the batch is
+  full or nothing is waiting, then waits at most ``window`` seconds of its clock
+  for more before committing. Most batching is natural: while one commit runs,
+  new checkpoints accumulate in the inbox and form the next batch. The deadline
+  is read from the clock; the wait blocks on the inbox for at most the time left
+  and wakes the moment a message arrives, so a ``FakeClock`` that is never
+  advanced ends a window when the inbox stays quiet for ``window`` real seconds.
+  A message that is not a told ``Checkpoint`` (a proxy call, ``stop``, an
+  ``ask``) ends the batch at once and is handled in its turn by pykka's loop.
+* **Stop.** Checkpoints still in the inbox when the actor stops are written
+  before it goes, so none is left unanswered.
+
+Failure policy
+--------------
+A failed ``store.commit`` fails every waiter of its batch (sync updates and
+empties) with ``CheckpointError`` carrying the store's error (``.original`` and
+``__cause__``); nothing of that batch is counted or reported as written. The
+actor stays up and the next batch tries again: a commit is atomic, so a failed
+one left nothing behind, and the store may recover (disk space freed, lock
+released). Failed updates are not retried by the actor: a poison update would
+otherwise fail every later batch. A failed update nobody waited for (``reply_to
+is None``) is logged at error level and counted in ``checkpoint.lost_updates``;
+because its branch was never told, the next waiter of that branch is answered
+with ``CheckpointError`` too, so no branch is told "durable" while an earlier
+update of its own was lost.
+
+The window needs to wait on the inbox, which it does on pykka's default
+``queue.Queue`` inbox. With any other inbox it still works, committing what it
+received without taking more from the inbox.
+
+    store, clock = MemoryStore(), FakeClock()
+    ref = CheckpointActor.start(store=store, clock=clock)
+    done = pykka.ThreadingFuture()
+    ref.tell(Checkpoint("b1", OperationUpdate(...), reply_to=done))
+    done.get(timeout=5)                      # None once durable
+    ref.proxy().metrics().get()["checkpoint.batches"]   # 1
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.clock import Clock
+from actors.errors import CheckpointError
+from actors.messages import Checkpoint, ReplyTo, Update
+from actors.store import Store
+
+COUNTERS = (
+    "checkpoint.store_calls",
+    "checkpoint.batches",
+    "checkpoint.updates",
+    "checkpoint.empty_requests",
+    "checkpoint.empty_batches",
+    "checkpoint.failed_batches",
+    "checkpoint.lost_updates",
+)
+
+
+class CheckpointBatch:
+    """The checkpoints of one store transaction, with their op and byte counts.
+
+        batch = CheckpointBatch(max_ops=2, max_bytes=1024)
+        batch.add(Checkpoint("b1", None))        # True: the empties' marker, 1 op
+        batch.add(Checkpoint("b2", None))        # True: coalesced, free
+    """
+
+    __slots__ = ("empties", "max_bytes", "max_ops", "messages", "nbytes", "ops", "updates")
+
+    def __init__(self, max_ops: int, max_bytes: int) -> None:
+        self.max_ops = max_ops
+        self.max_bytes = max_bytes
+        self.messages: list[Checkpoint] = []
+        self.updates: list[Update] = []
+        self.empties: list[Checkpoint] = []
+        self.ops = 0
+        self.nbytes = 0
+
+    @property
+    def full(self) -> bool:
+        return self.ops >= self.max_ops or self.nbytes >= self.max_bytes
+
+    def add(self, msg: Checkpoint) -> bool:
+        """Take ``msg`` if it fits; a first message always fits, however big."""
+        update = msg.update
+        if update is None and self.empties:
+            self.empties.append(msg)  # coalesced into the marker already counted
+            self.messages.append(msg)
+            return True
+        cost = 0 if update is None else update.nbytes
+        if self.messages and (self.ops + 1 > self.max_ops or self.nbytes + cost > self.max_bytes):
+            return False
+        self.ops += 1
+        self.nbytes += cost
+        self.messages.append(msg)
+        if update is None:
+            self.empties.append(msg)
+        else:
+            self.updates.append(update)
+        return True
+
+
+class CheckpointActor(pykka.ThreadingActor):
+    """Batches ``Checkpoint`` messages into store commits; see the module docstring.
+
+        ref = CheckpointActor.start(store=MemoryStore(), clock=FakeClock(),
+                                    max_ops=250, max_bytes=750 * 1024, window=0.01)
+        ref.tell(Checkpoint("b1", None, reply_to=reply))   # reply.get() -> BranchLog
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        max_ops: int = 250,
+        max_bytes: int = 750 * 1024,
+        window: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if max_ops < 1 or max_bytes < 1 or window < 0:
+            raise ValueError(
+                f"checkpoint limits must be max_ops >= 1, max_bytes >= 1 and window >= 0; "
+                f"got max_ops={max_ops}, max_bytes={max_bytes}, window={window}"
+            )
+        self._store = store
+        self._clock = clock
+        self._max_ops = max_ops
+        self._max_bytes = max_bytes
+        self._window = window
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
+        self._log = structlog.get_logger().bind(actor="checkpoint")
+
+    def metrics(self) -> dict[str, int]:
+        """Monotonic counters: ``ref.proxy().metrics().get()["checkpoint.batches"]``."""
+        return dict(self._counters)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Checkpoint):
+            self._write([message], loaded=not self.actor_inbox.empty())
+            return None
+        return super().on_receive(message)
+
+    def on_stop(self) -> None:
+        # Checkpoints told before the stop was handled are still written, not left unanswered.
+        pending = self._take_all()
+        if pending:
+            self._window = 0.0  # nobody can send to a stopped actor: waiting for more is pointless
+            self._write(pending, loaded=False)
+
+    def _write(self, messages: Iterable[Checkpoint], loaded: bool) -> None:
+        """Commit ``messages`` and whatever checkpoints queue behind them, batch by batch."""
+        carry = deque(messages)
+        while carry:
+            batch = CheckpointBatch(self._max_ops, self._max_bytes)
+            while carry and batch.add(carry[0]):
+                carry.popleft()
+            if not carry:
+                self._fill(batch, carry, loaded)
+            self._commit(batch)
+            loaded = True  # what arrived during that commit is load: natural batching
+            if not carry:
+                following = self._take()
+                if following is not None:
+                    carry.append(following)
+
+    def _fill(self, batch: CheckpointBatch, carry: deque[Checkpoint], loaded: bool) -> None:
+        """Move waiting checkpoints into ``batch``; under load wait up to the window for more."""
+        deadline: float | None = None
+        while True:
+            msg = self._take()
+            if msg is not None:
+                loaded = True
+                if not batch.add(msg):
+                    carry.append(msg)
+                    return
+                continue
+            # Idle, full, or a message that is not ours to batch waits: commit now.
+            if not loaded or batch.full or not self.actor_inbox.empty():
+                return
+            now = self._clock.monotonic()
+            if deadline is None:
+                deadline = now + self._window
+            if deadline <= now or not self._wait_for_message(deadline - now):
+                return
+
+    def _take(self) -> Checkpoint | None:
+        """The next inbox message if it is a told ``Checkpoint``, removed from the inbox."""
+        inbox = self.actor_inbox
+        if not isinstance(inbox, queue.Queue):
+            return None
+        with inbox.mutex:
+            if not inbox.queue:
+                return None
+            envelope = inbox.queue[0]
+            # An ask() or a non-checkpoint goes through pykka's loop, in its turn.
+            if envelope.reply_to is not None or not isinstance(envelope.message, Checkpoint):
+                return None
+        inbox.get_nowait()  # only this thread takes from the inbox: the head is unchanged
+        message: Checkpoint = envelope.message
+        return message
+
+    def _take_all(self) -> list[Checkpoint]:
+        """Every told ``Checkpoint`` left in the inbox; other messages stay, in order."""
+        inbox = self.actor_inbox
+        if not isinstance(inbox, queue.Queue):
+            return []
+        told: list[Checkpoint] = []
+        with inbox.mutex:
+            rest: list[Any] = []
+            for envelope in inbox.queue:
+                if envelope.reply_to is None and isinstance(envelope.message, Checkpoint):
+                    told.append(envelope.message)
+                else:
+                    rest.append(envelope)
+            inbox.queue.clear()
+            inbox.queue.extend(rest)
+        return told
+
+    def _wait_for_message(self, timeout: float) -> bool:
+        """Block until the inbox holds a message or ``timeout`` real seconds pass."""
+        inbox = self.actor_inbox
+        if not isinstance(inbox, queue.Queue):
+            return False
+        with inbox.not_empty:
+            return inbox.not_empty.wait_for(lambda: len(inbox.queue) > 0, timeout)
+
+    def _commit(self, batch: CheckpointBatch) -> None:
+        read_logs = list(dict.fromkeys(m.branch_id for m in batch.empties))
+        counters = self._counters
+        counters["checkpoint.store_calls"] += 1
+        counters["checkpoint.batches"] += 1
+        counters["checkpoint.empty_requests"] += len(batch.empties)
+        started = time.perf_counter()
+        try:
+            logs = self._store.commit(batch.updates, read_logs, self._clock.time())
+        except BaseException as exc:
+            self._fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        counters["checkpoint.updates"] += len(batch.updates)
+        if batch.empties:
+            counters["checkpoint.empty_batches"] += 1
+        self._log.debug(
+            "checkpoint.batch", ops=batch.ops, bytes=batch.nbytes, updates=len(batch.updates),
+            empties=len(batch.empties), duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+        )
+        lost = self._lost
+        told: set[str] = set()
+        for msg in batch.messages:
+            reply_to, branch_id = msg.reply_to, msg.branch_id
+            if reply_to is None:
+                continue
+            if lost and branch_id in lost:
+                told.add(branch_id)
+                error = _lost_update_error(branch_id, lost[branch_id])
+                self._reply_error(reply_to, branch_id, error)
+            else:
+                self._reply(reply_to, branch_id, logs[branch_id] if msg.update is None else None)
+        for branch_id in told:
+            del lost[branch_id]
+
+    def _fail(self, batch: CheckpointBatch, exc: BaseException) -> None:
+        """Fail every waiter of ``batch``; remember branches whose unwatched update was lost."""
+        self._counters["checkpoint.failed_batches"] += 1
+        last_by_branch = {m.branch_id: m for m in batch.messages}
+        unwatched = [m for m in batch.messages if m.reply_to is None and m.update is not None]
+        self._counters["checkpoint.lost_updates"] += len(unwatched)
+        for branch_id, last in last_by_branch.items():
+            # A branch whose last message here had no waiter was not told of the loss.
+            if last.reply_to is None and last.update is not None:
+                self._lost[branch_id] = exc
+        self._log.error(
+            "checkpoint.batch_failed", error=repr(exc), updates=len(batch.updates),
+            empties=len(batch.empties), lost_updates=len(unwatched),
+            lost_branches=sorted({m.branch_id for m in unwatched})[:20],
+        )
+        for msg in batch.messages:
+            if msg.reply_to is not None:
+                self._reply_error(msg.reply_to, msg.branch_id, CheckpointError(
+                    f"checkpoint of branch {msg.branch_id!r} was not written: the store failed "
+                    f"with {type(exc).__name__}: {exc}; nothing of its batch of "
+                    f"{len(batch.updates)} updates was written, retry it once the store is back",
+                    original=exc,
+                ))
+
+    def _reply(self, reply_to: ReplyTo, branch_id: str, value: Any) -> None:
+        try:
+            reply_to.set(value)
+        except Exception as exc:  # a gone or already-answered waiter must not stop the others
+            self._log.warning("checkpoint.reply_failed", branch=branch_id, error=repr(exc))
+
+    def _reply_error(self, reply_to: ReplyTo, branch_id: str, error: CheckpointError) -> None:
+        try:
+            reply_to.set_exception((CheckpointError, error, None))
+        except Exception as exc:
+            self._log.warning("checkpoint.reply_failed", branch=branch_id, error=repr(exc))
+
+
+def _lost_update_error(branch_id: str, original: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"an earlier checkpoint of branch {branch_id!r} that nobody waited for was lost when "
+        f"the store failed ({type(original).__name__}: {original}); the branch's log misses it, "
+        "so replay the branch from its log (send an empty checkpoint) before going on",
+        original=original,
+    )
+
+
+__all__ = ["COUNTERS", "CheckpointActor", "CheckpointBatch"]

@@ -1,0 +1,280 @@
+"""The checkpoint actor's batching, as specified: plain pykka, one process, a fake clock.
+
+Checkpoints are made to queue up by holding a "plug" commit at a gate; every wait
+is on a future or an event with a deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.checkpoint import CheckpointActor
+from actors.clock import FakeClock
+from actors.errors import CheckpointError
+from actors.messages import (
+    BranchLog,
+    Checkpoint,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    Update,
+)
+from actors.store import MemoryStore
+
+DEADLINE = 5.0  # seconds any single wait may take before the test fails
+
+
+class GatedStore(MemoryStore):
+    """A MemoryStore that, once ``hold()`` is called, keeps its next commit from returning.
+
+    The held commit has already written: what a test prepares (``fail_next``) applies
+    to the commit after it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gate = threading.Event()
+        self._gate.set()
+        self.entered = threading.Event()
+
+    def hold(self) -> None:
+        self._gate.clear()
+        self.entered.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def commit(
+        self, updates: Sequence[Update], read_logs: Sequence[str], now: float
+    ) -> dict[str, BranchLog]:
+        logs = super().commit(updates, read_logs, now)
+        self.entered.set()
+        if not self._gate.wait(DEADLINE):
+            raise AssertionError("the test never released the gate")
+        return logs
+
+
+Start = Callable[..., "pykka.ActorRef[CheckpointActor]"]
+
+
+@pytest.fixture
+def start() -> Iterator[Start]:
+    refs: list[pykka.ActorRef[CheckpointActor]] = []
+
+    def start_actor(store: MemoryStore, **limits: Any) -> pykka.ActorRef[CheckpointActor]:
+        options: dict[str, Any] = {"max_ops": 250, "max_bytes": 750 * 1024, "window": 0.01}
+        ref = CheckpointActor.start(store=store, clock=FakeClock(), **{**options, **limits})
+        refs.append(ref)
+        return ref
+
+    yield start_actor
+    for ref in refs:
+        ref.stop(timeout=DEADLINE)
+
+
+def update(branch: str, op_id: str, payload: bytes = b"x" * 100) -> OperationUpdate:
+    return OperationUpdate("e1", branch, op_id, OpKind.STEP, "step", OpStatus.SUCCEEDED,
+                           payload=payload)
+
+
+def send(
+    ref: pykka.ActorRef[CheckpointActor], branch: str, upd: Update | None, wait: bool = True
+) -> pykka.ThreadingFuture[Any]:
+    reply: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    ref.tell(Checkpoint(branch, upd, reply_to=reply if wait else None))
+    return reply
+
+
+def plug(ref: pykka.ActorRef[CheckpointActor], store: GatedStore) -> pykka.ThreadingFuture[Any]:
+    """Hold a first commit at the gate, so that what is sent next queues in the inbox."""
+    store.hold()
+    reply = send(ref, "plug", update("plug", "0"))
+    assert store.entered.wait(DEADLINE), "the plug never reached the store"
+    return reply
+
+
+def after_plug(store: MemoryStore) -> list[tuple[Update, ...]]:
+    return [updates for updates, _ in store.commits[1:]]
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.001)
+
+
+def metrics(ref: pykka.ActorRef[CheckpointActor]) -> dict[str, int]:
+    result: dict[str, int] = ref.proxy().metrics().get(timeout=DEADLINE)
+    return result
+
+
+def test_300_queued_updates_with_limit_250_go_out_as_250_then_50(start: Start) -> None:
+    store = GatedStore()
+    ref = start(store, max_ops=250)
+    plug(ref, store)
+    sent = [update(f"b{i}", "1") for i in range(300)]
+    replies = [send(ref, u.branch_id, u) for u in sent]
+    store.release()
+    assert [r.get(timeout=DEADLINE) for r in replies] == [None] * 300
+    assert [len(batch) for batch in after_plug(store)] == [250, 50]
+    assert [u for batch in after_plug(store) for u in batch] == sent
+
+
+def test_limit_1_sends_one_update_per_batch(start: Start) -> None:
+    store = GatedStore()
+    ref = start(store, max_ops=1)
+    plug(ref, store)
+    sent = [update("b1", str(i)) for i in range(5)]
+    replies = [send(ref, "b1", u) for u in sent]
+    store.release()
+    for reply in replies:
+        reply.get(timeout=DEADLINE)
+    assert after_plug(store) == [(u,) for u in sent]
+
+
+def test_an_update_over_the_byte_limit_goes_to_the_next_batch_in_order(start: Start) -> None:
+    store = GatedStore()
+    ref = start(store, max_bytes=1000)
+    plug(ref, store)
+    a, b, c = (update("b1", op, b"x" * 300) for op in "abc")  # 364 bytes each with overhead
+    d, e = update("b1", "d"), update("b1", "e")  # 164 bytes each
+    big = update("b1", "big", b"x" * 2000)  # over the limit on its own
+    replies = [send(ref, "b1", u) for u in (a, b, c, d, big, e)]
+    store.release()
+    for reply in replies:
+        reply.get(timeout=DEADLINE)
+    assert after_plug(store) == [(a, b), (c, d), (big,), (e,)]
+
+
+def test_999_queued_empties_are_answered_by_exactly_1_store_call(start: Start) -> None:
+    store = GatedStore()
+    branches = [f"b{i}" for i in range(999)]
+    store.commit([update(b, "1", b.encode()) for b in branches], [], now=1.0)
+    ref = start(store)
+    plug(ref, store)
+    replies = [send(ref, b, None) for b in branches]
+    store.release()
+    logs = [r.get(timeout=DEADLINE) for r in replies]
+    assert [(log.branch_id, log.operations[0].payload) for log in logs] == [
+        (b, b.encode()) for b in branches
+    ]
+    assert store.commits[-1] == ((), tuple(branches))
+    counters = metrics(ref)
+    assert counters["checkpoint.store_calls"] == 2  # the plug, then all 999
+    assert counters["checkpoint.empty_requests"] == 999
+    assert counters["checkpoint.empty_batches"] == 1
+
+
+def test_400_empties_and_10_updates_with_ops_limit_11_are_one_store_call(start: Start) -> None:
+    store = GatedStore()
+    ref = start(store, max_ops=11)
+    plug(ref, store)
+    updates = [update(f"b{i}", "1") for i in range(10)]
+    empties: list[tuple[str, pykka.ThreadingFuture[Any]]] = []
+    for i in range(400):
+        if i % 40 == 0:
+            send(ref, f"b{i // 40}", updates[i // 40])
+        branch = f"b{i % 10}"
+        empties.append((branch, send(ref, branch, None)))
+    store.release()
+    for branch, reply in empties:
+        log = reply.get(timeout=DEADLINE)
+        assert log.branch_id == branch
+        # Some of these empties were sent after their branch's update: the log holds it.
+        assert [op.op_id for op in log.operations] == ["1"]
+    assert after_plug(store) == [tuple(updates)]
+    assert metrics(ref)["checkpoint.store_calls"] == 2
+
+
+def test_a_store_failure_reaches_every_waiter_and_none_is_told_it_was_written(
+    start: Start,
+) -> None:
+    store = GatedStore()
+    ref = start(store)
+    plug(ref, store)
+    disk_full = OSError(28, "No space left on device")
+    store.fail_next(disk_full)
+    replies = [
+        send(ref, "b1", update("b1", "1")),
+        send(ref, "b2", update("b2", "1"), wait=False),
+        send(ref, "b3", None),
+        send(ref, "b4", update("b4", "1")),
+    ]
+    store.release()
+    for reply in (replies[0], replies[2], replies[3]):
+        with pytest.raises(CheckpointError) as caught:
+            reply.get(timeout=DEADLINE)
+        assert caught.value.original is disk_full
+        assert caught.value.__cause__ is disk_full
+    assert store.operations.keys() == {"plug"}
+    counters = metrics(ref)
+    assert counters["checkpoint.updates"] == 1  # the plug's only
+    assert counters["checkpoint.failed_batches"] == 1
+    assert counters["checkpoint.lost_updates"] == 1
+
+
+@pytest.mark.timeout(30)
+def test_under_load_the_actor_waits_within_the_window_for_more_before_writing(
+    start: Start,
+) -> None:
+    store = GatedStore()
+    ref = start(store, max_ops=3, window=3600.0)  # the fake clock never ends this window
+    plug(ref, store)
+    first = [update("b1", "1"), update("b1", "2")]
+    replies = [send(ref, "b1", u) for u in first]
+    store.release()
+    wait_until(ref.actor_inbox.empty)  # both taken: the actor now waits for more
+    last = update("b1", "3")
+    replies.append(send(ref, "b1", last))  # fills the batch, which then goes at once
+    for reply in replies:
+        reply.get(timeout=DEADLINE)
+    assert after_plug(store) == [(*first, last)]
+
+
+@pytest.mark.timeout(30)
+def test_an_idle_actor_writes_a_lone_checkpoint_at_once(start: Start) -> None:
+    store = MemoryStore()
+    ref = start(store, window=3600.0)  # waiting out this window would fail the deadline
+    for op_id in ("1", "2"):
+        assert send(ref, "b1", update("b1", op_id)).get(timeout=DEADLINE) is None
+    assert store.calls == 2
+    assert [len(updates) for updates, _ in store.commits] == [1, 1]
+
+
+def test_after_a_store_failure_the_actor_stays_up_and_the_next_batch_is_written(
+    start: Start,
+) -> None:
+    store = MemoryStore()
+    ref = start(store)
+    store.fail_next(OSError(28, "No space left on device"))
+    with pytest.raises(CheckpointError):
+        send(ref, "b1", update("b1", "1")).get(timeout=DEADLINE)
+    assert send(ref, "b1", update("b1", "1")).get(timeout=DEADLINE) is None
+    assert store.operations["b1"].keys() == {"1"}
+    assert ref.is_alive()
+
+
+def test_a_lost_update_nobody_waited_for_fails_the_next_waiter_of_its_branch(
+    start: Start,
+) -> None:
+    store = GatedStore()
+    ref = start(store)
+    plug(ref, store)
+    store.fail_next(OSError(5, "Input/output error"))
+    send(ref, "b1", update("b1", "1"), wait=False)  # lost, and nobody is told right away
+    other = send(ref, "b9", update("b9", "1"))  # same batch: shows when it has failed
+    store.release()
+    with pytest.raises(CheckpointError):
+        other.get(timeout=DEADLINE)
+    with pytest.raises(CheckpointError, match="earlier checkpoint of branch 'b1'"):
+        send(ref, "b1", update("b1", "2")).get(timeout=DEADLINE)
+    assert store.operations["b1"].keys() == {"2"}  # written, though its waiter was warned
+    assert send(ref, "b1", update("b1", "3")).get(timeout=DEADLINE) is None  # warned once
+    assert metrics(ref)["checkpoint.lost_updates"] == 1
