@@ -341,15 +341,18 @@ class SqliteStore:
         operations: list[tuple[Any, ...]] = []
         # Tables do not refer to each other, so one executemany per table keeps each
         # table's order (what upserts and seq depend on) and the result of the whole.
+        # Enums as plain str via ``_value_``: binding a member makes sqlite3 look for an
+        # adapter and ``.value`` is a slow descriptor; both cost more than the SQL on this path.
         for u in updates:
             if isinstance(u, OperationUpdate):
-                operations.append((u.execution_id, u.branch_id, u.op_id, u.kind.value, u.name,
-                                   u.status.value, u.attempt, u.payload, u.error, u.due_at, now))
+                operations.append((u.execution_id, u.branch_id, u.op_id, u.kind._value_, u.name,
+                                   u.status._value_, u.attempt, u.payload, u.error, u.due_at, now))
             elif isinstance(u, BranchUpdate):
                 branches.append((u.execution_id, u.branch_id, u.parent_branch_id, u.parent_op_id,
-                                 u.index, u.status.value, u.input, u.result, u.error, u.epoch, now))
+                                 u.index, u.status._value_, u.input, u.result, u.error, u.epoch,
+                                 now))
             elif isinstance(u, ExecutionUpdate):
-                executions.append((u.execution_id, u.kind, u.status.value, u.spec,
+                executions.append((u.execution_id, u.kind, u.status._value_, u.spec,
                                    u.branch_count, u.result, u.error, now))
             else:
                 raise TypeError(
