@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from runtime.demo import main as demo_main
 
-        return demo_main(store=args.store, items=args.items)
+        code: int = demo_main(store=args.store, items=args.items)
+        return code
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -84,7 +84,9 @@ class SystemConfig:
         for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
-                raise ConfigurationError(f"SystemConfig.{name} must be a number >= 0, got {value!r}")
+                raise ConfigurationError(
+                    f"SystemConfig.{name} must be a number >= 0, got {value!r}"
+                )
         if self.ref_threshold_bytes < 0:
             raise ConfigurationError("SystemConfig.ref_threshold_bytes must be >= 0")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):

@@ -156,7 +156,7 @@ class HostedActor:
                 hosted.finished.set()
 
         actor.on_stop = on_stop  # type: ignore[method-assign]
-        actor.on_failure = on_failure  # type: ignore[method-assign]
+        actor.on_failure = on_failure  # type: ignore[method-assign,assignment]
 
     def deliver(self, message: Any, origin: Peer | None, reply_id: int, context: Any) -> None:
         reply = None
@@ -208,9 +208,8 @@ def describe_attributes(root: Any) -> dict[tuple[str, ...], tuple[bool, bool]]:
                 attr = getattr(obj, name)
             except Exception:
                 continue
-            traversable = bool(
-                getattr(attr, "_pykka_traversable", False) or getattr(attr, "pykka_traversable", False)
-            )
+            traversable = bool(getattr(attr, "_pykka_traversable", False)
+                               or getattr(attr, "pykka_traversable", False))
             found[(*path, name)] = (callable(attr), traversable)
             if traversable and len(path) < 4:
                 to_visit.append(((*path, name), attr))

@@ -77,12 +77,14 @@ def child_main(spec: BootSpec) -> None:
                       actor=spec.name)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
-                send_timeout=spec.send_timeout).start()
+                send_timeout=spec.send_timeout)
+    # Handlers before start(): a ping may arrive the moment the address is bound.
+    node.ctrl_handlers["ping"] = _ping(node)
+    node.ctrl_handlers["introspect"] = _introspect(node)
+    node.start()
     threading.Thread(target=_exit_when_orphaned, args=(node,), name="da-orphan-watch",
                      daemon=True).start()
     hosted = HostedActor(node, spec.actor_id, spec.name)
-    node.ctrl_handlers["ping"] = _ping(node)
-    node.ctrl_handlers["introspect"] = _introspect(node)
     try:
         cls, args, kwargs = serialization.loads(spec.payload)
         hosted.start(cls, args, kwargs)

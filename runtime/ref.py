@@ -89,8 +89,9 @@ class ActorRef(Generic[A]):
         ...
 
     @overload
-    def ask(self, message: Any, *, block: Literal[False], timeout: float | None = ...) -> Future[Any]:
-        ...
+    def ask(
+        self, message: Any, *, block: Literal[False], timeout: float | None = ...
+    ) -> Future[Any]: ...
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send ``message`` and get the reply (or a ``Future`` with ``block=False``).
@@ -136,7 +137,9 @@ class ActorRef(Generic[A]):
             self._send(_STOP, future)
         except ActorDeadError:
             future.set(False)
-        stopped = future.map(lambda _: True)
+            stopped: Any = future
+        else:
+            stopped = future.map(lambda _: True)
         if not block:
             return stopped
         try:

@@ -19,7 +19,8 @@ loads = cloudpickle.loads
 
 def dumps(obj: Any) -> bytes:
     """Pickle ``obj``; raises whatever cloudpickle raises (callers wrap it)."""
-    return cloudpickle.dumps(obj, protocol=5)
+    data: bytes = cloudpickle.dumps(obj, protocol=5)
+    return data
 
 
 def _children(obj: Any) -> list[tuple[str, Any]]:
@@ -52,7 +53,9 @@ def find_unpicklable(obj: Any, path: str = "message", depth: int = 0) -> tuple[s
 
 def describe(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return f"<{name}>" if callable(obj) and not isinstance(obj, type) else f"a {type(obj).__qualname__}"
+    if callable(obj) and not isinstance(obj, type):
+        return f"<{name}>"
+    return f"a {type(obj).__qualname__}"
 
 
 def dumps_or_raise(obj: Any, what: str) -> bytes:

@@ -8,6 +8,7 @@ A child that exits while nobody asked it to stop has crashed; with a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -55,20 +56,16 @@ class Supervisor:
         self._wake()
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
 
     def close(self) -> None:
         self._closing = True
         self._wake()
         self._thread.join(timeout=5)
         for fd in (self._wake_r, self._wake_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def live_children(self) -> list[Child]:
         with self._lock:
@@ -119,8 +116,8 @@ class Supervisor:
     def _restart_due(self) -> None:
         now = time.monotonic()
         with self._lock:
-            due = [c for c in self.children.values()
-                   if c.state == "restarting" and c.restart_due is not None and c.restart_due <= now]
+            due = [c for c in self.children.values() if c.state == "restarting"
+                   and c.restart_due is not None and c.restart_due <= now]
         for child in due:
             if self._closing:
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
@@ -241,10 +242,8 @@ class ActorSystem:
             except Exception:
                 pass  # already gone
         for fut in stops:
-            try:
+            with contextlib.suppress(Exception):
                 fut.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:
-                pass
         for child in children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
         for child in children:

@@ -66,7 +66,7 @@ class _TeeLogger:
 
 def _short(record: dict[str, Any]) -> str:
     skip = {"event", "level", "ts", "pid", "role", "system", "thread"}
-    return " ".join(f"{k}={v}" for k, v in record.items() if k not in skip)
+    return " ".join(f"{k}={v}" for k, v in record.items() if k not in skip and v is not None)
 
 
 def _add_process_fields(_: WrappedLogger, method: str, event: EventDict) -> EventDict:

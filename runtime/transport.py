@@ -25,16 +25,17 @@ full mailbox cannot block the reply an actor is waiting for.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections import deque
 import os
 import queue
 import struct
 import threading
 import time
-from time import perf_counter
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -203,10 +204,8 @@ class Node:
                 del _nodes[self.system_id]
         self._dirty.put(None)
         if self._listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._listener.close()
-            except OSError:
-                pass
         with self._peers_lock:
             peers = list(self._peers.values())
         for peer in peers:
@@ -268,7 +267,8 @@ class Node:
                     raise ActorDeadError("actor system shut down")
                 try:
                     conn = Client(address, family="AF_UNIX", authkey=self.secret)
-                except (FileNotFoundError, ConnectionRefusedError) as exc:
+                    conn.send_bytes(self._frame((HELLO, self.address)))
+                except (OSError, EOFError) as exc:  # gone, refused, or reset mid-handshake
                     if time.monotonic() >= deadline:
                         raise ActorDeadError(
                             f"no process listens at {os.path.basename(address)}: the actor is "
@@ -276,7 +276,6 @@ class Node:
                         ) from exc
                     time.sleep(0.01)  # a restarting actor rebinds its address shortly
                     continue
-                conn.send_bytes(self._frame((HELLO, self.address)))
                 self._attach(peer, conn)
         return peer
 
@@ -306,10 +305,8 @@ class Node:
     def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
         """A connection ended: fail what waits on the peer, wake blocked senders."""
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
         if peer.conn is not conn:
             return  # a spare connection of a peer that still has its main one
         with peer.flow_lock:

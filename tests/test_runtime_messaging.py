@@ -8,8 +8,9 @@ import pickle
 import pykka
 import pytest
 
-from actors_for_tests import Counter, Relay
 from runtime import ActorRef, ActorSystem, Future, get_all
+
+from actors_for_tests import Counter, Relay
 
 
 def test_spawned_actor_runs_in_a_process_of_its_own(system: ActorSystem) -> None:
@@ -54,7 +55,7 @@ def test_proxy_calls_methods_and_reads_attributes(system: ActorSystem) -> None:
 def test_proxy_unknown_attribute_raises_attribute_error(system: ActorSystem) -> None:
     proxy = system.spawn(Counter, name="counter").proxy()
     with pytest.raises(AttributeError, match="no_such_thing"):
-        proxy.no_such_thing  # noqa: B018
+        proxy.no_such_thing
 
 
 def test_actor_defined_in_a_closure_can_be_spawned(system: ActorSystem) -> None:
@@ -95,7 +96,7 @@ def test_future_builds_no_waiter_until_someone_blocks() -> None:
 def test_spawn_rejects_a_class_that_is_not_an_actor(system: ActorSystem) -> None:
     from runtime import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="pykka.ThreadingActor"):
+    with pytest.raises(ConfigurationError, match=r"pykka\.ThreadingActor"):
         system.spawn(dict)  # type: ignore[type-var]
 
 

@@ -168,7 +168,7 @@ def run(quick: bool) -> list[Figure]:
             sink_ref.tell(1)
         sink_ref.ask("count")
         rate = tells / (time.perf_counter() - start)
-        for i in range(200):  # warm up the connection and both interpreters
+        for _ in range(200):  # warm up the connection and both interpreters
             sink_ref.ask("count")
         rtt = []
         for _ in range(asks):

@@ -1,0 +1,97 @@
+"""No process outlives its system, however the service ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runtime import ActorSystem, SystemConfig
+
+from actors_for_tests import Counter
+from conftest import children_of, pid_gone, wait_until
+
+SERVICE = textwrap.dedent(
+    """
+    import os, sys, time
+    import pykka
+    from runtime import ActorSystem, SystemConfig
+
+    class Echo(pykka.ThreadingActor):   # defined in __main__: travels by value
+        def on_receive(self, message):
+            return os.getpid()
+
+    with ActorSystem(config=SystemConfig(workers=1)) as system:
+        pids = [system.spawn(Echo).ask("pid", timeout=30) for _ in range(2)]
+        print(" ".join(map(str, pids)), flush=True)
+        while True:
+            time.sleep(0.05)   # the service's own work; signals end it
+    """
+)
+
+
+def start_service(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    service = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    assert service.stdout is not None
+    line = service.stdout.readline()
+    assert line, f"service did not start: {service.stderr.read() if service.stderr else ''}"
+    actor_pids = [int(p) for p in line.split()]
+    return service, actor_pids
+
+
+def all_descendants_gone(service: subprocess.Popen[str], pids: list[int]) -> bool:
+    return service.poll() is not None and all(pid_gone(p) for p in pids)
+
+
+def test_leaving_the_with_block_leaves_no_child_process() -> None:
+    with ActorSystem(config=SystemConfig(workers=1)) as system:
+        system.spawn(Counter).ask("count", timeout=10)
+        assert children_of(os.getpid())
+    wait_until(lambda: not children_of(os.getpid()))
+
+
+def test_an_exception_in_the_service_leaves_no_child_process() -> None:
+    with pytest.raises(KeyError), ActorSystem(config=SystemConfig(workers=1)) as system:
+        system.spawn(Counter).ask("count", timeout=10)
+        raise KeyError("the service failed")
+    wait_until(lambda: not children_of(os.getpid()))
+
+
+def test_shutdown_is_idempotent() -> None:
+    system = ActorSystem(config=SystemConfig(workers=1))
+    system.spawn(Counter)
+    system.shutdown()
+    system.shutdown()
+    assert system.closed
+
+
+def test_sigterm_of_the_service_leaves_no_child_process(tmp_path: Path) -> None:
+    service, pids = start_service(tmp_path)
+    descendants = [p.pid for p in children_of(service.pid)]
+    service.send_signal(signal.SIGTERM)
+    wait_until(lambda: all_descendants_gone(service, pids + descendants), timeout=15)
+
+
+def test_ctrl_c_of_the_service_group_leaves_no_child_process(tmp_path: Path) -> None:
+    service, pids = start_service(tmp_path)
+    descendants = [p.pid for p in children_of(service.pid)]
+    os.killpg(service.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    wait_until(lambda: all_descendants_gone(service, pids + descendants), timeout=15)
+    assert service.returncode != 0  # KeyboardInterrupt ended it, after an orderly shutdown
+
+
+def test_children_exit_by_themselves_when_the_service_is_killed(tmp_path: Path) -> None:
+    service, pids = start_service(tmp_path)
+    descendants = [p.pid for p in children_of(service.pid)]
+    service.kill()  # kill -9: no cleanup code of the service runs
+    wait_until(lambda: all_descendants_gone(service, pids + descendants), timeout=15)
