@@ -213,12 +213,11 @@ class SqliteStore:
             self._check_writable()
         else:
             target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=ro", True
-        # isolation_level=None: this class issues BEGIN/COMMIT itself.
+        # timeout is SQLite's busy timeout; isolation_level=None: BEGIN/COMMIT are issued here.
         self._conn = conn = sqlite3.connect(
             target, timeout=self.lock_timeout, isolation_level=None,
             check_same_thread=False, uri=uri,
         )
-        conn.execute(f"PRAGMA busy_timeout = {max(0, int(self.lock_timeout * 1000))}")
         if not self.read_only:
             journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(journal).lower() != "wal":
