@@ -46,9 +46,10 @@ because its branch was never told, the next waiter of that branch is answered
 with ``CheckpointError`` too, so no branch is told "durable" while an earlier
 update of its own was lost.
 
-The window needs to wait on the inbox, which it does on pykka's default
-``queue.Queue`` inbox. With any other inbox it still works, committing what it
-received without taking more from the inbox.
+Batching looks into the inbox: the actor installs a ``PeekableInbox``
+(``actors/inbox.py``) through pykka's ``_create_actor_inbox`` hook, and the
+runtime hosts it with a tracing subclass of that inbox, so batching works the
+same in one process and across processes.
 
     store, clock = MemoryStore(), FakeClock()
     ref = CheckpointActor.start(store=store, clock=clock)
@@ -60,7 +61,6 @@ received without taking more from the inbox.
 
 from __future__ import annotations
 
-import queue
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -71,6 +71,7 @@ import structlog
 
 from actors.clock import Clock
 from actors.errors import CheckpointError
+from actors.inbox import PeekableInbox
 from actors.messages import Checkpoint, ReplyTo, Update
 from actors.store import Store
 
@@ -135,6 +136,8 @@ class CheckpointActor(pykka.ThreadingActor):
                                     max_ops=250, max_bytes=750 * 1024, window=0.01)
         ref.tell(Checkpoint("b1", None, reply_to=reply))   # reply.get() -> BranchLog
     """
+
+    _create_actor_inbox = staticmethod(PeekableInbox)  # pykka's hook: batching peeks into it
 
     def __init__(
         self,
@@ -215,43 +218,27 @@ class CheckpointActor(pykka.ThreadingActor):
     def _take(self) -> Checkpoint | None:
         """The next inbox message if it is a told ``Checkpoint``, removed from the inbox."""
         inbox = self.actor_inbox
-        if not isinstance(inbox, queue.Queue):
+        if not isinstance(inbox, PeekableInbox):
             return None
-        with inbox.mutex:
-            if not inbox.queue:
-                return None
-            envelope = inbox.queue[0]
-            # An ask() or a non-checkpoint goes through pykka's loop, in its turn.
-            if envelope.reply_to is not None or not isinstance(envelope.message, Checkpoint):
-                return None
-        inbox.get_nowait()  # only this thread takes from the inbox: the head is unchanged
+        envelope = inbox.take_head_if(_is_told_checkpoint)
+        if envelope is None:
+            return None  # an ask() or a non-checkpoint goes through pykka's loop, in its turn
         message: Checkpoint = envelope.message
         return message
 
     def _take_all(self) -> list[Checkpoint]:
         """Every told ``Checkpoint`` left in the inbox; other messages stay, in order."""
         inbox = self.actor_inbox
-        if not isinstance(inbox, queue.Queue):
+        if not isinstance(inbox, PeekableInbox):
             return []
-        told: list[Checkpoint] = []
-        with inbox.mutex:
-            rest: list[Any] = []
-            for envelope in inbox.queue:
-                if envelope.reply_to is None and isinstance(envelope.message, Checkpoint):
-                    told.append(envelope.message)
-                else:
-                    rest.append(envelope)
-            inbox.queue.clear()
-            inbox.queue.extend(rest)
-        return told
+        return [e.message for e in inbox.take_all_if(_is_told_checkpoint)]
 
     def _wait_for_message(self, timeout: float) -> bool:
         """Block until the inbox holds a message or ``timeout`` real seconds pass."""
         inbox = self.actor_inbox
-        if not isinstance(inbox, queue.Queue):
+        if not isinstance(inbox, PeekableInbox):
             return False
-        with inbox.not_empty:
-            return inbox.not_empty.wait_for(lambda: len(inbox.queue) > 0, timeout)
+        return inbox.wait_for_message(timeout)
 
     def _commit(self, batch: CheckpointBatch) -> None:
         read_logs = list(dict.fromkeys(m.branch_id for m in batch.empties))
@@ -336,3 +323,7 @@ def _lost_update_error(branch_id: str, original: BaseException) -> CheckpointErr
 
 
 __all__ = ["COUNTERS", "CheckpointActor", "CheckpointBatch"]
+
+
+def _is_told_checkpoint(envelope: Any) -> bool:
+    return envelope.reply_to is None and isinstance(envelope.message, Checkpoint)

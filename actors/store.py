@@ -111,7 +111,9 @@ class MemoryStore:
                     update.branch_count or 0, update.result, update.error, now, now,
                 )
             else:
-                fields: tuple[str, ...] = ("kind", "status", "spec", "branch_count", "result", "error")
+                fields: tuple[str, ...] = (
+                    "kind", "status", "spec", "branch_count", "result", "error"
+                )
                 executions[update.execution_id] = replace(
                     old_e, **_merge(old_e, update, fields), updated_at=now  # type: ignore[arg-type]
                 )

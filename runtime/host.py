@@ -16,6 +16,7 @@ import pykka
 import structlog
 from pykka._envelope import Envelope
 
+from actors.inbox import PeekableInbox
 from runtime.transport import Node, Peer, RemoteReply
 
 if TYPE_CHECKING:
@@ -41,31 +42,16 @@ class TracedEnvelope(Envelope[Any]):
         self.origin = origin
 
 
-class TracingInbox:
-    """The actor's inbox: binds each message's context as the actor takes it.
+class _ContextBinder:
+    """Binds a message's trace context on the actor's thread, and returns credit."""
 
-    A ``queue.SimpleQueue`` underneath (C-implemented, no Python-level condition),
-    since pykka only needs ``put``, ``get`` and ``empty``.
-    """
-
-    __slots__ = ("_hosted", "_last_context", "_queue")
+    __slots__ = ("_hosted", "_last_context")
 
     def __init__(self, hosted: HostedActor) -> None:
-        self._queue: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
         self._hosted = hosted
         self._last_context: Any = _NO_CONTEXT
 
-    def put(self, envelope: Envelope[Any], /) -> None:
-        self._queue.put(envelope)
-
-    def empty(self) -> bool:
-        return self._queue.empty()
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
-        envelope = self._queue.get(block, timeout)
+    def took(self, envelope: Envelope[Any]) -> None:
         hosted = self._hosted
         context = getattr(envelope, "context", None)
         if context is not self._last_context and context != self._last_context:
@@ -78,7 +64,45 @@ class TracingInbox:
         origin = getattr(envelope, "origin", None)
         if origin is not None:
             hosted.node.credit(origin, hosted.actor_id)
+
+
+class TracingInbox:
+    """The inbox of a hosted actor: binds each message's context as the actor takes it.
+
+    A ``queue.SimpleQueue`` underneath (C-implemented, no Python-level condition),
+    since pykka only needs ``put``, ``get`` and ``empty``.
+    """
+
+    __slots__ = ("_binder", "_queue")
+
+    def __init__(self, hosted: HostedActor) -> None:
+        self._queue: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
+        self._binder = _ContextBinder(hosted)
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        self._queue.put(envelope)
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        envelope = self._queue.get(block, timeout)
+        self._binder.took(envelope)
         return envelope
+
+
+class TracingPeekableInbox(PeekableInbox):
+    """``PeekableInbox`` for batching actors, with the same context binding and credit."""
+
+    def __init__(self, hosted: HostedActor) -> None:
+        super().__init__()
+        self._binder = _ContextBinder(hosted)
+
+    def _took(self, envelope: Envelope[Any]) -> None:
+        self._binder.took(envelope)
 
 
 _NO_CONTEXT = object()
@@ -87,6 +111,10 @@ _building = threading.local()  # the HostedActor whose pykka actor is being cons
 
 def _inbox_factory() -> TracingInbox:
     return TracingInbox(_building.hosted)
+
+
+def _peekable_inbox_factory() -> TracingPeekableInbox:
+    return TracingPeekableInbox(_building.hosted)
 
 
 _hosted_classes: dict[type, type] = {}
@@ -98,8 +126,11 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
         raise TypeError(f"{cls!r} is not a pykka.ThreadingActor subclass")
     sub = _hosted_classes.get(cls)
     if sub is None:
+        # An actor that asked for a PeekableInbox (it batches) gets the tracing kind of it.
+        peekable = isinstance(cls._create_actor_inbox(), PeekableInbox)
+        factory = _peekable_inbox_factory if peekable else _inbox_factory
         namespace = {
-            "_create_actor_inbox": staticmethod(_inbox_factory),
+            "_create_actor_inbox": staticmethod(factory),
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }

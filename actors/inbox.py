@@ -1,0 +1,87 @@
+"""An inbox an actor can look into, for actors that batch what is waiting.
+
+pykka's default inbox is a ``queue.Queue`` that only gives the next message.
+A batching actor (the checkpoint actor) needs more: take told messages of its
+own kind from the head while they keep coming, and wait for the next message
+with a deadline. ``PeekableInbox`` offers that through pykka's runtime hook:
+
+    class Batcher(pykka.ThreadingActor):
+        _create_actor_inbox = staticmethod(PeekableInbox)
+
+The runtime hosts such an actor with a subclass that also binds each message's
+trace context and returns flow-control credit, by overriding ``_took``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from pykka._envelope import Envelope
+
+
+class PeekableInbox:
+    """A FIFO inbox with ``take_head_if``, ``take_all_if`` and ``wait_for_message``."""
+
+    def __init__(self) -> None:
+        self._items: deque[Envelope[Any]] = deque()
+        self._ready = threading.Condition(threading.Lock())
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._ready:
+            self._items.append(envelope)
+            self._ready.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, None if not block else timeout):
+                raise _empty()
+            envelope = self._items.popleft()
+        self._took(envelope)
+        return envelope
+
+    def get_nowait(self) -> Envelope[Any]:
+        return self.get(block=False)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def take_head_if(self, wanted: Callable[[Envelope[Any]], bool]) -> Envelope[Any] | None:
+        """Remove and return the head if ``wanted(head)``; else leave the inbox as it is."""
+        with self._ready:
+            if not self._items or not wanted(self._items[0]):
+                return None
+            envelope = self._items.popleft()
+        self._took(envelope)
+        return envelope
+
+    def take_all_if(self, wanted: Callable[[Envelope[Any]], bool]) -> list[Envelope[Any]]:
+        """Remove every ``wanted`` envelope; the others stay, in order."""
+        with self._ready:
+            taken = [e for e in self._items if wanted(e)]
+            if taken:
+                rest = [e for e in self._items if not wanted(e)]
+                self._items.clear()
+                self._items.extend(rest)
+        for envelope in taken:
+            self._took(envelope)
+        return taken
+
+    def wait_for_message(self, timeout: float) -> bool:
+        """Block until a message is waiting or ``timeout`` seconds pass; True if one is."""
+        with self._ready:
+            return bool(self._ready.wait_for(lambda: self._items, max(0.0, timeout)))
+
+    def _took(self, envelope: Envelope[Any]) -> None:
+        """Called for every envelope leaving the inbox; a hook for hosts."""
+
+
+def _empty() -> Exception:
+    import queue
+
+    return queue.Empty()
