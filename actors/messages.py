@@ -89,6 +89,7 @@ class BranchUpdate:
     result: bytes | None = None
     error: bytes | None = None
     epoch: int | None = None
+    create_only: bool = False  # insert if absent; never touch a branch that exists
 
     @property
     def nbytes(self) -> int:

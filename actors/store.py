@@ -119,6 +119,8 @@ class MemoryStore:
                 )
         elif isinstance(update, BranchUpdate):
             old_b = branches.get(update.branch_id)
+            if old_b is not None and update.create_only:
+                return  # it exists: a create-only update leaves it as it is
             if old_b is None:
                 branches[update.branch_id] = BranchRecord(
                     update.execution_id, update.branch_id, update.parent_branch_id,

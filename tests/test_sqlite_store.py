@@ -126,6 +126,22 @@ def test_upsert_keeps_fields_given_as_none_and_the_creation_time(db: Path) -> No
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_create_only_branch_update_never_touches_an_existing_branch(
+    kind: str, db: Path
+) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(str(db))
+    done = BranchUpdate("e", "e/0", BranchStatus.SUCCEEDED, index=0, result=b"r")
+    again = BranchUpdate("e", "e/0", BranchStatus.PENDING, index=0, input=b"i", create_only=True)
+    fresh = BranchUpdate("e", "e/1", BranchStatus.PENDING, index=1, input=b"j", create_only=True)
+    store.commit([done], [], 1.0)
+    store.commit([again, fresh], [], 2.0)
+    kept, created = store.read_log("e/0").branch, store.read_log("e/1").branch
+    assert kept is not None and kept.status is BranchStatus.SUCCEEDED and kept.input is None
+    assert created is not None and created.status is BranchStatus.PENDING and created.input == b"j"
+    store.close()
+
+
 def test_operation_seq_is_the_order_of_first_write_within_the_branch(db: Path) -> None:
     store = SqliteStore(db)
     replay(store)

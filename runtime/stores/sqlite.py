@@ -105,7 +105,8 @@ ON CONFLICT (branch_id) DO UPDATE SET
     parent_branch_id = coalesce(?3, parent_branch_id), parent_op_id = coalesce(?4, parent_op_id),
     idx = coalesce(?5, idx), status = ?6, input = coalesce(?7, input),
     result = coalesce(?8, result), error = coalesce(?9, error), epoch = coalesce(?10, epoch),
-    updated_at = ?11"""
+    updated_at = ?11
+WHERE ?12 = 0"""
 _UPSERT_OPERATION = f"""
 INSERT INTO operations ({_OPERATION_COLUMNS})
 VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE branch_id = ?2),
@@ -349,7 +350,7 @@ class SqliteStore:
             elif isinstance(u, BranchUpdate):
                 branches.append((u.execution_id, u.branch_id, u.parent_branch_id, u.parent_op_id,
                                  u.index, u.status._value_, u.input, u.result, u.error, u.epoch,
-                                 now))
+                                 now, int(u.create_only)))
             elif isinstance(u, ExecutionUpdate):
                 executions.append((u.execution_id, u.kind, u.status._value_, u.spec,
                                    u.branch_count, u.result, u.error, now))
