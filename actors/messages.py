@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from actors.branch import BranchSpec
+    from actors.policies import Completion
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -208,3 +212,168 @@ class Checkpoint:
     @property
     def is_empty(self) -> bool:
         return self.update is None
+
+
+# -- executions: coordinator <-> workers ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunBranch:
+    """Run (or replay) a branch from ``log``; ``epoch`` fences stale reports of older runs."""
+
+    spec: BranchSpec
+    epoch: int
+    log: BranchLog
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRan:
+    """A worker's report: one run of a branch ended ``SUCCEEDED``, ``FAILED`` or ``SUSPENDED``."""
+
+    branch_id: str
+    epoch: int
+    status: BranchStatus
+    result: Any = None
+    error: BaseException | None = None
+    suspended_on: OperationUpdate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BranchAborted:
+    """A run could not go on because a checkpoint failed; nothing after it is durable."""
+
+    branch_id: str
+    epoch: int
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class StartChildren:
+    """A branch's ``ctx.map``/``ctx.parallel``: its children exist durably; schedule them."""
+
+    parent: OperationUpdate
+    specs: tuple[BranchSpec, ...]
+    max_concurrency: int | None
+    completion: Completion
+
+
+@dataclass(frozen=True, slots=True)
+class StartExecution:
+    """Create an execution (or resume the one stored under ``execution_id``).
+
+    Answered on ``reply_to`` with "created", "resumed" or "finished" once the
+    execution and its branches are durable.
+    """
+
+    execution_id: str
+    kind: str
+    specs: tuple[BranchSpec, ...]
+    max_concurrency: int | None
+    completion: Completion
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitResult:
+    """Answer ``reply_to`` with the execution's ``BatchResult`` once it has finished."""
+
+    execution_id: str
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeExecution:
+    """Ask for an execution's status and progress counts."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimersDue:
+    """The coordinator's timer thread: these (branch id, epoch) suspensions are due."""
+
+    due: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLost:
+    """The runtime saw a worker's process die; its branches must run elsewhere."""
+
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """A checkpoint the coordinator sent was acknowledged (``error`` None) or failed."""
+
+    what: tuple[Any, ...]
+    error: BaseException | None = None
+
+
+class ActorLike(Protocol):
+    """What a reply handle needs of a ref: pykka's ``ActorRef`` and the runtime's both fit."""
+
+    def tell(self, message: Any) -> None: ...
+
+
+class LogDelivery:
+    """A reply handle that hands a fetched log straight to a worker as ``RunBranch``.
+
+    The coordinator resumes a branch by sending its empty checkpoint with this as
+    ``reply_to``: no thread waits for the log, so a whole wave of resumes is in
+    flight at once and the checkpoint actor answers it with one store call.
+    """
+
+    __slots__ = ("coordinator", "epoch", "spec", "worker")
+
+    def __init__(self, worker: ActorLike, coordinator: ActorLike, spec: BranchSpec,
+                 epoch: int) -> None:
+        self.worker = worker
+        self.coordinator = coordinator
+        self.spec = spec
+        self.epoch = epoch
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LogDelivery, (self.worker, self.coordinator, self.spec, self.epoch))
+
+    def set(self, value: Any = None) -> None:
+        self.worker.tell(RunBranch(self.spec, self.epoch, value))
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        self.coordinator.tell(BranchAborted(self.spec.branch_id, self.epoch, exc))
+
+
+class Forward:
+    """A reply handle: tells ``target`` ``Durable(what)`` once the checkpoint is acknowledged."""
+
+    __slots__ = ("target", "what")
+
+    def __init__(self, target: ActorLike, *what: Any) -> None:
+        self.target = target
+        self.what = what
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Forward, (self.target, *self.what))
+
+    def set(self, value: Any = None) -> None:
+        self.target.tell(Durable(self.what))
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        self.target.tell(Durable(self.what, exc))
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """Tell the coordinator its own ref (as others reach it) and its workers' refs."""
+
+    self_ref: ActorLike
+    workers: tuple[ActorLike, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFinish:
+    """The coordinator's reminder to write a batch result again after a store failure."""
+
+    batch_key: str

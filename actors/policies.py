@@ -246,6 +246,10 @@ class BatchProgress:
             self._failed += 1
         return self._decide()
 
+    def result_status(self, index: int) -> BranchStatus:
+        """Where branch ``index`` stands in this batch."""
+        return self._statuses[index]
+
     def result(self) -> BatchResult:
         """The batch's result; only once it is finished."""
         if self.status is None:

@@ -47,6 +47,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._closing = False
+        self.on_crash: Callable[[str], None] | None = None  # told the actor id of a crash
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -99,6 +100,11 @@ class Supervisor:
         if self._closing:
             child.state = "stopped"
             return
+        if self.on_crash is not None:
+            try:
+                self.on_crash(child.spec.actor_id)
+            except Exception as exc:  # a hook must not stop the supervisor
+                log.error("supervisor.on_crash_failed", error=repr(exc))
         now = time.monotonic()
         policy = child.policy
         recent = [t for t in child.restarts if policy is not None and now - t < policy.within]

@@ -12,14 +12,24 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import multiprocess
 import pykka
 import structlog
 
+from actors.policies import Completion
 from runtime import serialization, tracing
 from runtime.config import RestartPolicy, SystemConfig
+from runtime.durable import (
+    DurableServices,
+    Execution,
+    map_specs,
+    new_execution_id,
+    parallel_specs,
+    validate_execution_id,
+)
 from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
 from runtime.future import Future
 from runtime.process import BootSpec, child_main
@@ -112,6 +122,7 @@ class ActorSystem:
         self._names: set[str] = set()
         self._counter = 0
         self._lock = threading.Lock()
+        self._durable_lock = threading.Lock()
         self._closed = False
         if self.config.trace_path is not None or not structlog.is_configured():
             # A service that configured structlog itself keeps its configuration
@@ -123,6 +134,7 @@ class ActorSystem:
             send_timeout=self.config.send_timeout,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready_id)
+        self._durable: DurableServices | None = None
         _live_systems.add(self)
         atexit.register(self.shutdown)
         log.info("system.started", system=self.id, start_method=self.config.start_method)
@@ -216,6 +228,63 @@ class ActorSystem:
                         f"{self.config.spawn_timeout}s"
                     ) from None
 
+    # -- durable executions -------------------------------------------------------
+
+    def _services(self) -> DurableServices:
+        if self._closed:
+            raise ActorDeadError("this actor system is shut down; start a new one")
+        with self._durable_lock:
+            if self._durable is None:
+                self._durable = DurableServices(self)
+            return self._durable
+
+    def map(
+        self,
+        branch_class: type[Any],
+        items: Iterable[Any],
+        *,
+        max_concurrency: int | None = None,
+        execution_id: str | None = None,
+        completion: Completion | None = None,
+    ) -> Execution:
+        """Run ``branch_class().run(ctx, item)`` for every item, durably; the execution handle.
+
+        ``execution_id`` names the execution: if the store already holds it, it is
+        resumed (or, finished, its stored result is returned). ``completion``
+        defaults to fail-fast (``Completion.all_successful()``).
+
+            run = system.map(Resize, ["a.png", "b.png"], max_concurrency=100)
+            thumbnails = run.result(timeout=60).values()
+        """
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
+        eid = validate_execution_id(execution_id or new_execution_id())
+        specs = map_specs(eid, branch_class, items)
+        return self._services().start("map", specs, eid, max_concurrency,
+                                      completion or Completion.all_successful(),
+                                      self.config.spawn_timeout)
+
+    def parallel(
+        self,
+        branches: Iterable[Any],
+        *,
+        execution_id: str | None = None,
+        completion: Completion | None = None,
+    ) -> Execution:
+        """Run different branch classes side by side (classes, or ``(cls, input)`` pairs).
+
+            run = system.parallel([FetchPrices, (FetchStock, "sku-1")], execution_id="p-1")
+        """
+        eid = validate_execution_id(execution_id or new_execution_id())
+        specs = parallel_specs(eid, branches)
+        return self._services().start("parallel", specs, eid, None,
+                                      completion or Completion.all_successful(),
+                                      self.config.spawn_timeout)
+
+    def metrics(self) -> dict[str, int]:
+        """Monotonic counters since the system started (names in API.md)."""
+        return self._services().metrics()
+
     # -- shutdown -------------------------------------------------------------------
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -230,6 +299,8 @@ class ActorSystem:
             self._closed = True
         budget = self.config.stop_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
+        if self._durable is not None:
+            self._durable.close()
         children = self._supervisor.live_children()
         stops = []
         for child in children:

@@ -1,0 +1,489 @@
+"""The coordinator: creates executions, dispatches branches to workers, keeps batches and timers.
+
+One actor owns the whole life of every execution of a system:
+
+* ``StartExecution`` writes the execution and its branches (create-only, so a
+  restart never resets a finished branch) and dispatches them within
+  ``max_concurrency``; a stored execution is resumed, a finished one answered.
+* Dispatching a branch is sending its *empty checkpoint* with a ``LogDelivery``
+  reply handle: the checkpoint actor hands the log to a worker. No thread waits,
+  so a wave of resumes coalesces into one store call.
+* Workers report ``BranchRan``. A suspension on a timer is resumed when it is due
+  (this actor's timer thread); a suspension on children when their batch is done
+  and its result durable. ``epoch`` fences reports of older runs.
+* When a batch finishes (``Completion`` decides), its ``BatchResult`` is written
+  through the checkpoint actor: the execution's result, or the parent's
+  ``CHILDREN`` operation; the acknowledgement comes back as ``Durable``, a
+  continuation, and only then are waiters answered or the parent resumed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.branch import BranchSpec, decode_error
+from actors.clock import Clock, SystemClock
+from actors.errors import DurableActorsError, StepFailedError
+from actors.messages import (
+    ActorLike,
+    AwaitResult,
+    BranchAborted,
+    BranchRan,
+    BranchStatus,
+    BranchUpdate,
+    Checkpoint,
+    DescribeExecution,
+    Durable,
+    ExecutionStatus,
+    ExecutionUpdate,
+    Forward,
+    LogDelivery,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    RetryFinish,
+    StartChildren,
+    StartExecution,
+    TimersDue,
+    Wire,
+    WorkerLost,
+)
+from actors.policies import BatchProgress, BatchResult, BatchStatus
+from actors.store import Store
+
+log = structlog.get_logger("actors.execution")
+
+
+class UnknownExecutionError(DurableActorsError, KeyError):
+    """No execution with this id is known to the system or its store."""
+
+
+@dataclass(eq=False)
+class _Batch:
+    key: str  # the execution id, or "<parent branch>/<op id>" for children
+    execution_id: str
+    parent: OperationUpdate | None
+    progress: BatchProgress
+    branch_ids: list[str]
+    max_concurrency: int | None
+    waiting: deque[str] = field(default_factory=deque)
+    running: int = 0
+    result_durable: bool = False
+
+
+@dataclass(eq=False)
+class _Branch:
+    spec: BranchSpec
+    batch: _Batch
+    state: str = "pending"  # pending | dispatched | suspended | aborted | done
+    epoch: int = 0
+    worker: int | None = None
+    aborts: int = 0
+
+
+@dataclass(eq=False)
+class _Execution:
+    execution_id: str
+    batch: _Batch
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    result: BatchResult | None = None
+    waiters: list[Any] = field(default_factory=list)
+
+
+class _Timers:
+    """A thread that tells the coordinator which (branch, epoch) timers are due."""
+
+    def __init__(self, clock: Clock, notify: Callable[[tuple[tuple[str, int], ...]], None]) -> None:
+        self._clock = clock
+        self._notify = notify
+        self._heap: list[tuple[float, str, int]] = []
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="coordinator-timers", daemon=True)
+        self._thread.start()
+
+    def add(self, due: float, branch_id: str, epoch: int) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (due, branch_id, epoch))
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                now = self._clock.time()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    _, branch_id, epoch = heapq.heappop(self._heap)
+                    due.append((branch_id, epoch))
+                if due:
+                    self._notify(tuple(due))  # one message for a whole wave
+                    continue
+                timeout = self._heap[0][0] - now if self._heap else None
+                self._cond.wait(timeout if timeout is None else min(timeout, 1.0))
+
+
+class ExecutionActor(pykka.ThreadingActor):
+    """Coordinates executions; see the module docstring.
+
+        coordinator = ExecutionActor.start(checkpoint=ckpt, reader=store)
+        coordinator.tell(Wire(self_ref=coordinator, workers=(worker,)))
+    """
+
+    def __init__(
+        self,
+        *,
+        checkpoint: ActorLike,
+        reader: Store,
+        clock: Clock | None = None,
+        serialize: Callable[[object], bytes] = pickle.dumps,
+        deserialize: Callable[[bytes], Any] = pickle.loads,
+    ) -> None:
+        super().__init__()
+        self._checkpoint = checkpoint
+        self._reader = reader
+        self._clock = clock or SystemClock()
+        self._serialize = serialize
+        self._deserialize = deserialize
+        self._self_ref: ActorLike | None = None
+        self._workers: tuple[ActorLike, ...] = ()
+        self._load: list[int] = []
+        self._executions: dict[str, _Execution] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._branches: dict[str, _Branch] = {}
+        self._timers: _Timers | None = None
+
+    def on_start(self) -> None:
+        self._timers = _Timers(self._clock, lambda due: self.actor_ref.tell(TimersDue(due)))
+
+    def on_stop(self) -> None:
+        if self._timers is not None:
+            self._timers.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        handler = _HANDLERS.get(type(message))
+        if handler is None:
+            return super().on_receive(message)
+        return handler(self, message)
+
+    # -- wiring and queries --------------------------------------------------------
+
+    def _wire(self, message: Wire) -> None:
+        self._self_ref = message.self_ref
+        self._workers = tuple(message.workers)
+        self._load = [0] * len(self._workers)
+
+    def _describe(self, message: DescribeExecution) -> dict[str, Any]:
+        execution = self._known(message.execution_id)
+        counts = dict.fromkeys(("pending", "running", "suspended", "done", "failed"), 0)
+        for branch_id in execution.batch.branch_ids:
+            branch = self._branches.get(branch_id)
+            counts[self._progress_state(branch)] += 1
+        status = execution.status
+        if status is ExecutionStatus.RUNNING and counts["running"] == 0 and counts["suspended"]:
+            status = ExecutionStatus.SUSPENDED
+        return {"status": status.value, "total": len(execution.batch.branch_ids), **counts}
+
+    def _progress_state(self, branch: _Branch | None) -> str:
+        if branch is None or branch.state in ("pending", "aborted"):
+            return "pending"
+        if branch.state == "done":
+            index = branch.spec.index
+            ok = branch.batch.progress.result_status(index) is BranchStatus.SUCCEEDED
+            return "done" if ok else "failed"
+        return "running" if branch.state == "dispatched" else "suspended"
+
+    def _await(self, message: AwaitResult) -> None:
+        try:
+            execution = self._known(message.execution_id)
+        except UnknownExecutionError as exc:
+            message.reply_to.set_exception((type(exc), exc, None))
+            return
+        if execution.result is not None:
+            message.reply_to.set(execution.result)
+        else:
+            execution.waiters.append(message.reply_to)
+
+    def _known(self, execution_id: str) -> _Execution:
+        execution = self._executions.get(execution_id)
+        if execution is None:
+            raise UnknownExecutionError(
+                f"no execution {execution_id!r} in this system; start it with map() or parallel()"
+            )
+        return execution
+
+    # -- starting and resuming --------------------------------------------------------
+
+    def _start_execution(self, message: StartExecution) -> None:
+        eid = message.execution_id
+        if eid in self._executions:
+            done = self._executions[eid].result is not None
+            message.reply_to.set("finished" if done else "resumed")
+            return
+        stored = self._reader.read_execution(eid)
+        specs = list(message.specs)
+        if stored is None:
+            self._create(message, specs)
+            return
+        if stored.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
+            batch = self._new_batch(eid, eid, None, stored.branch_count, message, [])
+            result = self._deserialize(stored.result) if stored.result is not None else None
+            self._executions[eid] = _Execution(eid, batch, stored.status, result)
+            message.reply_to.set("finished")
+            return
+        self._resume(message, specs, stored.branch_count)
+        message.reply_to.set("resumed")
+
+    def _create(self, message: StartExecution, specs: list[BranchSpec]) -> None:
+        eid = message.execution_id
+        batch = self._new_batch(eid, eid, None, len(specs), message, specs)
+        self._executions[eid] = _Execution(eid, batch)
+        created = ExecutionUpdate(eid, ExecutionStatus.RUNNING, kind=message.kind,
+                                  branch_count=len(specs))
+        self._checkpoint.tell(Checkpoint(eid, created, sync=not specs,
+                                         reply_to=message.reply_to if not specs else None))
+        for spec in specs:
+            update = BranchUpdate(eid, spec.branch_id, BranchStatus.PENDING, index=spec.index,
+                                  input=self._serialize(spec.input), create_only=True)
+            last = spec is specs[-1]
+            self._checkpoint.tell(Checkpoint(spec.branch_id, update, sync=last,
+                                             reply_to=message.reply_to if last else None))
+        log.info("execution.created", execution_id=eid, branches=len(specs))
+        self._start_more(batch)
+
+    def _resume(self, message: StartExecution, specs: list[BranchSpec], count: int) -> None:
+        eid = message.execution_id
+        records = [b for b in self._reader.read_branches(eid) if b.parent_branch_id is None]
+        by_index = {b.index: b for b in records}
+        rebuilt = []
+        for index in range(count):
+            record = by_index.get(index)
+            cls = specs[index].branch_cls if index < len(specs) else specs[0].branch_cls
+            item = self._deserialize(record.input) if record and record.input else None
+            rebuilt.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
+        batch = self._new_batch(eid, eid, None, count, message, rebuilt)
+        self._executions[eid] = _Execution(eid, batch)
+        self._seed(batch, {b.branch_id: b for b in records})
+        log.info("execution.resumed", execution_id=eid, branches=count,
+                 finished=batch.progress.total - len(batch.waiting))
+        self._after_change(batch)
+
+    def _new_batch(self, key: str, eid: str, parent: OperationUpdate | None, total: int,
+                   source: StartExecution | StartChildren, specs: Sequence[BranchSpec]) -> _Batch:
+        batch = _Batch(key, eid, parent, BatchProgress(total, source.completion),
+                       [s.branch_id for s in specs], source.max_concurrency)
+        self._batches[key] = batch
+        for spec in specs:
+            self._branches[spec.branch_id] = _Branch(spec, batch)
+            batch.waiting.append(spec.branch_id)
+        return batch
+
+    def _seed(self, batch: _Batch, records: dict[str, Any]) -> None:
+        """Count branches that already ended (from the store) into a rebuilt batch."""
+        for branch_id in list(batch.waiting):
+            record = records.get(branch_id)
+            if record is None or record.status not in (BranchStatus.SUCCEEDED, BranchStatus.FAILED):
+                continue
+            batch.waiting.remove(branch_id)
+            self._branches[branch_id].state = "done"
+            index = self._branches[branch_id].spec.index
+            if record.status is BranchStatus.SUCCEEDED:
+                value = self._deserialize(record.result) if record.result is not None else None
+                batch.progress.succeed(index, value)
+            else:
+                error = (decode_error(record.error, self._deserialize) if record.error
+                         else StepFailedError("failed without a logged error", "unknown"))
+                batch.progress.fail(index, error)
+
+    def _start_children(self, message: StartChildren) -> None:
+        parent = message.parent
+        key = f"{parent.branch_id}/{parent.op_id}"
+        if key in self._batches:
+            return  # a replay announcing the same batch again
+        batch = self._new_batch(key, parent.execution_id, parent, len(message.specs), message,
+                                message.specs)
+        stored = {b.branch_id: b for b in self._reader.read_branches(parent.execution_id)
+                  if b.parent_branch_id == parent.branch_id}
+        self._seed(batch, stored)
+        self._after_change(batch)
+
+    # -- dispatching ------------------------------------------------------------------
+
+    def _after_change(self, batch: _Batch) -> None:
+        if batch.progress.finished:
+            self._finish(batch)
+        else:
+            self._start_more(batch)
+
+    def _start_more(self, batch: _Batch) -> None:
+        limit = batch.max_concurrency
+        while batch.waiting and not batch.progress.finished and (
+            limit is None or batch.running < limit
+        ):
+            branch_id = batch.waiting.popleft()
+            batch.running += 1
+            batch.progress.start(self._branches[branch_id].spec.index)
+            self._dispatch(branch_id)
+
+    def _dispatch(self, branch_id: str) -> None:
+        if not self._workers or self._self_ref is None:
+            raise RuntimeError("the coordinator has no workers: send Wire(...) first")
+        branch = self._branches[branch_id]
+        branch.epoch += 1
+        branch.state = "dispatched"
+        worker = min(range(len(self._load)), key=self._load.__getitem__)
+        self._load[worker] += 1
+        branch.worker = worker
+        delivery = LogDelivery(self._workers[worker], self._self_ref, branch.spec, branch.epoch)
+        self._checkpoint.tell(Checkpoint(branch_id, None, sync=True, reply_to=delivery))
+
+    def _current(self, branch_id: str, epoch: int) -> _Branch | None:
+        branch = self._branches.get(branch_id)
+        if branch is None or branch.epoch != epoch or branch.state != "dispatched":
+            log.info("branch.stale_report", branch_id=branch_id, epoch=epoch)
+            return None
+        if branch.worker is not None:
+            self._load[branch.worker] -= 1
+            branch.worker = None
+        return branch
+
+    def _branch_ran(self, message: BranchRan) -> None:
+        branch = self._current(message.branch_id, message.epoch)
+        if branch is None:
+            return
+        if message.status is BranchStatus.SUSPENDED:
+            self._suspended(branch, message.suspended_on)
+            return
+        branch.state = "done"
+        batch = branch.batch
+        batch.running -= 1
+        if message.status is BranchStatus.SUCCEEDED:
+            batch.progress.succeed(branch.spec.index, message.result)
+        else:
+            batch.progress.fail(branch.spec.index, message.error or RuntimeError("branch failed"))
+        self._after_change(batch)
+
+    def _suspended(self, branch: _Branch, op: OperationUpdate | None) -> None:
+        branch.state = "suspended"
+        if op is None:
+            return
+        if op.kind is OpKind.CHILDREN:
+            children = self._batches.get(f"{op.branch_id}/{op.op_id}")
+            if children is not None and children.result_durable:
+                self._dispatch(branch.spec.branch_id)  # they ended before the parent parked
+        elif op.due_at is not None and self._timers is not None:
+            self._timers.add(op.due_at, branch.spec.branch_id, branch.epoch)
+
+    def _aborted(self, message: BranchAborted) -> None:
+        branch = self._current(message.branch_id, message.epoch)
+        if branch is None:
+            return
+        branch.aborts += 1
+        branch.state = "aborted"
+        delay = min(30.0, 0.05 * 2 ** min(branch.aborts, 10))
+        log.warning("branch.retry_after_abort", branch_id=message.branch_id,
+                    error=repr(message.error), attempt=branch.aborts, delay=delay)
+        if self._timers is not None:
+            self._timers.add(self._clock.time() + delay, message.branch_id, branch.epoch)
+
+    def _timers_due(self, message: TimersDue) -> None:
+        for branch_id, epoch in message.due:
+            branch = self._branches.get(branch_id)
+            if branch is not None and branch.epoch == epoch and branch.state in (
+                "suspended", "aborted",
+            ):
+                self._dispatch(branch_id)
+
+    def _worker_lost(self, message: WorkerLost) -> None:
+        index = int(message.worker_id)
+        for branch_id, branch in self._branches.items():
+            if branch.state == "dispatched" and branch.worker == index:
+                self._load[index] -= 1
+                branch.worker = None
+                log.warning("branch.worker_lost", branch_id=branch_id, worker=index)
+                self._dispatch(branch_id)  # replays from its log on another run
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def _finish(self, batch: _Batch) -> None:
+        result = batch.progress.result()
+        payload = self._serialize_result(result)
+        assert self._self_ref is not None
+        if batch.parent is None:
+            failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
+            status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
+            update: Any = ExecutionUpdate(batch.execution_id, status, result=payload)
+            what = ("execution", batch.key, status.value)
+        else:
+            p = batch.parent
+            update = OperationUpdate(p.execution_id, p.branch_id, p.op_id, OpKind.CHILDREN, p.name,
+                                     OpStatus.SUCCEEDED, attempt=p.attempt, payload=payload)
+            what = ("children", batch.key, "")
+        branch_id = batch.key if batch.parent is None else batch.parent.branch_id
+        self._checkpoint.tell(Checkpoint(branch_id, update, sync=True,
+                                         reply_to=Forward(self._self_ref, *what)))
+
+    def _serialize_result(self, result: BatchResult) -> bytes:
+        try:
+            return self._serialize(result)
+        except Exception:  # an error that cannot be kept: keep its name and text instead
+            errors = tuple(None if e is None else StepFailedError(str(e), type(e).__qualname__)
+                           for e in result.errors)
+            return self._serialize(BatchResult(result.results, errors, result.statuses,
+                                               result.status))
+
+    def _durable(self, message: Durable) -> None:
+        kind, key, status = message.what
+        batch = self._batches[key]
+        if message.error is not None:
+            # Nobody is told the batch ended until its result is durable; try again later.
+            log.error("batch.result_not_durable", batch=key, error=repr(message.error))
+            retry = threading.Timer(1.0, self.actor_ref.tell, args=(RetryFinish(key),))
+            retry.daemon = True
+            retry.start()
+            return
+        batch.result_durable = True
+        if kind == "execution":
+            execution = self._executions[key]
+            execution.status = ExecutionStatus(status)
+            execution.result = batch.progress.result()
+            for waiter in execution.waiters:
+                waiter.set(execution.result)
+            execution.waiters.clear()
+            log.info("execution.finished", execution_id=key, status=status)
+        else:
+            parent = self._branches.get(batch.parent.branch_id) if batch.parent else None
+            if parent is not None and parent.state == "suspended":
+                self._dispatch(parent.spec.branch_id)
+
+
+def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
+    actor._finish(actor._batches[message.batch_key])
+
+
+_HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
+    RetryFinish: _retry_finish,
+    Wire: ExecutionActor._wire,
+    StartExecution: ExecutionActor._start_execution,
+    StartChildren: ExecutionActor._start_children,
+    BranchRan: ExecutionActor._branch_ran,
+    BranchAborted: ExecutionActor._aborted,
+    TimersDue: ExecutionActor._timers_due,
+    WorkerLost: ExecutionActor._worker_lost,
+    Durable: ExecutionActor._durable,
+    AwaitResult: ExecutionActor._await,
+    DescribeExecution: ExecutionActor._describe,
+}

@@ -1,0 +1,171 @@
+"""The worker: hosts branches on a bounded thread pool, checkpointing through the checkpoint actor.
+
+A ``RunBranch`` arrives with the branch's log already fetched (the coordinator
+sent the empty checkpoint on the branch's behalf), so a worker thread is taken
+only to run user code. The branch talks to the checkpoint actor directly; a
+suspension is written, the branch is evicted (its thread goes back to the
+pool) and the coordinator is told, so a suspended branch holds no thread.
+
+    worker = WorkerActor.start(checkpoint=ckpt_ref, coordinator=coord_ref, threads=16)
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.branch import BranchSpec, BranchSuspended
+from actors.clock import Clock, SystemClock
+from actors.errors import CheckpointError
+from actors.messages import (
+    ActorLike,
+    BranchAborted,
+    BranchRan,
+    BranchStatus,
+    BranchUpdate,
+    Checkpoint,
+    OperationUpdate,
+    RunBranch,
+    StartChildren,
+    Update,
+)
+from actors.policies import Completion
+from actors.replay import run_branch
+
+log = structlog.get_logger("actors.worker")
+
+COUNTERS = ("branch.replays", "branch.evictions", "step.executions", "branch.runs")
+
+
+class _Host:
+    """The ``BranchHost`` of one run of one branch, on the worker's pool thread."""
+
+    def __init__(self, worker: WorkerActor, spec: BranchSpec, epoch: int) -> None:
+        self._worker = worker
+        self._spec = spec
+        self._epoch = epoch
+
+    def checkpoint(self, update: Update, *, sync: bool) -> None:
+        worker = self._worker
+        if not sync:
+            worker.checkpoint_ref.tell(Checkpoint(self._spec.branch_id, update, sync=False))
+            return
+        reply = worker.future_factory()
+        worker.checkpoint_ref.tell(Checkpoint(self._spec.branch_id, update, True, reply))
+        try:
+            reply.get()
+        except CheckpointError:
+            raise
+        except Exception as exc:  # the checkpoint actor is gone: nothing was acknowledged
+            raise CheckpointError(
+                f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
+            ) from exc
+
+    def suspend(self, op: OperationUpdate) -> bytes | None:
+        spec = self._spec
+        self.checkpoint(op, sync=False)
+        self.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUSPENDED),
+                        sync=True)
+        self._worker.count("branch.evictions")
+        raise BranchSuspended(op)
+
+    def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
+                       max_concurrency: int | None, completion: Completion) -> None:
+        for child in children:
+            self.checkpoint(
+                BranchUpdate(child.execution_id, child.branch_id, BranchStatus.PENDING,
+                             child.parent_branch_id, child.parent_op_id, child.index,
+                             input=self.serialize(child.input), create_only=True),
+                sync=False,
+            )
+        self.checkpoint(parent, sync=True)  # the children are durable no later than this
+        self._worker.coordinator_ref.tell(
+            StartChildren(parent, tuple(children), max_concurrency, completion)
+        )
+
+    def now(self) -> float:
+        return self._worker.clock.time()
+
+    def serialize(self, obj: object) -> bytes:
+        return self._worker.serialize(obj)
+
+    def deserialize(self, data: bytes) -> Any:
+        return self._worker.deserialize(data)
+
+
+class WorkerActor(pykka.ThreadingActor):
+    """Runs ``RunBranch`` messages on at most ``threads`` threads; reports to the coordinator."""
+
+    def __init__(
+        self,
+        *,
+        checkpoint: ActorLike,
+        coordinator: ActorLike,
+        threads: int = 16,
+        clock: Clock | None = None,
+        serialize: Callable[[object], bytes] = pickle.dumps,
+        deserialize: Callable[[bytes], Any] = pickle.loads,
+        future_factory: Callable[[], Any] = pykka.ThreadingFuture,
+        name: str = "worker",
+    ) -> None:
+        super().__init__()
+        self.checkpoint_ref = checkpoint
+        self.coordinator_ref = coordinator
+        self.clock = clock or SystemClock()
+        self.serialize = serialize
+        self.deserialize = deserialize
+        self.future_factory = future_factory
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-branch")
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._counters_lock = threading.Lock()  # branch threads count concurrently
+
+    def count(self, counter: str, amount: int = 1) -> None:
+        with self._counters_lock:
+            self._counters[counter] += amount
+
+    def metrics(self) -> dict[str, int]:
+        """``branch.replays``, ``branch.evictions``, ``step.executions``, ``branch.runs``."""
+        return dict(self._counters)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RunBranch):
+            self._pool.submit(self._run, message)
+            return None
+        return super().on_receive(message)
+
+    def on_stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, message: RunBranch) -> None:
+        spec, epoch = message.spec, message.epoch
+        host = _Host(self, spec, epoch)
+        try:
+            host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.RUNNING,
+                                         epoch=epoch), sync=False)
+            outcome = run_branch(spec, message.log, host)
+        except CheckpointError as exc:
+            log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
+            self.coordinator_ref.tell(BranchAborted(spec.branch_id, epoch, exc))
+            return
+        except BaseException as exc:  # a bug here must not lose the branch: report it failed
+            log.exception("branch.crashed", branch_id=spec.branch_id)
+            self.coordinator_ref.tell(BranchAborted(spec.branch_id, epoch, exc))
+            return
+        with self._counters_lock:
+            self._counters["branch.runs"] += 1
+            self._counters["branch.replays"] += int(outcome.replayed)
+            self._counters["step.executions"] += outcome.step_executions
+        report = BranchRan(spec.branch_id, epoch, outcome.status, outcome.result, outcome.error,
+                           outcome.suspended_on)
+        try:
+            self.coordinator_ref.tell(report)
+        except Exception as exc:  # e.g. a result that cannot be pickled: say so, as a failure
+            self.coordinator_ref.tell(BranchRan(spec.branch_id, epoch, BranchStatus.FAILED,
+                                                error=RuntimeError(repr(exc))))
