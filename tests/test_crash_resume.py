@@ -14,10 +14,11 @@ import pytest
 
 from actors.errors import StoreError
 from actors.messages import OpStatus
-from branches_for_tests import Squares, effects, expected_squares
-from conftest import pid_gone, wait_until
 from runtime import ActorSystem, SystemConfig
 from runtime.stores import open_store
+
+from branches_for_tests import Squares, effects, expected_squares
+from conftest import pid_gone, wait_until
 
 ITEMS = 24
 

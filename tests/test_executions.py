@@ -10,6 +10,8 @@ import pytest
 
 from actors.errors import BatchFailedError
 from actors.policies import BatchStatus, Completion
+from runtime import ActorSystem, SystemConfig
+
 from branches_for_tests import (
     Answer,
     Burn,
@@ -24,7 +26,6 @@ from branches_for_tests import (
     expected_squares,
 )
 from conftest import wait_until
-from runtime import ActorSystem, SystemConfig
 
 pytestmark = pytest.mark.timeout(120)
 
