@@ -9,6 +9,7 @@ suspension, handed to the host.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -131,6 +132,7 @@ class BranchContext:
                     self._sleep(self._as_update(record))
                     attempt = record.attempt + 1
             while True:
+                started = time.perf_counter()  # for the trace's step span
                 try:
                     with self._running(name):
                         self._step_executions += 1
@@ -142,7 +144,7 @@ class BranchContext:
                     delay = retry.delay(attempt)
                     self.logger.info(
                         "step.retrying", op_id=op_id, step=name, attempt=attempt,
-                        delay=delay, error=repr(exc),
+                        delay=delay, error=repr(exc), duration_ms=_ms_since(started),
                     )
                     self._sleep(self._update(
                         op_id, OpKind.STEP, name, OpStatus.RETRYING, attempt=attempt,
@@ -152,12 +154,14 @@ class BranchContext:
                     attempt += 1
                     continue
                 payload = self._host.serialize(value)
+                acked = time.perf_counter()
                 self._host.checkpoint(
                     self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
                                  attempt=attempt, payload=payload),
                     sync=True,
                 )
-                self.logger.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt)
+                self.logger.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
+                                  duration_ms=_ms_since(started), checkpoint_ms=_ms_since(acked))
                 return value
 
     def wait(self, name: str, *, seconds: float) -> None:
@@ -410,6 +414,11 @@ class BranchContext:
                 f"a CHILDREN operation logged {type(value).__name__}, not a BatchResult"
             )
         return value
+
+
+def _ms_since(started: float) -> float:
+    """Milliseconds since ``started`` (``time.perf_counter``): a span's length in the trace."""
+    return round((time.perf_counter() - started) * 1e3, 3)
 
 
 def _poll(name: str, check: Callable[[Any], tuple[bool, S]], state: Any) -> tuple[bool, S]:
