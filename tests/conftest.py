@@ -1,28 +1,24 @@
-"""Fixtures shared by the suite: a started system, and process-level helpers."""
+"""Fixtures shared by the suite: a started system, and process-level helpers.
+
+The durable-actors pytest plugin (``runtime/pytest_plugin.py``) provides
+``actor_system``, ``trace_events``, ``fake_clock`` and ``inline_host``; ``system``
+is ``actor_system`` under the name the older tests use.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
 import pytest
 
 from runtime import ActorSystem, SystemConfig
+from runtime.testing import wait_until
 
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {condition}")
-        time.sleep(interval)
+__all__ = ["children_of", "pid_gone", "wait_until", "wait_until_quiet"]
 
 
 def children_of(pid: int) -> list[psutil.Process]:
@@ -41,10 +37,14 @@ def pid_gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def system(tmp_path: Any) -> Iterator[ActorSystem]:
-    config = SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0)
-    with ActorSystem(store=f"sqlite:///{tmp_path / 'state.db'}", config=config) as started:
-        yield started
+def actor_system_config(tmp_path: Any) -> SystemConfig:
+    return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0)
+
+
+@pytest.fixture
+def system(actor_system: ActorSystem) -> ActorSystem:
+    """A started system on ``tmp_path/state.db``, tracing to ``tmp_path/trace.jsonl``."""
+    return actor_system
 
 
 @pytest.fixture(scope="session", autouse=True)
