@@ -263,6 +263,8 @@ class CheckpointActor(pykka.ThreadingActor):
             "checkpoint.batch", ops=batch.ops, bytes=batch.nbytes, updates=len(batch.updates),
             empties=len(batch.empties), duration_ms=round((time.perf_counter() - started) * 1e3, 3),
             batch_ms=round((time.perf_counter() - batch.opened) * 1e3, 3),
+            # A batch serves many branches: not the one whose message's context is bound now.
+            execution_id=None, branch_id=None, op_id=None,
         )
         lost = self._lost
         told: set[str] = set()

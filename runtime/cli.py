@@ -19,6 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
     demo.add_argument("--items", type=int, default=None, help="how many items to fan out")
 
+    trace = sub.add_parser("trace", help="timeline of a trace file, or Perfetto JSON",
+                           description="Read the JSON-lines trace of every process "
+                           "(SystemConfig(trace_path=...)); print a timeline or export it.")
+    trace.add_argument("trace_file", metavar="TRACE.jsonl", help="the trace file to read")
+    trace.add_argument("--execution", metavar="ID", help="only this execution's events")
+    trace.add_argument("--branch", metavar="ID", help="only this branch's (and its children's)")
+    trace.add_argument("--actor", metavar="NAME", help="only this actor's or role's events")
+    trace.add_argument("--since", metavar="SECONDS|ISO",
+                       help="from this many seconds after the trace's start, or this date-time")
+    trace.add_argument("--perfetto", metavar="OUT.json",
+                       help="write Chrome trace-event JSON (Perfetto, chrome://tracing)")
+    trace.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                       help="colour the timeline (default: when printing to a terminal)")
+
     args = parser.parse_args(argv)
     if args.command == "bench":
         from runtime.bench import main as bench_main
@@ -29,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 
         code: int = demo_main(store=args.store, items=args.items)
         return code
+    if args.command == "trace":
+        from runtime.trace_cmd import main as trace_main
+
+        return trace_main(args.trace_file, execution=args.execution, branch=args.branch,
+                          actor=args.actor, since=args.since, perfetto=args.perfetto,
+                          colour=args.color)
     parser.error(f"unknown command {args.command}")
     return 2
 
