@@ -17,7 +17,14 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = sub.add_parser("demo", help="the main job on the embedded default")
     demo.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
-    demo.add_argument("--items", type=int, default=None, help="how many items to fan out")
+    demo.add_argument("--items", type=int, default=None, help="how many items to fan out (300)")
+    demo.add_argument("--fresh", action="store_true",
+                      help="start a new execution instead of resuming the last one")
+
+    inspect = sub.add_parser("inspect", help="executions, branches, operations, statuses")
+    inspect.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
+    inspect.add_argument("execution", nargs="?", default=None,
+                         help="show this execution as a tree (default: list executions)")
 
     trace = sub.add_parser("trace", help="timeline of a trace file, or Perfetto JSON",
                            description="Read the JSON-lines trace of every process "
@@ -41,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from runtime.demo import main as demo_main
 
-        code: int = demo_main(store=args.store, items=args.items)
+        code: int = demo_main(store=args.store, items=args.items, fresh=args.fresh)
         return code
+    if args.command == "inspect":
+        from runtime.inspect_cmd import main as inspect_main
+
+        return inspect_main(store=args.store, execution=args.execution)
     if args.command == "trace":
         from runtime.trace_cmd import main as trace_main
 
