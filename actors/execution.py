@@ -41,6 +41,7 @@ from actors.messages import (
     BranchStatus,
     BranchUpdate,
     Checkpoint,
+    DependencyDone,
     DescribeExecution,
     Durable,
     ExecutionStatus,
@@ -50,7 +51,9 @@ from actors.messages import (
     OperationUpdate,
     OpKind,
     OpStatus,
+    ResumeBranches,
     RetryFinish,
+    ScheduleResume,
     StartChildren,
     StartExecution,
     TimersDue,
@@ -78,6 +81,7 @@ class _Batch:
     waiting: deque[str] = field(default_factory=deque)
     running: int = 0
     result_durable: bool = False
+    result_payload: bytes | None = None
 
 
 @dataclass(eq=False)
@@ -88,6 +92,7 @@ class _Branch:
     epoch: int = 0
     worker: int | None = None
     aborts: int = 0
+    resume_pending: bool = False  # resumed while its old run had not yet reported eviction
 
 
 @dataclass(eq=False)
@@ -159,6 +164,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._serialize = serialize
         self._deserialize = deserialize
         self._self_ref: ActorLike | None = None
+        self._scheduler: ActorLike | None = None
         self._workers: tuple[ActorLike, ...] = ()
         self._load: list[int] = []
         self._executions: dict[str, _Execution] = {}
@@ -183,6 +189,7 @@ class ExecutionActor(pykka.ThreadingActor):
 
     def _wire(self, message: Wire) -> None:
         self._self_ref = message.self_ref
+        self._scheduler = message.scheduler
         self._workers = tuple(message.workers)
         self._load = [0] * len(self._workers)
 
@@ -277,9 +284,34 @@ class ExecutionActor(pykka.ThreadingActor):
         batch = self._new_batch(eid, eid, None, count, message, rebuilt)
         self._executions[eid] = _Execution(eid, batch)
         self._seed(batch, {b.branch_id: b for b in records})
-        log.info("execution.resumed", execution_id=eid, branches=count,
-                 finished=batch.progress.total - len(batch.waiting))
+        timers = self._reload_timers(batch, {b.branch_id: b for b in records})
+        log.info("execution.resumed", execution_id=eid, branches=count, timers=timers,
+                 finished=batch.progress.total - len(batch.waiting) - timers)
         self._after_change(batch)
+
+    def _reload_timers(self, batch: _Batch, records: dict[str, Any]) -> int:
+        """Branches evicted on a timer that is not due yet wait for it, not for a replay now."""
+        if self._scheduler is None:
+            return 0
+        now, reloaded = self._clock.time(), 0
+        for branch_id in list(batch.waiting):
+            record = records.get(branch_id)
+            if record is None or record.status is not BranchStatus.SUSPENDED:
+                continue
+            operations = self._reader.read_log(branch_id).operations
+            last = operations[-1] if operations else None
+            if last is None or last.due_at is None or last.due_at <= now or last.status not in (
+                OpStatus.SUSPENDED, OpStatus.RETRYING,
+            ):
+                continue
+            branch = self._branches[branch_id]
+            batch.waiting.remove(branch_id)
+            batch.running += 1
+            batch.progress.start(branch.spec.index)
+            branch.state = "suspended"
+            self._scheduler.tell(ScheduleResume(branch_id, branch.epoch, last.op_id, last.due_at))
+            reloaded += 1
+        return reloaded
 
     def _new_batch(self, key: str, eid: str, parent: OperationUpdate | None, total: int,
                    source: StartExecution | StartChildren, specs: Sequence[BranchSpec]) -> _Batch:
@@ -378,14 +410,28 @@ class ExecutionActor(pykka.ThreadingActor):
 
     def _suspended(self, branch: _Branch, op: OperationUpdate | None) -> None:
         branch.state = "suspended"
-        if op is None:
+        if branch.resume_pending:  # the scheduler resumed it before this eviction report came
+            branch.resume_pending = False
+            self._dispatch(branch.spec.branch_id)
             return
+        if op is None or self._scheduler is not None:
+            return  # the scheduler resumes it: ResumeBranches
         if op.kind is OpKind.CHILDREN:
             children = self._batches.get(f"{op.branch_id}/{op.op_id}")
             if children is not None and children.result_durable:
                 self._dispatch(branch.spec.branch_id)  # they ended before the parent parked
         elif op.due_at is not None and self._timers is not None:
             self._timers.add(op.due_at, branch.spec.branch_id, branch.epoch)
+
+    def _resume_branches(self, message: ResumeBranches) -> None:
+        for branch_id, epoch in message.branches:
+            branch = self._branches.get(branch_id)
+            if branch is None:
+                log.warning("resume.unknown_branch", branch_id=branch_id)
+            elif branch.state == "suspended":
+                self._dispatch(branch_id)
+            elif branch.state == "dispatched" and branch.epoch == epoch:
+                branch.resume_pending = True  # live until its run reports; never two copies
 
     def _aborted(self, message: BranchAborted) -> None:
         branch = self._current(message.branch_id, message.epoch)
@@ -421,6 +467,7 @@ class ExecutionActor(pykka.ThreadingActor):
     def _finish(self, batch: _Batch) -> None:
         result = batch.progress.result()
         payload = self._serialize_result(result)
+        batch.result_payload = payload
         assert self._self_ref is not None
         if batch.parent is None:
             failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
@@ -464,6 +511,10 @@ class ExecutionActor(pykka.ThreadingActor):
                 waiter.set(execution.result)
             execution.waiters.clear()
             log.info("execution.finished", execution_id=key, status=status)
+        elif self._scheduler is not None and batch.parent is not None:
+            # The scheduler resumes the parent once: in place if parked, else by replay.
+            self._scheduler.tell(DependencyDone(batch.parent.branch_id, batch.parent.op_id,
+                                                batch.result_payload))
         else:
             parent = self._branches.get(batch.parent.branch_id) if batch.parent else None
             if parent is not None and parent.state == "suspended":
@@ -476,6 +527,7 @@ def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
 
 _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     RetryFinish: _retry_finish,
+    ResumeBranches: ExecutionActor._resume_branches,
     Wire: ExecutionActor._wire,
     StartExecution: ExecutionActor._start_execution,
     StartChildren: ExecutionActor._start_children,

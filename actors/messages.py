@@ -370,6 +370,7 @@ class Wire:
 
     self_ref: ActorLike
     workers: tuple[ActorLike, ...]
+    scheduler: ActorLike | None = None  # without one, the coordinator resumes by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,3 +378,62 @@ class RetryFinish:
     """The coordinator's reminder to write a batch result again after a store failure."""
 
     batch_key: str
+
+
+# -- the scheduler: deferred suspension checkpoints and resumes ------------------------
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SuspensionKey:
+    """One suspension of one run of a branch: ``seq`` counts suspensions within the run."""
+
+    branch_id: str
+    epoch: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """A branch parks on ``op``; its suspension checkpoint is deferred by ``delay`` seconds.
+
+    The scheduler answers ``reply_to`` with ``("resume", payload)`` — go on in place,
+    nothing was written, or it was and it does not matter — or ``("evict", None)``
+    once the suspension is durable: unwind and free the thread; a replay follows.
+    """
+
+    key: SuspensionKey
+    op: OperationUpdate
+    delay: float
+    worker_id: str
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyDone:
+    """What ``op_id`` of ``branch_id`` waited on is durably done (children's result, a callback)."""
+
+    branch_id: str
+    op_id: str
+    payload: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResume:
+    """An evicted branch (e.g. found suspended in the store at start) is due at ``due_at``."""
+
+    branch_id: str
+    epoch: int
+    op_id: str
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeBranches:
+    """The scheduler to the coordinator: replay these evicted branches (one wave, one message)."""
+
+    branches: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Look at the clock: apply deferred checkpoints and fire timers that are due."""

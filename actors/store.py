@@ -121,6 +121,8 @@ class MemoryStore:
             old_b = branches.get(update.branch_id)
             if old_b is not None and update.create_only:
                 return  # it exists: a create-only update leaves it as it is
+            if old_b is not None and _regresses(old_b.status, update.status):
+                return  # terminal stays terminal (updates race across processes)
             if old_b is None:
                 branches[update.branch_id] = BranchRecord(
                     update.execution_id, update.branch_id, update.parent_branch_id,
@@ -136,6 +138,8 @@ class MemoryStore:
         else:
             ops = operations.setdefault(update.branch_id, {})
             old_o = ops.get(update.op_id)
+            if old_o is not None and _regresses(old_o.status, update.status):
+                return
             if old_o is None:
                 ops[update.op_id] = OperationRecord(
                     update.execution_id, update.branch_id, update.op_id, len(ops), update.kind,
@@ -180,6 +184,14 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+_TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
+
+
+def _regresses(stored: str, new: str) -> bool:
+    """A terminal status would be replaced by a non-terminal one."""
+    return stored in _TERMINAL and new not in _TERMINAL
 
 
 def is_finished(branch: BranchRecord | None) -> bool:

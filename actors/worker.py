@@ -31,8 +31,11 @@ from actors.messages import (
     BranchUpdate,
     Checkpoint,
     OperationUpdate,
+    OpKind,
     RunBranch,
     StartChildren,
+    Suspend,
+    SuspensionKey,
     Update,
 )
 from actors.policies import Completion
@@ -42,6 +45,15 @@ log = structlog.get_logger("actors.worker")
 
 COUNTERS = ("branch.replays", "branch.evictions", "step.executions", "branch.runs")
 
+# The kinds of suspension whose deferral delay can be set apart (SystemConfig.suspend_delays).
+_DELAY_KINDS = {
+    OpKind.WAIT: "wait",
+    OpKind.STEP: "retry",
+    OpKind.CONDITION: "condition",
+    OpKind.CHILDREN: "children",
+    OpKind.CALLBACK: "callback",
+}
+
 
 class _Host:
     """The ``BranchHost`` of one run of one branch, on the worker's pool thread."""
@@ -50,6 +62,7 @@ class _Host:
         self._worker = worker
         self._spec = spec
         self._epoch = epoch
+        self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         worker = self._worker
@@ -68,11 +81,26 @@ class _Host:
             ) from exc
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
-        spec = self._spec
-        self.checkpoint(op, sync=False)
-        self.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUSPENDED),
-                        sync=True)
-        self._worker.count("branch.evictions")
+        spec, worker = self._spec, self._worker
+        if worker.scheduler_ref is None:  # no scheduler: write the suspension and evict at once
+            self.checkpoint(op, sync=False)
+            self.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id,
+                                         BranchStatus.SUSPENDED), sync=True)
+            worker.count("branch.evictions")
+            raise BranchSuspended(op)
+        key = SuspensionKey(spec.branch_id, self._epoch, self._suspensions)
+        self._suspensions += 1
+        verdict = worker.future_factory()
+        worker.scheduler_ref.tell(Suspend(key, op, worker.delay_for(op), worker.name, verdict))
+        try:
+            outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
+        except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
+            raise CheckpointError(
+                f"the suspension of branch {spec.branch_id!r} was not answered: {exc}", exc
+            ) from exc
+        if outcome == "resume":
+            return payload  # type: ignore[no-any-return]
+        worker.count("branch.evictions")
         raise BranchSuspended(op)
 
     def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
@@ -113,8 +141,14 @@ class WorkerActor(pykka.ThreadingActor):
         deserialize: Callable[[bytes], Any] = pickle.loads,
         future_factory: Callable[[], Any] = pykka.ThreadingFuture,
         name: str = "worker",
+        scheduler: ActorLike | None = None,
+        suspend_delay: float = 0.1,
+        suspend_delays: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
+        self.scheduler_ref = scheduler
+        self._delays = {kind: suspend_delay for kind in _DELAY_KINDS.values()}
+        self._delays.update(suspend_delays or {})
         self.checkpoint_ref = checkpoint
         self.coordinator_ref = coordinator
         self.clock = clock or SystemClock()
@@ -125,6 +159,10 @@ class WorkerActor(pykka.ThreadingActor):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-branch")
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
+
+    def delay_for(self, op: OperationUpdate) -> float:
+        """How long the suspension checkpoint of ``op`` is deferred (per kind of suspension)."""
+        return self._delays[_DELAY_KINDS[op.kind]]
 
     def count(self, counter: str, amount: int = 1) -> None:
         with self._counters_lock:

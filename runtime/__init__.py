@@ -21,11 +21,12 @@ from runtime.errors import (
 )
 from runtime.future import Future, get_all
 from runtime.proxy import ActorProxy
-from runtime.ref import ActorRef
+from runtime.ref import SELF, ActorRef
 from runtime.system import ActorSystem
 from runtime.tracing import bound, read_trace
 
 __all__ = [
+    "SELF",
     "ActorDeadError",
     "ActorProxy",
     "ActorRef",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -65,6 +66,10 @@ class SystemConfig:
     send_timeout: float = 30.0  # seconds a sender waits for mailbox room before MailboxFullError
     spawn_timeout: float = 30.0  # seconds to wait for a new actor process to report ready
     stop_timeout: float = 5.0  # seconds an actor gets to stop before its process is killed
+    # Deferral delay per kind of suspension, overriding suspend_checkpoint_delay:
+    # keys "wait", "retry", "condition", "children", "callback"; 0 applies at once.
+    suspend_delays: Mapping[str, float] | None = None
+    max_parked: int | None = None  # parked branches per worker (default: worker_threads // 2)
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
     store_lock_timeout: float = 5.0
 
@@ -89,8 +94,22 @@ class SystemConfig:
                 )
         if self.ref_threshold_bytes < 0:
             raise ConfigurationError("SystemConfig.ref_threshold_bytes must be >= 0")
+        kinds = {"wait", "retry", "condition", "children", "callback"}
+        for kind, delay in (self.suspend_delays or {}).items():
+            if kind not in kinds:
+                raise ConfigurationError(
+                    f"SystemConfig.suspend_delays has {kind!r}; the kinds are {sorted(kinds)}"
+                )
+            if not isinstance(delay, int | float) or delay < 0:
+                raise ConfigurationError(f"suspend_delays[{kind!r}] must be >= 0, got {delay!r}")
+        if self.max_parked is not None and self.max_parked < 0:
+            raise ConfigurationError("SystemConfig.max_parked must be >= 0")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
+
+    @property
+    def parked_per_worker(self) -> int:
+        return self.worker_threads // 2 if self.max_parked is None else self.max_parked
 
     @classmethod
     def field_names(cls) -> list[str]:

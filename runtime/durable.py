@@ -23,6 +23,7 @@ from actors.clock import SystemClock
 from actors.execution import ExecutionActor
 from actors.messages import AwaitResult, DescribeExecution, StartExecution, Wire, WorkerLost
 from actors.policies import BatchResult, Completion
+from actors.scheduler import SchedulerActor
 from actors.store import Store
 from actors.worker import WorkerActor
 from runtime import serialization
@@ -30,7 +31,7 @@ from runtime.config import RestartPolicy
 from runtime.errors import ConfigurationError, Timeout
 from runtime.future import Future
 from runtime.host import HostedActor
-from runtime.ref import ActorRef
+from runtime.ref import SELF, ActorRef
 from runtime.stores import DEFAULT_PATH, open_store
 
 if TYPE_CHECKING:
@@ -125,16 +126,23 @@ class DurableServices:
             system_id=system.id, address=system.node.address, actor_id="coordinator",
             name="coordinator", class_name="ExecutionActor",
         )
+        self.scheduler: ActorRef[Any] = system.spawn(
+            SchedulerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
+            clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
+            name="scheduler", restart=SERVICE_RESTART,
+        )
         self.workers: list[ActorRef[Any]] = [
             system.spawn(WorkerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
                          threads=config.worker_threads, serialize=serialization.dumps,
                          deserialize=serialization.loads, future_factory=Future,
-                         name=f"worker-{i}", restart=SERVICE_RESTART)
+                         name=f"worker-{i}", restart=SERVICE_RESTART, scheduler=self.scheduler,
+                         suspend_delay=config.suspend_checkpoint_delay,
+                         suspend_delays=dict(config.suspend_delays or {}))
             for i in range(config.workers)
         ]
         self._worker_index = {ref.actor_id: i for i, ref in enumerate(self.workers)}
         system._supervisor.on_crash = self._on_crash
-        self.coordinator.tell(Wire(self.coordinator, tuple(self.workers)))
+        self.coordinator.tell(Wire(self.coordinator, tuple(self.workers), self.scheduler))
 
     def _on_crash(self, actor_id: str) -> None:
         index = self._worker_index.get(actor_id)
@@ -154,9 +162,9 @@ class DurableServices:
         return Execution(self, execution_id, started or "created")
 
     def metrics(self) -> dict[str, int]:
-        totals: dict[str, int] = dict(self.checkpoint.proxy().metrics().get(timeout=30))
-        for worker in self.workers:
-            for name, value in worker.proxy().metrics().get(timeout=30).items():
+        totals: dict[str, int] = {}
+        for actor in (self.checkpoint, self.scheduler, *self.workers):
+            for name, value in actor.proxy().metrics().get(timeout=30).items():
                 totals[name] = totals.get(name, 0) + value
         return totals
 

@@ -23,6 +23,7 @@ from multiprocess.connection import wait
 
 from runtime import serialization, tracing
 from runtime.host import HostedActor
+from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
 
 EXIT_STOPPED = 0
@@ -49,6 +50,8 @@ class BootSpec:
     trace_path: str | None
     mailbox_window: int
     send_timeout: float
+    class_name: str = ""
+    restart_grace: float = 0.0
 
 
 def _exit_when_orphaned(node: Node) -> None:
@@ -87,6 +90,11 @@ def child_main(spec: BootSpec) -> None:
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
         cls, args, kwargs = serialization.loads(spec.payload)
+        own = ActorRef(system_id=spec.system_id, address=spec.address, actor_id=spec.actor_id,
+                       name=spec.name, class_name=spec.class_name,
+                       restart_grace=spec.restart_grace)
+        args = tuple(own if a is SELF else a for a in args)
+        kwargs = {k: own if v is SELF else v for k, v in kwargs.items()}
         hosted.start(cls, args, kwargs)
     except BaseException as exc:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)

@@ -156,3 +156,18 @@ def _rebuild_ref(
 ) -> ActorRef[Any]:
     return ActorRef(system_id=system_id, address=address, actor_id=actor_id, name=name,
                     class_name=class_name, restart_grace=grace)
+
+
+class _SelfMarker:
+    """``runtime.SELF``: in ``spawn`` arguments, stands for the spawned actor's own ref."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "runtime.SELF"
+
+    def __reduce__(self) -> str:
+        return "SELF"  # pickled by name: identity survives the trip to the child
+
+
+SELF = _SelfMarker()

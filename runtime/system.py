@@ -193,6 +193,7 @@ class ActorSystem:
         payload = serialization.dumps_or_raise(
             (actor_class, args, kwargs), f"actor {name!r} (its class or arguments)"
         )
+        grace = 0.0 if restart is None else restart.max_backoff + self.config.spawn_timeout
         ready: Future[Any] = Future()
         spec = BootSpec(
             system_id=self.id, secret=self._secret,
@@ -200,11 +201,11 @@ class ActorSystem:
             role=f"actor:{name}", payload=payload, parent_address=self.node.address,
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
+            class_name=actor_class.__name__, restart_grace=grace,
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
         self._supervisor.add(Child(spec, restart, process))
-        grace = 0.0 if restart is None else restart.max_backoff + self.config.spawn_timeout
         log.debug("actor.spawned", name=name, pid=process.pid)
         return ActorRef(system_id=self.id, address=spec.address, actor_id=actor_id, name=name,
                         class_name=actor_class.__name__, restart_grace=grace)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ from actors.messages import (
     OpKind,
     OpStatus,
 )
-from runtime import ActorSystem, SystemConfig, serialization
+from runtime import ActorSystem, serialization
 from runtime.cli import main
 from runtime.demo import choose_execution
 from runtime.inspect_cmd import open_reader
 from runtime.stores import SqliteStore
-
-from conftest import wait_until
+from runtime.testing import wait_until
 
 WIDE = "250"  # rich wraps at 80 columns when not on a terminal; assertions want whole lines
 DEMO_ITEMS = 15  # items 0, 7 and 14 are the ones the pretend service shows late
@@ -294,19 +292,13 @@ def suspended_waits(url: str, execution_id: str) -> int:
         reader.close()
 
 
-@pytest.fixture
-def live_system(tmp_path: Path) -> Iterator[tuple[str, ActorSystem]]:
-    url = url_of(tmp_path / "state.db")
-    with ActorSystem(store=url, config=SystemConfig(workers=1)) as system:
-        yield url, system
-
-
 @pytest.mark.timeout(120)
 def test_inspect_reads_a_store_while_a_system_is_writing_it(
-    live_system: tuple[str, ActorSystem], capsys: pytest.CaptureFixture[str],
+    actor_system: ActorSystem, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url, system = live_system
-    run = system.map(Dawdle, [1, 2], execution_id="live")
+    url = actor_system.store_url
+    assert url is not None
+    run = actor_system.map(Dawdle, [1, 2], execution_id="live")
     wait_until(lambda: suspended_waits(url, "live") == 2, timeout=30)
     assert main(["inspect", "--store", url]) == 0
     assert "live" in capsys.readouterr().out

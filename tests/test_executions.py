@@ -100,12 +100,14 @@ def test_a_suspended_branch_holds_no_thread(tmp_path: Path) -> None:
         assert system.metrics()["branch.evictions"] == 30
 
 
-def test_a_retry_backs_off_as_a_suspension(system: ActorSystem, tmp_path: Path) -> None:
+def test_a_retry_backs_off_as_a_suspension(tmp_path: Path) -> None:
     path = str(tmp_path / "effects")
-    run = system.map(Flaky, [(2, path)])
-    assert run.result(timeout=60).values() == [3]
+    config = SystemConfig(workers=1, suspend_checkpoint_delay=0)  # every suspension evicts
+    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+        run = system.map(Flaky, [(2, path)])
+        assert run.result(timeout=60).values() == [3]
+        metrics = system.metrics()
     assert len(effects(path)) == 3
-    metrics = system.metrics()
     assert metrics["branch.evictions"] == 2  # one per back-off
     assert metrics["step.executions"] == 3
 

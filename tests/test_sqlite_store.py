@@ -142,6 +142,23 @@ def test_a_create_only_branch_update_never_touches_an_existing_branch(
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_finished_operation_or_branch_never_goes_back_to_a_waiting_status(
+    kind: str, db: Path
+) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(str(db))
+    done = OperationUpdate("e", "e/0", "3", OpKind.CHILDREN, "kids", OpStatus.SUCCEEDED,
+                           payload=b"batch")
+    late = OperationUpdate("e", "e/0", "3", OpKind.CHILDREN, "kids", OpStatus.SUSPENDED)
+    store.commit([BranchUpdate("e", "e/0", BranchStatus.SUCCEEDED), done], [], 1.0)
+    store.commit([late, BranchUpdate("e", "e/0", BranchStatus.SUSPENDED)], [], 2.0)
+    log = store.read_log("e/0")
+    assert log.branch is not None and log.branch.status is BranchStatus.SUCCEEDED
+    (op,) = log.operations
+    assert op.status is OpStatus.SUCCEEDED and op.payload == b"batch"
+    store.close()
+
+
 def test_operation_seq_is_the_order_of_first_write_within_the_branch(db: Path) -> None:
     store = SqliteStore(db)
     replay(store)

@@ -1,0 +1,305 @@
+"""The scheduler: durable timers, deferred suspension checkpoints, and resume-once.
+
+Most suspensions are short (a child that finishes in milliseconds, a retry that
+succeeds at once). Writing and evicting a branch for each is wasted work, so a
+suspending branch parks on its worker thread and sends ``Suspend`` here; the
+suspension's checkpoint is *deferred*:
+
+* resumed before the delay ends -> the deferred checkpoint is **cancelled**:
+  nothing is written and the branch goes on in place, without a replay;
+* the delay ends first -> the scheduler **applies** it: the suspension is written
+  through the checkpoint actor and, once that is acknowledged (a continuation),
+  the branch is told to evict itself; its resume later is a replay, asked of the
+  coordinator;
+* a resume while the apply is in flight resumes the still-parked branch in place:
+  it is live in exactly one place;
+* **resume once**: the first resume of a suspension takes effect, later ones are
+  dropped and counted (``scheduler.duplicate_resumes``); a dependency that is
+  done before its branch suspends resumes it at once, with nothing written;
+* parked branches are bounded per worker (``max_parked``): past the bound a
+  suspension is applied at once rather than holding another thread.
+
+Time comes from a ``Clock``; ``Tick`` makes the actor look at it. In a system a
+ticker thread sends ``Tick`` when the next deadline comes; tests with a
+``FakeClock`` advance the clock and send ``Tick`` themselves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.clock import Clock
+from actors.messages import (
+    ActorLike,
+    BranchStatus,
+    BranchUpdate,
+    Checkpoint,
+    DependencyDone,
+    Durable,
+    Forward,
+    OpKind,
+    ResumeBranches,
+    ScheduleResume,
+    Suspend,
+    SuspensionKey,
+    Tick,
+)
+
+log = structlog.get_logger("actors.scheduler")
+
+COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
+            "scheduler.duplicate_resumes")
+
+DEFERRED, APPLYING, EVICTED, RESUMED = "deferred", "applying", "evicted", "resumed"
+
+
+@dataclass(eq=False)
+class _Suspension:
+    key: SuspensionKey
+    op_id: str
+    state: str
+    suspend: Suspend | None = None  # None for a branch evicted before this scheduler started
+    worker_id: str = ""
+
+
+class _Ticker:
+    """Sends ``Tick`` to the scheduler when its next deadline comes (real time)."""
+
+    def __init__(self, clock: Clock, tick: Callable[[], None]) -> None:
+        self._clock = clock
+        self._tick = tick
+        self._deadline: float | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        threading.Thread(target=self._loop, name="scheduler-ticker", daemon=True).start()
+
+    def wake_at(self, deadline: float | None) -> None:
+        with self._cond:
+            self._deadline = deadline
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - self._clock.time()
+                if remaining <= 0:
+                    self._deadline = None
+                    self._tick()
+                    continue
+                self._cond.wait(min(remaining, 1.0))
+
+
+class SchedulerActor(pykka.ThreadingActor):
+    """See the module docstring.
+
+        scheduler = SchedulerActor.start(checkpoint=ckpt, coordinator=coord, clock=FakeClock(),
+                                         autotick=False)
+    """
+
+    def __init__(
+        self,
+        *,
+        checkpoint: ActorLike,
+        coordinator: ActorLike,
+        clock: Clock,
+        self_ref: ActorLike | None = None,
+        max_parked: int = 8,
+        autotick: bool = True,
+    ) -> None:
+        super().__init__()
+        self._checkpoint = checkpoint
+        self._coordinator = coordinator
+        self._clock = clock
+        self._self_ref = self_ref
+        self._max_parked = max_parked
+        self._autotick = autotick
+        self._ticker: _Ticker | None = None
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
+        self._parked: dict[str, int] = {}  # worker id -> branches parked on it
+        self._deadlines: list[tuple[float, str, SuspensionKey]] = []  # (when, "apply"|"due", key)
+        self._done_early: dict[tuple[str, str], bytes | None] = {}  # dependency done, not waited
+        self._resumed: set[tuple[str, str]] = set()  # (branch, op) whose dependency resumed it
+
+    def on_start(self) -> None:
+        if self._self_ref is None:
+            self._self_ref = self.actor_ref
+        if self._autotick:
+            self._ticker = _Ticker(self._clock, lambda: self.actor_ref.tell(Tick()))
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+
+    def metrics(self) -> dict[str, int]:
+        """The ``scheduler.*`` counters of API.md."""
+        return dict(self._counters)
+
+    def parked(self) -> int:
+        """How many branches are parked on their threads right now."""
+        return sum(self._parked.values())
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Suspend):
+            self._suspend(message)
+        elif isinstance(message, Tick):
+            self._tick()
+        elif isinstance(message, DependencyDone):
+            self._dependency_done(message)
+        elif isinstance(message, Durable):
+            self._applied(message)
+        elif isinstance(message, ScheduleResume):
+            self._schedule_resume(message)
+        else:
+            return super().on_receive(message)
+        self._rearm()
+        return None
+
+    # -- suspending ---------------------------------------------------------------
+
+    def _suspend(self, message: Suspend) -> None:
+        key, op = message.key, message.op
+        dependency = (key.branch_id, op.op_id)
+        if dependency in self._done_early:
+            # Done before the branch parked: resume at once; no checkpoint for it, ever.
+            payload = self._done_early.pop(dependency)
+            self._resumed.add(dependency)
+            message.reply_to.set(("resume", payload))
+            log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
+            return
+        now = self._clock.time()
+        if op.due_at is not None and op.due_at <= now:
+            message.reply_to.set(("resume", None))
+            return
+        old = self._active.get(key.branch_id)
+        if old is not None and old.key >= key:
+            log.warning("suspension.stale", branch_id=key.branch_id, key=repr(key))
+            message.reply_to.set(("evict", None))
+            return
+        suspension = _Suspension(key, op.op_id, DEFERRED, message, message.worker_id)
+        self._active[key.branch_id] = suspension
+        self._resumed.discard(dependency)
+        self._counters["scheduler.deferred"] += 1
+        parked = self._parked.get(message.worker_id, 0) + 1
+        self._parked[message.worker_id] = parked
+        log.debug("suspension.deferred", branch_id=key.branch_id, op_id=op.op_id,
+                  delay=message.delay, due_at=op.due_at)
+        if message.delay <= 0 or parked > self._max_parked:
+            self._apply(suspension)
+        else:
+            heapq.heappush(self._deadlines, (now + message.delay, "apply", key))
+        if op.due_at is not None:
+            heapq.heappush(self._deadlines, (op.due_at, "due", key))
+
+    def _schedule_resume(self, message: ScheduleResume) -> None:
+        key = SuspensionKey(message.branch_id, message.epoch, -1)
+        self._active[message.branch_id] = _Suspension(key, message.op_id, EVICTED)
+        heapq.heappush(self._deadlines, (message.due_at, "due", key))
+
+    # -- time ----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self._clock.time()
+        wave: list[tuple[str, int]] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, what, key = heapq.heappop(self._deadlines)
+            suspension = self._active.get(key.branch_id)
+            if suspension is None or suspension.key != key:
+                continue  # resumed already, or superseded by a newer suspension
+            if what == "apply":
+                if suspension.state == DEFERRED:
+                    self._apply(suspension)
+            else:
+                self._resume(suspension, None, wave)
+        if wave:
+            self._coordinator.tell(ResumeBranches(tuple(wave)))  # one message per wave
+
+    def _rearm(self) -> None:
+        if self._ticker is not None:
+            self._ticker.wake_at(self._deadlines[0][0] if self._deadlines else None)
+
+    # -- applying ------------------------------------------------------------------
+
+    def _apply(self, suspension: _Suspension) -> None:
+        assert suspension.suspend is not None and self._self_ref is not None
+        op = suspension.suspend.op
+        suspension.state = APPLYING
+        self._counters["scheduler.applied"] += 1
+        status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED)
+        if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
+            self._checkpoint.tell(Checkpoint(op.branch_id, op, sync=False))
+        self._checkpoint.tell(Checkpoint(op.branch_id, status, sync=True,
+                                         reply_to=Forward(self._self_ref, suspension.key)))
+        log.debug("suspension.applying", branch_id=op.branch_id, op_id=op.op_id)
+
+    def _applied(self, message: Durable) -> None:
+        (key,) = message.what
+        suspension = self._active.get(key.branch_id)
+        if suspension is None or suspension.key != key:
+            # Resumed in place while the write was in flight: the branch went on; nothing to do.
+            return
+        assert suspension.suspend is not None
+        if message.error is not None:
+            log.error("suspension.apply_failed", branch_id=key.branch_id,
+                      error=repr(message.error))
+            suspension.state = DEFERRED  # still parked: try again after another delay
+            heapq.heappush(self._deadlines,
+                           (self._clock.time() + max(suspension.suspend.delay, 0.5), "apply", key))
+            return
+        suspension.state = EVICTED
+        self._unpark(suspension)
+        suspension.suspend.reply_to.set(("evict", None))
+        log.debug("suspension.applied", branch_id=key.branch_id, op_id=suspension.op_id)
+
+    # -- resuming ------------------------------------------------------------------
+
+    def _dependency_done(self, message: DependencyDone) -> None:
+        dependency = (message.branch_id, message.op_id)
+        suspension = self._active.get(message.branch_id)
+        if suspension is not None and suspension.op_id == message.op_id:
+            wave: list[tuple[str, int]] = []
+            self._resume(suspension, message.payload, wave)
+            if wave:
+                self._coordinator.tell(ResumeBranches(tuple(wave)))
+        elif dependency in self._resumed:
+            self._counters["scheduler.duplicate_resumes"] += 1
+            log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
+        else:
+            self._done_early[dependency] = message.payload
+
+    def _resume(self, suspension: _Suspension, payload: bytes | None,
+                wave: list[tuple[str, int]]) -> None:
+        key = suspension.key
+        del self._active[key.branch_id]
+        self._resumed.add((key.branch_id, suspension.op_id))
+        if suspension.state in (DEFERRED, APPLYING):
+            assert suspension.suspend is not None
+            if suspension.state == DEFERRED:
+                self._counters["scheduler.cancelled"] += 1
+            self._unpark(suspension)
+            suspension.state = RESUMED
+            suspension.suspend.reply_to.set(("resume", payload))
+            log.debug("suspension.resumed_in_place", branch_id=key.branch_id,
+                      op_id=suspension.op_id)
+        else:  # evicted: the branch is replayed from its log
+            suspension.state = RESUMED
+            wave.append((key.branch_id, key.epoch))
+
+    def _unpark(self, suspension: _Suspension) -> None:
+        worker = suspension.worker_id
+        self._parked[worker] = max(0, self._parked.get(worker, 0) - 1)
