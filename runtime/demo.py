@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from actors import BatchResult, BranchActor, BranchContext, Retry
 from actors.errors import StoreError
-from actors.messages import ExecutionRecord, ExecutionStatus, OpKind
+from actors.messages import ExecutionRecord, OpKind
 from runtime.config import SystemConfig
 from runtime.durable import Execution, absolute_store_url
 from runtime.inspect_cmd import ago, duration, open_reader, sqlite_path
+from runtime.progress import track
 from runtime.stores import DEFAULT_PATH
 from runtime.system import ActorSystem
 
@@ -168,7 +168,7 @@ def main(store: str | None = None, items: int | None = None, fresh: bool = False
                 return 0
             _announce(out, run)
             running_since = time.perf_counter()
-            result = _follow(out, run)
+            result = track(run, interval=POLL_SECONDS, console=out)
             running = time.perf_counter() - running_since
             status = run.status()
             metrics = system.metrics()
@@ -193,24 +193,6 @@ def _announce(out: Console, run: Execution) -> None:
     else:
         out.print(f"started execution {run.id} with {counts['total']} branches; "
                   "Ctrl-C stops it, the same command resumes it", soft_wrap=True, highlight=False)
-
-
-def _follow(out: Console, run: Execution) -> BatchResult:
-    """Show a progress bar, polling ``run.progress()``, until the execution has finished."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    with Progress(*columns, console=out) as bar:
-        task = bar.add_task(run.id, total=None, detail="")
-        while True:
-            counts = run.progress()
-            detail = (f"{counts['running']} running · {counts['suspended']} suspended · "
-                      f"{counts['failed']} failed")
-            bar.update(task, total=counts["total"], completed=counts["done"] + counts["failed"],
-                       detail=detail)
-            if counts["status"] in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
-                break
-            time.sleep(POLL_SECONDS)
-    return run.result(timeout=60)
 
 
 def _retried_steps(url: str, eid: str) -> int:
