@@ -229,11 +229,14 @@ def _summary(eid: str, status: str, result: BatchResult, metrics: dict[str, int]
          f"transactions, {metrics.get('checkpoint.updates', 0)} updates in all"),
         ("empty checkpoints", f"{empty_requests}",
          f"in {empty_batches} batches: {empty_requests - empty_batches} coalesced"),
+        ("deferred suspensions", f"{metrics.get('scheduler.deferred', 0)}",
+         f"{metrics.get('scheduler.applied', 0)} written, "
+         f"{metrics.get('scheduler.cancelled', 0)} cancelled by an early resume"),
         ("replays", f"{metrics.get('branch.replays', 0)}", "branch runs started from a log"),
         ("evictions", f"{metrics.get('branch.evictions', 0)}", "suspensions that freed a thread"),
         ("wall time", f"{wall:.2f} s",
-         f"{running:.2f} s of it running the execution"
-         + (f", {total / running:.0f} branches/s" if running > 0 else "")),
+         f"{running:.2f} s running the execution"
+         + (f": {total / running:.0f} branches/s" if running > 0 else "")),
     ]
     for row in rows:
         table.add_row(*row)

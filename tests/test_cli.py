@@ -78,8 +78,9 @@ def test_demo_runs_every_branch_to_the_end_and_prints_a_summary(
     assert f"started execution demo-{DEMO_ITEMS} with {DEMO_ITEMS} branches" in printed
     assert f"execution demo-{DEMO_ITEMS}: SUCCEEDED (ALL_COMPLETED)" in printed
     assert f"{DEMO_ITEMS} succeeded, 0 failed" in printed
-    for row in ("steps executed", "store calls", "batches", "empty checkpoints", "coalesced",
-                "replays", "evictions", "wall time"):
+    for row in ("steps executed", "steps retried", "store calls", "batches",
+                "empty checkpoints", "coalesced", "deferred suspensions", "replays", "evictions",
+                "wall time"):
         assert row in printed
     assert set(stored_branches(url, f"demo-{DEMO_ITEMS}").values()) == {BranchStatus.SUCCEEDED}
 
