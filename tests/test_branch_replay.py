@@ -34,8 +34,8 @@ START = 1_000_000.0  # FakeClock's default start
 
 
 @pytest.fixture
-def host() -> InlineHost:
-    return InlineHost()
+def host(inline_host: InlineHost) -> InlineHost:
+    return inline_host  # the plugin's: a MemoryStore and its fake_clock
 
 
 @pytest.fixture

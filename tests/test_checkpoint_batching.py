@@ -64,12 +64,12 @@ Start = Callable[..., "pykka.ActorRef[CheckpointActor]"]
 
 
 @pytest.fixture
-def start() -> Iterator[Start]:
+def start(fake_clock: FakeClock) -> Iterator[Start]:
     refs: list[pykka.ActorRef[CheckpointActor]] = []
 
     def start_actor(store: MemoryStore, **limits: Any) -> pykka.ActorRef[CheckpointActor]:
         options: dict[str, Any] = {"max_ops": 250, "max_bytes": 750 * 1024, "window": 0.01}
-        ref = CheckpointActor.start(store=store, clock=FakeClock(), **{**options, **limits})
+        ref = CheckpointActor.start(store=store, clock=fake_clock, **{**options, **limits})
         refs.append(ref)
         return ref
 

@@ -5,22 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime import ActorSystem, SystemConfig, bound, get_all, read_trace
+from runtime import ActorSystem, SystemConfig, bound, get_all
+from runtime.testing import TraceEvents
 
 from actors_for_tests import Logger
-from conftest import wait_until
 
 
-def events_named(path: Path, name: str) -> list[dict[str, object]]:
-    return [e for e in read_trace(path) if e.get("event") == name]
-
-
-def test_every_event_carries_system_pid_role_and_actor(system: ActorSystem, tmp_path: Path) -> None:
+def test_every_event_carries_system_pid_role_and_actor(
+    system: ActorSystem, trace_events: TraceEvents
+) -> None:
     ref = system.spawn(Logger, name="logger")
     ref.proxy().log("hello").get(timeout=10)
     pid = system._supervisor.children[ref.actor_id].process.pid
-    trace = tmp_path / "trace.jsonl"
-    (event,) = wait_until(lambda: events_named(trace, "test.logged"))
+    event = trace_events.wait_for("test.logged")
+    assert len(trace_events.named("test.logged")) == 1
     assert event["system"] == system.id
     assert event["role"] == "actor:logger"
     assert event["actor"] == "logger"
@@ -28,24 +26,26 @@ def test_every_event_carries_system_pid_role_and_actor(system: ActorSystem, tmp_
 
 
 def test_context_bound_in_the_sender_is_bound_in_the_receiver(
-    system: ActorSystem, tmp_path: Path
+    system: ActorSystem, trace_events: TraceEvents
 ) -> None:
     ref = system.spawn(Logger, name="logger")
     with bound(execution="nightly-1", branch="b-7"):
         ref.proxy().log("inside").get(timeout=10)
     ref.proxy().log("outside").get(timeout=10)
-    events = {e["what"]: e for e in events_named(tmp_path / "trace.jsonl", "test.logged")}
+    events = {e["what"]: e for e in trace_events.wait_for_count(2, "test.logged")}
     assert events["inside"]["execution"] == "nightly-1"
     assert events["inside"]["branch"] == "b-7"
     assert "execution" not in events["outside"]
 
 
-def test_context_travels_across_two_hops(system: ActorSystem, tmp_path: Path) -> None:
+def test_context_travels_across_two_hops(
+    system: ActorSystem, trace_events: TraceEvents
+) -> None:
     first = system.spawn(Logger, name="first")
     second = system.spawn(Logger, name="second")
     with bound(execution="relay-1"):
         first.proxy().forward(second, "two hops").get(timeout=10)
-    (event,) = events_named(tmp_path / "trace.jsonl", "test.logged")
+    (event,) = trace_events.wait_for_count(1, "test.logged")
     assert event["actor"] == "second"
     assert event["execution"] == "relay-1"
 
