@@ -9,7 +9,8 @@ The output is the JSON object form of the format (``{"traceEvents": [...]}``):
   (with the wait for their checkpoint's acknowledgement nested inside),
   checkpoint batches (with their store transaction nested inside);
 * async spans (``"ph": "b"``/``"e"``) for suspensions, from the moment a branch
-  suspends until it runs again, and for executions, from creation to their end;
+  suspends until it runs again (``evicted`` says whether it left its thread or
+  stayed parked), and for executions, from creation to their end;
 * every other event as an instant (``"ph": "i"``) on its thread, its fields as args.
 
 ``ts`` counts microseconds from the first event of the trace.
@@ -140,6 +141,7 @@ def chrome_trace(events: Sequence[Event]) -> dict[str, Any]:
     runs: dict[tuple[int, int, str], tuple[float, Event]] = {}
     suspended: dict[str, tuple[float, int, int, Event]] = {}
     executions: dict[str, tuple[float, int, int, Event]] = {}
+    evicted: set[str] = set()
     branch_pids = {int(e["pid"]) for e in usable if e.get("event") == _RUN_START}
 
     for event in usable:
@@ -152,7 +154,8 @@ def chrome_trace(events: Sequence[Event]) -> dict[str, Any]:
                 and name not in _SUSPEND_EVENTS:
             start, s_pid, s_tid, opened = suspended.pop(branch)
             builder.async_span(f"suspended {branch}", "suspension", s_pid, s_tid, start, now,
-                               _args(opened))
+                               {**_args(opened), "evicted": branch in evicted})
+            evicted.discard(branch)
 
         if name in _STEP_ENDS and _ms(event.get("duration_ms")) is not None:
             duration = float(event["duration_ms"]) * 1e3
@@ -183,6 +186,8 @@ def chrome_trace(events: Sequence[Event]) -> dict[str, Any]:
                 continue
         if name == "operation.suspending" and branch is not None:
             suspended[branch] = (now, pid, tid, event)
+        elif name == "branch.suspended" and branch is not None:
+            evicted.add(branch)  # written and off its thread, not parked: it comes back by replay
         execution = execution_of(event)
         if name in _EXECUTION_STARTS and execution is not None:
             executions[execution] = (now, pid, tid, event)

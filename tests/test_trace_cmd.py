@@ -256,8 +256,22 @@ def test_branch_runs_and_suspensions_are_spans() -> None:
     assert ("branch e/1", "branch.suspended") in runs and ("branch e/1", "branch.succeeded") in runs
     (begin,) = spans(data, "suspension")
     (end,) = [e for e in data["traceEvents"] if e["ph"] == "e" and e["cat"] == "suspension"]
-    assert begin["name"] == "suspended e/1"
+    assert begin["name"] == "suspended e/1" and begin["args"]["evicted"] is True
     assert begin["ts"] == pytest.approx(0.4e6) and end["ts"] == pytest.approx(1.4e6)
+
+
+def test_a_suspension_resumed_in_place_ends_at_its_next_operation_and_was_not_evicted() -> None:
+    parked = [
+        ev(0.0, "branch.running", branch_id="e/0", **WORKER),
+        ev(0.1, "operation.suspending", branch_id="e/0", op_id="1", kind="WAIT", **WORKER),
+        ev(0.15, "suspension.deferred", branch_id="e/0", pid=400, role="actor:scheduler"),
+        ev(0.2, "step.succeeded", branch_id="e/0", op_id="2", step="s", duration_ms=1.0,
+           **WORKER),
+    ]
+    (begin,) = spans(chrome_trace(parked), "suspension")
+    (end,) = [e for e in chrome_trace(parked)["traceEvents"] if e["ph"] == "e"]
+    assert begin["args"]["evicted"] is False
+    assert end["ts"] == pytest.approx(0.2e6)  # not at the scheduler's event
 
 
 def test_an_execution_is_an_async_span_from_creation_to_its_end() -> None:
