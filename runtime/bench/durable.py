@@ -1,0 +1,384 @@
+"""Durable-execution benchmarks, each beside a raw baseline measured in the same run.
+
+* **Sequential step latency**: one branch calls ``ctx.step`` in a loop; each
+  step is one sync checkpoint (branch thread → checkpoint process → SQLite
+  commit → reply). Baseline: the two things it cannot avoid, measured raw here —
+  one ``INSERT`` + ``COMMIT`` in WAL with ``synchronous=FULL`` and one raw
+  ``multiprocess`` pipe round trip of cloudpickle bytes (sum of the medians).
+* **Checkpoint throughput**: several producer processes (``system.spawn``) tell
+  a ``StoreCheckpointActor`` — the class the runtime hosts, with the same
+  config — sync ``Checkpoint`` messages, each with its own ``Future``, and wait
+  for every acknowledgement. Baseline: raw ``executemany`` of 250 rows per
+  transaction with ``FULL``. Also shown: the same store path driven end to end
+  by branches (many concurrent branches, sequential steps each).
+* **Resume wave**: N branches each ``ctx.wait`` until one shared wall-clock
+  instant (the item). Counted between a ``metrics()`` taken once all are
+  suspended and one taken when the execution has finished: store calls that
+  answered the wave's empty checkpoints (``checkpoint.empty_batches``) and all
+  store calls; and the time from the due instant to the last branch released
+  (each branch returns ``time.time()`` read right after its wait returned).
+  Baseline for the time: one raw SQLite read of N rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import cloudpickle
+import multiprocess
+import pykka
+
+from actors import BranchActor, BranchContext
+from actors.messages import Checkpoint, OperationUpdate, OpKind, OpStatus
+from runtime.bench.report import Figure
+from runtime.config import SystemConfig
+from runtime.durable import StoreCheckpointActor
+from runtime.future import Future, get_all
+from runtime.stores.sqlite import SqliteStore
+from runtime.system import ActorSystem
+
+PAYLOAD_BYTES = 64  # a small step result, on both sides of every throughput comparison
+RAW_BATCH = 250  # rows per raw transaction: SystemConfig.checkpoint_max_ops
+
+
+def _next(i: int) -> int:
+    return i + 1
+
+
+class SequentialSteps(BranchActor):
+    """``item`` steps one after the other; returns each step's latency in seconds."""
+
+    def run(self, ctx: BranchContext, item: Any) -> list[float]:
+        samples = []
+        for i in range(int(item)):
+            started = time.perf_counter()
+            ctx.step(f"s{i}", _next, i)
+            samples.append(time.perf_counter() - started)
+        return samples
+
+
+class WaveBranch(BranchActor):
+    """Waits until the wall-clock instant ``item``; returns when it was released.
+
+    The due instant is the input, not a clock read: ``ctx.wait`` logs
+    ``due_at = now + seconds`` on the first run and a replay keeps the logged
+    one, so every branch's timer lands on ``item`` (up to the µs between the two
+    clock reads, which the bench reports as the spread).
+    """
+
+    def run(self, ctx: BranchContext, item: Any) -> float:
+        ctx.wait("wave", seconds=max(0.0, float(item) - time.time()))
+        return time.time()
+
+
+class CheckpointProducer(pykka.ThreadingActor):
+    """Tells a checkpoint actor ``count`` sync updates and waits for every acknowledgement."""
+
+    def produce(self, checkpoint: Any, branch_id: str, count: int) -> int:
+        payload = b"x" * PAYLOAD_BYTES
+        replies: list[Future[Any]] = []
+        for i in range(count):
+            reply: Future[Any] = Future()
+            update = OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}",
+                                     OpStatus.SUCCEEDED, attempt=1, payload=payload)
+            checkpoint.tell(Checkpoint(branch_id, update, True, reply))
+            replies.append(reply)
+        get_all(replies, timeout=300)
+        return count
+
+
+# -- raw baselines ------------------------------------------------------------------------
+
+
+def _raw_connection(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS ops (branch_id TEXT NOT NULL, op_id TEXT NOT NULL, "
+                 "status TEXT NOT NULL, payload BLOB, due_at REAL, updated_at REAL NOT NULL, "
+                 "UNIQUE (branch_id, op_id))")
+    return conn
+
+
+def raw_commit_latencies(path: str, ops: int, label: str = "latency") -> list[float]:
+    """Seconds per ``BEGIN IMMEDIATE; INSERT one row; COMMIT`` (WAL, FULL)."""
+    conn = _raw_connection(path)
+    payload = b"x" * PAYLOAD_BYTES
+    samples = []
+    for i in range(ops + 20):
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)",
+                     (label, str(i), payload, time.time()))
+        conn.execute("COMMIT")
+        if i >= 20:  # the first commits grow the WAL file
+            samples.append(time.perf_counter() - started)
+    conn.close()
+    return samples
+
+
+def raw_batch_rate(path: str, rows: int) -> float:
+    """Rows/s of ``executemany`` batches of ``RAW_BATCH`` rows, one transaction each (FULL)."""
+    conn = _raw_connection(path)
+    payload = b"x" * PAYLOAD_BYTES
+    batches = [[(f"rate-{b % 8}", f"{b}-{i}", payload, 0.0) for i in range(RAW_BATCH)]
+               for b in range(max(1, rows // RAW_BATCH) + 2)]
+
+    def write(batch: list[tuple[Any, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)", batch)
+        conn.execute("COMMIT")
+
+    for batch in batches[:2]:  # warm up
+        write(batch)
+    started = time.perf_counter()
+    for batch in batches[2:]:
+        write(batch)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return (len(batches) - 2) * RAW_BATCH / elapsed
+
+
+def raw_read_seconds(path: str, rows: int) -> float:
+    """Median seconds of one ``SELECT`` of ``rows`` small rows (what a wave's logs need)."""
+    conn = _raw_connection(path)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUSPENDED', ?, ?, ?)",
+                     [(f"wave/{i}", "1", b"x" * 16, 0.0, 0.0) for i in range(rows)])
+    conn.execute("COMMIT")
+    samples = []
+    for _ in range(7):
+        started = time.perf_counter()
+        found = conn.execute("SELECT * FROM ops WHERE branch_id LIKE 'wave/%'").fetchall()
+        samples.append(time.perf_counter() - started)
+        assert len(found) == rows
+    conn.close()
+    return statistics.median(samples)
+
+
+def _echo(conn: Any) -> None:
+    while True:
+        message = cloudpickle.loads(conn.recv_bytes())
+        if message is None:
+            return
+        conn.send_bytes(cloudpickle.dumps(message))
+
+
+def raw_pipe_round_trips(asks: int) -> list[float]:
+    """Seconds per round trip of a small cloudpickled message over a raw ``multiprocess`` pipe."""
+    ctx = multiprocess.get_context("spawn")
+    here, there = ctx.Pipe()
+    process = ctx.Process(target=_echo, args=(there,))
+    process.start()
+    samples = []
+    for i in range(asks + 200):
+        started = time.perf_counter()
+        here.send_bytes(cloudpickle.dumps(("step", i, b"x" * PAYLOAD_BYTES)))
+        cloudpickle.loads(here.recv_bytes())
+        if i >= 200:
+            samples.append(time.perf_counter() - started)
+    here.send_bytes(cloudpickle.dumps(None))
+    process.join()
+    return samples
+
+
+# -- the system under test ----------------------------------------------------------------
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct))]
+
+
+def _delta(after: dict[str, int], before: dict[str, int], name: str) -> int:
+    return after.get(name, 0) - before.get(name, 0)
+
+
+def step_latency(system: ActorSystem, steps: int) -> list[float]:
+    """Per-step seconds of one branch doing ``steps`` sequential steps (after a warm-up run)."""
+    system.map(SequentialSteps, [50]).result(timeout=120)
+    samples: list[float] = system.map(SequentialSteps, [steps]).result(timeout=600).values()[0]
+    return samples
+
+
+def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
+                          per_producer: int) -> tuple[float, dict[str, int]]:
+    """Acknowledged updates/s from ``producers`` processes into a hosted checkpoint actor."""
+    config = system.config
+    checkpoint = system.spawn(
+        StoreCheckpointActor, f"sqlite:///{store_path}", synchronous=config.sqlite_synchronous,
+        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
+        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+    )
+    refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
+    proxies = [ref.proxy() for ref in refs]
+    get_all([p.produce(checkpoint, f"warm-{i}", 500) for i, p in enumerate(proxies)])
+    before: dict[str, int] = checkpoint.proxy().metrics().get(timeout=30)
+    started = time.perf_counter()
+    get_all([p.produce(checkpoint, f"rate-{i}", per_producer) for i, p in enumerate(proxies)])
+    elapsed = time.perf_counter() - started
+    after: dict[str, int] = checkpoint.proxy().metrics().get(timeout=30)
+    for ref in refs:
+        ref.stop()
+    checkpoint.stop()
+    counts = {name: _delta(after, before, name) for name in after}
+    counts["producers"] = producers
+    return producers * per_producer / elapsed, counts
+
+
+def branch_step_throughput(system: ActorSystem, branches: int, steps: int) -> float:
+    """Steps/s of ``branches`` concurrent branches, each doing ``steps`` sequential steps."""
+    started = time.perf_counter()
+    system.map(SequentialSteps, [steps] * branches).result(timeout=600)
+    return branches * steps / (time.perf_counter() - started)
+
+
+def resume_wave(system: ActorSystem, store_path: str, n: int) -> dict[str, Any]:
+    """One wave of ``n`` timers due at one instant; see the module docstring for what counts."""
+    margin = 1.0 + n * 0.003
+    for _ in range(4):
+        due = time.time() + margin
+        run = system.map(WaveBranch, [due] * n, execution_id=f"wave-{uuid.uuid4().hex[:8]}")
+        suspended_at = _wait_all_suspended(run, n, deadline=due - 0.2)
+        before = system.metrics() if suspended_at is not None else {}
+        if suspended_at is None or time.time() >= due - 0.02:
+            run.result(timeout=300)  # not all parked before the due instant: a larger margin
+            margin *= 2
+            continue
+        released: list[float] = run.result(timeout=300).values()
+        after = system.metrics()
+        timers = _logged_due_times(store_path, run.id, n)
+        counts = {name: _delta(after, before, name) for name in after}
+        return {"due": due, "released": released, "counts": counts, "timers": timers,
+                "parked_before_due_s": due - suspended_at}
+    raise RuntimeError("the wave's branches never all suspended before their due instant")
+
+
+def _wait_all_suspended(run: Any, n: int, deadline: float) -> float | None:
+    while time.time() < deadline:
+        if run.progress()["suspended"] == n:
+            return time.time()
+        time.sleep(0.01)
+    return None
+
+
+def _logged_due_times(store_path: str, execution_id: str, n: int) -> list[float]:
+    """The ``due_at`` each wave branch's timer was logged with (read-only)."""
+    store = SqliteStore(store_path, read_only=True)
+    try:
+        due: list[float] = []
+        for i in range(n):
+            ops = store.read_log(f"{execution_id}/{i}").operations
+            due.extend(op.due_at for op in ops if op.kind is OpKind.WAIT and op.due_at is not None)
+        return due
+    finally:
+        store.close()
+
+
+def _say(text: str) -> None:
+    print(f"  durable: {text}", file=sys.stderr, flush=True)
+
+
+def run(quick: bool) -> list[Figure]:
+    steps = 300 if quick else 1_000
+    producers, per_producer = (4, 2_500) if quick else (4, 10_000)
+    raw_rows = 10_000 if quick else 40_000
+    wave = 300 if quick else 1_000
+    branches, branch_steps = (32, 20) if quick else (32, 60)
+    directory = tempfile.mkdtemp(prefix="durable-actors-bench-")  # both sides: one filesystem
+    try:
+        raw_commit_db = os.path.join(directory, "raw-commit.db")
+        commits = raw_commit_latencies(raw_commit_db, steps)
+        rtts = raw_pipe_round_trips(steps)
+        raw_rate = raw_batch_rate(os.path.join(directory, "raw-batch.db"), raw_rows)
+        raw_read = raw_read_seconds(os.path.join(directory, "raw-read.db"), wave)
+        store_path = os.path.join(directory, "state.db")
+        with ActorSystem(store=f"sqlite:///{store_path}", config=SystemConfig(workers=2)) as system:
+            latencies = step_latency(system, steps)
+            _say(f"step latency: {len(latencies)} sequential steps in one branch")
+            rate, rate_counts = checkpoint_throughput(
+                system, os.path.join(directory, "throughput.db"), producers, per_producer)
+            _say(f"checkpoint throughput: {producers} producers × {per_producer} sync updates; "
+                 f"{_counts(rate_counts)}")
+            branch_rate = branch_step_throughput(system, branches, branch_steps)
+            _say(f"branch steps: {branches} branches × {branch_steps} steps")
+            found = resume_wave(system, store_path, wave)
+            _say(f"resume wave: {wave} branches; {_counts(found['counts'])}")
+        commits += raw_commit_latencies(raw_commit_db, steps, "after")  # disk drift
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return _figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
+                    (branches, branch_steps), found, raw_read)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name.split('.', 1)[1]}={value}" for name, value in counts.items()
+                     if value and name.startswith(("checkpoint.", "branch.", "step.")))
+
+
+def _figures(latencies: list[float], commits: list[float], rtts: list[float], rate: float,
+             rate_counts: dict[str, int], raw_rate: float, branch_rate: float,
+             branch_shape: tuple[int, int], wave: dict[str, Any],
+             raw_read: float) -> list[Figure]:
+    commit_p50, rtt_p50 = statistics.median(commits), statistics.median(rtts)
+    latency_extra = {
+        "steps": len(latencies), "mean_us": statistics.fmean(latencies) * 1e6,
+        "p90_us": _percentile(latencies, 0.9) * 1e6,
+        "over_5ms": sum(1 for s in latencies if s > 0.005),
+        "raw_commit_p50_us": commit_p50 * 1e6, "raw_rtt_p50_us": rtt_p50 * 1e6,
+        "raw_commits": len(commits), "raw_round_trips": len(rtts),
+    }
+    batches = rate_counts.get("checkpoint.batches", 0)
+    updates = rate_counts.get("checkpoint.updates", 0)
+    counts, released, due = wave["counts"], wave["released"], wave["due"]
+    timers = wave["timers"]
+    n = len(released)
+    return [
+        Figure("step latency p50 (1 branch, sequential)", "µs",
+               statistics.median(latencies) * 1e6, (commit_p50 + rtt_p50) * 1e6,
+               "raw FULL commit + raw pipe RTT, p50s", higher_is_better=False,
+               target="≤ 2× baseline", extra=latency_extra),
+        Figure("step latency p99 (1 branch, sequential)", "µs",
+               _percentile(latencies, 0.99) * 1e6,
+               (_percentile(commits, 0.99) + _percentile(rtts, 0.99)) * 1e6,
+               "raw FULL commit + raw pipe RTT, p99s", higher_is_better=False),
+        Figure(f"checkpoint throughput ({rate_counts['producers']} producer procs)", "updates/s",
+               rate, raw_rate, f"raw executemany {RAW_BATCH} rows/txn, FULL",
+               higher_is_better=True, target="≥ 0.5× raw",
+               extra={"updates": updates, "batches": batches,
+                      "mean_batch": updates / batches if batches else 0.0,
+                      "store_calls": rate_counts.get("checkpoint.store_calls", 0)}),
+        Figure(f"branch steps/s ({branch_shape[0]} branches × {branch_shape[1]})", "steps/s",
+               branch_rate, raw_rate, f"raw executemany {RAW_BATCH} rows/txn, FULL",
+               higher_is_better=True,
+               extra={"branches": branch_shape[0], "steps_each": branch_shape[1]}),
+        Figure(f"resume wave ({n}): store calls answering empties", "calls",
+               float(counts.get("checkpoint.empty_batches", 0)), 1.0, "one store call",
+               higher_is_better=False, target="1 (≤ 2 if it straddles a flush)",
+               absolute_target=2.0,
+               extra={"empty_requests": counts.get("checkpoint.empty_requests", 0),
+                      "store_calls_total": counts.get("checkpoint.store_calls", 0),
+                      "batches_total": counts.get("checkpoint.batches", 0),
+                      "updates": counts.get("checkpoint.updates", 0),
+                      "replays": counts.get("branch.replays", 0),
+                      "due_spread_us": (max(timers) - min(timers)) * 1e6,
+                      "timers_over_1ms_late": sum(1 for t in timers if t - due > 0.001)}),
+        Figure(f"resume wave ({n}): due → last released", "ms", (max(released) - due) * 1e3,
+               raw_read * 1e3, f"raw SQLite read of {n} rows", higher_is_better=False,
+               target="≤ 100 ms", absolute_target=100.0,
+               extra={"first_released_ms": (min(released) - due) * 1e3,
+                      "p50_released_ms": (statistics.median(released) - due) * 1e3,
+                      "last_timer_after_due_us": (max(timers) - due) * 1e6,
+                      "parked_before_due_s": wave["parked_before_due_s"]}),
+    ]
+
+
+__all__ = ["CheckpointProducer", "SequentialSteps", "WaveBranch", "run"]
