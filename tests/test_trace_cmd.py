@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from runtime import ActorSystem
+from runtime import ActorSystem, SystemConfig
 from runtime.chrome_trace import chrome_trace
+from runtime.demo import Fingerprint
 from runtime.testing import TraceEvents
 from runtime.trace_cmd import load_events
 from runtime.trace_cmd import main as trace_main
 
-from branches_for_tests import Squares, Waits
+from branches_for_tests import Waits
 
 T0 = 1_700_000_000.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -291,15 +292,18 @@ def test_spans_left_open_by_a_crash_end_with_the_trace() -> None:
 # -- on a real system --------------------------------------------------------------------
 
 
+@pytest.fixture
+def actor_system_config(tmp_path: Path) -> SystemConfig:
+    return SystemConfig(workers=2, trace_path=str(tmp_path / "trace.jsonl"))
+
+
 @pytest.mark.timeout(120)
-def test_a_real_trace_exports_one_track_per_process_and_filters_by_execution(
+def test_a_trace_of_the_demo_job_exports_one_track_per_process_and_filters_by_execution(
     actor_system: ActorSystem, trace_events: TraceEvents, tmp_path: Path
 ) -> None:
-    effects = str(tmp_path / "effects")
-    actor_system.map(Squares, [(i, effects, 0.0) for i in range(3)],
-                     execution_id="squares").result(timeout=60)
-    actor_system.map(Waits, [("w", 0.3)], execution_id="waits").result(timeout=60)
-    trace_events.wait_for("execution.finished", execution_id="waits")
+    actor_system.map(Fingerprint, range(12), execution_id="demo-12").result(timeout=60)
+    actor_system.map(Waits, [("w", 0.0)], execution_id="other").result(timeout=60)
+    trace_events.wait_for("execution.finished", execution_id="other")
     trace = Path(trace_events.path)
     out = tmp_path / "trace.json"
 
@@ -308,12 +312,16 @@ def test_a_real_trace_exports_one_track_per_process_and_filters_by_execution(
         capture_output=True, text=True, timeout=60, check=True)
     assert "Chrome trace-event JSON" in exported.stdout
     data = assert_valid_trace_event_json(out.read_text())
-    pids = {e["pid"] for e in load_events(trace)[0]}
-    tracks = [e["pid"] for e in data["traceEvents"] if e["name"] == "process_name"]
-    assert sorted(tracks) == sorted(pids) and len(pids) >= 3  # service, checkpoint, worker
-    assert {e["name"] for e in spans(data, "step")} == {"step a", "step b", "step c"}
+    events = load_events(trace)[0]
+    tracks = {e["pid"]: e["args"]["name"] for e in data["traceEvents"]
+              if e["name"] == "process_name"}
+    assert sorted(tracks) == sorted({e["pid"] for e in events})  # one track per process
+    roles = {name.split(" (pid")[0] for name in tracks.values()}
+    assert {"service", "checkpoint", "worker-0", "worker-1"} <= roles
+    assert {e["name"] for e in spans(data, "step")} >= {
+        "step fingerprint", "step publish", "step confirm"}
     assert spans(data, "store") and spans(data, "branch") and spans(data, "suspension")
 
-    shown = timeline(trace, execution="waits")
-    assert shown and all(" waits" in line for line in shown)
-    assert not any("squares" in line for line in shown)
+    shown = timeline(trace, execution="other")
+    assert shown and all(" other" in line for line in shown)
+    assert not any("demo-12" in line for line in shown)
