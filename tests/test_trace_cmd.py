@@ -205,11 +205,28 @@ def assert_valid_trace_event_json(text: str) -> dict[str, Any]:
             assert event["s"] in {"g", "p", "t"}
         if phase in "be":
             open_async[(event["cat"], event["id"])] += 1 if phase == "b" else -1
+    assert_complete_events_nest(data["traceEvents"])
     assert all(count == 1 for count in named_processes.values()), named_processes
     assert {pid for pid, _ in used} <= named_processes.keys()
     assert used <= named_threads
     assert not +open_async and not -open_async, "every async begin has its end"
     return dict(data)
+
+
+def assert_complete_events_nest(events: list[dict[str, Any]], slack_us: float = 5.0) -> None:
+    """On each thread, "X" spans nest or follow each other; viewers draw overlaps wrongly."""
+    by_track: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for event in events:
+        if event["ph"] == "X":
+            by_track.setdefault((event["pid"], event["tid"]), []).append(event)
+    for track in by_track.values():
+        open_ends: list[float] = []
+        for span in sorted(track, key=lambda e: (e["ts"], -e["dur"])):
+            while open_ends and open_ends[-1] <= span["ts"] + slack_us:
+                open_ends.pop()
+            end = span["ts"] + span["dur"]
+            assert not open_ends or end <= open_ends[-1] + slack_us, f"{span} overlaps its parent"
+            open_ends.append(end)
 
 
 def spans(data: Mapping[str, Any], cat: str) -> list[dict[str, Any]]:
