@@ -72,7 +72,7 @@ import structlog
 from actors.clock import Clock
 from actors.errors import CheckpointError
 from actors.inbox import PeekableInbox
-from actors.messages import Checkpoint, ReplyTo, Update
+from actors.messages import Checkpoint, Checkpoints, ReplyTo, Update
 from actors.store import Store
 
 COUNTERS = (
@@ -171,6 +171,9 @@ class CheckpointActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Checkpoint):
             self._write([message], loaded=not self.actor_inbox.empty())
+            return None
+        if isinstance(message, Checkpoints):
+            self._write(list(message.items), loaded=len(message.items) > 1)
             return None
         return super().on_receive(message)
 

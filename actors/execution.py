@@ -41,6 +41,7 @@ from actors.messages import (
     BranchStatus,
     BranchUpdate,
     Checkpoint,
+    Checkpoints,
     DependencyDone,
     DescribeExecution,
     Durable,
@@ -171,6 +172,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._batches: dict[str, _Batch] = {}
         self._branches: dict[str, _Branch] = {}
         self._timers: _Timers | None = None
+        self._wave: list[Checkpoint] = []  # dispatches of the message being handled
 
     def on_start(self) -> None:
         self._timers = _Timers(self._clock, lambda due: self.actor_ref.tell(TimersDue(due)))
@@ -183,7 +185,18 @@ class ExecutionActor(pykka.ThreadingActor):
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return super().on_receive(message)
-        return handler(self, message)
+        try:
+            return handler(self, message)
+        finally:
+            self._send_dispatches()
+
+    def _send_dispatches(self) -> None:
+        """Send the empty checkpoints of this message's dispatches as one message (a wave)."""
+        wave, self._wave = self._wave, []
+        if len(wave) == 1:
+            self._checkpoint.tell(wave[0])
+        elif wave:
+            self._checkpoint.tell(Checkpoints(tuple(wave)))
 
     # -- wiring and queries --------------------------------------------------------
 
@@ -199,6 +212,12 @@ class ExecutionActor(pykka.ThreadingActor):
         for branch_id in execution.batch.branch_ids:
             branch = self._branches.get(branch_id)
             counts[self._progress_state(branch)] += 1
+        if execution.result is not None:  # finished, maybe in an earlier system: count its result
+            counts = dict.fromkeys(counts, 0)
+            for status_of_branch in execution.result.statuses:
+                counts["done" if status_of_branch is BranchStatus.SUCCEEDED else "failed"] += 1
+            return {"status": execution.status.value, "total": len(execution.result.statuses),
+                    **counts}
         status = execution.status
         if status is ExecutionStatus.RUNNING and counts["running"] == 0 and counts["suspended"]:
             status = ExecutionStatus.SUSPENDED
@@ -260,14 +279,18 @@ class ExecutionActor(pykka.ThreadingActor):
         self._executions[eid] = _Execution(eid, batch)
         created = ExecutionUpdate(eid, ExecutionStatus.RUNNING, kind=message.kind,
                                   branch_count=len(specs))
-        self._checkpoint.tell(Checkpoint(eid, created, sync=not specs,
-                                         reply_to=message.reply_to if not specs else None))
-        for spec in specs:
-            update = BranchUpdate(eid, spec.branch_id, BranchStatus.PENDING, index=spec.index,
-                                  input=self._serialize(spec.input), create_only=True)
-            last = spec is specs[-1]
-            self._checkpoint.tell(Checkpoint(spec.branch_id, update, sync=last,
-                                             reply_to=message.reply_to if last else None))
+        writes = [Checkpoint(eid, created, sync=False)]
+        writes += [
+            Checkpoint(spec.branch_id, BranchUpdate(eid, spec.branch_id, BranchStatus.PENDING,
+                                                    index=spec.index,
+                                                    input=self._serialize(spec.input),
+                                                    create_only=True), sync=False)
+            for spec in specs
+        ]
+        # The last write answers the caller: everything before it is durable by then.
+        last = writes[-1]
+        writes[-1] = Checkpoint(last.branch_id, last.update, sync=True, reply_to=message.reply_to)
+        self._checkpoint.tell(Checkpoints(tuple(writes)))  # one message, however many branches
         log.info("execution.created", execution_id=eid, branches=len(specs))
         self._start_more(batch)
 
@@ -276,11 +299,25 @@ class ExecutionActor(pykka.ThreadingActor):
         records = [b for b in self._reader.read_branches(eid) if b.parent_branch_id is None]
         by_index = {b.index: b for b in records}
         rebuilt = []
+        missing = []
         for index in range(count):
             record = by_index.get(index)
-            cls = specs[index].branch_cls if index < len(specs) else specs[0].branch_cls
-            item = self._deserialize(record.input) if record and record.input else None
+            given = specs[index] if index < len(specs) else None
+            cls = given.branch_cls if given is not None else specs[0].branch_cls
+            if record is not None:
+                item = self._deserialize(record.input) if record.input else None
+            else:  # created in a later transaction that a crash cut off: take the caller's
+                item = given.input if given is not None else None
+                missing.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
             rebuilt.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
+        if missing:
+            self._checkpoint.tell(Checkpoints(tuple(
+                Checkpoint(m.branch_id, BranchUpdate(eid, m.branch_id, BranchStatus.PENDING,
+                                                     index=m.index,
+                                                     input=self._serialize(m.input),
+                                                     create_only=True), sync=False)
+                for m in missing
+            )))
         batch = self._new_batch(eid, eid, None, count, message, rebuilt)
         self._executions[eid] = _Execution(eid, batch)
         self._seed(batch, {b.branch_id: b for b in records})
@@ -295,8 +332,9 @@ class ExecutionActor(pykka.ThreadingActor):
             return 0
         now, reloaded = self._clock.time(), 0
         for branch_id in list(batch.waiting):
-            record = records.get(branch_id)
-            if record is None or record.status is not BranchStatus.SUSPENDED:
+            # The last operation decides, not the branch row: its status is written by the
+            # worker and the scheduler, whose updates may reach the store in either order.
+            if branch_id not in records:
                 continue
             operations = self._reader.read_log(branch_id).operations
             last = operations[-1] if operations else None
@@ -380,7 +418,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._load[worker] += 1
         branch.worker = worker
         delivery = LogDelivery(self._workers[worker], self._self_ref, branch.spec, branch.epoch)
-        self._checkpoint.tell(Checkpoint(branch_id, None, sync=True, reply_to=delivery))
+        self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery))
 
     def _current(self, branch_id: str, epoch: int) -> _Branch | None:
         branch = self._branches.get(branch_id)

@@ -437,3 +437,32 @@ class ResumeBranches:
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Look at the clock: apply deferred checkpoints and fire timers that are due."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoints:
+    """Several checkpoints sent as one message (a dispatch wave): taken as one burst."""
+
+    items: tuple[Checkpoint, ...]
+
+
+# -- the digest actor -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBlob:
+    """Hash ``data`` and store it once; answer ``reply_to`` with its hex digest once durable.
+
+    A store failure answers ``BlobStoreError``. ``data`` holds its children's
+    digests already (a parent is sent only after them).
+    """
+
+    data: bytes
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBlob:
+    """Ask for a blob's bytes, verified against ``digest`` (``BlobCorruptedError`` if not)."""
+
+    digest: str

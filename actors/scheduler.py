@@ -20,8 +20,10 @@ suspension's checkpoint is *deferred*:
   suspension is applied at once rather than holding another thread.
 
 Time comes from a ``Clock``; ``Tick`` makes the actor look at it. In a system a
-ticker thread sends ``Tick`` when the next deadline comes; tests with a
-``FakeClock`` advance the clock and send ``Tick`` themselves.
+ticker thread sends ``Tick`` when the next deadline comes, up to ``slack``
+(5 ms) late and never early, so that timers due within the slack resume as one
+wave (one message to the coordinator, whose empty checkpoints coalesce into one
+store call); tests with a ``FakeClock`` advance the clock and send ``Tick``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self_ref: ActorLike | None = None,
         max_parked: int = 8,
         autotick: bool = True,
+        slack: float = 0.005,
     ) -> None:
         super().__init__()
         self._checkpoint = checkpoint
@@ -128,6 +131,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self._self_ref = self_ref
         self._max_parked = max_parked
         self._autotick = autotick
+        self._slack = slack
         self._ticker: _Ticker | None = None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
@@ -231,7 +235,9 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _rearm(self) -> None:
         if self._ticker is not None:
-            self._ticker.wake_at(self._deadlines[0][0] if self._deadlines else None)
+            # Fire up to ``slack`` late (never early): timers due together become one wave.
+            deadline = self._deadlines[0][0] + self._slack if self._deadlines else None
+            self._ticker.wake_at(deadline)
 
     # -- applying ------------------------------------------------------------------
 

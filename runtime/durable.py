@@ -107,6 +107,8 @@ class DurableServices:
 
     def __init__(self, system: ActorSystem) -> None:
         config = system.config
+        if system.store_url is None:
+            DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)  # the embedded default
         self.store_url = absolute_store_url(system.store_url)
         self.checkpoint: ActorRef[Any] = system.spawn(
             StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,

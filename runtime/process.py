@@ -84,15 +84,18 @@ def child_main(spec: BootSpec) -> None:
     # Handlers before start(): a ping may arrive the moment the address is bound.
     node.ctrl_handlers["ping"] = _ping(node)
     node.ctrl_handlers["introspect"] = _introspect(node)
+    node.ctrl_handlers["shutdown"] = _shutting_down(node)
+    node.hold_until_hosted()
     node.start()
     threading.Thread(target=_exit_when_orphaned, args=(node,), name="da-orphan-watch",
                      daemon=True).start()
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
         cls, args, kwargs = serialization.loads(spec.payload)
-        own = ActorRef(system_id=spec.system_id, address=spec.address, actor_id=spec.actor_id,
-                       name=spec.name, class_name=spec.class_name,
-                       restart_grace=spec.restart_grace)
+        own: ActorRef[Any] = ActorRef(
+            system_id=spec.system_id, address=spec.address, actor_id=spec.actor_id,
+            name=spec.name, class_name=spec.class_name, restart_grace=spec.restart_grace,
+        )
         args = tuple(own if a is SELF else a for a in args)
         kwargs = {k: own if v is SELF else v for k, v in kwargs.items()}
         hosted.start(cls, args, kwargs)
@@ -100,6 +103,7 @@ def child_main(spec: BootSpec) -> None:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
         _flush(node, timeout=2.0)
         os._exit(EXIT_BOOT_FAILED)
+    node.hosted()  # messages that arrived while the actor was being built
     log.debug("process.ready", address=os.path.basename(spec.address))
     node.send_reply(spec.parent_address, spec.ready_reply_id, True, os.getpid())
     hosted.wait_stopped()
@@ -128,3 +132,11 @@ def _introspect(node: Node) -> Any:
         return hosted.introspect()
 
     return introspect
+
+
+def _shutting_down(node: Node) -> Any:
+    def shutting_down(_: str, __: Any) -> bool:
+        node.shutting_down = True  # peers that go away now are stopping, not restarting
+        return True
+
+    return shutting_down

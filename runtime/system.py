@@ -302,20 +302,27 @@ class ActorSystem:
         deadline = time.monotonic() + budget
         if self._durable is not None:
             self._durable.close()
+        self.node.shutting_down = True
         children = self._supervisor.live_children()
-        stops = []
         for child in children:
             child.state = "stopping"
-            fut: Future[Any] = Future()
-            try:
-                self.node.send_message(child.spec.address, child.spec.actor_id, child.spec.name,
-                                       pykka.messages._ActorStop(), fut, None)
-                stops.append(fut)
-            except Exception:
-                pass  # already gone
-        for fut in stops:
-            with contextlib.suppress(Exception):
-                fut.get(timeout=max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(Exception):  # already gone
+                self.node.send_control(child.spec.address, "shutdown", child.spec.actor_id)
+        # Users' actors and workers first, the scheduler next, the checkpoint actor last:
+        # everyone else's final writes and replies go through it.
+        for rank in (0, 1, 2):
+            stops = []
+            for child in (c for c in children if _stop_rank(c.spec.name) == rank):
+                fut: Future[Any] = Future()
+                try:
+                    self.node.send_message(child.spec.address, child.spec.actor_id,
+                                           child.spec.name, pykka.messages._ActorStop(), fut, None)
+                    stops.append(fut)
+                except Exception:
+                    pass  # already gone
+            for fut in stops:
+                with contextlib.suppress(Exception):
+                    fut.get(timeout=max(0.0, deadline - time.monotonic()))
         for child in children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
         for child in children:
@@ -331,3 +338,7 @@ class ActorSystem:
         if self.config.start_method == "forkserver":
             _stop_forkserver()
         log.info("system.stopped", system=self.id)
+
+
+def _stop_rank(name: str) -> int:
+    return {"scheduler": 1, "checkpoint": 2}.get(name, 0)

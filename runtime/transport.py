@@ -177,6 +177,11 @@ class Node:
         self._ids = itertools.count(1)
         self._dirty: queue.SimpleQueue[Peer | None] = queue.SimpleQueue()
         self._closed = False
+        self.shutting_down = False  # the system is stopping: a gone peer is not restarting
+        # While a child boots, messages for its actor (not hosted yet) wait here, in order;
+        # a restarted actor's address takes connections before its actor is built.
+        self._held: list[tuple[Peer, tuple[Any, ...]]] | None = None
+        self._held_lock = threading.Lock()
         self._listener: Listener | None = None
         self._threads: list[threading.Thread] = []
 
@@ -260,7 +265,7 @@ class Node:
         peer = self.peer(address)
         if peer.conn is not None:
             return peer
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + (0.0 if self.shutting_down else grace)
         with peer.connect_lock:
             while peer.conn is None:
                 if self._closed:
@@ -500,7 +505,7 @@ class Node:
         while True:
             try:
                 data = conn.recv_bytes()
-            except (EOFError, OSError) as exc:
+            except (EOFError, OSError, TypeError) as exc:  # TypeError: closed under us
                 self._break(peer, conn, f"connection closed: {type(exc).__name__}")
                 return
             view = memoryview(data)
@@ -521,6 +526,12 @@ class Node:
         if kind == MSG:
             _, actor_id, message, reply_id, context = record
             hosted = self.actors.get(actor_id)
+            if hosted is None and self._held is not None:
+                with self._held_lock:
+                    if self._held is not None:
+                        self._held.append((peer, record))
+                        return
+                hosted = self.actors.get(actor_id)
             if hosted is None or not hosted.accepting:
                 self._reject(peer, actor_id, reply_id)
                 return
@@ -538,6 +549,22 @@ class Node:
             self._control(peer, op, actor_id, reply_id, arg)
         elif kind == DEAD:
             peer.dead_actors.add(record[1])
+
+    def hold_until_hosted(self) -> None:
+        """Keep messages for actors not hosted yet until ``hosted()`` (a booting child)."""
+        self._held = []
+
+    def hosted(self) -> None:
+        """The actors are hosted: deliver what was held, in order, and stop holding."""
+        while True:
+            with self._held_lock:
+                held = self._held or []
+                if not held:
+                    self._held = None
+                    return
+                self._held = []
+            for peer, record in held:
+                self._dispatch(peer, record)
 
     def _reject(self, peer: Peer, actor_id: str, reply_id: int) -> None:
         self._enqueue(peer, self._frame((DEAD, actor_id)))

@@ -142,3 +142,20 @@ class Logger(pykka.ThreadingActor):
 class SocketHolder(pykka.ThreadingActor):
     def make_socket(self) -> socket.socket:
         return socket.socket()
+
+
+class SlowStart(pykka.ThreadingActor):
+    """Takes ``delay`` seconds to build: a restart leaves a window before it is hosted."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        time.sleep(delay)  # an expensive constructor (loading a model, say)
+        self.total = 0
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "total":
+            return self.total
+        if message == "pid":
+            return os.getpid()
+        self.total += message
+        return None

@@ -143,3 +143,22 @@ class Unpicklable(BranchActor):
 class Answer(BranchActor):
     def run(self, ctx: BranchContext, item: Any) -> Any:
         return ("answer", item)
+
+
+class WaitsThenStamps(BranchActor):
+    """Waits, then records (in a step) when it woke; returns that time."""
+
+    def run(self, ctx: BranchContext, item: Any) -> float:
+        ctx.wait("pause", seconds=item)
+        woke: float = ctx.step("woke", time.time)
+        return woke
+
+
+class WavePart(BranchActor):
+    """Waits until an absolute instant shared by the whole wave, then returns."""
+
+    def run(self, ctx: BranchContext, item: Any) -> int:
+        index, target = item
+        # Reading the clock here is replay-safe: a replay keeps the first logged due time.
+        ctx.wait("until", seconds=max(0.0, target - time.time()))
+        return int(index)

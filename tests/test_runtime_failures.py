@@ -19,7 +19,7 @@ from runtime import (
     SpawnError,
 )
 
-from actors_for_tests import BrokenConstructor, Counter, Failing, FailOnTell
+from actors_for_tests import BrokenConstructor, Counter, Failing, FailOnTell, SlowStart
 from conftest import wait_until
 
 
@@ -164,3 +164,14 @@ def test_bad_config_raises_a_typed_error() -> None:
         SystemConfig(start_method="thread")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="workers"):
         SystemConfig(workers=0)
+
+
+def test_a_tell_sent_while_a_restarted_actor_is_being_built_is_delivered(
+    system: ActorSystem,
+) -> None:
+    ref = system.spawn(SlowStart, 0.5, name="slow", restart=RestartPolicy(backoff=0.01))
+    old = ref.ask("pid", timeout=10)
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: system._supervisor.children[ref.actor_id].process.pid != old)
+    ref.tell(5)  # the new process listens, but its actor is still in its constructor
+    assert ref.ask("total", timeout=10) == 5

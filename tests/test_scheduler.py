@@ -1,0 +1,239 @@
+"""The scheduler's deferred checkpoints, on a fake clock: plain pykka, one process, no sleeps."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.checkpoint import CheckpointActor
+from actors.clock import FakeClock
+from actors.messages import (
+    BranchLog,
+    BranchStatus,
+    DependencyDone,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    ResumeBranches,
+    ScheduleResume,
+    Suspend,
+    SuspensionKey,
+    Tick,
+    Update,
+)
+from actors.scheduler import SchedulerActor
+from actors.store import MemoryStore
+
+DELAY = 0.1
+EPSILON = 0.01
+
+
+class Verdicts:
+    """A reply handle that records every answer (a second one would be a bug)."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, Any]] = []
+        self.arrived = threading.Event()
+
+    def set(self, value: Any = None) -> None:
+        self.answers.append(value)
+        self.arrived.set()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self.answers.append(("error", exc_info))
+        self.arrived.set()
+
+
+class Recorder(pykka.ThreadingActor):
+    """Stands in for the coordinator: keeps what the scheduler tells it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "seen":
+            return list(self.seen)
+        self.seen.append(message)
+        return None
+
+
+class HeldStore(MemoryStore):
+    """A MemoryStore whose commits wait while ``hold`` is set: an apply stays in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+
+    def commit(self, updates: Sequence[Update], read_logs: Sequence[str],
+               now: float) -> dict[str, BranchLog]:
+        self.entered.set()
+        assert self.open.wait(10), "the test never released the store"
+        return super().commit(updates, read_logs, now)
+
+
+class Rig:
+    def __init__(self, store: MemoryStore, max_parked: int = 8) -> None:
+        self.clock = FakeClock()
+        self.store = store
+        self.checkpoint = CheckpointActor.start(store=store, clock=self.clock)
+        self.coordinator = Recorder.start()
+        self.scheduler = SchedulerActor.start(checkpoint=self.checkpoint,
+                                              coordinator=self.coordinator, clock=self.clock,
+                                              max_parked=max_parked, autotick=False)
+        self.seq = 0
+
+    def suspend(self, branch: str = "e/0", op_id: str = "2", kind: OpKind = OpKind.WAIT,
+                due_in: float | None = 1.0, delay: float = DELAY, worker: str = "w",
+                seq: int | None = None) -> Verdicts:
+        verdicts = Verdicts()
+        due = None if due_in is None else self.clock.time() + due_in
+        op = OperationUpdate("e", branch, op_id, kind, "pause", OpStatus.SUSPENDED, due_at=due)
+        key = SuspensionKey(branch, 1, self.seq if seq is None else seq)
+        self.seq += 1
+        self.scheduler.ask(Suspend(key, op, delay, worker, verdicts))  # handled before we go on
+        return verdicts
+
+    def tick(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.scheduler.ask(Tick())
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until writes in flight were acknowledged and their continuations handled."""
+        self.checkpoint.proxy().metrics().get(timeout=10)
+        self.scheduler.proxy().metrics().get(timeout=10)
+
+    def metrics(self) -> dict[str, int]:
+        found: dict[str, int] = self.scheduler.proxy().metrics().get(timeout=10)
+        return found
+
+    def replays_requested(self) -> list[tuple[str, int]]:
+        seen = self.coordinator.ask("seen", timeout=10)
+        return [b for m in seen if isinstance(m, ResumeBranches) for b in m.branches]
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    made = Rig(MemoryStore())
+    yield made
+    pykka.ActorRegistry.stop_all()
+
+
+def test_resumed_before_the_delay_ends_nothing_is_written_and_no_replay(rig: Rig) -> None:
+    verdicts = rig.suspend(due_in=DELAY - EPSILON)
+    rig.tick(DELAY - EPSILON)
+    assert verdicts.answers == [("resume", None)]
+    assert rig.store.calls == 0
+    assert rig.replays_requested() == []
+    assert rig.metrics()["scheduler.cancelled"] == 1
+
+
+def test_after_the_delay_it_is_written_once_evicted_once_then_replayed_once(rig: Rig) -> None:
+    verdicts = rig.suspend(due_in=1.0)
+    rig.tick(DELAY + EPSILON)
+    assert verdicts.answers == [("evict", None)]
+    assert rig.store.calls == 1
+    log = rig.store.read_log("e/0")
+    assert log.branch is not None and log.branch.status is BranchStatus.SUSPENDED
+    assert log.operations[0].status is OpStatus.SUSPENDED
+    rig.tick(1.0)
+    assert rig.replays_requested() == [("e/0", 1)]
+    assert rig.metrics()["scheduler.applied"] == 1
+
+
+def test_a_second_resume_is_dropped_and_counted(rig: Rig) -> None:
+    verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
+    rig.settle()
+    assert verdicts.answers == [("resume", b"batch")]
+    assert rig.metrics()["scheduler.duplicate_resumes"] == 1
+
+
+def test_a_resume_during_an_apply_in_flight_leaves_one_live_branch() -> None:
+    store = HeldStore()
+    rig = Rig(store)
+    try:
+        verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
+        store.open.clear()
+        rig.clock.advance(DELAY + EPSILON)
+        rig.scheduler.ask(Tick())  # the apply starts; the store holds its commit
+        assert store.entered.wait(10)
+        rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
+        assert verdicts.arrived.wait(10)
+        store.open.set()
+        rig.settle()
+        # Resumed in place, once; never also evicted; no replay asked for.
+        assert verdicts.answers == [("resume", b"batch")]
+        assert rig.replays_requested() == []
+    finally:
+        store.open.set()
+        pykka.ActorRegistry.stop_all()
+
+
+def test_a_late_resume_never_cancels_a_newer_suspension(rig: Rig) -> None:
+    first = rig.suspend(op_id="2", kind=OpKind.CHILDREN, due_in=None)
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))
+    rig.settle()
+    assert first.answers == [("resume", b"one")]
+    second = rig.suspend(op_id="3", due_in=5.0)
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))  # late, for the first suspension
+    rig.tick(EPSILON)
+    assert second.answers == []  # still parked
+    assert rig.metrics()["scheduler.duplicate_resumes"] == 1
+    rig.tick(DELAY)
+    assert second.answers == [("evict", None)]  # its own deferral ran its course
+
+
+def test_past_the_parked_bound_a_suspension_is_applied_at_once() -> None:
+    rig = Rig(MemoryStore(), max_parked=1)
+    try:
+        first = rig.suspend(branch="e/0")
+        second = rig.suspend(branch="e/1")
+        rig.settle()
+        assert first.answers == []  # parked, deferred
+        assert second.answers == [("evict", None)]  # applied without waiting for the delay
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_a_dependency_done_before_the_branch_suspends_resumes_it_without_a_write(
+    rig: Rig,
+) -> None:
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"early"))
+    verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
+    rig.settle()
+    assert verdicts.answers == [("resume", b"early")]
+    assert rig.store.calls == 0
+    assert rig.metrics()["scheduler.deferred"] == 0
+
+
+def test_a_zero_delay_applies_the_suspension_at_once(rig: Rig) -> None:
+    verdicts = rig.suspend(delay=0)
+    rig.settle()
+    assert verdicts.answers == [("evict", None)]
+
+
+def test_a_wave_of_due_timers_asks_for_their_replays_in_one_message(rig: Rig) -> None:
+    due = rig.clock.time() + 1.0
+    for i in range(999):
+        rig.scheduler.tell(ScheduleResume(f"e/{i}", 0, "2", due))
+    rig.tick(1.0)
+    seen = rig.coordinator.ask("seen", timeout=10)
+    (wave,) = [m for m in seen if isinstance(m, ResumeBranches)]
+    assert len(wave.branches) == 999
+
+
+def test_a_timer_not_yet_due_does_not_fire(rig: Rig) -> None:
+    verdicts = rig.suspend(due_in=0.5, delay=5.0)
+    rig.tick(0.5 - EPSILON)
+    assert verdicts.answers == []
+    rig.tick(EPSILON)
+    assert verdicts.answers == [("resume", None)]
