@@ -26,7 +26,15 @@ from actors.branch import (
     decode_error,
     encode_error,
 )
-from actors.errors import ConditionTimeoutError, NonDeterminismError, StepFailedError
+from actors.callbacks import Callback, callback_id
+from actors.callbacks import as_record as _as_record
+from actors.errors import (
+    CallbackFailedError,
+    CallbackTimeoutError,
+    ConditionTimeoutError,
+    NonDeterminismError,
+    StepFailedError,
+)
 from actors.messages import BranchLog, OperationRecord, OperationUpdate, OpKind, OpStatus
 from actors.policies import BatchResult, BatchStatus, Completion, Retry
 
@@ -268,6 +276,64 @@ class BranchContext:
             thumbs = ctx.map("thumbs", Thumb, sizes, max_concurrency=4).values()
         """
         check_branch_class(branch_cls)
+    def create_callback(self, name: str, *, timeout: float | None = None) -> Callback:
+        """Create a callback that outside code completes by id; its id is durable on return.
+
+            cb = ctx.create_callback("approval", timeout=3600)
+            ctx.step("ask", notify_reviewer, cb.id)   # system.complete_callback(cb.id, "ok")
+            verdict = ctx.wait_for_callback(cb)
+        """
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"create_callback({name!r}, timeout={timeout}): give None or > 0")
+        op_id, record = self._begin(OpKind.CALLBACK, name)
+        if record is None:
+            due = None if timeout is None else self._host.now() + timeout
+            record_update = self._update(op_id, OpKind.CALLBACK, name, OpStatus.STARTED,
+                                         due_at=due)
+            # Sync: outside code may complete the id as soon as it learns it.
+            self._host.checkpoint(record_update, sync=True)
+            self._log[op_id] = _as_record(record_update, len(self._log))
+        else:
+            due = record.due_at
+        return Callback(callback_id(self.branch_id, op_id), name, op_id, due)
+
+    def wait_for_callback(self, callback: Callback) -> Any:
+        """Suspend until ``callback`` is completed (its value) or failed or timed out (raises).
+
+        Not an operation of its own: it waits on the callback's operation, so a
+        replay finds the outcome there. Raises ``CallbackFailedError`` (or the
+        error given to ``fail_callback``) and ``CallbackTimeoutError``.
+        """
+        record = self._log.get(callback.op_id)
+        if record is None or record.kind is not OpKind.CALLBACK:
+            raise ValueError(f"{callback!r} was not created by this branch's create_callback()")
+        with bound_contextvars(op_id=callback.op_id):
+            if record.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
+                return self._callback_outcome(record.payload, record.error, callback)
+            op = self._update(callback.op_id, OpKind.CALLBACK, callback.name, OpStatus.SUSPENDED,
+                              due_at=callback.timeout_at)
+            payload = self._suspend(op)  # resumed in place with the outcome, or None: timed out
+            if payload is not None:
+                return self._callback_outcome(payload, None, callback)
+            timed_out = CallbackTimeoutError(
+                f"callback {callback.id!r} ({callback.name!r}) was not completed in time"
+            )
+            self._host.checkpoint(
+                self._update(callback.op_id, OpKind.CALLBACK, callback.name, OpStatus.FAILED,
+                             error=encode_error(timed_out, self._host.serialize)),
+                sync=True,
+            )
+            raise timed_out
+
+    def _callback_outcome(self, payload: bytes | None, error: bytes | None,
+                          callback: Callback) -> Any:
+        if error is not None:
+            raise decode_error(error, self._host.deserialize)
+        ok, value = self._host.deserialize(payload) if payload is not None else (True, None)
+        if ok:
+            return value
+        raise value if isinstance(value, BaseException) else CallbackFailedError(str(value))
+
         return self._children(name, [(branch_cls, item) for item in items],
                               max_concurrency, completion)
 

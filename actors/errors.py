@@ -141,3 +141,19 @@ class ConditionTimeoutError(DurableActorsError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.name, self.attempts, self.state))
+
+
+class CallbackError(DurableActorsError):
+    """A callback could not be completed; the message says why and what to do."""
+
+
+class UnknownCallbackError(CallbackError, KeyError):
+    """No callback with this id exists (yet): check the id, or wait until it is created."""
+
+
+class CallbackTimeoutError(CallbackError, TimeoutError):
+    """The callback timed out before it was completed: its branch went on without it."""
+
+
+class CallbackFailedError(CallbackError):
+    """Outside code failed the callback with ``system.fail_callback(id, error)``."""

@@ -17,11 +17,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.branch import BranchSpec, check_branch_class
+import structlog
+
+from actors.branch import BranchSpec, check_branch_class, decode_error, encode_error
+from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
+from actors.errors import CallbackError, CallbackTimeoutError, UnknownCallbackError
 from actors.execution import ExecutionActor
-from actors.messages import AwaitResult, DescribeExecution, StartExecution, Wire, WorkerLost
+from actors.messages import (
+    AwaitResult,
+    Checkpoint,
+    DependencyDone,
+    DescribeExecution,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    StartExecution,
+    Wire,
+    WorkerLost,
+)
 from actors.policies import BatchResult, Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
@@ -36,6 +51,8 @@ from runtime.stores import DEFAULT_PATH, open_store
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
+
+log = structlog.get_logger("runtime.durable")
 
 # Framework processes restart quickly after a crash; their state is in the store.
 SERVICE_RESTART = RestartPolicy(max_restarts=10, backoff=0.05, max_backoff=2.0, within=60.0)
@@ -165,6 +182,53 @@ class DurableServices:
 
     def metrics(self) -> dict[str, int]:
         totals: dict[str, int] = {}
+    def settle_callback(self, callback_id: str, ok: bool, outcome: Any) -> bool:
+        """Write a callback's outcome, then resume its branch once; see ``complete_callback``."""
+        branch_id, op_id = parse_callback_id(callback_id)
+        op = self._callback_op(callback_id, branch_id, op_id)
+        if op.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
+            return self._already_settled(callback_id, op, ok, outcome)
+        if op.due_at is not None and time.time() > op.due_at:
+            raise CallbackTimeoutError(f"callback {callback_id!r} timed out; too late to complete")
+        payload = serialization.dumps_or_raise((ok, outcome), f"the outcome of {callback_id!r}")
+        update = OperationUpdate(op.execution_id, branch_id, op_id, OpKind.CALLBACK, op.name,
+                                 OpStatus.SUCCEEDED if ok else OpStatus.FAILED,
+                                 payload=payload if ok else None,
+                                 error=None if ok else encode_error(outcome, serialization.dumps))
+        reply: Future[Any] = Future()
+        self.checkpoint.tell(Checkpoint(branch_id, update, sync=True, reply_to=reply))
+        reply.get(timeout=30)
+        stored = self._callback_op(callback_id, branch_id, op_id)
+        if stored.status is not update.status or stored.payload != update.payload:
+            # Its timeout was written first: the first outcome stands (see the store).
+            raise CallbackTimeoutError(f"callback {callback_id!r} timed out while completing it")
+        self.scheduler.tell(DependencyDone(branch_id, op_id, payload))
+        return True
+
+    def _callback_op(self, callback_id: str, branch_id: str, op_id: str) -> Any:
+        log = self.reader.read_log(branch_id)
+        op = log.by_op_id().get(op_id)
+        if log.branch is None or op is None or op.kind is not OpKind.CALLBACK:
+            raise UnknownCallbackError(
+                f"no callback {callback_id!r} in the store: check the id, or wait until the "
+                "branch has created it"
+            )
+        return op
+
+    def _already_settled(self, callback_id: str, op: Any, ok: bool, outcome: Any) -> bool:
+        if op.status is OpStatus.FAILED and op.error is not None:
+            error = decode_error(op.error, serialization.loads)
+            if isinstance(error, CallbackTimeoutError):
+                raise CallbackTimeoutError(f"callback {callback_id!r} timed out; too late")
+        same = ok and op.status is OpStatus.SUCCEEDED and op.payload == serialization.dumps(
+            (ok, outcome))
+        if same or (not ok and op.status is OpStatus.FAILED):
+            log.info("callback.already_settled", callback_id=callback_id)
+            return False  # idempotent: the same outcome again changes nothing
+        raise CallbackError(
+            f"callback {callback_id!r} was already settled with another outcome; it stays as it was"
+        )
+
         for actor in (self.checkpoint, self.scheduler, *self.workers):
             for name, value in actor.proxy().metrics().get(timeout=30).items():
                 totals[name] = totals.get(name, 0) + value

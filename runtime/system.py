@@ -19,6 +19,7 @@ import multiprocess
 import pykka
 import structlog
 
+from actors.errors import CallbackFailedError
 from actors.policies import Completion
 from runtime import serialization, tracing
 from runtime.config import RestartPolicy, SystemConfig
@@ -281,6 +282,24 @@ class ActorSystem:
         return self._services().start("parallel", specs, eid, None,
                                       completion or Completion.all_successful(),
                                       self.config.spawn_timeout)
+
+    def complete_callback(self, callback_id: str, value: Any = None) -> bool:
+        """Complete ``ctx.create_callback``'s id with ``value``; its branch resumes once.
+
+        Returns True, or False when it was already completed with the same value
+        (idempotent, and reported). Raises ``UnknownCallbackError`` for an id the
+        store does not hold, ``CallbackTimeoutError`` once it timed out, and
+        ``CallbackError`` if it was settled with another outcome.
+
+            system.complete_callback(request["callback_id"], {"approved": True})
+        """
+        return self._services().settle_callback(callback_id, True, value)
+
+    def fail_callback(self, callback_id: str, error: BaseException | str) -> bool:
+        """Fail the callback: ``ctx.wait_for_callback`` raises ``error`` in its branch."""
+        if not isinstance(error, BaseException):
+            error = CallbackFailedError(str(error))
+        return self._services().settle_callback(callback_id, False, error)
 
     def metrics(self) -> dict[str, int]:
         """Monotonic counters since the system started (names in API.md)."""

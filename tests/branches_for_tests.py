@@ -162,3 +162,18 @@ class WavePart(BranchActor):
         # Reading the clock here is replay-safe: a replay keeps the first logged due time.
         ctx.wait("until", seconds=max(0.0, target - time.time()))
         return int(index)
+
+
+def publish(path: str, callback_id: str) -> str:
+    record(path, callback_id)
+    return callback_id
+
+
+class Approval(BranchActor):
+    """Creates a callback, publishes its id (in a step), waits for the outcome."""
+
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        path, timeout = item
+        callback = ctx.create_callback("approval", timeout=timeout)
+        ctx.step("publish", publish, path, callback.id)
+        return ("approved", ctx.wait_for_callback(callback))
