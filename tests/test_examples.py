@@ -34,6 +34,10 @@ def test_http_service_starts_an_execution_reports_it_and_stops_with_the_system(
     assert "started: 202 {'id': 'orders-1', 'started': 'created'}" in out
     assert "status: SUCCEEDED" in out
     assert "'reservation': 'reservation-fig-2'" in out
+    assert "waiting for approval: [{'callback_id': 'cb:orders-1/2:" in out
+    assert "approved pear: 200" in out
+    assert "'status': 'reserved', 'reservation': 'reservation-pear-90'" in out
+    assert "an unknown callback: 404" in out
     assert "the same id again: 202 {'id': 'orders-1', 'started': 'finished'}" in out
     assert "an unknown execution: 404" in out
     assert out.rstrip().endswith("the server and the actor system are stopped")
