@@ -3,5 +3,7 @@
 from actors.branch import BranchActor
 from actors.context import BranchContext, ConditionResult
 from actors.policies import BatchResult, Completion, Retry
+from actors.ref import Ref
 
-__all__ = ["BatchResult", "BranchActor", "BranchContext", "Completion", "ConditionResult", "Retry"]
+__all__ = ["BatchResult", "BranchActor", "BranchContext", "Completion", "ConditionResult", "Ref",
+           "Retry"]

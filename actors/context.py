@@ -37,6 +37,8 @@ from actors.errors import (
 )
 from actors.messages import BranchLog, OperationRecord, OperationUpdate, OpKind, OpStatus
 from actors.policies import BatchResult, BatchStatus, Completion, Retry
+from actors.ref import Ref, spill_if_large, unspill
+from actors.ref import save as save_ref
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -161,7 +163,8 @@ class BranchContext:
                     ))
                     attempt += 1
                     continue
-                payload = self._host.serialize(value)
+                # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
+                payload = spill_if_large(value, self._host.serialize)
                 acked = time.perf_counter()
                 self._host.checkpoint(
                     self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
@@ -171,6 +174,20 @@ class BranchContext:
                 self.logger.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
                                   duration_ms=_ms_since(started), checkpoint_ms=_ms_since(acked))
                 return value
+
+    def save(self, obj: Any) -> Ref:
+        """Store ``obj`` once, by content; return its ``Ref`` at once, digest still pending.
+
+        The snapshot is taken now (``obj``'s serialized bytes; ``bytes`` are used
+        as they are), so changing ``obj`` afterwards does not change what is
+        stored; hashing and the durable write happen in the digest actor. A
+        checkpoint that names the Ref is written only once its blob is durable.
+        ``save`` is not an operation: it takes no op id, and a replay that saves
+        the same bytes again finds them stored (a dedup hit).
+
+            return {"id": item, "image": ctx.save(make_big_image(raw))}
+        """
+        return save_ref(obj, self._host.serialize)
 
     def wait(self, name: str, *, seconds: float) -> None:
         """Suspend the branch for ``seconds``, holding no thread meanwhile.
@@ -463,7 +480,7 @@ class BranchContext:
         )
 
     def _load(self, payload: bytes | None) -> Any:
-        return None if payload is None else self._host.deserialize(payload)
+        return None if payload is None else unspill(self._host.deserialize(payload))
 
     def _logged_error(self, record: OperationRecord) -> BaseException:
         if record.error is None:
