@@ -23,6 +23,7 @@ import structlog
 from actors.branch import BranchSpec, BranchSuspended
 from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
+from actors.gate import CheckpointGate
 from actors.messages import (
     ActorLike,
     BranchAborted,
@@ -63,14 +64,18 @@ class _Host:
         self._spec = spec
         self._epoch = epoch
         self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
+        # Holds checkpoints that name Refs still pending until their blobs are durable.
+        self._gate = CheckpointGate(spec.branch_id)
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         worker = self._worker
         if not sync:
-            worker.checkpoint_ref.tell(Checkpoint(self._spec.branch_id, update, sync=False))
+            self._gate.send(Checkpoint(self._spec.branch_id, update, sync=False),
+                            worker.checkpoint_ref.tell)
             return
         reply = worker.future_factory()
-        worker.checkpoint_ref.tell(Checkpoint(self._spec.branch_id, update, True, reply))
+        self._gate.send(Checkpoint(self._spec.branch_id, update, True, reply),
+                        worker.checkpoint_ref.tell)
         try:
             reply.get()
         except CheckpointError:
@@ -121,7 +126,8 @@ class _Host:
         return self._worker.clock.time()
 
     def serialize(self, obj: object) -> bytes:
-        return self._worker.serialize(obj)
+        with self._gate.tracking():  # pending Refs inside become tokens the gate patches
+            return self._worker.serialize(obj)
 
     def deserialize(self, data: bytes) -> Any:
         return self._worker.deserialize(data)
