@@ -276,23 +276,6 @@ class BranchContext:
                 ))
                 attempt += 1
 
-    def map(
-        self,
-        name: str,
-        branch_cls: type[BranchActor],
-        items: Iterable[Any],
-        *,
-        max_concurrency: int | None = None,
-        completion: Completion | None = None,
-    ) -> BatchResult:
-        """Run ``branch_cls`` once per item as child branches; suspend until the batch ends.
-
-        Defaults to ``Completion.all_successful()`` (fail-fast). Child ``i`` of this
-        operation is the branch ``f"{ctx.branch_id}/{op_id}/{i}"``.
-
-            thumbs = ctx.map("thumbs", Thumb, sizes, max_concurrency=4).values()
-        """
-        check_branch_class(branch_cls)
     def create_callback(self, name: str, *, timeout: float | None = None) -> Callback:
         """Create a callback that outside code completes by id; its id is durable on return.
 
@@ -351,6 +334,23 @@ class BranchContext:
             return value
         raise value if isinstance(value, BaseException) else CallbackFailedError(str(value))
 
+    def map(
+        self,
+        name: str,
+        branch_cls: type[BranchActor],
+        items: Iterable[Any],
+        *,
+        max_concurrency: int | None = None,
+        completion: Completion | None = None,
+    ) -> BatchResult:
+        """Run ``branch_cls`` once per item as child branches; suspend until the batch ends.
+
+        Defaults to ``Completion.all_successful()`` (fail-fast). Child ``i`` of this
+        operation is the branch ``f"{ctx.branch_id}/{op_id}/{i}"``.
+
+            thumbs = ctx.map("thumbs", Thumb, sizes, max_concurrency=4).values()
+        """
+        check_branch_class(branch_cls)
         return self._children(name, [(branch_cls, item) for item in items],
                               max_concurrency, completion)
 
