@@ -40,8 +40,8 @@ from actors.messages import (
 from actors.policies import BatchResult, Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
-from actors.worker import WorkerActor
 from runtime import serialization
+from runtime.blobs import RefServices
 from runtime.config import RestartPolicy
 from runtime.errors import ConfigurationError, Timeout
 from runtime.future import Future
@@ -150,8 +150,10 @@ class DurableServices:
             clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
             name="scheduler", restart=SERVICE_RESTART,
         )
+        self.refs = RefServices(system, self.store_url, SERVICE_RESTART)  # the digest actor
         self.workers: list[ActorRef[Any]] = [
-            system.spawn(WorkerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
+            system.spawn(self.refs.worker_class, **self.refs.worker_options,
+                         checkpoint=self.checkpoint, coordinator=self.coordinator,
                          threads=config.worker_threads, serialize=serialization.dumps,
                          deserialize=serialization.loads, future_factory=Future,
                          name=f"worker-{i}", restart=SERVICE_RESTART, scheduler=self.scheduler,
@@ -229,7 +231,7 @@ class DurableServices:
             f"callback {callback_id!r} was already settled with another outcome; it stays as it was"
         )
 
-        for actor in (self.checkpoint, self.scheduler, *self.workers):
+        for actor in (self.checkpoint, self.scheduler, self.refs.digest, *self.workers):
             for name, value in actor.proxy().metrics().get(timeout=30).items():
                 totals[name] = totals.get(name, 0) + value
         return totals
@@ -239,6 +241,7 @@ class DurableServices:
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)
         self.reader.close()
+        self.refs.close()
 
 
 def _read_only(url: str) -> str:

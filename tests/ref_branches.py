@@ -1,0 +1,65 @@
+"""Branch classes the Ref tests run (importable by worker processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from actors import BranchActor, BranchContext, Ref
+
+MEGABYTE = 1 << 20
+SAME_MEGABYTE = bytes(range(256)) * (MEGABYTE // 256)  # one value, built alike in every process
+
+
+def rows(seed: int, count: int = 50) -> list[dict[str, Any]]:
+    """A nested value of small parts: dicts and lists of ints and short strings."""
+    return [{"id": seed * 1000 + i, "name": f"row-{seed}-{i}", "tags": ["a", "b", str(i % 7)]}
+            for i in range(count)]
+
+
+def big_value(seed: int, size: int) -> bytes:
+    return seed.to_bytes(8, "big") * (size // 8)
+
+
+class SavesNested(BranchActor):
+    """Saves a child, then a parent holding the child, both still pending; returns the parent."""
+
+    def run(self, ctx: BranchContext, item: Any) -> Ref:
+        child = ctx.save(rows(item))
+        parent = ctx.save({"child": child, "seed": item, "more": [child]})
+        return ctx.save({"parent": parent, "seed": item})
+
+
+class ReturnsSameMegabyte(BranchActor):
+    """Every branch saves the same 1 MB value and returns its Ref."""
+
+    def run(self, ctx: BranchContext, item: Any) -> Ref:
+        return ctx.save(SAME_MEGABYTE)
+
+
+class SavesBig(BranchActor):
+    """Saves ``count`` distinct values of ``size`` bytes; returns their Refs."""
+
+    def run(self, ctx: BranchContext, item: Any) -> list[Ref]:
+        seed, count, size = item
+        return [ctx.save(big_value(seed * 100 + i, size)) for i in range(count)]
+
+
+class BigStepThenWait(BranchActor):
+    """A step whose result is over the Ref threshold, then a suspension: the replay loads it."""
+
+    def run(self, ctx: BranchContext, item: Any) -> int:
+        seed, size = item
+        value = ctx.step("make", rows, seed, size)
+        ctx.wait("pause", seconds=0.2)
+        if value != rows(seed, size):
+            raise AssertionError("the replayed step result differs from the first run's")
+        return len(value)
+
+
+class LoadsRefs(pykka.ThreadingActor):
+    """A user actor in a process of its own: answers the value of the Ref it is sent."""
+
+    def on_receive(self, message: Any) -> Any:
+        return message.get(timeout=10)

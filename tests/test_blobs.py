@@ -1,0 +1,96 @@
+"""The content-addressed file blob store: atomic writes, dedup, verified reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from actors.blobs import BlobCorruptedError, BlobNotFoundError, digest_of
+from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
+
+
+def test_a_blob_is_a_file_named_by_its_digest_and_reads_back(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    digest = digest_of(b"payload")
+    assert store.put(digest, b"payload") is True
+    assert store.path_of(digest) == tmp_path / "blobs" / digest[:2] / digest[2:]
+    assert store.path_of(digest).read_bytes() == b"payload"
+    assert store.get(digest) == b"payload"
+
+
+def test_storing_a_blob_twice_writes_it_once(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    digest = digest_of(b"same")
+    assert store.put(digest, b"same") is True
+    before = store.path_of(digest).stat().st_mtime_ns
+    assert store.put(digest, b"same") is False
+    assert store.path_of(digest).stat().st_mtime_ns == before
+
+
+def test_a_blob_corrupted_on_disk_raises_the_typed_error_naming_its_digest(
+        tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    digest = digest_of(b"important bytes")
+    store.put(digest, b"important bytes")
+    path = store.path_of(digest)
+    path.write_bytes(b"importent bytes")  # a flipped letter, same size
+    with pytest.raises(BlobCorruptedError) as raised:
+        store.get(digest)
+    assert raised.value.digest == digest and digest in str(raised.value)
+
+
+def test_a_missing_blob_raises_blob_not_found(tmp_path: Path) -> None:
+    with pytest.raises(BlobNotFoundError):
+        FileBlobStore(tmp_path).get(digest_of(b"never"))
+
+
+def test_a_truncated_blob_is_written_again(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    digest = digest_of(b"whole blob")
+    store.put(digest, b"whole blob")
+    store.path_of(digest).write_bytes(b"whole")
+    assert store.put(digest, b"whole blob") is True
+    assert store.get(digest) == b"whole blob"
+
+
+def test_no_temporary_file_is_left_after_writes(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    for data in (b"a", b"b", b"a"):
+        store.put(digest_of(data), data)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_temporary_files_of_writers_that_died_are_removed_on_open(tmp_path: Path) -> None:
+    FileBlobStore(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    leftover = tmp_path / "tmp" / f"{'0' * 64}.{dead.stdout.strip()}.0"
+    mine = tmp_path / "tmp" / f"{'1' * 64}.{os.getpid()}.0"
+    leftover.write_bytes(b"half a blob")
+    mine.write_bytes(b"being written")
+    FileBlobStore(tmp_path)
+    assert not leftover.exists() and mine.exists()
+
+
+def test_a_read_only_store_writes_nothing(tmp_path: Path) -> None:
+    reader = FileBlobStore(tmp_path / "absent", read_only=True)
+    assert not (tmp_path / "absent").exists()
+    with pytest.raises(PermissionError):
+        reader.put(digest_of(b"x"), b"x")
+
+
+def test_a_blob_reader_travels_by_its_directory_and_reads_verified(tmp_path: Path) -> None:
+    import pickle
+
+    FileBlobStore(tmp_path).put(digest_of(b"shared"), b"shared")
+    reader = pickle.loads(pickle.dumps(BlobReader(str(tmp_path))))
+    assert reader.load(digest_of(b"shared")) == b"shared"
+
+
+def test_the_blobs_directory_sits_beside_the_sqlite_file(tmp_path: Path) -> None:
+    assert blob_dir_for(f"sqlite:///{tmp_path}/state.db") == str(tmp_path / "blobs")
+    assert blob_dir_for(f"sqlite:///{tmp_path}/state.db?mode=ro") == str(tmp_path / "blobs")
