@@ -182,8 +182,6 @@ class DurableServices:
             raise Timeout(f"execution {execution_id!r} was not durable within {timeout}s") from None
         return Execution(self, execution_id, started or "created")
 
-    def metrics(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
     def settle_callback(self, callback_id: str, ok: bool, outcome: Any) -> bool:
         """Write a callback's outcome, then resume its branch once; see ``complete_callback``."""
         branch_id, op_id = parse_callback_id(callback_id)
@@ -231,6 +229,8 @@ class DurableServices:
             f"callback {callback_id!r} was already settled with another outcome; it stays as it was"
         )
 
+    def metrics(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
         for actor in (self.checkpoint, self.scheduler, self.refs.digest, *self.workers):
             for name, value in actor.proxy().metrics().get(timeout=30).items():
                 totals[name] = totals.get(name, 0) + value
