@@ -23,7 +23,7 @@ def run_example(name: str, *args: str, cwd: Path, timeout: float = 150) -> str:
 
 
 def test_every_example_has_a_test() -> None:
-    tested = {"http_service", "cpu_fanout", "crash_resume"}
+    tested = {"http_service", "cpu_fanout", "crash_resume", "large_results"}
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -57,3 +57,12 @@ def test_crash_resume_finishes_after_a_kill_9_without_rerunning_acknowledged_ste
     assert "[second] execution crash-resume: resumed" in out
     assert "every one of the 24 steps ran: True" in out
     assert "acknowledged steps that ran again: []" in out
+
+
+def test_large_results_are_refs_nested_ones_included_and_equal_bytes_are_stored_once(
+    tmp_path: Path,
+) -> None:
+    out = run_example("large_results", cwd=tmp_path)
+    assert "north: report " in out and "-> 4 chunk refs, 20000 rows" in out
+    assert "one blob for the attachment of all 3 reports: True" in out
+    assert "dedup hits: 2" in out
