@@ -190,8 +190,8 @@ _TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
 
 
 def _regresses(stored: str, new: str) -> bool:
-    """A terminal status would be replaced by a non-terminal one."""
-    return stored in _TERMINAL and new not in _TERMINAL
+    """A terminal status would be replaced by another one (the first outcome stands)."""
+    return stored in _TERMINAL and new != stored
 
 
 def is_finished(branch: BranchRecord | None) -> bool:

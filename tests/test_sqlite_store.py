@@ -143,15 +143,18 @@ def test_a_create_only_branch_update_never_touches_an_existing_branch(
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_a_finished_operation_or_branch_never_goes_back_to_a_waiting_status(
+def test_a_finished_operation_or_branch_keeps_its_first_outcome(
     kind: str, db: Path
 ) -> None:
     store: Store = MemoryStore() if kind == "memory" else SqliteStore(str(db))
     done = OperationUpdate("e", "e/0", "3", OpKind.CHILDREN, "kids", OpStatus.SUCCEEDED,
                            payload=b"batch")
     late = OperationUpdate("e", "e/0", "3", OpKind.CHILDREN, "kids", OpStatus.SUSPENDED)
+    other = OperationUpdate("e", "e/0", "3", OpKind.CHILDREN, "kids", OpStatus.FAILED,
+                            error=b"timed out")
     store.commit([BranchUpdate("e", "e/0", BranchStatus.SUCCEEDED), done], [], 1.0)
     store.commit([late, BranchUpdate("e", "e/0", BranchStatus.SUSPENDED)], [], 2.0)
+    store.commit([other, BranchUpdate("e", "e/0", BranchStatus.FAILED)], [], 3.0)  # too late
     log = store.read_log("e/0")
     assert log.branch is not None and log.branch.status is BranchStatus.SUCCEEDED
     (op,) = log.operations

@@ -91,8 +91,9 @@ _OPERATION_COLUMNS = (
 )
 
 # Numbered parameters let DO UPDATE reuse the bound values: NULL keeps the stored field.
-# A branch or operation never goes back from SUCCEEDED/FAILED: updates from different
-# processes (a deferred suspension, a completion) can reach the store in either order.
+# A SUCCEEDED/FAILED branch or operation keeps its status: updates from different processes
+# (a deferred suspension, a completion, a timeout) can reach the store in either order, and
+# the first outcome written is the one everybody was told.
 _UPSERT_EXECUTION = f"""
 INSERT INTO executions ({_EXECUTION_COLUMNS})
 VALUES (?1, coalesce(?2, ''), ?3, ?4, coalesce(?5, 0), ?6, ?7, ?8, ?8)
@@ -108,7 +109,7 @@ ON CONFLICT (branch_id) DO UPDATE SET
     idx = coalesce(?5, idx), status = ?6, input = coalesce(?7, input),
     result = coalesce(?8, result), error = coalesce(?9, error), epoch = coalesce(?10, epoch),
     updated_at = ?11
-WHERE ?12 = 0 AND NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 NOT IN ('SUCCEEDED', 'FAILED'))"""
+WHERE ?12 = 0 AND NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 != status)"""
 _UPSERT_OPERATION = f"""
 INSERT INTO operations ({_OPERATION_COLUMNS})
 VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE branch_id = ?2),
@@ -116,7 +117,7 @@ VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE bran
 ON CONFLICT (branch_id, op_id) DO UPDATE SET
     kind = ?4, name = ?5, status = ?6, attempt = ?7, payload = coalesce(?8, payload),
     error = coalesce(?9, error), due_at = coalesce(?10, due_at), updated_at = ?11
-WHERE NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 NOT IN ('SUCCEEDED', 'FAILED'))"""
+WHERE NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 != status)"""
 _IN_CHUNK = 500  # branch ids per IN (...) query; far below SQLite's variable limit
 
 # Primary result codes (the low byte of an extended code).
