@@ -96,7 +96,9 @@ class _Host:
         key = SuspensionKey(spec.branch_id, self._epoch, self._suspensions)
         self._suspensions += 1
         verdict = worker.future_factory()
-        worker.scheduler_ref.tell(Suspend(key, op, worker.delay_for(op), worker.name, verdict))
+        # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
+        self._gate.send(Suspend(key, op, worker.delay_for(op), worker.name, verdict),
+                        worker.scheduler_ref.tell)
         try:
             outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
         except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable

@@ -63,3 +63,16 @@ class LoadsRefs(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         return message.get(timeout=10)
+
+
+def _poll_once(state: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    return state["polls"] >= 1, {**state, "polls": state["polls"] + 1}
+
+
+class PollsHoldingARef(BranchActor):
+    """A condition whose state holds a Ref saved just before: its suspension names the Ref."""
+
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        state = {"polls": 0, "ref": ctx.save(rows(item))}
+        final = ctx.wait_for_condition("poll", _poll_once, initial_state=state, interval=0.5)
+        return final["ref"].get()

@@ -11,6 +11,7 @@ from ref_branches import (
     SAME_MEGABYTE,
     BigStepThenWait,
     LoadsRefs,
+    PollsHoldingARef,
     ReturnsSameMegabyte,
     SavesBig,
     SavesNested,
@@ -177,3 +178,16 @@ def test_a_ref_loads_in_another_actors_process(tmp_path: Path) -> None:
         ref = system.map(SavesBig, [(3, 1, 1000)]).result(timeout=60).values()[0][0]
         reader = system.spawn(LoadsRefs, name="reader")
         assert reader.ask(ref, timeout=30) == big_value(300, 1000)
+
+
+def test_a_suspension_naming_a_pending_ref_is_written_only_once_its_blob_is_durable(
+        tmp_path: Path) -> None:
+    with start(tmp_path, suspend_checkpoint_delay=0.05) as system:
+        trace = TraceEvents(tmp_path / "trace.jsonl")
+        digest = digest_process(system)
+        digest.suspend()
+        run = system.map(PollsHoldingARef, [5], execution_id="poll")
+        trace.wait_for("checkpoint.gated", timeout=30)  # the suspension waits for the blob
+        digest.resume()
+        assert run.result(timeout=60).values() == [rows(5)]
+    assert assert_every_logged_ref_is_durable(tmp_path, "poll") >= 1
