@@ -7,8 +7,10 @@ caller's business, so the checkpoint actor and the store never unpickle user dat
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -466,3 +468,38 @@ class LoadBlob:
     """Ask for a blob's bytes, verified against ``digest`` (``BlobCorruptedError`` if not)."""
 
     digest: str
+
+
+# -- cheap pickling ----------------------------------------------------------------------
+# Every message crosses a process boundary, most of them on hot paths. A frozen, slotted
+# dataclass and an enum member pickle through Python-level reduce code by default; these
+# reduce to (class, field values) and getattr(enum class, member name), which the C pickler
+# and unpickler handle without running Python code of ours on load.
+
+
+def _reduce_enum(member: Enum) -> tuple[Any, ...]:
+    return (getattr, (type(member), member.name))
+
+
+def _install_cheap_pickling(namespace: dict[str, Any]) -> None:
+    for value in list(namespace.values()):
+        if not isinstance(value, type) or value.__module__ != __name__:
+            continue
+        if issubclass(value, Enum):
+            value.__reduce_ex__ = lambda self, _: _reduce_enum(self)  # type: ignore[method-assign,assignment]
+        elif dataclasses.is_dataclass(value) and "__reduce__" not in value.__dict__:
+            names = tuple(f.name for f in dataclasses.fields(value))
+            if not names:
+                value.__reduce__ = lambda self, cls=value: (cls, ())  # type: ignore[method-assign,misc]
+                continue
+            values = operator.attrgetter(*names)
+            single = len(names) == 1
+
+            def reduce(self: Any, cls: type = value, values: Any = values,
+                       single: bool = single) -> tuple[Any, ...]:
+                return (cls, (values(self),) if single else values(self))
+
+            value.__reduce__ = reduce  # type: ignore[method-assign]
+
+
+_install_cheap_pickling(globals())
