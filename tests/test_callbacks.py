@@ -13,9 +13,10 @@ from actors.errors import (
     UnknownCallbackError,
 )
 from actors.policies import Completion
+from runtime import ActorSystem, SystemConfig
+
 from branches_for_tests import Approval, effects
 from conftest import wait_until
-from runtime import ActorSystem, SystemConfig
 
 pytestmark = pytest.mark.timeout(120)
 
