@@ -8,9 +8,10 @@ One actor owns the whole life of every execution of a system:
 * Dispatching a branch is sending its *empty checkpoint* with a ``LogDelivery``
   reply handle: the checkpoint actor hands the log to a worker. No thread waits,
   so a wave of resumes coalesces into one store call.
-* Workers report ``BranchRan``. A suspension on a timer is resumed when it is due
-  (this actor's timer thread); a suspension on children when their batch is done
-  and its result durable. ``epoch`` fences reports of older runs.
+* Workers report ``BranchRan``. An evicted branch is resumed by the scheduler
+  (``ResumeBranches``), never while its old run has not reported yet; children's
+  results go to the scheduler as ``DependencyDone``. ``epoch`` fences reports of
+  older runs. This actor's own timer thread only retries aborted runs.
 * When a batch finishes (``Completion`` decides), its ``BatchResult`` is written
   through the checkpoint actor: the execution's result, or the parent's
   ``CHILDREN`` operation; the acknowledgement comes back as ``Durable``, a
@@ -19,18 +20,16 @@ One actor owns the whole life of every execution of a system:
 
 from __future__ import annotations
 
-import heapq
 import pickle
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import structlog
 
-from actors.branch import BranchSpec, decode_error
+from actors.batches import Batch, TimerThread, TrackedBranch, TrackedExecution, describe, seed
+from actors.branch import BranchSpec
 from actors.clock import Clock, SystemClock
 from actors.errors import DurableActorsError, StepFailedError
 from actors.messages import (
@@ -71,82 +70,11 @@ class UnknownExecutionError(DurableActorsError, KeyError):
     """No execution with this id is known to the system or its store."""
 
 
-@dataclass(eq=False)
-class _Batch:
-    key: str  # the execution id, or "<parent branch>/<op id>" for children
-    execution_id: str
-    parent: OperationUpdate | None
-    progress: BatchProgress
-    branch_ids: list[str]
-    max_concurrency: int | None
-    waiting: deque[str] = field(default_factory=deque)
-    running: int = 0
-    result_durable: bool = False
-    result_payload: bytes | None = None
-
-
-@dataclass(eq=False)
-class _Branch:
-    spec: BranchSpec
-    batch: _Batch
-    state: str = "pending"  # pending | dispatched | suspended | aborted | done
-    epoch: int = 0
-    worker: int | None = None
-    aborts: int = 0
-    resume_pending: bool = False  # resumed while its old run had not yet reported eviction
-
-
-@dataclass(eq=False)
-class _Execution:
-    execution_id: str
-    batch: _Batch
-    status: ExecutionStatus = ExecutionStatus.RUNNING
-    result: BatchResult | None = None
-    waiters: list[Any] = field(default_factory=list)
-
-
-class _Timers:
-    """A thread that tells the coordinator which (branch, epoch) timers are due."""
-
-    def __init__(self, clock: Clock, notify: Callable[[tuple[tuple[str, int], ...]], None]) -> None:
-        self._clock = clock
-        self._notify = notify
-        self._heap: list[tuple[float, str, int]] = []
-        self._cond = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="coordinator-timers", daemon=True)
-        self._thread.start()
-
-    def add(self, due: float, branch_id: str, epoch: int) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (due, branch_id, epoch))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                now = self._clock.time()
-                due = []
-                while self._heap and self._heap[0][0] <= now:
-                    _, branch_id, epoch = heapq.heappop(self._heap)
-                    due.append((branch_id, epoch))
-                if due:
-                    self._notify(tuple(due))  # one message for a whole wave
-                    continue
-                timeout = self._heap[0][0] - now if self._heap else None
-                self._cond.wait(timeout if timeout is None else min(timeout, 1.0))
-
-
 class ExecutionActor(pykka.ThreadingActor):
     """Coordinates executions; see the module docstring.
 
         coordinator = ExecutionActor.start(checkpoint=ckpt, reader=store)
-        coordinator.tell(Wire(self_ref=coordinator, workers=(worker,)))
+        coordinator.tell(Wire(self_ref=coordinator, workers=(worker,), scheduler=scheduler))
     """
 
     def __init__(
@@ -168,14 +96,14 @@ class ExecutionActor(pykka.ThreadingActor):
         self._scheduler: ActorLike | None = None
         self._workers: tuple[ActorLike, ...] = ()
         self._load: list[int] = []
-        self._executions: dict[str, _Execution] = {}
-        self._batches: dict[str, _Batch] = {}
-        self._branches: dict[str, _Branch] = {}
-        self._timers: _Timers | None = None
+        self._executions: dict[str, TrackedExecution] = {}
+        self._batches: dict[str, Batch] = {}
+        self._branches: dict[str, TrackedBranch] = {}
+        self._timers: TimerThread | None = None
         self._wave: list[Checkpoint] = []  # dispatches of the message being handled
 
     def on_start(self) -> None:
-        self._timers = _Timers(self._clock, lambda due: self.actor_ref.tell(TimersDue(due)))
+        self._timers = TimerThread(self._clock, lambda due: self.actor_ref.tell(TimersDue(due)))
 
     def on_stop(self) -> None:
         if self._timers is not None:
@@ -207,30 +135,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._load = [0] * len(self._workers)
 
     def _describe(self, message: DescribeExecution) -> dict[str, Any]:
-        execution = self._known(message.execution_id)
-        counts = dict.fromkeys(("pending", "running", "suspended", "done", "failed"), 0)
-        for branch_id in execution.batch.branch_ids:
-            branch = self._branches.get(branch_id)
-            counts[self._progress_state(branch)] += 1
-        if execution.result is not None:  # finished, maybe in an earlier system: count its result
-            counts = dict.fromkeys(counts, 0)
-            for status_of_branch in execution.result.statuses:
-                counts["done" if status_of_branch is BranchStatus.SUCCEEDED else "failed"] += 1
-            return {"status": execution.status.value, "total": len(execution.result.statuses),
-                    **counts}
-        status = execution.status
-        if status is ExecutionStatus.RUNNING and counts["running"] == 0 and counts["suspended"]:
-            status = ExecutionStatus.SUSPENDED
-        return {"status": status.value, "total": len(execution.batch.branch_ids), **counts}
-
-    def _progress_state(self, branch: _Branch | None) -> str:
-        if branch is None or branch.state in ("pending", "aborted"):
-            return "pending"
-        if branch.state == "done":
-            index = branch.spec.index
-            ok = branch.batch.progress.result_status(index) is BranchStatus.SUCCEEDED
-            return "done" if ok else "failed"
-        return "running" if branch.state == "dispatched" else "suspended"
+        return describe(self._known(message.execution_id), self._branches)
 
     def _await(self, message: AwaitResult) -> None:
         try:
@@ -243,7 +148,7 @@ class ExecutionActor(pykka.ThreadingActor):
         else:
             execution.waiters.append(message.reply_to)
 
-    def _known(self, execution_id: str) -> _Execution:
+    def _known(self, execution_id: str) -> TrackedExecution:
         execution = self._executions.get(execution_id)
         if execution is None:
             raise UnknownExecutionError(
@@ -267,7 +172,7 @@ class ExecutionActor(pykka.ThreadingActor):
         if stored.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
             batch = self._new_batch(eid, eid, None, stored.branch_count, message, [])
             result = self._deserialize(stored.result) if stored.result is not None else None
-            self._executions[eid] = _Execution(eid, batch, stored.status, result)
+            self._executions[eid] = TrackedExecution(eid, batch, stored.status, result)
             message.reply_to.set("finished")
             return
         self._resume(message, specs, stored.branch_count)
@@ -276,7 +181,7 @@ class ExecutionActor(pykka.ThreadingActor):
     def _create(self, message: StartExecution, specs: list[BranchSpec]) -> None:
         eid = message.execution_id
         batch = self._new_batch(eid, eid, None, len(specs), message, specs)
-        self._executions[eid] = _Execution(eid, batch)
+        self._executions[eid] = TrackedExecution(eid, batch)
         created = ExecutionUpdate(eid, ExecutionStatus.RUNNING, kind=message.kind,
                                   branch_count=len(specs))
         writes = [Checkpoint(eid, created, sync=False)]
@@ -319,14 +224,14 @@ class ExecutionActor(pykka.ThreadingActor):
                 for m in missing
             )))
         batch = self._new_batch(eid, eid, None, count, message, rebuilt)
-        self._executions[eid] = _Execution(eid, batch)
+        self._executions[eid] = TrackedExecution(eid, batch)
         self._seed(batch, {b.branch_id: b for b in records})
         timers = self._reload_timers(batch, {b.branch_id: b for b in records})
         log.info("execution.resumed", execution_id=eid, branches=count, timers=timers,
                  finished=batch.progress.total - len(batch.waiting) - timers)
         self._after_change(batch)
 
-    def _reload_timers(self, batch: _Batch, records: dict[str, Any]) -> int:
+    def _reload_timers(self, batch: Batch, records: dict[str, Any]) -> int:
         """Branches evicted on a timer that is not due yet wait for it, not for a replay now."""
         if self._scheduler is None:
             return 0
@@ -352,31 +257,17 @@ class ExecutionActor(pykka.ThreadingActor):
         return reloaded
 
     def _new_batch(self, key: str, eid: str, parent: OperationUpdate | None, total: int,
-                   source: StartExecution | StartChildren, specs: Sequence[BranchSpec]) -> _Batch:
-        batch = _Batch(key, eid, parent, BatchProgress(total, source.completion),
+                   source: StartExecution | StartChildren, specs: Sequence[BranchSpec]) -> Batch:
+        batch = Batch(key, eid, parent, BatchProgress(total, source.completion),
                        [s.branch_id for s in specs], source.max_concurrency)
         self._batches[key] = batch
         for spec in specs:
-            self._branches[spec.branch_id] = _Branch(spec, batch)
+            self._branches[spec.branch_id] = TrackedBranch(spec, batch)
             batch.waiting.append(spec.branch_id)
         return batch
 
-    def _seed(self, batch: _Batch, records: dict[str, Any]) -> None:
-        """Count branches that already ended (from the store) into a rebuilt batch."""
-        for branch_id in list(batch.waiting):
-            record = records.get(branch_id)
-            if record is None or record.status not in (BranchStatus.SUCCEEDED, BranchStatus.FAILED):
-                continue
-            batch.waiting.remove(branch_id)
-            self._branches[branch_id].state = "done"
-            index = self._branches[branch_id].spec.index
-            if record.status is BranchStatus.SUCCEEDED:
-                value = self._deserialize(record.result) if record.result is not None else None
-                batch.progress.succeed(index, value)
-            else:
-                error = (decode_error(record.error, self._deserialize) if record.error
-                         else StepFailedError("failed without a logged error", "unknown"))
-                batch.progress.fail(index, error)
+    def _seed(self, batch: Batch, records: dict[str, Any]) -> None:
+        seed(batch, self._branches, records, self._deserialize)
 
     def _start_children(self, message: StartChildren) -> None:
         parent = message.parent
@@ -392,13 +283,13 @@ class ExecutionActor(pykka.ThreadingActor):
 
     # -- dispatching ------------------------------------------------------------------
 
-    def _after_change(self, batch: _Batch) -> None:
+    def _after_change(self, batch: Batch) -> None:
         if batch.progress.finished:
             self._finish(batch)
         else:
             self._start_more(batch)
 
-    def _start_more(self, batch: _Batch) -> None:
+    def _start_more(self, batch: Batch) -> None:
         limit = batch.max_concurrency
         while batch.waiting and not batch.progress.finished and (
             limit is None or batch.running < limit
@@ -409,8 +300,8 @@ class ExecutionActor(pykka.ThreadingActor):
             self._dispatch(branch_id)
 
     def _dispatch(self, branch_id: str) -> None:
-        if not self._workers or self._self_ref is None:
-            raise RuntimeError("the coordinator has no workers: send Wire(...) first")
+        if not self._workers or self._self_ref is None or self._scheduler is None:
+            raise RuntimeError("the coordinator is not wired: send Wire(...) first")
         branch = self._branches[branch_id]
         branch.epoch += 1
         branch.state = "dispatched"
@@ -420,7 +311,7 @@ class ExecutionActor(pykka.ThreadingActor):
         delivery = LogDelivery(self._workers[worker], self._self_ref, branch.spec, branch.epoch)
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery))
 
-    def _current(self, branch_id: str, epoch: int) -> _Branch | None:
+    def _current(self, branch_id: str, epoch: int) -> TrackedBranch | None:
         branch = self._branches.get(branch_id)
         if branch is None or branch.epoch != epoch or branch.state != "dispatched":
             log.info("branch.stale_report", branch_id=branch_id, epoch=epoch)
@@ -446,20 +337,12 @@ class ExecutionActor(pykka.ThreadingActor):
             batch.progress.fail(branch.spec.index, message.error or RuntimeError("branch failed"))
         self._after_change(batch)
 
-    def _suspended(self, branch: _Branch, op: OperationUpdate | None) -> None:
+    def _suspended(self, branch: TrackedBranch, op: OperationUpdate | None) -> None:
+        """Evicted: the scheduler resumes it (``ResumeBranches``) when its wait is over."""
         branch.state = "suspended"
         if branch.resume_pending:  # the scheduler resumed it before this eviction report came
             branch.resume_pending = False
             self._dispatch(branch.spec.branch_id)
-            return
-        if op is None or self._scheduler is not None:
-            return  # the scheduler resumes it: ResumeBranches
-        if op.kind is OpKind.CHILDREN:
-            children = self._batches.get(f"{op.branch_id}/{op.op_id}")
-            if children is not None and children.result_durable:
-                self._dispatch(branch.spec.branch_id)  # they ended before the parent parked
-        elif op.due_at is not None and self._timers is not None:
-            self._timers.add(op.due_at, branch.spec.branch_id, branch.epoch)
 
     def _resume_branches(self, message: ResumeBranches) -> None:
         for branch_id, epoch in message.branches:
@@ -502,7 +385,7 @@ class ExecutionActor(pykka.ThreadingActor):
 
     # -- finishing ------------------------------------------------------------------------
 
-    def _finish(self, batch: _Batch) -> None:
+    def _finish(self, batch: Batch) -> None:
         result = batch.progress.result()
         payload = self._serialize_result(result)
         batch.result_payload = payload
@@ -549,14 +432,11 @@ class ExecutionActor(pykka.ThreadingActor):
                 waiter.set(execution.result)
             execution.waiters.clear()
             log.info("execution.finished", execution_id=key, status=status)
-        elif self._scheduler is not None and batch.parent is not None:
+        elif batch.parent is not None:
             # The scheduler resumes the parent once: in place if parked, else by replay.
+            assert self._scheduler is not None
             self._scheduler.tell(DependencyDone(batch.parent.branch_id, batch.parent.op_id,
                                                 batch.result_payload))
-        else:
-            parent = self._branches.get(batch.parent.branch_id) if batch.parent else None
-            if parent is not None and parent.state == "suspended":
-                self._dispatch(parent.spec.branch_id)
 
 
 def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
