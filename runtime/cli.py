@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--items", type=int, default=None, help="how many items to fan out (300)")
     demo.add_argument("--fresh", action="store_true",
                       help="start a new execution instead of resuming the last one")
+    demo.add_argument("--trace", default=None, metavar="TRACE.jsonl",
+                      help="write every process's events here (read it with `trace`)")
 
     inspect = sub.add_parser("inspect", help="executions, branches, operations, statuses")
     inspect.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from runtime.demo import main as demo_main
 
-        code: int = demo_main(store=args.store, items=args.items, fresh=args.fresh)
+        code: int = demo_main(store=args.store, items=args.items, fresh=args.fresh,
+                              trace=args.trace)
         return code
     if args.command == "inspect":
         from runtime.inspect_cmd import main as inspect_main

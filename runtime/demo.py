@@ -137,10 +137,11 @@ def choose_execution(url: str, items: int, fresh: bool) -> tuple[str, ExecutionR
 
 
 def main(store: str | None = None, items: int | None = None, fresh: bool = False,
-         console: Console | None = None) -> int:
+         console: Console | None = None, trace: str | None = None) -> int:
     """Run (or resume, or report) the demo execution; 0 if every branch succeeded.
 
-    Returns 130 after Ctrl-C, having shut the system down cleanly.
+    Returns 130 after Ctrl-C, having shut the system down cleanly. ``trace``
+    writes every process's events to that JSON-lines file (see ``durable-actors trace``).
     """
     out = console or Console()
     count = DEFAULT_ITEMS if items is None else items
@@ -155,7 +156,7 @@ def main(store: str | None = None, items: int | None = None, fresh: bool = False
     except StoreError as exc:
         out.print(f"cannot read the store: {exc}", soft_wrap=True, markup=False)
         return 1
-    config = SystemConfig()
+    config = SystemConfig(trace_path=trace)
     out.print(f"[bold]durable-actors demo[/]: {count} items, {config.workers} worker processes, "
               f"store {url}", soft_wrap=True, highlight=False)
     started = time.perf_counter()

@@ -308,3 +308,21 @@ def test_inspect_reads_a_store_while_a_system_is_writing_it(
     assert "RUNNING" in printed.splitlines()[0]
     assert printed.count("WAIT long · SUSPENDED") == 2 and "due in" in printed
     assert run.progress()["suspended"] == 2  # the system went on undisturbed
+
+
+@pytest.mark.timeout(180)
+def test_a_trace_of_the_demo_exports_as_trace_event_json_with_one_track_per_process(
+    tmp_path: Path,
+) -> None:
+    from test_trace_cmd import assert_valid_trace_event_json
+
+    trace, exported = tmp_path / "demo.jsonl", tmp_path / "demo.json"
+    assert main(["demo", "--store", url_of(tmp_path / "d.db"), "--items", "20",
+                 "--trace", str(trace)]) == 0
+    assert main(["trace", str(trace), "--perfetto", str(exported)]) == 0
+    data = assert_valid_trace_event_json(exported.read_text())
+    tracks = {e["pid"]: e["args"]["name"] for e in data["traceEvents"]
+              if e.get("ph") == "M" and e.get("name") == "process_name"}
+    roles = {name.split(" (")[0] for name in tracks.values()}
+    assert {"service", "checkpoint", "scheduler", "worker-0"} <= roles
+    assert len(tracks) == len(roles)  # one track per process
