@@ -14,9 +14,9 @@ Suite = Callable[[bool], list[Figure]]
 
 
 def suites() -> dict[str, Suite]:
-    from runtime.bench import durable, messaging
+    from runtime.bench import digest, durable, messaging
 
-    return {"messaging": messaging.run, "durable": durable.run}
+    return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
