@@ -31,16 +31,24 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import structlog
+
 from actors.blobs import RefBackend, RefUnavailableError, current_backend, require_backend
-from actors.errors import DurableActorsError
+from actors.errors import CheckpointError
 
 DIGEST_BYTES = 32  # SHA-256; a placeholder token has the same length, so patching keeps offsets
 TOKEN_PREFIX = os.urandom(8)  # shared by the tokens of this interpreter: one scan finds them all
 CODECS = ("pickle", "bytes", "bytearray")
 
+_log = structlog.get_logger("actors.ref")
 
-class DigestError(DurableActorsError):
-    """A save never became durable: its Ref has no digest and cannot be loaded."""
+
+class DigestError(CheckpointError):
+    """A save never became durable: its Ref has no digest and cannot be loaded.
+
+    A ``CheckpointError``: a branch that meets one is not failed but replayed, and
+    the replay saves again.
+    """
 
 
 # -- pending digests -------------------------------------------------------------------------
@@ -92,7 +100,10 @@ class PendingDigest:
         if event is not None:
             event.set()
         for callback in callbacks:
-            callback(self)
+            try:
+                callback(self)
+            except Exception:  # one broken continuation must not starve the others
+                _log.exception("ref.continuation_failed")
 
     def wait(self, timeout: float | None = None) -> bytes:
         """The digest; blocks this caller until it is known. Raises ``DigestError``."""

@@ -334,3 +334,9 @@ def test_a_ref_resolves_through_the_digest_actor(refs: Refs) -> None:
     ref = save({"x": 1})
     wait_until(lambda: ref.done, timeout=5)
     assert refs.metrics()["digest.blobs_written"] == 1
+
+
+def test_a_failed_save_is_a_checkpoint_error_so_the_run_is_replayed_not_failed() -> None:
+    from actors.errors import CheckpointError
+
+    assert issubclass(DigestError, CheckpointError)
