@@ -195,6 +195,7 @@ class DigestClient:
         self._unanswered: set[_Save] = set()  # sent, no answer yet (client thread only)
         self._order = itertools.count()
         self._closed = False
+        self._closing = threading.Lock()  # no save is queued behind the stop
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -202,12 +203,15 @@ class DigestClient:
 
     def save(self, data: bytes, codec: str,
              children: Collection[PendingDigest]) -> PendingDigest:
-        if self._closed:
-            raise DigestError("the digest client is closed; this worker is stopping")
         self._reserve(len(data))
         cell = PendingDigest(new_token())
-        context = structlog.contextvars.get_contextvars()
-        self._events.put(("save", _Save(cell, data, list(children), context, time.perf_counter())))
+        save = _Save(cell, data, list(children), structlog.contextvars.get_contextvars(),
+                     time.perf_counter())
+        with self._closing:
+            if self._closed:
+                self._free(len(data))
+                raise DigestError("the digest client is closed; this worker is stopping")
+            self._events.put(("save", save))
         return cell
 
     def load(self, digest: str) -> bytes:
@@ -222,11 +226,13 @@ class DigestClient:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the client thread; saves not yet durable fail with ``DigestError``."""
-        if not self._closed:
+        with self._closing:
+            if self._closed:
+                return
             self._closed = True
             self._events.put((_STOP, None))
-            if threading.current_thread() is not self._thread:
-                self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     def _ask_actor(self, digest: str) -> bytes:
         ask = getattr(self._digest, "ask", None)
@@ -263,13 +269,18 @@ class DigestClient:
                 if kind is _STOP:
                     self._fail_all()
                     return
-                if kind == "save":
-                    self._on_save(save)
-                elif kind == "child":
-                    self._on_child(save)
-                elif kind == "answer":
-                    self._on_answer(save, *rest)
-                self._resend_due()
+                try:
+                    if kind == "save":
+                        self._on_save(save)
+                    elif kind == "child":
+                        self._on_child(save)
+                    elif kind == "answer":
+                        self._on_answer(save, *rest)
+                    self._resend_due()
+                except Exception as exc:  # a bug must fail one save, not stop every later one
+                    log.exception("digest_client.failed")
+                    if kind is not None and not save.cell.done:
+                        self._finish(save, None, exc)
 
     def _on_save(self, save: _Save) -> None:
         waiting = [c for c in save.children if not c.done]
