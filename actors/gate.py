@@ -92,6 +92,9 @@ class CheckpointGate:
             refs = self._named(message)
             waiting = [r._cell for r in refs if r._cell is not None and not r._cell.done]
             if not waiting and not self._held:
+                failed = _failed(refs)
+                if failed is not None:
+                    raise self._refuse(failed.error)
                 deliver(_patched(message, refs))
                 return
             self._held.append(_Held(message, deliver, refs))
@@ -116,8 +119,7 @@ class CheckpointGate:
         with self._lock:
             while self._held and all(ref.done for ref in self._held[0].refs):
                 held = self._held.popleft()
-                failed = next((r._cell for r in held.refs
-                               if r._cell is not None and r._cell.digest is None), None)
+                failed = _failed(held.refs)
                 if failed is not None:
                     self._break(held, failed.error)
                     return
@@ -129,13 +131,17 @@ class CheckpointGate:
                 log.debug("checkpoint.released", branch_id=self.branch_id,
                           digests=[ref.wait().hex() for ref in held.refs])
 
-    def _break(self, first: _Held, cause: BaseException | None) -> None:
-        error = CheckpointError(
+    def _refuse(self, cause: BaseException | None) -> CheckpointError:
+        """Refuse this run's checkpoints from now on: one names a blob that was never stored."""
+        self._broken = CheckpointError(
             f"checkpoint of branch {self.branch_id!r} was not written: a Ref it names was "
             f"never stored ({cause!r}); the branch will be replayed from its log", cause)
-        self._broken = error
         log.error("checkpoint.gate_failed", branch_id=self.branch_id, error=repr(cause),
                   dropped=len(self._held) + 1)
+        return self._broken
+
+    def _break(self, first: _Held, cause: BaseException | None) -> None:
+        error = self._refuse(cause)
         for held in (first, *self._held):
             reply_to = getattr(held.message, "reply_to", None)
             if reply_to is not None:
@@ -144,6 +150,12 @@ class CheckpointGate:
                 except Exception as exc:  # a waiter that is gone must not stop the others
                     log.warning("checkpoint.reply_failed", error=repr(exc))
         self._held.clear()
+
+
+def _failed(refs: list[Ref]) -> PendingDigest | None:
+    """The first of ``refs`` whose save failed: it has no digest and never will."""
+    return next((r._cell for r in refs
+                 if r._cell is not None and r._cell.done and r._cell.digest is None), None)
 
 
 def _updates_of(message: Any) -> Iterator[Any]:

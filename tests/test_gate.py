@@ -110,3 +110,13 @@ def test_a_run_that_never_named_a_pending_ref_sends_straight_through() -> None:
     gate, sent = CheckpointGate("b"), []
     gate.send(Checkpoint("b", step_done("1", serialized(gate, {"plain": 1}))), sent.append)
     assert len(sent) == 1 and gate.held == 0
+
+
+def test_a_checkpoint_naming_a_ref_whose_save_already_failed_is_refused() -> None:
+    gate, sent = CheckpointGate("b"), []
+    cell = PendingDigest(new_token())
+    payload = serialized(gate, Ref(cell, 5, "pickle"))
+    cell.fail(RuntimeError("disk gone"))
+    with pytest.raises(CheckpointError, match="never stored"):
+        gate.send(Checkpoint("b", step_done("1", payload)), sent.append)
+    assert sent == []
