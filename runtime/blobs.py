@@ -154,7 +154,10 @@ class BlobReader:
     """A read-only ``RefBackend`` over a blobs directory: Refs load here, saves are refused.
 
     It is also what a Ref sent in a message carries as its locator: a process with
-    no blob store of its own installs it on receipt, and can load the Ref.
+    no blob store of its own loads the Ref through it. Unpickled, it is the one
+    reader of that directory in the receiving process (one cache, not one per Ref).
+
+        install_backend(BlobReader("/var/lib/app/blobs"))   # read a store's Refs offline
     """
 
     ref_threshold_bytes: int | None = None
@@ -165,7 +168,7 @@ class BlobReader:
         self._store: FileBlobStore | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (BlobReader, (self.directory,))
+        return (_reader_for, (self.directory,))
 
     def save(self, data: bytes, codec: str, children: Collection[PendingDigest]) -> PendingDigest:
         raise RefUnavailableError(
@@ -183,6 +186,16 @@ class BlobReader:
 
     def locator(self) -> BlobReader:
         return self
+
+
+_readers: dict[str, BlobReader] = {}
+
+
+def _reader_for(directory: str) -> BlobReader:
+    reader = _readers.get(directory)
+    if reader is None:
+        reader = _readers.setdefault(directory, BlobReader(directory))
+    return reader
 
 
 class StoreDigestActor(DigestActor):

@@ -89,6 +89,7 @@ def test_a_blob_reader_travels_by_its_directory_and_reads_verified(tmp_path: Pat
     FileBlobStore(tmp_path).put(digest_of(b"shared"), b"shared")
     reader = pickle.loads(pickle.dumps(BlobReader(str(tmp_path))))
     assert reader.load(digest_of(b"shared")) == b"shared"
+    assert pickle.loads(pickle.dumps(BlobReader(str(tmp_path)))) is reader  # one cache
 
 
 def test_the_blobs_directory_sits_beside_the_sqlite_file(tmp_path: Path) -> None:
