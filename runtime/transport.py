@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,40 @@ def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
         if home is not None:
             return home
     return RemoteReply(system_id, address, reply_id)
+
+
+_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: a bigger read buffer costs an mmap per read
+_SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
+
+
+def _frames(fd: int) -> Iterator[bytes]:
+    """The frames of ``multiprocess``'s wire format read from ``fd``, many per syscall.
+
+    ``Connection.recv_bytes`` makes two reads per frame (length, then body); under
+    load a reader gets many small frames, so this reads what is there in one go
+    and cuts the frames out of a buffer. Ends at EOF.
+    """
+    buffer = bytearray()
+    while True:
+        chunk = os.read(fd, _READ_CHUNK)
+        if not chunk:
+            return
+        buffer += chunk
+        position, available = 0, len(buffer)
+        while available - position >= _SIZE.size:
+            (size,) = _SIZE.unpack_from(buffer, position)
+            header = _SIZE.size
+            if size == -1:  # a payload over 2 GiB: an 8-byte size follows
+                if available - position < header + _BIG_SIZE.size:
+                    break
+                (size,) = _BIG_SIZE.unpack_from(buffer, position + header)
+                header += _BIG_SIZE.size
+            if available - position < header + size:
+                break
+            yield bytes(buffer[position + header:position + header + size])
+            position += header + size
+        if position:
+            del buffer[:position]
 
 
 class RemoteReply:
@@ -502,24 +536,25 @@ class Node:
     def _reader_loop(self, peer: Peer, conn: Connection) -> None:
         loads = serialization.loads
         unpack = _LEN.unpack_from
-        while True:
-            try:
-                data = conn.recv_bytes()
-            except (EOFError, OSError, TypeError) as exc:  # TypeError: closed under us
-                self._break(peer, conn, f"connection closed: {type(exc).__name__}")
-                return
-            view = memoryview(data)
-            offset, end = 0, len(data)
-            while offset < end:
-                (length,) = unpack(view, offset)
-                start = offset + _LEN.size
-                offset = start + length
-                try:
-                    record = loads(view[start:offset])
-                except Exception as exc:  # a class the receiver cannot import, say
-                    log.error("transport.undecodable_record", error=repr(exc), peer=peer.address)
-                    continue
-                self._dispatch(peer, record)
+        try:
+            for data in _frames(conn.fileno()):
+                view = memoryview(data)
+                offset, end = 0, len(data)
+                while offset < end:
+                    (length,) = unpack(view, offset)
+                    start = offset + _LEN.size
+                    offset = start + length
+                    try:
+                        record = loads(view[start:offset])
+                    except Exception as exc:  # a class the receiver cannot import, say
+                        log.error("transport.undecodable_record", error=repr(exc),
+                                  peer=peer.address)
+                        continue
+                    self._dispatch(peer, record)
+        except (OSError, ValueError, TypeError) as exc:  # closed under us
+            self._break(peer, conn, f"connection closed: {type(exc).__name__}")
+            return
+        self._break(peer, conn, "connection closed: EOF")
 
     def _dispatch(self, peer: Peer, record: tuple[Any, ...]) -> None:
         kind = record[0]
