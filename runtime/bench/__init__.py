@@ -14,9 +14,10 @@ Suite = Callable[[bool], list[Figure]]
 
 
 def suites() -> dict[str, Suite]:
-    from runtime.bench import digest, durable, messaging
+    from runtime.bench import digest, durable, messaging, scheduler
 
-    return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run}
+    return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run,
+            "scheduler": scheduler.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
