@@ -403,6 +403,10 @@ class ExecutionActor(pykka.ThreadingActor):
         branch_id = batch.key if batch.parent is None else batch.parent.branch_id
         self._checkpoint.tell(Checkpoint(branch_id, update, sync=True,
                                          reply_to=Forward(self._self_ref, *what)))
+        if batch.parent is not None and self._scheduler is not None:
+            # A parent still parked may go on now; an evicted one waits for the durable word.
+            self._scheduler.tell(DependencyDone(batch.parent.branch_id, batch.parent.op_id,
+                                                payload, durable=False))
 
     def _serialize_result(self, result: BatchResult) -> bytes:
         try:

@@ -412,11 +412,18 @@ class Suspend:
 
 @dataclass(frozen=True, slots=True)
 class DependencyDone:
-    """What ``op_id`` of ``branch_id`` waited on is durably done (children's result, a callback)."""
+    """What ``op_id`` of ``branch_id`` waited on is done (children's result, a callback).
+
+    ``durable=False`` is said before its result is durable: it may resume a branch
+    still parked in place (its children's own results are durable, so a replay
+    could rebuild it), never an evicted one, whose replay reads the log; the
+    durable word follows.
+    """
 
     branch_id: str
     op_id: str
     payload: bytes | None
+    durable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self._deadlines: list[tuple[float, str, SuspensionKey]] = []  # (when, "apply"|"due", key)
         self._done_early: dict[tuple[str, str], bytes | None] = {}  # dependency done, not waited
         self._resumed: set[tuple[str, str]] = set()  # (branch, op) whose dependency resumed it
+        self._confirm: set[tuple[str, str]] = set()  # resumed early: a durable word will follow
 
     def on_start(self) -> None:
         if self._self_ref is None:
@@ -202,7 +203,8 @@ class SchedulerActor(pykka.ThreadingActor):
         parked = self._parked.get(message.worker_id, 0) + 1
         self._parked[message.worker_id] = parked
         log.debug("suspension.deferred", branch_id=key.branch_id, op_id=op.op_id,
-                  delay=message.delay, due_at=op.due_at)
+                  delay=message.delay, due_at=op.due_at, worker=message.worker_id,
+                  parked=parked)
         if message.delay <= 0 or parked > self._max_parked:
             self._apply(suspension)
         else:
@@ -278,15 +280,26 @@ class SchedulerActor(pykka.ThreadingActor):
         dependency = (message.branch_id, message.op_id)
         suspension = self._active.get(message.branch_id)
         if suspension is not None and suspension.op_id == message.op_id:
+            if not message.durable and suspension.state == EVICTED:
+                return  # its replay reads the log: wait for the durable word
             wave: list[tuple[str, int]] = []
             self._resume(suspension, message.payload, wave)
+            if not message.durable:
+                self._confirm.add(dependency)  # the durable word that follows is expected
             if wave:
                 self._coordinator.tell(ResumeBranches(tuple(wave)))
         elif dependency in self._resumed:
+            if message.durable and dependency in self._confirm:
+                self._confirm.discard(dependency)  # the confirmation of an early resume
+                return
             self._counters["scheduler.duplicate_resumes"] += 1
             log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
         else:
             self._done_early[dependency] = message.payload
+            if not message.durable:
+                self._confirm.add(dependency)
+            else:
+                self._confirm.discard(dependency)
 
     def _resume(self, suspension: _Suspension, payload: bytes | None,
                 wave: list[tuple[str, int]]) -> None:

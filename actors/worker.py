@@ -148,7 +148,7 @@ class WorkerActor(pykka.ThreadingActor):
         serialize: Callable[[object], bytes] = pickle.dumps,
         deserialize: Callable[[bytes], Any] = pickle.loads,
         future_factory: Callable[[], Any] = pykka.ThreadingFuture,
-        name: str = "worker",
+        worker_id: str = "worker",  # distinct per worker: the scheduler bounds parking per worker
         scheduler: ActorLike | None = None,
         suspend_delay: float = 0.1,
         suspend_delays: dict[str, float] | None = None,
@@ -163,8 +163,9 @@ class WorkerActor(pykka.ThreadingActor):
         self.serialize = serialize
         self.deserialize = deserialize
         self.future_factory = future_factory
-        self.name = name
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-branch")
+        self.name = worker_id
+        self._pool = ThreadPoolExecutor(max_workers=threads,
+                                        thread_name_prefix=f"{worker_id}-branch")
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
 

@@ -156,7 +156,8 @@ class DurableServices:
                          checkpoint=self.checkpoint, coordinator=self.coordinator,
                          threads=config.worker_threads, serialize=serialization.dumps,
                          deserialize=serialization.loads, future_factory=Future,
-                         name=f"worker-{i}", restart=SERVICE_RESTART, scheduler=self.scheduler,
+                         name=f"worker-{i}", worker_id=f"worker-{i}", restart=SERVICE_RESTART,
+                         scheduler=self.scheduler,
                          suspend_delay=config.suspend_checkpoint_delay,
                          suspend_delays=dict(config.suspend_delays or {}))
             for i in range(config.workers)

@@ -177,3 +177,19 @@ class Approval(BranchActor):
         callback = ctx.create_callback("approval", timeout=timeout)
         ctx.step("publish", publish, path, callback.id)
         return ("approved", ctx.wait_for_callback(callback))
+
+
+class SlowChild(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> float:
+        seconds: float = ctx.step("work", _pause, item)
+        return seconds
+
+
+def _pause(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+class WaitsOnOneChild(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> float:
+        return float(sum(ctx.map("child", SlowChild, [item]).values()))

@@ -237,3 +237,28 @@ def test_a_timer_not_yet_due_does_not_fire(rig: Rig) -> None:
     assert verdicts.answers == []
     rig.tick(EPSILON)
     assert verdicts.answers == [("resume", None)]
+
+
+def test_an_early_result_resumes_a_parked_branch_and_its_confirmation_is_no_duplicate(
+    rig: Rig,
+) -> None:
+    verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch", durable=False))
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
+    rig.settle()
+    assert verdicts.answers == [("resume", b"batch")]
+    assert rig.metrics()["scheduler.duplicate_resumes"] == 0
+
+
+def test_an_early_result_never_resumes_an_evicted_branch_only_the_durable_one_does(
+    rig: Rig,
+) -> None:
+    verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
+    rig.tick(DELAY + EPSILON)
+    assert verdicts.answers == [("evict", None)]
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch", durable=False))
+    rig.settle()
+    assert rig.replays_requested() == []  # its replay would not find the result yet
+    rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
+    rig.settle()
+    assert rig.replays_requested() == [("e/0", 1)]

@@ -81,3 +81,15 @@ def test_a_wave_of_timers_costs_one_store_call_for_its_empty_checkpoints(
     answered_by = after["checkpoint.empty_batches"] - before["checkpoint.empty_batches"]
     assert empties == count
     assert answered_by <= 2  # one store call; two if the wave straddles a flush
+
+
+def test_each_worker_parks_up_to_its_own_bound(tmp_path: Path) -> None:
+    from branches_for_tests import WaitsOnOneChild
+
+    # Two workers, each may park 2: four parents whose children take a while all park.
+    config = SystemConfig(workers=2, worker_threads=4, max_parked=2, suspend_checkpoint_delay=5.0)
+    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+        system.map(WaitsOnOneChild, [0.3] * 4, max_concurrency=4).result(timeout=60)
+        metrics = system.metrics()
+    assert metrics["scheduler.deferred"] == 4
+    assert metrics["scheduler.applied"] == 0
