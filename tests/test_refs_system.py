@@ -7,6 +7,16 @@ from typing import Any
 
 import psutil
 import pytest
+
+from actors.blobs import BlobCorruptedError, using_backend
+from actors.messages import BranchStatus
+from actors.ref import Ref, Spilled
+from runtime import ActorSystem, SystemConfig
+from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
+from runtime.serialization import loads
+from runtime.stores import open_store
+from runtime.testing import TraceEvents
+
 from ref_branches import (
     SAME_MEGABYTE,
     BigStepThenWait,
@@ -18,15 +28,6 @@ from ref_branches import (
     big_value,
     rows,
 )
-
-from actors.blobs import BlobCorruptedError, using_backend
-from actors.messages import BranchStatus
-from actors.ref import Ref, Spilled
-from runtime import ActorSystem, SystemConfig
-from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
-from runtime.serialization import loads
-from runtime.stores import open_store
-from runtime.testing import TraceEvents
 
 pytestmark = pytest.mark.timeout(180)
 
