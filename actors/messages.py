@@ -510,3 +510,27 @@ def _install_cheap_pickling(namespace: dict[str, Any]) -> None:
 
 
 _install_cheap_pickling(globals())
+
+
+class ReportWhenDurable:
+    """A reply handle: once a branch's final status is durable, tell the coordinator how it ran.
+
+    The worker's thread does not wait for that acknowledgement: it goes back to
+    the pool, and the report follows as a continuation (or ``BranchAborted``).
+    """
+
+    __slots__ = ("coordinator", "report")
+
+    def __init__(self, coordinator: ActorLike, report: BranchRan) -> None:
+        self.coordinator = coordinator
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReportWhenDurable, (self.coordinator, self.report))
+
+    def set(self, value: Any = None) -> None:
+        self.coordinator.tell(self.report)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        self.coordinator.tell(BranchAborted(self.report.branch_id, self.report.epoch, exc))

@@ -25,6 +25,7 @@ from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
 from actors.gate import CheckpointGate
 from actors.messages import (
+    TERMINAL_BRANCH_STATUSES,
     ActorLike,
     BranchAborted,
     BranchRan,
@@ -33,6 +34,7 @@ from actors.messages import (
     Checkpoint,
     OperationUpdate,
     OpKind,
+    ReportWhenDurable,
     RunBranch,
     StartChildren,
     Suspend,
@@ -64,11 +66,17 @@ class _Host:
         self._spec = spec
         self._epoch = epoch
         self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
+        self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         worker = self._worker
+        if isinstance(update, BranchUpdate) and update.status in TERMINAL_BRANCH_STATUSES:
+            # The branch's end: written after the run returns, acknowledged as a continuation
+            # (ReportWhenDurable), so this thread does not wait for it.
+            self.final = update
+            return
         if not sync:
             self._gate.send(Checkpoint(self._spec.branch_id, update, sync=False),
                             worker.checkpoint_ref.tell)
@@ -84,6 +92,11 @@ class _Host:
             raise CheckpointError(
                 f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
             ) from exc
+
+    def send_final(self, reply_to: ReportWhenDurable) -> None:
+        assert self.final is not None
+        self._gate.send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
+                        self._worker.checkpoint_ref.tell)
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
         spec, worker = self._spec, self._worker
@@ -212,7 +225,10 @@ class WorkerActor(pykka.ThreadingActor):
         report = BranchRan(spec.branch_id, epoch, outcome.status, outcome.result, outcome.error,
                            outcome.suspended_on)
         try:
-            self.coordinator_ref.tell(report)
+            if host.final is not None:  # report once the end is durable; free the thread now
+                host.send_final(ReportWhenDurable(self.coordinator_ref, report))
+            else:
+                self.coordinator_ref.tell(report)
         except Exception as exc:  # e.g. a result that cannot be pickled: say so, as a failure
             self.coordinator_ref.tell(BranchRan(spec.branch_id, epoch, BranchStatus.FAILED,
                                                 error=RuntimeError(repr(exc))))
