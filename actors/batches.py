@@ -8,15 +8,12 @@ rebuilt batch the branches that the store says have already ended.
 
 from __future__ import annotations
 
-import heapq
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.branch import BranchSpec, decode_error
-from actors.clock import Clock
 from actors.errors import StepFailedError
 from actors.messages import BranchStatus, ExecutionStatus, OperationUpdate
 from actors.policies import BatchProgress, BatchResult
@@ -54,43 +51,6 @@ class TrackedExecution:
     status: ExecutionStatus = ExecutionStatus.RUNNING
     result: BatchResult | None = None
     waiters: list[Any] = field(default_factory=list)
-
-
-class TimerThread:
-    """A thread that tells the coordinator which (branch, epoch) timers are due."""
-
-    def __init__(self, clock: Clock, notify: Callable[[tuple[tuple[str, int], ...]], None]) -> None:
-        self._clock = clock
-        self._notify = notify
-        self._heap: list[tuple[float, str, int]] = []
-        self._cond = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="coordinator-timers", daemon=True)
-        self._thread.start()
-
-    def add(self, due: float, branch_id: str, epoch: int) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (due, branch_id, epoch))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                now = self._clock.time()
-                due = []
-                while self._heap and self._heap[0][0] <= now:
-                    _, branch_id, epoch = heapq.heappop(self._heap)
-                    due.append((branch_id, epoch))
-                if due:
-                    self._notify(tuple(due))  # one message for a whole wave
-                    continue
-                timeout = self._heap[0][0] - now if self._heap else None
-                self._cond.wait(timeout if timeout is None else min(timeout, 1.0))
 
 
 def seed(batch: Batch, branches: dict[str, TrackedBranch], records: dict[str, Any],

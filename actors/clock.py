@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time as _time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -63,3 +64,44 @@ class FakeClock:
         with self._lock:
             self._listeners.append(event)
         return event
+
+
+class Ticker:
+    """A thread that calls ``tick()`` when the deadline set with ``wake_at`` comes.
+
+    The actor that owns it keeps its own deadlines and calls ``wake_at(earliest)``
+    after each change; ``tick`` typically tells the actor ``Tick()``, and the actor
+    looks at its clock. Deadlines are in ``clock.time()`` seconds; waiting is real
+    time (a ``FakeClock`` is driven by sending ``Tick`` by hand instead).
+    """
+
+    def __init__(self, clock: Clock, tick: Callable[[], None], name: str = "ticker") -> None:
+        self._clock = clock
+        self._tick = tick
+        self._deadline: float | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def wake_at(self, deadline: float | None) -> None:
+        with self._cond:
+            self._deadline = deadline
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - self._clock.time()
+                if remaining <= 0:
+                    self._deadline = None
+                    self._tick()
+                    continue
+                self._cond.wait(min(remaining, 1.0))

@@ -20,6 +20,7 @@ One actor owns the whole life of every execution of a system:
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import threading
 from collections.abc import Callable, Sequence
@@ -28,9 +29,9 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.batches import Batch, TimerThread, TrackedBranch, TrackedExecution, describe, seed
+from actors.batches import Batch, TrackedBranch, TrackedExecution, describe, seed
 from actors.branch import BranchSpec
-from actors.clock import Clock, SystemClock
+from actors.clock import Clock, SystemClock, Ticker
 from actors.errors import DurableActorsError, StepFailedError
 from actors.messages import (
     ActorLike,
@@ -56,7 +57,7 @@ from actors.messages import (
     ScheduleResume,
     StartChildren,
     StartExecution,
-    TimersDue,
+    Tick,
     Wire,
     WorkerLost,
 )
@@ -99,15 +100,19 @@ class ExecutionActor(pykka.ThreadingActor):
         self._executions: dict[str, TrackedExecution] = {}
         self._batches: dict[str, Batch] = {}
         self._branches: dict[str, TrackedBranch] = {}
-        self._timers: TimerThread | None = None
+        self._ticker: Ticker | None = None
+        self._retries: list[tuple[float, str, int]] = []  # (when, branch, epoch) after an abort
         self._wave: list[Checkpoint] = []  # dispatches of the message being handled
 
     def on_start(self) -> None:
-        self._timers = TimerThread(self._clock, lambda due: self.actor_ref.tell(TimersDue(due)))
+        self._ticker = Ticker(self._clock, self._tell_tick, "coordinator-ticker")
+
+    def _tell_tick(self) -> None:
+        self.actor_ref.tell(Tick())
 
     def on_stop(self) -> None:
-        if self._timers is not None:
-            self._timers.stop()
+        if self._ticker is not None:
+            self._ticker.stop()
 
     def on_receive(self, message: Any) -> Any:
         handler = _HANDLERS.get(type(message))
@@ -363,16 +368,20 @@ class ExecutionActor(pykka.ThreadingActor):
         delay = min(30.0, 0.05 * 2 ** min(branch.aborts, 10))
         log.warning("branch.retry_after_abort", branch_id=message.branch_id,
                     error=repr(message.error), attempt=branch.aborts, delay=delay)
-        if self._timers is not None:
-            self._timers.add(self._clock.time() + delay, message.branch_id, branch.epoch)
+        heapq.heappush(self._retries, (self._clock.time() + delay, message.branch_id, branch.epoch))
+        if self._ticker is not None:
+            self._ticker.wake_at(self._retries[0][0])
 
-    def _timers_due(self, message: TimersDue) -> None:
-        for branch_id, epoch in message.due:
+    def _tick(self, message: Tick) -> None:
+        """Retry the aborted runs whose back-off is over."""
+        now = self._clock.time()
+        while self._retries and self._retries[0][0] <= now:
+            _, branch_id, epoch = heapq.heappop(self._retries)
             branch = self._branches.get(branch_id)
-            if branch is not None and branch.epoch == epoch and branch.state in (
-                "suspended", "aborted",
-            ):
+            if branch is not None and branch.epoch == epoch and branch.state == "aborted":
                 self._dispatch(branch_id)
+        if self._ticker is not None:
+            self._ticker.wake_at(self._retries[0][0] if self._retries else None)
 
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)
@@ -455,7 +464,7 @@ _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     StartChildren: ExecutionActor._start_children,
     BranchRan: ExecutionActor._branch_ran,
     BranchAborted: ExecutionActor._aborted,
-    TimersDue: ExecutionActor._timers_due,
+    Tick: ExecutionActor._tick,
     WorkerLost: ExecutionActor._worker_lost,
     Durable: ExecutionActor._durable,
     AwaitResult: ExecutionActor._await,

@@ -291,13 +291,6 @@ class DescribeExecution:
 
 
 @dataclass(frozen=True, slots=True)
-class TimersDue:
-    """The coordinator's timer thread: these (branch id, epoch) suspensions are due."""
-
-    due: tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
 class WorkerLost:
     """The runtime saw a worker's process die; its branches must run elsewhere."""
 

@@ -29,15 +29,13 @@ store call); tests with a ``FakeClock`` advance the clock and send ``Tick``.
 from __future__ import annotations
 
 import heapq
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 import structlog
 
-from actors.clock import Clock
+from actors.clock import Clock, Ticker
 from actors.messages import (
     ActorLike,
     BranchStatus,
@@ -71,41 +69,6 @@ class _Suspension:
     worker_id: str = ""
 
 
-class _Ticker:
-    """Sends ``Tick`` to the scheduler when its next deadline comes (real time)."""
-
-    def __init__(self, clock: Clock, tick: Callable[[], None]) -> None:
-        self._clock = clock
-        self._tick = tick
-        self._deadline: float | None = None
-        self._cond = threading.Condition()
-        self._stopped = False
-        threading.Thread(target=self._loop, name="scheduler-ticker", daemon=True).start()
-
-    def wake_at(self, deadline: float | None) -> None:
-        with self._cond:
-            self._deadline = deadline
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._stopped:
-                if self._deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = self._deadline - self._clock.time()
-                if remaining <= 0:
-                    self._deadline = None
-                    self._tick()
-                    continue
-                self._cond.wait(min(remaining, 1.0))
-
-
 class SchedulerActor(pykka.ThreadingActor):
     """See the module docstring.
 
@@ -132,7 +95,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self._max_parked = max_parked
         self._autotick = autotick
         self._slack = slack
-        self._ticker: _Ticker | None = None
+        self._ticker: Ticker | None = None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
         self._parked: dict[str, int] = {}  # worker id -> branches parked on it
@@ -145,7 +108,10 @@ class SchedulerActor(pykka.ThreadingActor):
         if self._self_ref is None:
             self._self_ref = self.actor_ref
         if self._autotick:
-            self._ticker = _Ticker(self._clock, lambda: self.actor_ref.tell(Tick()))
+            self._ticker = Ticker(self._clock, self._tell_tick, "scheduler-ticker")
+
+    def _tell_tick(self) -> None:
+        self.actor_ref.tell(Tick())
 
     def on_stop(self) -> None:
         if self._ticker is not None:

@@ -173,3 +173,14 @@ def test_an_invalid_execution_id_raises_a_typed_error(system: ActorSystem) -> No
 
     with pytest.raises(ConfigurationError, match="execution_id"):
         system.map(Answer, [1], execution_id="a/b")
+
+
+def test_a_killed_checkpoint_process_is_restarted_and_the_map_finishes(tmp_path: Path) -> None:
+    path = str(tmp_path / "effects")
+    config = SystemConfig(workers=2)
+    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+        run = system.map(Squares, [(i, path, 0.05) for i in range(12)], max_concurrency=6)
+        wait_until(lambda: len(effects(path)) >= 6)
+        checkpoint = system._durable.checkpoint  # type: ignore[union-attr]
+        os.kill(system._supervisor.children[checkpoint.actor_id].process.pid, signal.SIGKILL)
+        assert run.result(timeout=90).values() == [expected_squares(i) for i in range(12)]
