@@ -1,0 +1,96 @@
+"""The coordinator keeps a branch live in at most one place: plain pykka, one process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.branch import BranchActor, BranchSpec
+from actors.context import BranchContext
+from actors.execution import ExecutionActor
+from actors.messages import (
+    BranchRan,
+    BranchStatus,
+    Checkpoint,
+    Checkpoints,
+    DescribeExecution,
+    LogDelivery,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    ResumeBranches,
+    StartExecution,
+    Wire,
+)
+from actors.policies import Completion
+from actors.store import MemoryStore
+
+
+class Noop(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        return item
+
+
+class Recorder(pykka.ThreadingActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "seen":
+            return list(self.seen)
+        self.seen.append(message)
+        return None
+
+
+def dispatches(checkpoint: Any) -> list[tuple[str, int]]:
+    """(branch, epoch) of every dispatch the coordinator sent: empty checkpoints with delivery."""
+    found = []
+    for message in checkpoint.ask("seen", timeout=10):
+        items = message.items if isinstance(message, Checkpoints) else (message,)
+        for item in items:
+            if isinstance(item, Checkpoint) and isinstance(item.reply_to, LogDelivery):
+                found.append((item.branch_id, item.reply_to.epoch))
+    return found
+
+
+@pytest.fixture
+def coordinator() -> Iterator[tuple[Any, Any]]:
+    checkpoint, worker, scheduler = Recorder.start(), Recorder.start(), Recorder.start()
+    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=MemoryStore())
+    coordinator.tell(Wire(coordinator, (worker,), scheduler))
+    reply = pykka.ThreadingFuture()
+    spec = BranchSpec("e", "e/0", Noop, 1, 0)
+    coordinator.tell(StartExecution("e", "map", (spec,), None, Completion.all_successful(), reply))
+    coordinator.ask(DescribeExecution("e"))  # the start is handled
+    yield coordinator, checkpoint
+    pykka.ActorRegistry.stop_all()
+
+
+def parked_on_timer() -> OperationUpdate:
+    return OperationUpdate("e", "e/0", "1", OpKind.WAIT, "pause", OpStatus.SUSPENDED, due_at=1.0)
+
+
+def test_a_resume_before_the_old_run_reported_its_eviction_waits_for_that_report(
+    coordinator: tuple[Any, Any],
+) -> None:
+    actor, checkpoint = coordinator
+    assert dispatches(checkpoint) == [("e/0", 1)]
+    actor.tell(ResumeBranches((("e/0", 1),)))  # the scheduler resumes it...
+    actor.ask(DescribeExecution("e"))
+    assert dispatches(checkpoint) == [("e/0", 1)]  # ...but run 1 is still live: no second copy
+    actor.tell(BranchRan("e/0", 1, BranchStatus.SUSPENDED, suspended_on=parked_on_timer()))
+    actor.ask(DescribeExecution("e"))
+    assert dispatches(checkpoint) == [("e/0", 1), ("e/0", 2)]  # replayed once it left
+
+
+def test_a_report_from_an_older_run_is_ignored(coordinator: tuple[Any, Any]) -> None:
+    actor, _ = coordinator
+    actor.tell(BranchRan("e/0", 1, BranchStatus.SUSPENDED, suspended_on=parked_on_timer()))
+    actor.tell(ResumeBranches((("e/0", 1),)))  # run 2 starts
+    actor.tell(BranchRan("e/0", 1, BranchStatus.SUCCEEDED, result="stale"))  # run 1, late
+    progress = actor.ask(DescribeExecution("e"))
+    assert progress["done"] == 0 and progress["running"] == 1
