@@ -84,6 +84,7 @@ COUNTERS = (
     "checkpoint.empty_batches",
     "checkpoint.failed_batches",
     "checkpoint.lost_updates",
+    "checkpoint.fenced",  # updates refused: they came from a run older than the current one
 )
 
 
@@ -165,6 +166,7 @@ class CheckpointActor(pykka.ThreadingActor):
         self._max_bytes = max_bytes
         self._window = window
         self._counters = dict.fromkeys(COUNTERS, 0)
+        self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
         self._log = structlog.get_logger().bind(actor="checkpoint")
 
@@ -188,9 +190,35 @@ class CheckpointActor(pykka.ThreadingActor):
             self._window = 0.0  # nobody can send to a stopped actor: waiting for more is pointless
             self._write(pending, loaded=False)
 
+    def _admit(self, message: Checkpoint) -> bool:
+        """Fencing: an update from an older run of its branch than the one dispatched is refused.
+
+        A dispatch's empty checkpoint carries the branch's new epoch; a copy of the
+        branch that still runs under an older epoch learns it at its next checkpoint
+        (``CheckpointError``), and nothing it sends is written.
+        """
+        update = message.update
+        epoch = message.epoch if update is None else getattr(update, "epoch", None)
+        if epoch is None:
+            return True
+        branch_id = message.branch_id
+        fence = self._fences.get(branch_id, 0)
+        if epoch >= fence:
+            self._fences[branch_id] = epoch
+            return True
+        self._counters["checkpoint.fenced"] += 1
+        self._log.warning("checkpoint.fenced", branch_id=branch_id, epoch=epoch, current=fence)
+        if message.reply_to is not None:
+            error = CheckpointError(
+                f"branch {branch_id!r}: run {epoch} was superseded by run {fence}; "
+                "its updates are refused and the newer run goes on"
+            )
+            self._reply_error(message.reply_to, branch_id, error)
+        return False
+
     def _write(self, messages: Iterable[Checkpoint], loaded: bool) -> None:
         """Commit ``messages`` and whatever checkpoints queue behind them, batch by batch."""
-        carry = deque(messages)
+        carry = deque(m for m in messages if self._admit(m))
         while carry:
             batch = CheckpointBatch(self._max_ops, self._max_bytes)
             while carry and batch.add(carry[0]):
@@ -232,11 +260,13 @@ class CheckpointActor(pykka.ThreadingActor):
         inbox = self.actor_inbox
         if not isinstance(inbox, PeekableInbox):
             return None
-        envelope = inbox.take_head_if(_is_told_checkpoint)
-        if envelope is None:
-            return None  # an ask() or a non-checkpoint goes through pykka's loop, in its turn
-        message: Checkpoint = envelope.message
-        return message
+        while True:
+            envelope = inbox.take_head_if(_is_told_checkpoint)
+            if envelope is None:
+                return None  # an ask() or a non-checkpoint goes through pykka's loop, in its turn
+            message: Checkpoint = envelope.message
+            if self._admit(message):
+                return message
 
     def _take_all(self) -> list[Checkpoint]:
         """Every told ``Checkpoint`` left in the inbox; other messages stay, in order."""

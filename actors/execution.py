@@ -41,6 +41,7 @@ from actors.messages import (
     BranchStatus,
     BranchUpdate,
     Checkpoint,
+    CheckpointLost,
     Checkpoints,
     DependencyDone,
     DescribeExecution,
@@ -314,7 +315,9 @@ class ExecutionActor(pykka.ThreadingActor):
         self._load[worker] += 1
         branch.worker = worker
         delivery = LogDelivery(self._workers[worker], self._self_ref, branch.spec, branch.epoch)
-        self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery))
+        # The epoch sets the branch's fence: writes of any older run of it are refused.
+        self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
+                                     epoch=branch.epoch))
 
     def _current(self, branch_id: str, epoch: int) -> TrackedBranch | None:
         branch = self._branches.get(branch_id)
@@ -382,6 +385,23 @@ class ExecutionActor(pykka.ThreadingActor):
                 self._dispatch(branch_id)
         if self._ticker is not None:
             self._ticker.wake_at(self._retries[0][0] if self._retries else None)
+
+    def _checkpoint_lost(self, message: CheckpointLost) -> None:
+        """Acknowledgements it held will never come: dispatch and write again what was in flight.
+
+        A branch counted as running may in fact still run; dispatching it under a new
+        epoch fences that copy at its next checkpoint, so it is live in one place only.
+        """
+        for branch_id, branch in self._branches.items():
+            if branch.state == "dispatched":
+                if branch.worker is not None:
+                    self._load[branch.worker] -= 1
+                    branch.worker = None
+                self._dispatch(branch_id)
+        for batch in self._batches.values():
+            if batch.progress.finished and not batch.result_durable:
+                self._finish(batch)
+        log.warning("checkpoint.lost", redispatched=len(self._wave))
 
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)
@@ -465,6 +485,7 @@ _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     BranchRan: ExecutionActor._branch_ran,
     BranchAborted: ExecutionActor._aborted,
     Tick: ExecutionActor._tick,
+    CheckpointLost: ExecutionActor._checkpoint_lost,
     WorkerLost: ExecutionActor._worker_lost,
     Durable: ExecutionActor._durable,
     AwaitResult: ExecutionActor._await,

@@ -116,6 +116,7 @@ class OperationUpdate:
     payload: bytes | None = None  # serialized result (or condition state)
     error: bytes | None = None  # serialized exception
     due_at: float | None = None  # wall-clock seconds when a timer fires
+    epoch: int | None = None  # the run that wrote it: older runs are fenced off
 
     @property
     def nbytes(self) -> int:
@@ -210,6 +211,7 @@ class Checkpoint:
     update: Update | None
     sync: bool = True
     reply_to: ReplyTo | None = None
+    epoch: int | None = None  # on a dispatch's empty checkpoint: the run now current
 
     @property
     def is_empty(self) -> bool:
@@ -357,6 +359,11 @@ class Forward:
     def set_exception(self, exc_info: Any = None) -> None:
         exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
         self.target.tell(Durable(self.what, exc))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointLost:
+    """The checkpoint actor's process died: acknowledgements it held will never come."""
 
 
 @dataclass(frozen=True, slots=True)

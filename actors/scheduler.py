@@ -41,6 +41,7 @@ from actors.messages import (
     BranchStatus,
     BranchUpdate,
     Checkpoint,
+    CheckpointLost,
     DependencyDone,
     Durable,
     Forward,
@@ -136,6 +137,8 @@ class SchedulerActor(pykka.ThreadingActor):
             self._applied(message)
         elif isinstance(message, ScheduleResume):
             self._schedule_resume(message)
+        elif isinstance(message, CheckpointLost):
+            self._checkpoint_lost()
         else:
             return super().on_receive(message)
         self._rearm()
@@ -162,6 +165,8 @@ class SchedulerActor(pykka.ThreadingActor):
             log.warning("suspension.stale", branch_id=key.branch_id, key=repr(key))
             message.reply_to.set(("evict", None))
             return
+        if old is not None:
+            self._release_parked(old)  # a newer run superseded it: unwind the old thread
         suspension = _Suspension(key, op.op_id, DEFERRED, message, message.worker_id)
         self._active[key.branch_id] = suspension
         self._resumed.discard(dependency)
@@ -214,7 +219,8 @@ class SchedulerActor(pykka.ThreadingActor):
         op = suspension.suspend.op
         suspension.state = APPLYING
         self._counters["scheduler.applied"] += 1
-        status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED)
+        status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
+                              epoch=suspension.key.epoch)  # fenced like the run's own writes
         if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
             self._checkpoint.tell(Checkpoint(op.branch_id, op, sync=False))
         self._checkpoint.tell(Checkpoint(op.branch_id, status, sync=True,
@@ -284,6 +290,19 @@ class SchedulerActor(pykka.ThreadingActor):
         else:  # evicted: the branch is replayed from its log
             suspension.state = RESUMED
             wave.append((key.branch_id, key.epoch))
+
+    def _checkpoint_lost(self) -> None:
+        """The coordinator dispatches every running branch again: let parked copies unwind."""
+        for branch_id, suspension in list(self._active.items()):
+            if suspension.state in (DEFERRED, APPLYING):
+                del self._active[branch_id]
+                self._release_parked(suspension)
+
+    def _release_parked(self, suspension: _Suspension) -> None:
+        if suspension.state in (DEFERRED, APPLYING) and suspension.suspend is not None:
+            self._unpark(suspension)
+            suspension.state = RESUMED
+            suspension.suspend.reply_to.set(("evict", None))  # its report will be stale
 
     def _unpark(self, suspension: _Suspension) -> None:
         worker = suspension.worker_id

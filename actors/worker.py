@@ -11,6 +11,7 @@ pool) and the coordinator is told, so a suspended branch holds no thread.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 from collections.abc import Callable, Sequence
@@ -70,8 +71,16 @@ class _Host:
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
 
+    def _stamped(self, update: Update) -> Update:
+        """This run's epoch on an update of its own branch: the checkpoint actor fences by it."""
+        if (isinstance(update, OperationUpdate | BranchUpdate) and update.epoch is None
+                and update.branch_id == self._spec.branch_id):
+            return dataclasses.replace(update, epoch=self._epoch)
+        return update
+
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         worker = self._worker
+        update = self._stamped(update)
         if isinstance(update, BranchUpdate) and update.status in TERMINAL_BRANCH_STATUSES:
             # The branch's end: written after the run returns, acknowledged as a continuation
             # (ReportWhenDurable), so this thread does not wait for it.
@@ -106,6 +115,7 @@ class _Host:
                                          BranchStatus.SUSPENDED), sync=True)
             worker.count("branch.evictions")
             raise BranchSuspended(op)
+        op = self._stamped(op)  # type: ignore[assignment]
         key = SuspensionKey(spec.branch_id, self._epoch, self._suspensions)
         self._suspensions += 1
         verdict = worker.future_factory()

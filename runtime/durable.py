@@ -28,6 +28,7 @@ from actors.execution import ExecutionActor
 from actors.messages import (
     AwaitResult,
     Checkpoint,
+    CheckpointLost,
     DependencyDone,
     DescribeExecution,
     OperationUpdate,
@@ -170,6 +171,9 @@ class DurableServices:
         index = self._worker_index.get(actor_id)
         if index is not None:
             self.coordinator.tell(WorkerLost(str(index)))
+        elif actor_id == self.checkpoint.actor_id:
+            self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
+            self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
 
     def start(self, kind: str, specs: Sequence[BranchSpec], execution_id: str,
               max_concurrency: int | None, completion: Completion,

@@ -278,3 +278,21 @@ def test_a_lost_update_nobody_waited_for_fails_the_next_waiter_of_its_branch(
     assert store.operations["b1"].keys() == {"2"}  # written, though its waiter was warned
     assert send(ref, "b1", update("b1", "3")).get(timeout=DEADLINE) is None  # warned once
     assert metrics(ref)["checkpoint.lost_updates"] == 1
+
+
+def test_an_update_from_a_run_older_than_the_dispatched_one_is_fenced_off(start: Start) -> None:
+    store = MemoryStore()
+    ref = start(store)
+    dispatched: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    ref.tell(Checkpoint("b", None, reply_to=dispatched, epoch=2))  # run 2 is dispatched
+    dispatched.get(timeout=DEADLINE)
+    stale = OperationUpdate("e1", "b", "1", OpKind.STEP, "step", OpStatus.SUCCEEDED,
+                            payload=b"old", epoch=1)
+    with pytest.raises(CheckpointError, match="superseded by run 2"):
+        send(ref, "b", stale).get(timeout=DEADLINE)
+    current = OperationUpdate("e1", "b", "1", OpKind.STEP, "step", OpStatus.SUCCEEDED,
+                              payload=b"new", epoch=2)
+    send(ref, "b", current).get(timeout=DEADLINE)
+    (op,) = store.read_log("b").operations
+    assert op.payload == b"new"  # nothing of run 1 was written
+    assert metrics(ref)["checkpoint.fenced"] == 1

@@ -94,3 +94,14 @@ def test_a_report_from_an_older_run_is_ignored(coordinator: tuple[Any, Any]) -> 
     actor.tell(BranchRan("e/0", 1, BranchStatus.SUCCEEDED, result="stale"))  # run 1, late
     progress = actor.ask(DescribeExecution("e"))
     assert progress["done"] == 0 and progress["running"] == 1
+
+
+def test_when_the_checkpoint_process_is_lost_running_branches_are_dispatched_under_a_new_epoch(
+    coordinator: tuple[Any, Any],
+) -> None:
+    from actors.messages import CheckpointLost
+
+    actor, checkpoint = coordinator
+    actor.tell(CheckpointLost())  # its LogDelivery for run 1 may have died with it
+    actor.ask(DescribeExecution("e"))
+    assert dispatches(checkpoint) == [("e/0", 1), ("e/0", 2)]  # run 1, if alive, is fenced

@@ -262,3 +262,22 @@ def test_an_early_result_never_resumes_an_evicted_branch_only_the_durable_one_do
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.settle()
     assert rig.replays_requested() == [("e/0", 1)]
+
+
+def test_when_the_checkpoint_process_is_lost_parked_branches_are_released(rig: Rig) -> None:
+    from actors.messages import CheckpointLost
+
+    verdicts = rig.suspend(due_in=5.0)
+    rig.scheduler.tell(CheckpointLost())  # the coordinator dispatches it again, anew
+    rig.settle()
+    assert verdicts.answers == [("evict", None)]  # the old copy unwinds; its report is stale
+
+
+def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) -> None:
+    old = rig.suspend(due_in=5.0, seq=0)
+    newer = Verdicts()
+    op = OperationUpdate("e", "e/0", "2", OpKind.WAIT, "pause", OpStatus.SUSPENDED,
+                         due_at=rig.clock.time() + 5.0)
+    rig.scheduler.ask(Suspend(SuspensionKey("e/0", 2, 0), op, DELAY, "w", newer))
+    assert old.answers == [("evict", None)]
+    assert newer.answers == []  # the newer run is the one parked now
