@@ -44,7 +44,7 @@ from actors.blobs import (
     MemoryBlobStore,
     digest_of,
 )
-from actors.messages import ActorLike, LoadBlob, ReplyTo, StoreBlob
+from actors.messages import ActorLike, LoadBlob, ReplyTo, StoreBlob, exception_of
 from actors.ref import DigestError, PendingDigest, new_token, patch, producing_digests
 
 log = structlog.get_logger("actors.digest")
@@ -134,7 +134,7 @@ class CallbackReply:
         self._on_value(value)
 
     def set_exception(self, exc_info: Any = None) -> None:
-        self._on_error(exc_info[1] if isinstance(exc_info, tuple) else exc_info)
+        self._on_error(exception_of(exc_info))
 
 
 ReplyFactory = Callable[[Callable[[Any], None], Callable[[BaseException], None]], ReplyTo]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import sys
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from types import TracebackType
@@ -184,6 +185,17 @@ class BranchLog:
         return {op.op_id: op for op in self.operations}
 
 
+def exception_of(exc_info: Any = None) -> BaseException:
+    """The exception a ``set_exception(exc_info)`` call means (None: the one being handled).
+
+    ``exc_info`` is an ``exc_info`` triple, an exception, or None, as pykka's futures take it.
+    """
+    if exc_info is None:
+        exc_info = sys.exc_info()
+    exc: BaseException = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    return exc
+
+
 class ReplyTo(Protocol):
     """Where an actor sends a deferred answer.
 
@@ -337,8 +349,8 @@ class LogDelivery:
         self.worker.tell(RunBranch(self.spec, self.epoch, value))
 
     def set_exception(self, exc_info: Any = None) -> None:
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        self.coordinator.tell(BranchAborted(self.spec.branch_id, self.epoch, exc))
+        error = exception_of(exc_info)
+        self.coordinator.tell(BranchAborted(self.spec.branch_id, self.epoch, error))
 
 
 class Forward:
@@ -357,8 +369,7 @@ class Forward:
         self.target.tell(Durable(self.what))
 
     def set_exception(self, exc_info: Any = None) -> None:
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        self.target.tell(Durable(self.what, exc))
+        self.target.tell(Durable(self.what, exception_of(exc_info)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,5 +543,5 @@ class ReportWhenDurable:
         self.coordinator.tell(self.report)
 
     def set_exception(self, exc_info: Any = None) -> None:
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        self.coordinator.tell(BranchAborted(self.report.branch_id, self.report.epoch, exc))
+        self.coordinator.tell(BranchAborted(self.report.branch_id, self.report.epoch,
+                                            exception_of(exc_info)))

@@ -40,6 +40,7 @@ from actors.blobs import (
     install_backend,
 )
 from actors.digest import DigestActor, DigestClient
+from actors.messages import exception_of
 from actors.worker import WorkerActor
 from runtime.config import RestartPolicy
 from runtime.future import Future
@@ -226,7 +227,7 @@ class CallbackFuture(Future[Any]):
             if exc_info is None:
                 exc_info = sys.exc_info()
             super().set_exception(exc_info)
-            self._on_error(exc_info[1] if isinstance(exc_info, tuple) else exc_info)
+            self._on_error(exception_of(exc_info))
 
 
 class RefWorkerActor(WorkerActor):

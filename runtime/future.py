@@ -11,7 +11,6 @@ any process of the system sends the value back.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import traceback
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 
 import pykka
 
+from actors.messages import exception_of
 from runtime.errors import Timeout
 
 T = TypeVar("T")
@@ -85,9 +85,7 @@ class Future(pykka.Future[T]):
             self._wake()
 
     def set_exception(self, exc_info: Any = None) -> None:
-        if exc_info is None:
-            exc_info = sys.exc_info()
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        exc = exception_of(exc_info)
         if self.done():
             return
         self._exc = exc

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from multiprocess.connection import Client, Connection, Listener
 
+from actors.messages import exception_of
 from runtime import serialization
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
 from runtime.future import Future, remote_traceback_of
@@ -152,12 +153,8 @@ class RemoteReply:
         node_for(self.system_id).send_reply(self.address, self.reply_id, True, value)
 
     def set_exception(self, exc_info: Any = None) -> None:
-        import sys
-
-        if exc_info is None:
-            exc_info = sys.exc_info()
-        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-        node_for(self.system_id).send_reply(self.address, self.reply_id, False, exc)
+        node_for(self.system_id).send_reply(self.address, self.reply_id, False,
+                                            exception_of(exc_info))
 
 
 @dataclass(eq=False)
