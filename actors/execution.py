@@ -94,9 +94,7 @@ class ExecutionActor(pykka.ThreadingActor):
         self._clock = clock or SystemClock()
         self._serialize = serialize
         self._deserialize = deserialize
-        self._self_ref: ActorLike | None = None
-        self._scheduler: ActorLike | None = None
-        self._workers: tuple[ActorLike, ...] = ()
+        self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
         self._executions: dict[str, TrackedExecution] = {}
         self._batches: dict[str, Batch] = {}
@@ -134,11 +132,14 @@ class ExecutionActor(pykka.ThreadingActor):
 
     # -- wiring and queries --------------------------------------------------------
 
+    def _wired(self) -> Wire:
+        if self._wiring is None or not self._wiring.workers:
+            raise RuntimeError("the coordinator is not wired: send Wire(...) with workers first")
+        return self._wiring
+
     def _wire(self, message: Wire) -> None:
-        self._self_ref = message.self_ref
-        self._scheduler = message.scheduler
-        self._workers = tuple(message.workers)
-        self._load = [0] * len(self._workers)
+        self._wiring = message
+        self._load = [0] * len(message.workers)
 
     def _describe(self, message: DescribeExecution) -> dict[str, Any]:
         return describe(self._known(message.execution_id), self._branches)
@@ -239,8 +240,7 @@ class ExecutionActor(pykka.ThreadingActor):
 
     def _reload_timers(self, batch: Batch, records: dict[str, Any]) -> int:
         """Branches evicted on a timer that is not due yet wait for it, not for a replay now."""
-        if self._scheduler is None:
-            return 0
+        scheduler = self._wired().scheduler
         now, reloaded = self._clock.time(), 0
         for branch_id in list(batch.waiting):
             # The last operation decides, not the branch row: its status is written by the
@@ -258,7 +258,7 @@ class ExecutionActor(pykka.ThreadingActor):
             batch.running += 1
             batch.progress.start(branch.spec.index)
             branch.state = "suspended"
-            self._scheduler.tell(ScheduleResume(branch_id, branch.epoch, last.op_id, last.due_at))
+            scheduler.tell(ScheduleResume(branch_id, branch.epoch, last.op_id, last.due_at))
             reloaded += 1
         return reloaded
 
@@ -306,15 +306,14 @@ class ExecutionActor(pykka.ThreadingActor):
             self._dispatch(branch_id)
 
     def _dispatch(self, branch_id: str) -> None:
-        if not self._workers or self._self_ref is None or self._scheduler is None:
-            raise RuntimeError("the coordinator is not wired: send Wire(...) first")
+        wiring = self._wired()
         branch = self._branches[branch_id]
         branch.epoch += 1
         branch.state = "dispatched"
         worker = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
-        delivery = LogDelivery(self._workers[worker], self._self_ref, branch.spec, branch.epoch)
+        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch)
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
                                      epoch=branch.epoch))
@@ -334,7 +333,7 @@ class ExecutionActor(pykka.ThreadingActor):
         if branch is None:
             return
         if message.status is BranchStatus.SUSPENDED:
-            self._suspended(branch, message.suspended_on)
+            self._suspended(branch)
             return
         branch.state = "done"
         batch = branch.batch
@@ -345,7 +344,7 @@ class ExecutionActor(pykka.ThreadingActor):
             batch.progress.fail(branch.spec.index, message.error or RuntimeError("branch failed"))
         self._after_change(batch)
 
-    def _suspended(self, branch: TrackedBranch, op: OperationUpdate | None) -> None:
+    def _suspended(self, branch: TrackedBranch) -> None:
         """Evicted: the scheduler resumes it (``ResumeBranches``) when its wait is over."""
         branch.state = "suspended"
         if branch.resume_pending:  # the scheduler resumed it before this eviction report came
@@ -418,7 +417,6 @@ class ExecutionActor(pykka.ThreadingActor):
         result = batch.progress.result()
         payload = self._serialize_result(result)
         batch.result_payload = payload
-        assert self._self_ref is not None
         if batch.parent is None:
             failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
             status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
@@ -431,11 +429,12 @@ class ExecutionActor(pykka.ThreadingActor):
             what = ("children", batch.key, "")
         branch_id = batch.key if batch.parent is None else batch.parent.branch_id
         self._checkpoint.tell(Checkpoint(branch_id, update, sync=True,
-                                         reply_to=Forward(self._self_ref, *what)))
-        if batch.parent is not None and self._scheduler is not None:
+                                         reply_to=Forward(self._wired().self_ref, *what)))
+        if batch.parent is not None:
             # A parent still parked may go on now; an evicted one waits for the durable word.
-            self._scheduler.tell(DependencyDone(batch.parent.branch_id, batch.parent.op_id,
-                                                payload, durable=False))
+            parent = batch.parent
+            early = DependencyDone(parent.branch_id, parent.op_id, payload, durable=False)
+            self._wired().scheduler.tell(early)
 
     def _serialize_result(self, result: BatchResult) -> bytes:
         try:
@@ -467,9 +466,9 @@ class ExecutionActor(pykka.ThreadingActor):
             log.info("execution.finished", execution_id=key, status=status)
         elif batch.parent is not None:
             # The scheduler resumes the parent once: in place if parked, else by replay.
-            assert self._scheduler is not None
-            self._scheduler.tell(DependencyDone(batch.parent.branch_id, batch.parent.op_id,
-                                                batch.result_payload))
+            parent = batch.parent
+            self._wired().scheduler.tell(DependencyDone(parent.branch_id, parent.op_id,
+                                                        batch.result_payload))
 
 
 def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:

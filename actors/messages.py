@@ -383,7 +383,7 @@ class Wire:
 
     self_ref: ActorLike
     workers: tuple[ActorLike, ...]
-    scheduler: ActorLike | None = None  # without one, the coordinator resumes by itself
+    scheduler: ActorLike  # resumes suspended branches; children's results go to it
 
 
 @dataclass(frozen=True, slots=True)

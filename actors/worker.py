@@ -6,7 +6,8 @@ only to run user code. The branch talks to the checkpoint actor directly; a
 suspension is written, the branch is evicted (its thread goes back to the
 pool) and the coordinator is told, so a suspended branch holds no thread.
 
-    worker = WorkerActor.start(checkpoint=ckpt_ref, coordinator=coord_ref, threads=16)
+    worker = WorkerActor.start(checkpoint=ckpt_ref, coordinator=coord_ref, scheduler=sched_ref,
+                               threads=16)
 """
 
 from __future__ import annotations
@@ -109,12 +110,6 @@ class _Host:
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
         spec, worker = self._spec, self._worker
-        if worker.scheduler_ref is None:  # no scheduler: write the suspension and evict at once
-            self.checkpoint(op, sync=False)
-            self.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id,
-                                         BranchStatus.SUSPENDED), sync=True)
-            worker.count("branch.evictions")
-            raise BranchSuspended(op)
         op = self._stamped(op)  # type: ignore[assignment]
         key = SuspensionKey(spec.branch_id, self._epoch, self._suspensions)
         self._suspensions += 1
@@ -172,7 +167,7 @@ class WorkerActor(pykka.ThreadingActor):
         deserialize: Callable[[bytes], Any] = pickle.loads,
         future_factory: Callable[[], Any] = pykka.ThreadingFuture,
         worker_id: str = "worker",  # distinct per worker: the scheduler bounds parking per worker
-        scheduler: ActorLike | None = None,
+        scheduler: ActorLike,
         suspend_delay: float = 0.1,
         suspend_delays: dict[str, float] | None = None,
     ) -> None:
