@@ -159,3 +159,17 @@ class SlowStart(pykka.ThreadingActor):
             return os.getpid()
         self.total += message
         return None
+
+
+class Recorder(pykka.ThreadingActor):
+    """Stands in for a peer actor: keeps every message it is told; ``ask("seen")`` lists them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "seen":
+            return list(self.seen)
+        self.seen.append(message)
+        return None

@@ -28,22 +28,12 @@ from actors.messages import (
 from actors.policies import Completion
 from actors.store import MemoryStore
 
+from actors_for_tests import Recorder
+
 
 class Noop(BranchActor):
     def run(self, ctx: BranchContext, item: Any) -> Any:
         return item
-
-
-class Recorder(pykka.ThreadingActor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[Any] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "seen":
-            return list(self.seen)
-        self.seen.append(message)
-        return None
 
 
 def dispatches(checkpoint: Any) -> list[tuple[str, int]]:

@@ -28,6 +28,8 @@ from actors.messages import (
 from actors.scheduler import SchedulerActor
 from actors.store import MemoryStore
 
+from actors_for_tests import Recorder
+
 DELAY = 0.1
 EPSILON = 0.01
 
@@ -46,20 +48,6 @@ class Verdicts:
     def set_exception(self, exc_info: Any = None) -> None:
         self.answers.append(("error", exc_info))
         self.arrived.set()
-
-
-class Recorder(pykka.ThreadingActor):
-    """Stands in for the coordinator: keeps what the scheduler tells it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[Any] = []
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "seen":
-            return list(self.seen)
-        self.seen.append(message)
-        return None
 
 
 class HeldStore(MemoryStore):
