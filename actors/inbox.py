@@ -47,9 +47,6 @@ class PeekableInbox:
         self._took(envelope)
         return envelope
 
-    def get_nowait(self) -> Envelope[Any]:
-        return self.get(block=False)
-
     def empty(self) -> bool:
         return not self._items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Literal
 
 from runtime.errors import ConfigurationError
@@ -110,7 +110,3 @@ class SystemConfig:
     @property
     def parked_per_worker(self) -> int:
         return self.worker_threads // 2 if self.max_parked is None else self.max_parked
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
