@@ -233,32 +233,31 @@ class ExecutionActor(pykka.ThreadingActor):
         batch = self._new_batch(eid, eid, None, count, message, rebuilt)
         self._executions[eid] = TrackedExecution(eid, batch)
         self._seed(batch, {b.branch_id: b for b in records})
-        timers = self._reload_timers(batch, {b.branch_id: b for b in records})
+        timers = self._reload_timers(batch)
         log.info("execution.resumed", execution_id=eid, branches=count, timers=timers,
                  finished=batch.progress.total - len(batch.waiting) - timers)
         self._after_change(batch)
 
-    def _reload_timers(self, batch: Batch, records: dict[str, Any]) -> int:
-        """Branches evicted on a timer that is not due yet wait for it, not for a replay now."""
+    def _reload_timers(self, batch: Batch) -> int:
+        """Branches evicted on a timer that is not due yet wait for it, not for a replay now.
+
+        The store's pending timers decide, not the branch rows: a row's status is written
+        by the worker and the scheduler, whose updates may reach the store in either order.
+        """
         scheduler = self._wired().scheduler
         now, reloaded = self._clock.time(), 0
+        pending = {op.branch_id: op for op in self._reader.read_due_timers()
+                   if op.execution_id == batch.execution_id and (op.due_at or 0.0) > now}
         for branch_id in list(batch.waiting):
-            # The last operation decides, not the branch row: its status is written by the
-            # worker and the scheduler, whose updates may reach the store in either order.
-            if branch_id not in records:
-                continue
-            operations = self._reader.read_log(branch_id).operations
-            last = operations[-1] if operations else None
-            if last is None or last.due_at is None or last.due_at <= now or last.status not in (
-                OpStatus.SUSPENDED, OpStatus.RETRYING,
-            ):
+            timer = pending.get(branch_id)
+            if timer is None or timer.due_at is None:
                 continue
             branch = self._branches[branch_id]
             batch.waiting.remove(branch_id)
             batch.running += 1
             batch.progress.start(branch.spec.index)
             branch.state = "suspended"
-            scheduler.tell(ScheduleResume(branch_id, branch.epoch, last.op_id, last.due_at))
+            scheduler.tell(ScheduleResume(branch_id, branch.epoch, timer.op_id, timer.due_at))
             reloaded += 1
         return reloaded
 
