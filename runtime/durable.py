@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from pykka.messages import ProxyCall
 
 from actors.branch import BranchSpec, check_branch_class, decode_error, encode_error
 from actors.callbacks import parse_callback_id
@@ -45,7 +46,7 @@ from runtime import serialization
 from runtime.blobs import RefServices
 from runtime.config import RestartPolicy
 from runtime.errors import ConfigurationError, Timeout
-from runtime.future import Future
+from runtime.future import Future, get_all
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
 from runtime.stores import DEFAULT_PATH, open_store
@@ -235,9 +236,12 @@ class DurableServices:
         )
 
     def metrics(self) -> dict[str, int]:
+        # One ProxyCall each, all at once: a proxy() would first ask for the actor's attributes.
+        asks = [actor.ask(ProxyCall(("metrics",), (), {}), block=False)
+                for actor in (self.checkpoint, self.scheduler, self.refs.digest, *self.workers)]
         totals: dict[str, int] = {}
-        for actor in (self.checkpoint, self.scheduler, self.refs.digest, *self.workers):
-            for name, value in actor.proxy().metrics().get(timeout=30).items():
+        for counts in get_all(asks, timeout=30):
+            for name, value in counts.items():
                 totals[name] = totals.get(name, 0) + value
         return totals
 
