@@ -37,9 +37,21 @@ class _Pickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type | types.FunctionType) and not _by_reference(obj):
-            return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
+        if isinstance(obj, type | types.FunctionType) and obj not in _known_by_reference:
+            if not _by_reference(obj):
+                return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
+            if len(_known_by_reference) < _KNOWN_LIMIT:
+                _known_by_reference.add(obj)
         return NotImplemented
+
+
+# Classes and functions already found to pickle by reference. cloudpickle's test looks
+# the name up in its module each time (~9 µs); a framework message names about four
+# classes, so without this the test cost more than the rest of the pickling. Only
+# by-reference answers are kept: those name importable, module-level objects that
+# live as long as their module; closures and lambdas are asked again each time.
+_known_by_reference: set[Any] = set()
+_KNOWN_LIMIT = 16_384  # a bound, should a program mint importable classes in a loop
 
 
 def dumps(obj: Any) -> bytes:
