@@ -103,6 +103,9 @@ class BranchHost(Protocol):
     the thread that runs its branch.
     """
 
+    # A host may also have ``epoch``, the number of the run it hosts: contexts then
+    # stamp it on every update they make (the checkpoint actor fences by it).
+
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         """Make ``update`` durable, in order with the branch's earlier updates.
 

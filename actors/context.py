@@ -81,6 +81,9 @@ class BranchContext:
             execution_id=spec.execution_id, branch_id=spec.branch_id
         )
         self._host = host
+        # The run's epoch, when the host has one: its updates carry it from the start
+        # instead of being copied by the host to add it (a copy per update per branch).
+        self._epoch: int | None = getattr(host, "epoch", None)
         self._log = log.by_op_id()
         self._calls = 0
         self._inside: str | None = None
@@ -448,7 +451,7 @@ class BranchContext:
     def _update(self, op_id: str, kind: OpKind, name: str, status: OpStatus,
                 **fields: Any) -> OperationUpdate:
         return OperationUpdate(self.execution_id, self.branch_id, op_id, kind, name, status,
-                               **fields)
+                               epoch=self._epoch, **fields)
 
     def _as_update(self, record: OperationRecord) -> OperationUpdate:
         return self._update(record.op_id, record.kind, record.name, record.status,

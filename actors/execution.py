@@ -40,6 +40,7 @@ from actors.messages import (
     BranchRan,
     BranchStatus,
     BranchUpdate,
+    Bundle,
     Checkpoint,
     CheckpointLost,
     Checkpoints,
@@ -474,8 +475,19 @@ def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
     actor._finish(actor._batches[message.batch_key])
 
 
+def _bundle(actor: ExecutionActor, message: Bundle) -> None:
+    """Reports answered together (one checkpoint batch): handled in order; one dispatch wave."""
+    for item in message.items:
+        handler = _HANDLERS.get(type(item))
+        if handler is None:
+            log.warning("coordinator.unexpected_message", message=type(item).__name__)
+        else:
+            handler(actor, item)
+
+
 _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     RetryFinish: _retry_finish,
+    Bundle: _bundle,
     ResumeBranches: ExecutionActor._resume_branches,
     Wire: ExecutionActor._wire,
     StartExecution: ExecutionActor._start_execution,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from types import TracebackType
@@ -209,6 +210,44 @@ class ReplyTo(Protocol):
     def set_exception(self, exc_info: Any = None) -> None: ...
 
 
+def reply_group(reply_to: Any) -> tuple[type, Any] | None:
+    """The group a reply handle's answers can travel in, or None to answer it alone.
+
+    A handle class that has ``reply_group`` (a hashable naming its recipient) and
+    ``set_group(answers)`` lets whoever answers many handles at once (the
+    checkpoint actor after a commit) send one message per recipient instead of
+    one per handle: a resume wave of 1,000 branches on two workers is two
+    ``Bundle``s, not 1,000 ``RunBranch`` messages.
+    """
+    group = getattr(reply_to, "reply_group", None)
+    return None if group is None else (type(reply_to), group)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """Several messages for one actor, handled in order as if each had been told alone."""
+
+    items: tuple[Any, ...]
+
+
+def bundle(items: Sequence[Any]) -> Any:
+    """One message carrying ``items``: the item itself when there is only one."""
+    return items[0] if len(items) == 1 else Bundle(tuple(items))
+
+
+BUNDLE_LIMIT = 64  # items per Bundle: the receiver starts on the first while more are pickled
+
+
+def tell_bundled(target: ActorLike, items: Sequence[Any]) -> None:
+    """Tell ``target`` every item, ``BUNDLE_LIMIT`` per message.
+
+    Bundles bound how long the receiver waits for its first item: it starts on the
+    first bundle while the sender is still pickling the next ones.
+    """
+    for start in range(0, len(items), BUNDLE_LIMIT):
+        target.tell(bundle(items[start:start + BUNDLE_LIMIT]))
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """Ask the checkpoint actor to make ``update`` durable.
@@ -345,8 +384,17 @@ class LogDelivery:
     def __reduce__(self) -> tuple[Any, ...]:
         return (LogDelivery, (self.worker, self.coordinator, self.spec, self.epoch))
 
+    @property
+    def reply_group(self) -> Any:
+        return self.worker
+
     def set(self, value: Any = None) -> None:
         self.worker.tell(RunBranch(self.spec, self.epoch, value))
+
+    @staticmethod
+    def set_group(answers: Sequence[tuple[LogDelivery, Any]]) -> None:
+        """Hand every log of ``answers`` (one worker's) to the worker in one message."""
+        tell_bundled(answers[0][0].worker, [RunBranch(d.spec, d.epoch, log) for d, log in answers])
 
     def set_exception(self, exc_info: Any = None) -> None:
         error = exception_of(exc_info)
@@ -539,8 +587,17 @@ class ReportWhenDurable:
     def __reduce__(self) -> tuple[Any, ...]:
         return (ReportWhenDurable, (self.coordinator, self.report))
 
+    @property
+    def reply_group(self) -> Any:
+        return self.coordinator
+
     def set(self, value: Any = None) -> None:
         self.coordinator.tell(self.report)
+
+    @staticmethod
+    def set_group(answers: Sequence[tuple[ReportWhenDurable, Any]]) -> None:
+        """Tell the coordinator of ``answers`` every report in one message."""
+        tell_bundled(answers[0][0].coordinator, [handle.report for handle, _ in answers])
 
     def set_exception(self, exc_info: Any = None) -> None:
         self.coordinator.tell(BranchAborted(self.report.branch_id, self.report.epoch,

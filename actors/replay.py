@@ -86,7 +86,8 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
         except Exception as exc:
             return _fail(spec, ctx, host, exc, replayed)
         host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUCCEEDED,
-                                     result=payload), sync=True)
+                                     result=payload, epoch=getattr(host, "epoch", None)),
+                        sync=True)
         ctx.logger.info("branch.succeeded", step_executions=ctx.step_executions)
         return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
                              step_executions=ctx.step_executions)
@@ -101,7 +102,8 @@ def _suspended(ctx: BranchContext, op: OperationUpdate, replayed: bool) -> Branc
 def _fail(spec: BranchSpec, ctx: BranchContext, host: BranchHost, exc: Exception,
           replayed: bool) -> BranchOutcome:
     host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
-                                 error=encode_error(exc, host.serialize)), sync=True)
+                                 error=encode_error(exc, host.serialize),
+                                 epoch=getattr(host, "epoch", None)), sync=True)
     ctx.logger.info("branch.failed", error=repr(exc), step_executions=ctx.step_executions)
     return BranchOutcome(BranchStatus.FAILED, error=exc, replayed=replayed,
                          step_executions=ctx.step_executions)

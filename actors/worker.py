@@ -33,7 +33,9 @@ from actors.messages import (
     BranchRan,
     BranchStatus,
     BranchUpdate,
+    Bundle,
     Checkpoint,
+    Checkpoints,
     OperationUpdate,
     OpKind,
     ReportWhenDurable,
@@ -66,7 +68,7 @@ class _Host:
     def __init__(self, worker: WorkerActor, spec: BranchSpec, epoch: int) -> None:
         self._worker = worker
         self._spec = spec
-        self._epoch = epoch
+        self.epoch = epoch  # branch contexts stamp their updates with it
         self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
         self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
         # Holds checkpoints that name Refs still pending until their blobs are durable.
@@ -76,7 +78,7 @@ class _Host:
         """This run's epoch on an update of its own branch: the checkpoint actor fences by it."""
         if (isinstance(update, OperationUpdate | BranchUpdate) and update.epoch is None
                 and update.branch_id == self._spec.branch_id):
-            return dataclasses.replace(update, epoch=self._epoch)
+            return dataclasses.replace(update, epoch=self.epoch)
         return update
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
@@ -111,7 +113,7 @@ class _Host:
     def suspend(self, op: OperationUpdate) -> bytes | None:
         spec, worker = self._spec, self._worker
         op = self._stamped(op)  # type: ignore[assignment]
-        key = SuspensionKey(spec.branch_id, self._epoch, self._suspensions)
+        key = SuspensionKey(spec.branch_id, self.epoch, self._suspensions)
         self._suspensions += 1
         verdict = worker.future_factory()
         # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
@@ -201,9 +203,32 @@ class WorkerActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RunBranch):
-            self._pool.submit(self._run, message)
+            self._start([message])
+            return None
+        if isinstance(message, Bundle):  # a wave's logs for this worker, in one message
+            self._start([m for m in message.items if isinstance(m, RunBranch)])
+            for other in (m for m in message.items if not isinstance(m, RunBranch)):
+                self.on_receive(other)
             return None
         return super().on_receive(message)
+
+    def _start(self, runs: Sequence[RunBranch]) -> None:
+        """Mark every run's branch RUNNING under its epoch, in one message; then run each."""
+        if not runs:
+            return
+        running = [Checkpoint(m.spec.branch_id, BranchUpdate(
+            m.spec.execution_id, m.spec.branch_id, BranchStatus.RUNNING, epoch=m.epoch),
+            sync=False) for m in runs]
+        try:
+            self.checkpoint_ref.tell(running[0] if len(running) == 1
+                                     else Checkpoints(tuple(running)))
+        except Exception as exc:  # the checkpoint actor is gone: none of these can run
+            log.warning("branch.not_started", branches=len(runs), error=repr(exc))
+            for m in runs:
+                self.coordinator_ref.tell(BranchAborted(m.spec.branch_id, m.epoch, exc))
+            return
+        for message in runs:
+            self._pool.submit(self._run, message)
 
     def on_stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -212,8 +237,6 @@ class WorkerActor(pykka.ThreadingActor):
         spec, epoch = message.spec, message.epoch
         host = _Host(self, spec, epoch)
         try:
-            host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.RUNNING,
-                                         epoch=epoch), sync=False)
             outcome = run_branch(spec, message.log, host)
         except CheckpointError as exc:
             log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))

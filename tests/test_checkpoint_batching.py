@@ -14,20 +14,34 @@ from typing import Any
 import pykka
 import pytest
 
+from actors.branch import BranchActor, BranchSpec
 from actors.checkpoint import CheckpointActor
 from actors.clock import FakeClock
+from actors.context import BranchContext
 from actors.errors import CheckpointError
 from actors.messages import (
+    BUNDLE_LIMIT,
     BranchLog,
+    Bundle,
     Checkpoint,
+    Checkpoints,
+    LogDelivery,
     OperationUpdate,
     OpKind,
     OpStatus,
+    RunBranch,
     Update,
 )
 from actors.store import MemoryStore
 
+from actors_for_tests import Recorder
+
 DEADLINE = 5.0  # seconds any single wait may take before the test fails
+
+
+class Noop(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        return item
 
 
 class GatedStore(MemoryStore):
@@ -296,3 +310,43 @@ def test_an_update_from_a_run_older_than_the_dispatched_one_is_fenced_off(start:
     (op,) = store.read_log("b").operations
     assert op.payload == b"new"  # nothing of run 1 was written
     assert metrics(ref)["checkpoint.fenced"] == 1
+
+
+def test_log_deliveries_to_one_worker_are_answered_by_one_bundle_in_their_order(
+    start: Start,
+) -> None:
+    worker, other = Recorder.start(), Recorder.start()
+    try:
+        ref = start(MemoryStore())
+        deliveries = [LogDelivery(worker if i % 3 else other, other,
+                                  BranchSpec("e1", f"b{i}", Noop, None), epoch=1)
+                      for i in range(6)]
+        ref.tell(Checkpoints(tuple(Checkpoint(d.spec.branch_id, None, reply_to=d, epoch=1)
+                                   for d in deliveries)))
+        wait_until(lambda: len(worker.ask("seen")) == 1 and len(other.ask("seen")) == 1)
+        (to_worker,), (to_other,) = worker.ask("seen"), other.ask("seen")
+        assert isinstance(to_worker, Bundle)
+        assert [run.spec.branch_id for run in to_worker.items] == ["b1", "b2", "b4", "b5"]
+        assert all(isinstance(run.log, BranchLog) and run.log.branch_id == run.spec.branch_id
+                   for run in to_worker.items)
+        assert [run.spec.branch_id for run in to_other.items] == ["b0", "b3"]
+    finally:
+        worker.stop()
+        other.stop()
+
+
+def test_a_group_over_the_bundle_limit_goes_out_in_bundles_of_the_limit(start: Start) -> None:
+    worker = Recorder.start()
+    try:
+        ref = start(MemoryStore())
+        count = BUNDLE_LIMIT + 1
+        ref.tell(Checkpoints(tuple(
+            Checkpoint(f"b{i}", None, reply_to=LogDelivery(
+                worker, worker, BranchSpec("e1", f"b{i}", Noop, None), epoch=1))
+            for i in range(count))))
+        wait_until(lambda: len(worker.ask("seen")) == 2)
+        first, second = worker.ask("seen")
+        assert len(first.items) == BUNDLE_LIMIT
+        assert isinstance(second, RunBranch) and second.spec.branch_id == f"b{count - 1}"
+    finally:
+        worker.stop()

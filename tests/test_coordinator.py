@@ -14,6 +14,7 @@ from actors.execution import ExecutionActor
 from actors.messages import (
     BranchRan,
     BranchStatus,
+    Bundle,
     Checkpoint,
     Checkpoints,
     DescribeExecution,
@@ -95,3 +96,15 @@ def test_when_the_checkpoint_process_is_lost_running_branches_are_dispatched_und
     actor.tell(CheckpointLost())  # its LogDelivery for run 1 may have died with it
     actor.ask(DescribeExecution("e"))
     assert dispatches(checkpoint) == [("e/0", 1), ("e/0", 2)]  # run 1, if alive, is fenced
+
+
+def test_reports_in_a_bundle_are_handled_in_order_as_if_told_one_by_one(
+    coordinator: tuple[Any, Any],
+) -> None:
+    actor, checkpoint = coordinator
+    actor.tell(Bundle((
+        BranchRan("e/0", 1, BranchStatus.SUSPENDED, suspended_on=parked_on_timer()),
+        ResumeBranches((("e/0", 1),)),
+    )))
+    actor.ask(DescribeExecution("e"))
+    assert dispatches(checkpoint) == [("e/0", 1), ("e/0", 2)]  # evicted first, then resumed

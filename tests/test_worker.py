@@ -1,0 +1,102 @@
+"""The worker starts a bundle of runs with one RUNNING message: plain pykka, one process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.branch import BranchActor, BranchSpec
+from actors.context import BranchContext
+from actors.messages import (
+    BranchLog,
+    BranchRan,
+    BranchStatus,
+    BranchUpdate,
+    Bundle,
+    Checkpoint,
+    Checkpoints,
+    RunBranch,
+)
+from actors.worker import WorkerActor
+
+from actors_for_tests import Recorder
+
+DEADLINE = 5.0
+
+
+class Echo(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        return item
+
+
+class Answering(Recorder):
+    """A checkpoint actor stand-in that records and acknowledges every checkpoint."""
+
+    def on_receive(self, message: Any) -> Any:
+        items = message.items if isinstance(message, Checkpoints) else (message,)
+        for item in items:
+            if isinstance(item, Checkpoint) and item.reply_to is not None:
+                item.reply_to.set(None)
+        return super().on_receive(message)
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def actors() -> Iterator[tuple[Any, Any, Any]]:
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=4)
+    yield worker, checkpoint, coordinator
+    pykka.ActorRegistry.stop_all()
+
+
+def run(index: int, epoch: int) -> RunBranch:
+    branch_id = f"e/{index}"
+    return RunBranch(BranchSpec("e", branch_id, Echo, index, index), epoch,
+                     BranchLog(branch_id, None, ()))
+
+
+def test_a_bundle_of_runs_is_marked_running_in_one_message_with_each_runs_epoch(
+    actors: tuple[Any, Any, Any],
+) -> None:
+    worker, checkpoint, coordinator = actors
+    worker.tell(Bundle((run(0, 3), run(1, 5), run(2, 7))))
+    wait_until(lambda: len(coordinator.ask("seen")) == 3)
+    first = checkpoint.ask("seen")[0]
+    assert isinstance(first, Checkpoints)
+    marked = [(c.update.branch_id, c.update.status, c.update.epoch) for c in first.items]
+    assert marked == [("e/0", BranchStatus.RUNNING, 3), ("e/1", BranchStatus.RUNNING, 5),
+                      ("e/2", BranchStatus.RUNNING, 7)]
+
+
+def test_every_run_of_a_bundle_runs_and_reports_under_its_epoch(
+    actors: tuple[Any, Any, Any],
+) -> None:
+    worker, _, coordinator = actors
+    worker.tell(Bundle((run(0, 3), run(1, 5))))
+    wait_until(lambda: len(coordinator.ask("seen")) == 2)
+    reports = sorted(coordinator.ask("seen"), key=lambda r: r.branch_id)
+    assert all(isinstance(r, BranchRan) for r in reports)
+    assert [(r.branch_id, r.epoch, r.status, r.result) for r in reports] == [
+        ("e/0", 3, BranchStatus.SUCCEEDED, 0), ("e/1", 5, BranchStatus.SUCCEEDED, 1)]
+
+
+def test_a_runs_updates_carry_its_epoch_from_the_start(actors: tuple[Any, Any, Any]) -> None:
+    worker, checkpoint, coordinator = actors
+    worker.tell(run(0, 9))
+    wait_until(lambda: len(coordinator.ask("seen")) == 1)
+    updates = [item.update for message in checkpoint.ask("seen")
+               for item in (message.items if isinstance(message, Checkpoints) else (message,))]
+    final = [u for u in updates if isinstance(u, BranchUpdate)
+             and u.status is BranchStatus.SUCCEEDED]
+    assert len(final) == 1 and final[0].epoch == 9
