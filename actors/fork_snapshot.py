@@ -123,7 +123,7 @@ class ForkSnapshots:
     ``take`` forks and returns a pending digest whose size is not known yet; the
     reader thread collects the child's bytes and calls ``deliver(cell, data,
     children)``, or fails the cell with ``SnapshotError``. ``forks``,
-    ``failures`` and ``fork_seconds`` (the last fork's duration) are counters.
+    ``failures``, ``fork_seconds`` and ``last_pid`` describe what it did.
     """
 
     def __init__(self, *, min_bytes: int = 256 * 1024, deadline: float = 30.0,
@@ -133,6 +133,7 @@ class ForkSnapshots:
         self.forks = 0
         self.failures = 0
         self.fork_seconds = 0.0
+        self.last_pid = 0
         self._slot = threading.Lock()  # held from a fork until its child's bytes are in
         self._lock = threading.Lock()  # guards _current and kills against reaping
         self._current: _Child | None = None
@@ -173,9 +174,12 @@ class ForkSnapshots:
             _serialize_in_child(obj, serialize, read_fd, write_fd, self.deadline)
         self.fork_seconds = time.perf_counter() - started
         self.forks += 1
+        self.last_pid = pid
         os.close(write_fd)
-        self._children.put(_Child(pid, read_fd, cell, known, deliver,
-                                  time.monotonic() + self.deadline))
+        child = _Child(pid, read_fd, cell, known, deliver, time.monotonic() + self.deadline)
+        with self._lock:
+            self._current = child  # from now on ``close`` can kill it
+        self._children.put(child)
         return cell
 
     def close(self, timeout: float = 5.0) -> None:
@@ -198,8 +202,6 @@ class ForkSnapshots:
                 child = self._children.get()
                 if child is None:
                     return
-                with self._lock:
-                    self._current = child
                 try:
                     self._collect(child)
                 except Exception as exc:  # a bug must fail this Ref, not every later one
@@ -217,6 +219,7 @@ class ForkSnapshots:
             left = child.deadline - time.monotonic()
             if left <= 0 or not select.select([child.fd], [], [], left)[0]:
                 self._kill(child)
+                self._reap(child)  # gone before anyone hears of it
                 self._fail(child, SnapshotError(
                     f"the snapshot's child (pid {child.pid}) did not finish within "
                     f"{self.deadline} s and was killed; a __reduce__ of the saved value may "

@@ -112,8 +112,15 @@ class PendingDigest:
             if not self._sized.wait(timeout):
                 raise TimeoutError(f"the snapshot was not taken within {timeout} s")
             if self.size is None:
-                raise DigestError(f"the snapshot was never taken: {self.error!r}") from self.error
+                raise self._failure("the snapshot was never taken")
         return self.size
+
+    def _failure(self, what: str) -> DigestError:
+        # The same type as the cause when it is one (``SnapshotError``), so callers can tell.
+        kind = type(self.error) if isinstance(self.error, DigestError) else DigestError
+        error = kind(f"{what}: {self.error!r}")
+        error.__cause__ = self.error
+        return error
 
     def fail(self, error: BaseException) -> None:
         self._finish(None, error)
@@ -150,7 +157,7 @@ class PendingDigest:
             if not self.done and not event.wait(timeout):
                 raise TimeoutError(f"the digest was not known within {timeout} s")
         if self.digest is None:
-            raise DigestError(f"the save never became durable: {self.error!r}") from self.error
+            raise self._failure("the save never became durable")
         return self.digest
 
 
