@@ -206,6 +206,11 @@ class DigestClient:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def snapshots(self) -> ForkSnapshots | None:
+        """The forked-snapshot taker (its counters, ``min_bytes``), or None if it never forks."""
+        return self._snapshots
+
     # -- RefBackend --------------------------------------------------------------------
 
     def save(self, data: bytes, codec: str,
