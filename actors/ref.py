@@ -17,7 +17,7 @@ message to an actor) waits for its digest first.
 The hash is SHA-256 (see docs/refs.md for why and what was measured).
 
     ref = ctx.save({"rows": rows})       # returns at once; rows may change afterwards
-    ref.size, ref.codec                  # 1054512, "pickle"
+    ref.size, ref.codec                  # 1054512, "pickle" (large: once the fork's child has it)
     ref.get() == {"rows": original_rows} # in any process, verified against the digest
     ref.digest                           # "3a7bd3e2..." (waits for the digest actor)
 """
