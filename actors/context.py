@@ -182,8 +182,9 @@ class BranchContext:
         """Store ``obj`` once, by content; return its ``Ref`` at once, digest still pending.
 
         The snapshot is taken now (``obj``'s serialized bytes; ``bytes`` are used
-        as they are), so changing ``obj`` afterwards does not change what is
-        stored; hashing and the durable write happen in the digest actor. A
+        as they are; a large value is serialized by a forked child, copy-on-write),
+        so changing ``obj`` afterwards does not change what is stored; hashing and
+        the durable write happen in the digest actor. A
         checkpoint that names the Ref is written only once its blob is durable.
         ``save`` is not an operation: it takes no op id, and a replay that saves
         the same bytes again finds them stored (a dedup hit).

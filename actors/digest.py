@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import queue
 import threading
 import time
@@ -44,6 +45,7 @@ from actors.blobs import (
     MemoryBlobStore,
     digest_of,
 )
+from actors.fork_snapshot import ForkSnapshots
 from actors.messages import ActorLike, LoadBlob, ReplyTo, StoreBlob, exception_of
 from actors.ref import DigestError, PendingDigest, new_token, patch, producing_digests
 
@@ -165,6 +167,8 @@ class DigestClient:
     cache the verified bytes; a blob just saved is cached already.
     ``max_pending_bytes`` bounds the snapshots waiting to be stored: past it,
     ``save`` waits for room (the digest actor never waits on a branch).
+    With ``fork_snapshot_bytes``, values estimated larger than that are
+    snapshotted by a forked child (``actors.fork_snapshot``), not on the caller's thread.
     """
 
     def __init__(
@@ -178,9 +182,12 @@ class DigestClient:
         retry_for: float = 60.0,
         max_pending_bytes: int = 256 * 1024 * 1024,
         cache: BlobCache | None = None,
+        fork_snapshot_bytes: int | None = None,
         name: str = "digest-client",
     ) -> None:
         self.ref_threshold_bytes = ref_threshold_bytes
+        self._snapshots = None if fork_snapshot_bytes is None or not hasattr(os, "fork") else (
+            ForkSnapshots(min_bytes=fork_snapshot_bytes, name=f"{name}-snapshots"))
         self._digest = digest
         self._load_blob = load_blob or self._ask_actor
         self._reply_factory = reply_factory
@@ -199,20 +206,38 @@ class DigestClient:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def snapshots(self) -> ForkSnapshots | None:
+        """The forked-snapshot taker (its counters, ``min_bytes``), or None if it never forks."""
+        return self._snapshots
+
     # -- RefBackend --------------------------------------------------------------------
 
     def save(self, data: bytes, codec: str,
              children: Collection[PendingDigest]) -> PendingDigest:
-        self._reserve(len(data))
         cell = PendingDigest(new_token())
-        save = _Save(cell, data, list(children), structlog.contextvars.get_contextvars(),
-                     time.perf_counter())
-        with self._closing:
-            if self._closed:
-                self._free(len(data))
-                raise DigestError("the digest client is closed; this worker is stopping")
-            self._events.put(("save", save))
+        self._queue(cell, data, list(children), structlog.contextvars.get_contextvars())
         return cell
+
+    def take_snapshot(self, obj: Any, serialize: Callable[[Any], bytes]) -> PendingDigest | None:
+        """A large value's snapshot, taken by a forked child; None: take it inline."""
+        if self._snapshots is None:
+            return None
+        deliver = partial(self._queue, context=structlog.contextvars.get_contextvars())
+        return self._snapshots.take(obj, serialize, deliver)
+
+    def _queue(self, cell: PendingDigest, data: bytes, children: list[PendingDigest],
+               context: dict[str, Any]) -> None:
+        self._reserve(len(data))
+        save = _Save(cell, data, children, context, time.perf_counter())
+        with self._closing:
+            if not self._closed:
+                self._events.put(("save", save))
+                return
+        self._free(len(data))
+        error = DigestError("the digest client is closed; this worker is stopping")
+        cell.fail(error)
+        raise error
 
     def load(self, digest: str) -> bytes:
         data = self.cache.get(digest)
@@ -226,6 +251,8 @@ class DigestClient:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the client thread; saves not yet durable fail with ``DigestError``."""
+        if self._snapshots is not None:
+            self._snapshots.close(timeout)
         with self._closing:
             if self._closed:
                 return

@@ -17,7 +17,7 @@ message to an actor) waits for its digest first.
 The hash is SHA-256 (see docs/refs.md for why and what was measured).
 
     ref = ctx.save({"rows": rows})       # returns at once; rows may change afterwards
-    ref.size, ref.codec                  # 1054512, "pickle"
+    ref.size, ref.codec                  # 1054512, "pickle" (large: once the fork's child has it)
     ref.get() == {"rows": original_rows} # in any process, verified against the digest
     ref.digest                           # "3a7bd3e2..." (waits for the digest actor)
 """
@@ -54,6 +54,9 @@ class DigestError(CheckpointError):
 # -- pending digests -------------------------------------------------------------------------
 
 _cells_lock = threading.Lock()
+# Every digest of this process still pending, by token: a forked snapshot's child reports
+# the tokens it met and the parent maps them back through a copy taken at the fork.
+_unresolved: dict[bytes, PendingDigest] = {}
 
 
 class PendingDigest:
@@ -64,14 +67,19 @@ class PendingDigest:
     ask for the digest itself).
     """
 
-    __slots__ = ("_callbacks", "_event", "digest", "error", "token")
+    __slots__ = ("_callbacks", "_event", "_sized", "digest", "error", "size", "token")
 
-    def __init__(self, token: bytes) -> None:
+    def __init__(self, token: bytes, *, size_pending: bool = False) -> None:
         self.token = token
         self.digest: bytes | None = None
         self.error: BaseException | None = None
+        # A forked snapshot's length, once its child has serialized it (``set_size``).
+        self.size: int | None = None
+        self._sized = threading.Event() if size_pending else None
         self._callbacks: list[Callable[[PendingDigest], None]] | None = []
         self._event: threading.Event | None = None  # built only when someone blocks
+        with _cells_lock:
+            _unresolved[token] = self
 
     @property
     def done(self) -> bool:
@@ -87,6 +95,33 @@ class PendingDigest:
     def resolve(self, digest: bytes) -> None:
         self._finish(digest, None)
 
+    def set_size(self, size: int) -> None:
+        """The snapshot is taken: its length is known (the digest comes later)."""
+        self.size = size
+        if self._sized is not None:
+            self._sized.set()
+
+    def wait_size(self, timeout: float | None = None) -> int:
+        """A forked snapshot's length; blocks until its child has serialized it."""
+        if self._sized is None:
+            raise ValueError("this digest's size was known when it was made; ask its Ref")
+        if self.size is None:
+            if _producing.active:
+                raise RuntimeError("a thread that makes digests durable must not wait for a "
+                                   "snapshot; this is a bug")
+            if not self._sized.wait(timeout):
+                raise TimeoutError(f"the snapshot was not taken within {timeout} s")
+            if self.size is None:
+                raise self._failure("the snapshot was never taken")
+        return self.size
+
+    def _failure(self, what: str) -> DigestError:
+        # The same type as the cause when it is one (``SnapshotError``), so callers can tell.
+        kind = type(self.error) if isinstance(self.error, DigestError) else DigestError
+        error = kind(f"{what}: {self.error!r}")
+        error.__cause__ = self.error
+        return error
+
     def fail(self, error: BaseException) -> None:
         self._finish(None, error)
 
@@ -97,6 +132,9 @@ class PendingDigest:
                 return  # a late duplicate answer
             self.digest, self.error, self._callbacks = digest, error, None
             event = self._event
+            _unresolved.pop(self.token, None)
+        if self._sized is not None:
+            self._sized.set()  # a failed snapshot wakes who waits for its size
         if event is not None:
             event.set()
         for callback in callbacks:
@@ -119,7 +157,7 @@ class PendingDigest:
             if not self.done and not event.wait(timeout):
                 raise TimeoutError(f"the digest was not known within {timeout} s")
         if self.digest is None:
-            raise DigestError(f"the save never became durable: {self.error!r}") from self.error
+            raise self._failure("the save never became durable")
         return self.digest
 
 
@@ -138,6 +176,12 @@ def producing_digests() -> Iterator[None]:
         yield
     finally:
         _producing.active = False
+
+
+def unresolved_digests() -> dict[bytes, PendingDigest]:
+    """A copy of this process's pending digests, by token (a forked snapshot's map)."""
+    with _cells_lock:
+        return dict(_unresolved)
 
 
 def new_token() -> bytes:
@@ -160,16 +204,18 @@ class Ref:
         ref.digest       # the hex SHA-256, once the digest actor has stored the blob
     """
 
-    __slots__ = ("_cell", "_key", "_where", "codec", "size")
+    __slots__ = ("_cell", "_key", "_size", "_where", "codec")
 
-    def __init__(self, key: bytes | PendingDigest, size: int, codec: str,
+    def __init__(self, key: bytes | PendingDigest, size: int | None, codec: str,
                  where: RefBackend | None = None) -> None:
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; expected one of {CODECS}")
         self._cell = key if isinstance(key, PendingDigest) else None
         self._key = None if isinstance(key, PendingDigest) else key
+        if size is None and self._cell is None:
+            raise ValueError("a Ref to a stored blob needs its size")
         self._where = where  # how the process that sent it reads blobs, if this one cannot
-        self.size = size
+        self._size = size  # None: a forked snapshot not serialized yet (see ``size``)
         self.codec = codec
 
     @classmethod
@@ -179,6 +225,19 @@ class Ref:
         if len(key) != DIGEST_BYTES:
             raise ValueError(f"{digest!r} is not a hex SHA-256 digest")
         return cls(key, size, codec)
+
+    @property
+    def size(self) -> int:
+        """The blob's length in bytes.
+
+        Known at once, except for a large value snapshotted by a forked child
+        (docs/refs.md): then asking waits until the child has serialized it
+        (milliseconds; not until the blob is durable).
+        """
+        if self._size is None:
+            assert self._cell is not None
+            self._size = self._cell.wait_size()
+        return self._size
 
     @property
     def done(self) -> bool:
@@ -232,12 +291,14 @@ class Ref:
         return (self.size, self.codec) == (other.size, other.codec) and self.wait() == other.wait()
 
     def __hash__(self) -> int:
-        return hash((self.size, self.codec))  # known at once, and equal for equal Refs
+        return hash((self.size, self.codec))  # equal for equal Refs; waits only for a snapshot
 
     def __repr__(self) -> str:
         key = self._known()
         name = f"sha256:{key.hex()[:12]}" if key is not None else "pending"
-        return f"Ref({name}, {self.size} bytes, {self.codec})"
+        size = self._size if self._size is not None else self._cell and self._cell.size
+        shown = "? bytes" if size is None else f"{size} bytes"  # repr never waits
+        return f"Ref({name}, {shown}, {self.codec})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         key = self._known()
@@ -371,8 +432,9 @@ def snapshot(obj: Any, serialize: Callable[[Any], bytes]) -> tuple[bytes, str]:
 
     ``bytes`` are immutable: they are the snapshot, no copy. ``bytearray`` and
     ``memoryview`` are copied once. Anything else is serialized, here, on the
-    caller's thread: for mutable containers the serialization *is* the snapshot,
-    and no cheaper exact one exists in CPython (docs/refs.md has the figures).
+    caller's thread: for mutable containers the serialization *is* the snapshot.
+    (A large value may instead be snapshotted by a forked child, copy-on-write:
+    ``actors.fork_snapshot``; docs/refs.md has the figures.)
     """
     kind = type(obj)
     if kind is bytes:
@@ -395,6 +457,11 @@ def decode(data: bytes, codec: str) -> Any:
     raise ValueError(f"unknown codec {codec!r}; expected one of {CODECS}")
 
 
+# ``backend.take_snapshot(obj, serialize)``, if it has one: a pending digest whose snapshot is
+# being taken elsewhere, or None to take it here.
+TakeSnapshot = Callable[[Any, Callable[[Any], bytes]], "PendingDigest | None"]
+
+
 def save(obj: Any, serialize: Callable[[Any], bytes] = pickle.dumps) -> Ref:
     """Snapshot ``obj`` now and hand it to this process's digest client; its Ref, at once.
 
@@ -402,6 +469,12 @@ def save(obj: Any, serialize: Callable[[Any], bytes] = pickle.dumps) -> Ref:
     sent to the digest actor once their digests are known, with them inside.
     """
     backend = require_backend("save")
+    if type(obj) not in (bytes, bytearray, memoryview):
+        # A large value: the backend may snapshot it copy-on-write (actors/fork_snapshot.py).
+        take: TakeSnapshot | None = getattr(backend, "take_snapshot", None)
+        cell = take(obj, serialize) if take is not None else None
+        if cell is not None:
+            return Ref(cell, None, "pickle")
     with collecting() as children:
         data, codec = snapshot(obj, serialize)
     return Ref(backend.save(data, codec, [r._cell for r in children.values() if r._cell]),
@@ -439,5 +512,6 @@ __all__ = [
     "snapshot",
     "spill_if_large",
     "tokens_in",
+    "unresolved_digests",
     "unspill",
 ]

@@ -238,13 +238,14 @@ class RefWorkerActor(WorkerActor):
     """
 
     def __init__(self, *, digest: ActorRef[Any], blob_dir: str,
-                 ref_threshold_bytes: int | None, **kwargs: Any) -> None:
+                 ref_threshold_bytes: int | None, fork_snapshot_bytes: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         reader = BlobReader(blob_dir)
         self.refs = DigestClient(
             digest, load_blob=FileBlobStore(blob_dir, read_only=True).get,
             reply_factory=CallbackFuture, ref_threshold_bytes=ref_threshold_bytes,
-            locator=reader, name=f"{self.name}-digest",
+            fork_snapshot_bytes=fork_snapshot_bytes, locator=reader, name=f"{self.name}-digest",
         )
         install_backend(self.refs)
 
@@ -275,6 +276,7 @@ class RefServices:
         self.worker_options: dict[str, Any] = {
             "digest": self.digest, "blob_dir": self.blob_dir,
             "ref_threshold_bytes": system.config.ref_threshold_bytes,
+            "fork_snapshot_bytes": system.config.fork_snapshot_bytes,
         }
         self.reader = BlobReader(self.blob_dir)
         self._previous: RefBackend | None = install_backend(self.reader)

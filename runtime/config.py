@@ -72,6 +72,9 @@ class SystemConfig:
     max_parked: int | None = None  # parked branches per worker (default: worker_threads // 2)
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
     store_lock_timeout: float = 5.0
+    # ctx.save of a value estimated over this many pickled bytes forks a child that
+    # serializes it copy-on-write (docs/refs.md); None: always serialize on the branch thread.
+    fork_snapshot_bytes: int | None = 256 * 1024
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -94,6 +97,8 @@ class SystemConfig:
                 )
         if self.ref_threshold_bytes < 0:
             raise ConfigurationError("SystemConfig.ref_threshold_bytes must be >= 0")
+        if self.fork_snapshot_bytes is not None and self.fork_snapshot_bytes < 0:
+            raise ConfigurationError("SystemConfig.fork_snapshot_bytes must be >= 0 or None")
         kinds = {"wait", "retry", "condition", "children", "callback"}
         for kind, delay in (self.suspend_delays or {}).items():
             if kind not in kinds:

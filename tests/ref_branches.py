@@ -31,6 +31,21 @@ class SavesNested(BranchActor):
         return ctx.save({"parent": parent, "seed": item})
 
 
+class MutatesAfterSave(BranchActor):
+    """Saves a large nested value, then changes it at once; returns the Ref and the fork count."""
+
+    def run(self, ctx: BranchContext, item: Any) -> tuple[Ref, int]:
+        from actors.blobs import current_backend
+
+        value = {"seed": item, "rows": rows(item, 20_000)}  # ~1 MB pickled: over the threshold
+        ref = ctx.save(value)
+        value["rows"][0]["name"] = "changed"
+        value["rows"].clear()
+        value["seed"] = -1
+        snapshots = getattr(current_backend(), "_snapshots", None)
+        return ref, snapshots.forks if snapshots is not None else 0
+
+
 class ReturnsSameMegabyte(BranchActor):
     """Every branch saves the same 1 MB value and returns its Ref."""
 

@@ -21,6 +21,7 @@ from ref_branches import (
     SAME_MEGABYTE,
     BigStepThenWait,
     LoadsRefs,
+    MutatesAfterSave,
     PollsHoldingARef,
     ReturnsSameMegabyte,
     SavesBig,
@@ -92,11 +93,12 @@ def no_branch_ended_in_the_store(tmp_path: Path, execution_id: str) -> bool:
         store.close()
 
 
+@pytest.mark.parametrize("fork_at", [None, 0], ids=["inline-snapshots", "forked-snapshots"])
 @pytest.mark.parametrize("threads", [2, 1], ids=["2-threads", "1-thread"])
 def test_a_paused_blob_store_holds_checkpoints_until_released_children_first(
-        tmp_path: Path, threads: int) -> None:
+        tmp_path: Path, threads: int, fork_at: int | None) -> None:
     branches = 3 * threads  # more branches than worker threads
-    with start(tmp_path, worker_threads=threads) as system:
+    with start(tmp_path, worker_threads=threads, fork_snapshot_bytes=fork_at) as system:
         trace = TraceEvents(tmp_path / "trace.jsonl")
         digest = digest_process(system)
         digest.suspend()  # SIGSTOP: the digest actor stores nothing until SIGCONT
@@ -181,6 +183,15 @@ def test_a_large_step_result_is_stored_as_a_ref_and_the_replay_loads_it(tmp_path
     assert isinstance(spilled, Spilled) and len(step.payload or b"") < 300
     with using_backend(BlobReader(str(tmp_path / "blobs"))):  # read offline, system gone
         assert spilled.ref.get() == rows(7, 400)
+
+
+def test_a_large_value_changed_right_after_save_is_stored_as_it_was_at_save(
+        tmp_path: Path) -> None:
+    with start(tmp_path, worker_threads=4) as system:
+        ref, forks = system.map(MutatesAfterSave, [7]).result(timeout=60).values()[0]
+    assert forks == 1  # taken by a forked child of the (threaded) worker process
+    with using_backend(BlobReader(blob_dir_for(f"sqlite:///{tmp_path / 'state.db'}"))):
+        assert ref.get(timeout=10) == {"seed": 7, "rows": rows(7, 20_000)}
 
 
 def test_a_ref_loads_in_another_actors_process(tmp_path: Path) -> None:

@@ -10,27 +10,36 @@
 * **Values**: a 1 MB nested object (a list of dicts holding lists and dicts of
   small ints, floats and short strings) and a 10 MB ``bytes`` payload, a
   distinct one per sample, so nothing is a dedup hit.
+* **After a forked snapshot** (nested value only; the same round also saves a
+  third value with forking off, the inline snapshot, for an A/B): the time to
+  change every row of the saved value right after ``save`` (copy-on-write page
+  faults, CPU shared with the child) and of a full ``gc.collect()`` once the
+  digest is known, each beside the same after the inline snapshot.
 * **Hash**: SHA-256 against BLAKE2b-256 on 8 MB, in this process: why SHA-256.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
 from typing import Any
 
-from actors import BranchActor, BranchContext
-from actors.blobs import digest_of
+from actors import BranchActor, BranchContext, Ref
+from actors.blobs import current_backend, digest_of
+from actors.digest import DigestClient
 from runtime import serialization
 from runtime.bench.report import Figure
 from runtime.blobs import FileBlobStore
 from runtime.config import SystemConfig
 from runtime.system import ActorSystem
 
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)  # Linux: this thread
 NESTED_BYTES = 1 << 20
 PAYLOAD_BYTES = 10 << 20
 WARMUP = 3
@@ -52,34 +61,96 @@ def rows_for(size: int) -> int:
 
 
 class SaveSamples(BranchActor):
-    """Alternates a synchronous save and ``ctx.save`` on distinct values; returns the timings."""
+    """Alternates a synchronous save and ``ctx.save`` on distinct values; returns the timings.
+
+    For the nested value ``ctx.save`` is measured twice per round, as configured
+    (a forked snapshot) and with forking turned off (the inline snapshot), and
+    after each the branch changes every row of the value it saved: with a fork,
+    its first write to each page copies it (copy-on-write), a cost that lands on
+    the branch thread after ``save`` returned and is reported, not hidden.
+    """
 
     def run(self, ctx: BranchContext, item: Any) -> dict[str, list[float]]:
         kind, count, sync_dir = item
         store = FileBlobStore(sync_dir)
         rows = rows_for(NESTED_BYTES)
         base = os.urandom(PAYLOAD_BYTES)
+        backend = current_backend()
+        snapshots = backend.snapshots if isinstance(backend, DigestClient) else None
+        fork_at = snapshots.min_bytes if snapshots is not None else 0
         found: dict[str, list[float]] = {k: [] for k in (
-            "stall", "durable", "sync", "serialize", "hash", "write")}
+            "stall", "durable", "sync", "serialize", "hash", "write", "mutate", "faults", "gc",
+            "inline stall", "inline mutate", "inline faults", "inline gc")}
         for i in range(count + WARMUP):
             for_sync: Any
             for_save: Any
             if kind == "nested":
-                for_sync, for_save = nested_value(2 * i, rows), nested_value(2 * i + 1, rows)
+                for_sync, for_save = nested_value(3 * i, rows), nested_value(3 * i + 1, rows)
             else:
                 for_sync, for_save = b"%08d" % (2 * i) + base[8:], b"%08d" % (2 * i + 1) + base[8:]
             sync = _sync_save(store, for_sync)
             started = time.perf_counter()
             ref = ctx.save(for_save)
             saved = time.perf_counter()
+            durable = _when_durable(ref)
+            mutated, faults = _mutate_after(for_save)
             ref.wait(60)
-            durable = time.perf_counter()
+            collected = _full_collection(for_save)  # the child is gone by now
+            inline: dict[str, float] = {}
+            if kind == "nested" and snapshots is not None:
+                snapshots.min_bytes = 1 << 62  # this save: the inline snapshot
+                try:
+                    value = nested_value(3 * i + 2, rows)
+                    started_inline = time.perf_counter()
+                    inline_ref = ctx.save(value)
+                    inline["inline stall"] = time.perf_counter() - started_inline
+                    inline["inline mutate"], inline["inline faults"] = _mutate_after(value)
+                    inline_ref.wait(60)
+                    inline["inline gc"] = _full_collection(value)
+                finally:
+                    snapshots.min_bytes = fork_at
             if i >= WARMUP:
                 found["stall"].append(saved - started)
-                found["durable"].append(durable - started)
-                for name, seconds in sync.items():
+                found["durable"].append(durable[0] - started)
+                found["mutate"].append(mutated)
+                found["faults"].append(faults)
+                found["gc"].append(collected)
+                for name, seconds in (*sync.items(), *inline.items()):
                     found[name].append(seconds)
         return found
+
+
+def _when_durable(ref: Ref) -> list[float]:
+    """Filled with the moment the Ref's digest resolves (on the digest client's thread)."""
+    stamp: list[float] = []
+    cell = ref._cell
+    if cell is None:
+        stamp.append(time.perf_counter())
+    else:
+        cell.add_done_callback(lambda _: stamp.append(time.perf_counter()))
+    return stamp
+
+
+def _mutate_after(value: Any) -> tuple[float, float]:
+    """Seconds to change every row of a just-saved nested value, and the page faults taken."""
+    if type(value) is not dict:
+        return 0.0, 0.0
+    faults = resource.getrusage(RUSAGE_THREAD).ru_minflt
+    started = time.perf_counter()
+    for row in value["rows"]:
+        row["score"] += 1
+        row["flags"]["n"] = 0
+    seconds = time.perf_counter() - started
+    return seconds, resource.getrusage(RUSAGE_THREAD).ru_minflt - faults
+
+
+def _full_collection(value: Any) -> float:
+    """Seconds of a full garbage collection (it writes to every container in the heap)."""
+    if type(value) is not dict:
+        return 0.0
+    started = time.perf_counter()
+    gc.collect()
+    return time.perf_counter() - started
 
 
 def _sync_save(store: FileBlobStore, value: Any) -> dict[str, float]:
@@ -153,6 +224,27 @@ def _figures(samples: dict[str, dict[str, list[float]]], rates: dict[str, float]
                 "sync save: sha256 + write/fsync/rename", higher_is_better=False,
                 target=target if tag == "p50" else "report",
                 extra={"samples": len(found["stall"]), **parts},
+            ))
+        if found["inline stall"]:
+            figures.append(Figure(
+                f"ctx.save stall p50, {label}, inline snapshot", "ms",
+                _pct(found["inline stall"], 0.5), _pct(found["sync"], 0.5), sync_name,
+                higher_is_better=False, target="report (fork off: the old path)",
+                extra={"samples": len(found["inline stall"])},
+            ))
+            figures.append(Figure(
+                f"full gc.collect() after a save p50, {label}", "ms",
+                _pct(found["gc"], 0.5), _pct(found["inline gc"], 0.5),
+                "the same after an inline snapshot", higher_is_better=False,
+                target="report (copy-on-write after a fork)",
+            ))
+            figures.append(Figure(
+                f"change every row right after save p50, {label}", "ms",
+                _pct(found["mutate"], 0.5), _pct(found["inline mutate"], 0.5),
+                "the same after an inline snapshot", higher_is_better=False,
+                target="report (copy-on-write after a fork)",
+                extra={"page faults p50": _pct(found["faults"], 0.5) / 1e3,
+                       "inline page faults p50": _pct(found["inline faults"], 0.5) / 1e3},
             ))
         figures.append(Figure(
             f"save → durable p50, {label}", "ms", _pct(found["durable"], 0.5),
