@@ -30,9 +30,10 @@ import pykka
 import structlog
 
 from actors.batches import Batch, TrackedBranch, TrackedExecution, describe, seed
-from actors.branch import BranchSpec
+from actors.branch import BranchSpec, encode_error
 from actors.clock import Clock, SystemClock, Ticker
 from actors.errors import DurableActorsError, StepFailedError
+from actors.fork_snapshot import unserializable_cause
 from actors.messages import (
     ActorLike,
     AwaitResult,
@@ -328,8 +329,8 @@ class ExecutionActor(pykka.ThreadingActor):
             branch.worker = None
         return branch
 
-    def _branch_ran(self, message: BranchRan) -> None:
-        branch = self._current(message.branch_id, message.epoch)
+    def _branch_ran(self, message: BranchRan, current: TrackedBranch | None = None) -> None:
+        branch = current or self._current(message.branch_id, message.epoch)
         if branch is None:
             return
         if message.status is BranchStatus.SUSPENDED:
@@ -364,6 +365,17 @@ class ExecutionActor(pykka.ThreadingActor):
     def _aborted(self, message: BranchAborted) -> None:
         branch = self._current(message.branch_id, message.epoch)
         if branch is None:
+            return
+        unserializable = unserializable_cause(message.error)
+        if unserializable is not None:
+            # A saved value its forked snapshot could not serialize: a replay would save it
+            # again and fail the same way, so the branch fails instead of retrying for ever.
+            self._checkpoint.tell(Checkpoint(message.branch_id, BranchUpdate(
+                branch.spec.execution_id, message.branch_id, BranchStatus.FAILED,
+                error=encode_error(unserializable, self._serialize), epoch=branch.epoch),
+                sync=False))
+            self._branch_ran(BranchRan(message.branch_id, branch.epoch, BranchStatus.FAILED,
+                                       error=unserializable), current=branch)
             return
         branch.aborts += 1
         branch.state = "aborted"

@@ -72,6 +72,27 @@ class SnapshotError(DigestError):
     """
 
 
+class UnserializableValueError(SnapshotError):
+    """The value given to ``ctx.save`` could not be serialized (found by its forked child).
+
+    Unlike the other snapshot failures this one is not transient: a replay would
+    save the same value and fail the same way. The worker fails the branch with
+    it rather than replaying it (the inline path raises at ``save`` instead).
+    """
+
+
+def unserializable_cause(error: BaseException | None) -> UnserializableValueError | None:
+    """The ``UnserializableValueError`` behind ``error`` (a refused checkpoint), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UnserializableValueError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or getattr(current, "original", None)
+    return None
+
+
 def estimated_bytes(obj: Any, depth: int = 0) -> int:
     """Roughly how many bytes ``obj`` pickles to, from a few items per container.
 
@@ -244,7 +265,7 @@ class ForkSnapshots:
                 f"the snapshot's child sent {len(body)} of {size} bytes"))
             return
         if kind == b"E":
-            self._fail(child, SnapshotError(
+            self._fail(child, UnserializableValueError(
                 f"the saved value could not be serialized: {body.decode('utf-8', 'replace')}; "
                 "save plain data, or give the object a __reduce__"))
             return
@@ -332,4 +353,5 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-__all__ = ["ForkSnapshots", "SnapshotError", "estimated_bytes"]
+__all__ = ["ForkSnapshots", "SnapshotError", "UnserializableValueError", "estimated_bytes",
+           "unserializable_cause"]

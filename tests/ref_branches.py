@@ -91,3 +91,18 @@ class PollsHoldingARef(BranchActor):
         state = {"polls": 0, "ref": ctx.save(rows(item))}
         final = ctx.wait_for_condition("poll", _poll_once, initial_state=state, interval=0.5)
         return final["ref"].get()
+
+
+class SavesUnpicklable(BranchActor):
+    """Saves a large value with a lock at its end: only its forked child finds out.
+
+    ``item`` says where the Ref goes: "result" returns it, "step" returns it from a step.
+    """
+
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        import threading
+
+        value = [*range(200_000), threading.Lock()]  # estimated ~600 KB: forked
+        if item == "step":
+            return ctx.step("keep", lambda: ctx.save(value))
+        return ctx.save(value)

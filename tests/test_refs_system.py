@@ -26,6 +26,7 @@ from ref_branches import (
     ReturnsSameMegabyte,
     SavesBig,
     SavesNested,
+    SavesUnpicklable,
     big_value,
     rows,
 )
@@ -212,3 +213,18 @@ def test_a_suspension_naming_a_pending_ref_is_written_only_once_its_blob_is_dura
         digest.resume()
         assert run.result(timeout=60).values() == [rows(5)]
     assert assert_every_logged_ref_is_durable(tmp_path, "poll") >= 1
+
+
+@pytest.mark.parametrize("where", ["result", "step"])
+def test_a_large_value_that_cannot_be_pickled_fails_its_branch_instead_of_replaying_it(
+        tmp_path: Path, where: str) -> None:
+    from actors.fork_snapshot import UnserializableValueError
+
+    with start(tmp_path, worker_threads=2) as system:
+        result = system.map(SavesUnpicklable, [where]).result(timeout=60)
+        runs = system.metrics()["branch.runs"]
+    assert result.failed == 1
+    error = result.errors[0]
+    assert isinstance(error, UnserializableValueError)
+    assert "lock" in str(error).lower()
+    assert runs <= 1  # failed where it stood: no replay that would fail the same way
