@@ -46,6 +46,7 @@ from actors.messages import (
     SuspensionKey,
     Update,
 )
+from actors.outbox import CheckpointOutbox
 from actors.policies import Completion
 from actors.replay import run_branch
 
@@ -92,11 +93,11 @@ class _Host:
             return
         if not sync:
             self._gate.send(Checkpoint(self._spec.branch_id, update, sync=False),
-                            worker.checkpoint_ref.tell)
+                            worker.outbox.send)
             return
         reply = worker.future_factory()
         self._gate.send(Checkpoint(self._spec.branch_id, update, True, reply),
-                        worker.checkpoint_ref.tell)
+                        worker.outbox.send)
         try:
             reply.get()
         except CheckpointError:
@@ -109,7 +110,7 @@ class _Host:
     def send_final(self, reply_to: ReportWhenDurable) -> None:
         assert self.final is not None
         self._gate.send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
-                        self._worker.checkpoint_ref.tell)
+                        self._worker.outbox.send)
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
         spec, worker = self._spec, self._worker
@@ -179,6 +180,8 @@ class WorkerActor(pykka.ThreadingActor):
         self._delays = {kind: suspend_delay for kind in _DELAY_KINDS.values()}
         self._delays.update(suspend_delays or {})
         self.checkpoint_ref = checkpoint
+        # The branch threads' checkpoints, combined into one message when they queue up.
+        self.outbox = CheckpointOutbox(checkpoint.tell)
         self.coordinator_ref = coordinator
         self.clock = clock or SystemClock()
         self.serialize = serialize
@@ -199,8 +202,12 @@ class WorkerActor(pykka.ThreadingActor):
             self._counters[counter] += amount
 
     def metrics(self) -> dict[str, int]:
-        """``branch.replays``, ``branch.evictions``, ``step.executions``, ``branch.runs``."""
-        return dict(self._counters)
+        """``branch.replays``, ``branch.evictions``, ``step.executions``, ``branch.runs``;
+        ``worker.checkpoint_messages`` told and ``worker.checkpoints_combined`` into them."""
+        counters = dict(self._counters)
+        counters["worker.checkpoint_messages"] = self.outbox.messages
+        counters["worker.checkpoints_combined"] = self.outbox.combined
+        return counters
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RunBranch):
