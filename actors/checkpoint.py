@@ -201,24 +201,37 @@ class CheckpointActor(pykka.ThreadingActor):
 
         A dispatch's empty checkpoint carries the branch's new epoch; a copy of the
         branch that still runs under an older epoch learns it at its next checkpoint
-        (``CheckpointError``), and nothing it sends is written.
+        (``CheckpointError``), and nothing it sends is written. An update of a run this
+        actor never saw dispatched is refused too: every dispatch goes through the
+        checkpoint actor, so that run was dispatched before it (re)started, and the
+        coordinator, told of the restart (``CheckpointLost``), dispatches it again.
+        Fences need not outlive the process.
         """
         update = message.update
         epoch = message.epoch if update is None else getattr(update, "epoch", None)
         if epoch is None:
             return True
         branch_id = message.branch_id
-        fence = self._fences.get(branch_id, 0)
-        if epoch >= fence:
+        fence = self._fences.get(branch_id)
+        if fence is None and update is None:
+            fence = epoch  # a dispatch this actor has not seen a run of: it is the current run
+        if fence is not None and epoch >= fence:
             self._fences[branch_id] = epoch
             return True
         self._counters["checkpoint.fenced"] += 1
         self._log.warning("checkpoint.fenced", branch_id=branch_id, epoch=epoch, current=fence)
         if message.reply_to is not None:
-            error = CheckpointError(
-                f"branch {branch_id!r}: run {epoch} was superseded by run {fence}; "
-                "its updates are refused and the newer run goes on"
-            )
+            if fence is None:
+                error = CheckpointError(
+                    f"branch {branch_id!r}: run {epoch} was dispatched before the checkpoint "
+                    "actor restarted; its updates are refused and the coordinator dispatches "
+                    "the branch again"
+                )
+            else:
+                error = CheckpointError(
+                    f"branch {branch_id!r}: run {epoch} was superseded by run {fence}; "
+                    "its updates are refused and the newer run goes on"
+                )
             self._reply_error(message.reply_to, branch_id, error)
         return False
 

@@ -6,6 +6,7 @@ is on a future or an event with a deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -350,3 +351,20 @@ def test_a_group_over_the_bundle_limit_goes_out_in_bundles_of_the_limit(start: S
         assert isinstance(second, RunBranch) and second.spec.branch_id == f"b{count - 1}"
     finally:
         worker.stop()
+
+
+def test_an_update_of_a_run_this_actor_never_saw_dispatched_is_fenced_off(start: Start) -> None:
+    store = MemoryStore()
+    ref = start(store)  # a restarted checkpoint actor: it knows no run of "b"
+    before_restart = OperationUpdate("e1", "b", "1", OpKind.STEP, "step", OpStatus.SUCCEEDED,
+                                     payload=b"old", epoch=1)
+    with pytest.raises(CheckpointError, match="before the checkpoint actor restarted"):
+        send(ref, "b", before_restart).get(timeout=DEADLINE)
+    dispatched: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    ref.tell(Checkpoint("b", None, reply_to=dispatched, epoch=2))  # dispatched again
+    dispatched.get(timeout=DEADLINE)
+    send(ref, "b", dataclasses.replace(before_restart, payload=b"new", epoch=2)).get(
+        timeout=DEADLINE)
+    (op,) = store.read_log("b").operations
+    assert op.payload == b"new"
+    assert metrics(ref)["checkpoint.fenced"] == 1
