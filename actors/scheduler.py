@@ -17,7 +17,10 @@ suspension's checkpoint is *deferred*:
   dropped and counted (``scheduler.duplicate_resumes``); a dependency that is
   done before its branch suspends resumes it at once, with nothing written;
 * parked branches are bounded per worker (``max_parked``): past the bound a
-  suspension is applied at once rather than holding another thread.
+  suspension is applied at once rather than holding another thread;
+* resume-once facts (resumed, done early) are kept ``remember_for`` seconds
+  (an hour), so a long-running service's scheduler does not grow with every
+  branch it ever ran.
 
 Time comes from a ``Clock``; ``Tick`` makes the actor look at it. In a system a
 ticker thread sends ``Tick`` when the next deadline comes, up to ``slack``
@@ -61,6 +64,45 @@ COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
 DEFERRED, APPLYING, EVICTED, RESUMED = "deferred", "applying", "evicted", "resumed"
 
 
+class _Recent:
+    """What the scheduler remembers of (branch, op) pairs, each for ``keep`` seconds.
+
+    Resume-once bookkeeping (resumed, done early, durable word expected) outlives
+    the suspension it is about; kept for ever it would grow with every branch a
+    long-running service ever ran. A fact older than ``keep`` is forgotten: a
+    duplicate resume that late is taken for a first one (the branch's log, read
+    on replay, says the truth either way).
+    """
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self._items: dict[tuple[str, str], tuple[float, Any]] = {}  # in order of setting
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def set(self, key: tuple[str, str], now: float, value: Any = None) -> None:
+        self._items.pop(key, None)  # re-set: moves to the end, with the new time
+        self._items[key] = (now, value)
+
+    def pop(self, key: tuple[str, str]) -> Any:
+        return self._items.pop(key)[1]
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._items.pop(key, None)
+
+    def forget_older_than(self, now: float) -> None:
+        cutoff = now - self.keep
+        while self._items:
+            key, (when, _) = next(iter(self._items.items()))
+            if when > cutoff:
+                return
+            del self._items[key]
+
+
 @dataclass(eq=False)
 class _Suspension:
     key: SuspensionKey
@@ -87,6 +129,7 @@ class SchedulerActor(pykka.ThreadingActor):
         max_parked: int = 8,
         autotick: bool = True,
         slack: float = 0.005,
+        remember_for: float = 3600.0,
     ) -> None:
         super().__init__()
         self._checkpoint = checkpoint
@@ -101,9 +144,10 @@ class SchedulerActor(pykka.ThreadingActor):
         self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
         self._parked: dict[str, int] = {}  # worker id -> branches parked on it
         self._deadlines: list[tuple[float, str, SuspensionKey]] = []  # (when, "apply"|"due", key)
-        self._done_early: dict[tuple[str, str], bytes | None] = {}  # dependency done, not waited
-        self._resumed: set[tuple[str, str]] = set()  # (branch, op) whose dependency resumed it
-        self._confirm: set[tuple[str, str]] = set()  # resumed early: a durable word will follow
+        # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
+        self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
+        self._resumed = _Recent(remember_for)  # whose dependency resumed it
+        self._confirm = _Recent(remember_for)  # resumed early: a durable word will follow
 
     def on_start(self) -> None:
         if self._self_ref is None:
@@ -141,8 +185,15 @@ class SchedulerActor(pykka.ThreadingActor):
             self._checkpoint_lost()
         else:
             return super().on_receive(message)
+        now = self._clock.time()
+        for recent in (self._done_early, self._resumed, self._confirm):
+            recent.forget_older_than(now)
         self._rearm()
         return None
+
+    def remembered(self) -> int:
+        """How many (branch, op) resume-once facts are kept right now (bounded by age)."""
+        return len(self._done_early) + len(self._resumed) + len(self._confirm)
 
     # -- suspending ---------------------------------------------------------------
 
@@ -152,7 +203,7 @@ class SchedulerActor(pykka.ThreadingActor):
         if dependency in self._done_early:
             # Done before the branch parked: resume at once; no checkpoint for it, ever.
             payload = self._done_early.pop(dependency)
-            self._resumed.add(dependency)
+            self._resumed.set(dependency, self._clock.time())
             message.reply_to.set(("resume", payload))
             log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
             return
@@ -257,7 +308,7 @@ class SchedulerActor(pykka.ThreadingActor):
             wave: list[tuple[str, int]] = []
             self._resume(suspension, message.payload, wave)
             if not message.durable:
-                self._confirm.add(dependency)  # the durable word that follows is expected
+                self._confirm.set(dependency, self._clock.time())  # a durable word will follow
             if wave:
                 self._coordinator.tell(ResumeBranches(tuple(wave)))
         elif dependency in self._resumed:
@@ -267,9 +318,9 @@ class SchedulerActor(pykka.ThreadingActor):
             self._counters["scheduler.duplicate_resumes"] += 1
             log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
         else:
-            self._done_early[dependency] = message.payload
+            self._done_early.set(dependency, self._clock.time(), message.payload)
             if not message.durable:
-                self._confirm.add(dependency)
+                self._confirm.set(dependency, self._clock.time())
             else:
                 self._confirm.discard(dependency)
 
@@ -277,7 +328,7 @@ class SchedulerActor(pykka.ThreadingActor):
                 wave: list[tuple[str, int]]) -> None:
         key = suspension.key
         del self._active[key.branch_id]
-        self._resumed.add((key.branch_id, suspension.op_id))
+        self._resumed.set((key.branch_id, suspension.op_id), self._clock.time())
         if suspension.state in (DEFERRED, APPLYING):
             assert suspension.suspend is not None
             if suspension.state == DEFERRED:

@@ -68,14 +68,16 @@ class HeldStore(MemoryStore):
 
 
 class Rig:
-    def __init__(self, store: MemoryStore, max_parked: int = 8) -> None:
+    def __init__(self, store: MemoryStore, max_parked: int = 8,
+                 remember_for: float = 3600.0) -> None:
         self.clock = FakeClock()
         self.store = store
         self.checkpoint = CheckpointActor.start(store=store, clock=self.clock)
         self.coordinator = Recorder.start()
         self.scheduler = SchedulerActor.start(checkpoint=self.checkpoint,
                                               coordinator=self.coordinator, clock=self.clock,
-                                              max_parked=max_parked, autotick=False)
+                                              max_parked=max_parked, autotick=False,
+                                              remember_for=remember_for)
         self.seq = 0
         self.dispatched: dict[str, int] = {}
 
@@ -92,7 +94,7 @@ class Rig:
         return verdicts
 
     def dispatch(self, branch: str, epoch: int) -> None:
-        """Dispatch run ``epoch`` of ``branch`` through the checkpoint actor (as coordinators do)."""
+        """Dispatch run ``epoch`` of ``branch`` through the checkpoint actor, as it is done."""
         if self.dispatched.get(branch) == epoch:
             return
         reply: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
@@ -284,3 +286,17 @@ def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) 
     rig.scheduler.ask(Suspend(SuspensionKey("e/0", 2, 0), op, DELAY, "w", newer))
     assert old.answers == [("evict", None)]
     assert newer.answers == []  # the newer run is the one parked now
+
+
+def test_resume_once_facts_are_forgotten_after_remember_for_so_memory_stays_bounded() -> None:
+    rig = Rig(MemoryStore(), remember_for=60.0)
+    try:
+        for i in range(5):  # done before their branches suspend: remembered for them
+            rig.scheduler.tell(DependencyDone(f"e/{i}", "2", None))
+        assert rig.scheduler.proxy().remembered().get(timeout=10) == 5
+        rig.tick(59.0)
+        assert rig.scheduler.proxy().remembered().get(timeout=10) == 5
+        rig.tick(2.0)
+        assert rig.scheduler.proxy().remembered().get(timeout=10) == 0
+    finally:
+        pykka.ActorRegistry.stop_all()
