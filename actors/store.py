@@ -22,6 +22,7 @@ from actors.messages import (
     ExecutionRecord,
     ExecutionUpdate,
     OperationRecord,
+    OpStatus,
     Update,
 )
 
@@ -148,8 +149,11 @@ class MemoryStore:
                 )
             else:
                 fields = ("kind", "name", "status", "attempt", "payload", "error", "due_at")
+                merged = _merge(old_o, update, fields)
+                if update.status is OpStatus.SUCCEEDED:
+                    merged["error"] = update.error  # a failed attempt's error is not the outcome
                 ops[update.op_id] = replace(
-                    old_o, **_merge(old_o, update, fields), updated_at=now  # type: ignore[arg-type]
+                    old_o, **merged, updated_at=now  # type: ignore[arg-type]
                 )
 
     def _log(self, branch_id: str) -> BranchLog:

@@ -143,6 +143,19 @@ def test_a_create_only_branch_update_never_touches_an_existing_branch(
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_step_that_succeeds_after_a_failed_attempt_keeps_no_error(
+    kind: str, db: Path
+) -> None:
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(str(db))
+    store.commit([op("b", "1", OpStatus.RETRYING, attempt=1, error=b"boom", due_at=5.0)], [], 1.0)
+    store.commit([op("b", "1", OpStatus.SUCCEEDED, attempt=2, payload=b"ok")], [], 6.0)
+    (step,) = store.read_log("b").operations
+    assert (step.status, step.attempt, step.payload, step.error) == (
+        OpStatus.SUCCEEDED, 2, b"ok", None)
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_a_finished_operation_or_branch_keeps_its_first_outcome(
     kind: str, db: Path
 ) -> None:

@@ -116,7 +116,8 @@ VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE bran
     ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
 ON CONFLICT (branch_id, op_id) DO UPDATE SET
     kind = ?4, name = ?5, status = ?6, attempt = ?7, payload = coalesce(?8, payload),
-    error = coalesce(?9, error), due_at = coalesce(?10, due_at), updated_at = ?11
+    error = CASE WHEN ?6 = 'SUCCEEDED' THEN ?9 ELSE coalesce(?9, error) END,
+    due_at = coalesce(?10, due_at), updated_at = ?11
 WHERE NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 != status)"""
 _IN_CHUNK = 500  # branch ids per IN (...) query; far below SQLite's variable limit
 
