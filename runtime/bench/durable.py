@@ -11,6 +11,9 @@
   for every acknowledgement. Baseline: raw ``executemany`` of 250 rows per
   transaction with ``FULL``. Also shown: the same store path driven end to end
   by branches (many concurrent branches, sequential steps each).
+* **Checkpoint throughput, in-process**: the same ``CheckpointActor`` and SQLite
+  store told sync updates from a thread of its own process, so the gap to raw
+  ``executemany`` splits into the actor and store's own cost and the transport's.
 * **Resume wave**: N branches each ``ctx.wait`` until one shared wall-clock
   instant (the item). Counted between a ``metrics()`` taken once all are
   suspended and one taken when the execution has finished: store calls that
@@ -37,6 +40,8 @@ import multiprocess
 import pykka
 
 from actors import BranchActor, BranchContext
+from actors.checkpoint import CheckpointActor
+from actors.clock import SystemClock
 from actors.messages import Checkpoint, OperationUpdate, OpKind, OpStatus
 from runtime.bench.report import Figure
 from runtime.config import SystemConfig
@@ -234,6 +239,34 @@ def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
     return producers * per_producer / elapsed, counts
 
 
+def checkpoint_throughput_in_process(store_path: str, count: int) -> float:
+    """Acknowledged updates/s of a ``CheckpointActor`` told from its own process (no transport).
+
+    Beside the cross-process figure it splits the gap to raw ``executemany``: what
+    the actor and the store cost per update, and what the messages around them do.
+    """
+    store = SqliteStore(store_path)
+    actor = CheckpointActor.start(store=store, clock=SystemClock(), max_ops=RAW_BATCH)
+    try:
+        payload = b"x" * PAYLOAD_BYTES
+        messages, replies = [], []
+        for i in range(count):
+            reply: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+            update = OperationUpdate("bench", f"in-{i % 32}", str(i), OpKind.STEP, f"s{i}",
+                                     OpStatus.SUCCEEDED, attempt=1, payload=payload)
+            messages.append(Checkpoint(update.branch_id, update, True, reply))
+            replies.append(reply)
+        started = time.perf_counter()
+        for message in messages:
+            actor.tell(message)
+        for reply in replies:
+            reply.get(timeout=300)
+        return count / (time.perf_counter() - started)
+    finally:
+        actor.stop()
+        store.close()
+
+
 def branch_step_throughput(system: ActorSystem, branches: int, steps: int) -> float:
     """Steps/s of ``branches`` concurrent branches, each doing ``steps`` sequential steps."""
     started = time.perf_counter()
@@ -300,6 +333,8 @@ def run(quick: bool) -> list[Figure]:
         rtts = raw_pipe_round_trips(steps)
         raw_rate = raw_batch_rate(os.path.join(directory, "raw-batch.db"), raw_rows)
         raw_read = raw_read_seconds(os.path.join(directory, "raw-read.db"), wave)
+        in_process = checkpoint_throughput_in_process(
+            os.path.join(directory, "in-process.db"), producers * per_producer)
         store_path = os.path.join(directory, "state.db")
         with ActorSystem(store=f"sqlite:///{store_path}", config=SystemConfig(workers=2)) as system:
             latencies = step_latency(system, steps)
@@ -316,7 +351,7 @@ def run(quick: bool) -> list[Figure]:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return _figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
-                    (branches, branch_steps), found, raw_read)
+                    (branches, branch_steps), found, raw_read, in_process)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -327,7 +362,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _figures(latencies: list[float], commits: list[float], rtts: list[float], rate: float,
              rate_counts: dict[str, int], raw_rate: float, branch_rate: float,
              branch_shape: tuple[int, int], wave: dict[str, Any],
-             raw_read: float) -> list[Figure]:
+             raw_read: float, in_process: float) -> list[Figure]:
     commit_p50, rtt_p50 = statistics.median(commits), statistics.median(rtts)
     latency_extra = {
         "steps": len(latencies), "mean_us": statistics.fmean(latencies) * 1e6,
@@ -356,6 +391,10 @@ def _figures(latencies: list[float], commits: list[float], rtts: list[float], ra
                extra={"updates": updates, "batches": batches,
                       "mean_batch": updates / batches if batches else 0.0,
                       "store_calls": rate_counts.get("checkpoint.store_calls", 0)}),
+        Figure("checkpoint throughput, actor in-process", "updates/s", in_process, raw_rate,
+               f"raw executemany {RAW_BATCH} rows/txn, FULL", higher_is_better=True,
+               extra={"note": "the same actor and store told from its own process: "
+                              "no pickling, sockets or reply frames"}),
         Figure(f"branch steps/s ({branch_shape[0]} branches × {branch_shape[1]})", "steps/s",
                branch_rate, raw_rate, f"raw executemany {RAW_BATCH} rows/txn, FULL",
                higher_is_better=True,
