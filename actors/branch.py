@@ -78,6 +78,12 @@ class BranchSpec:
     parent_branch_id: str | None = None
     parent_op_id: str | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A spec crosses two processes per dispatch; the dataclass default (__getstate__
+        # over fields()) costs about as much as the rest of a RunBranch.
+        return (BranchSpec, (self.execution_id, self.branch_id, self.branch_cls, self.input,
+                             self.index, self.parent_branch_id, self.parent_op_id))
+
 
 class BranchSuspended(BaseException):
     """Raised by ``BranchHost.suspend`` to unwind ``run`` once a suspension is durable.
