@@ -4,9 +4,11 @@ A ``Future`` is a pykka ``Future``: ``get(timeout)``, ``map``, ``join``,
 ``filter``, ``reduce`` and ``get_all`` work as in pykka. It builds no
 waiter lock until somebody blocks on it, so the many futures that are
 answered before anyone asks (fire-and-check, ``get_all`` of replies already in)
-cost a few attribute writes. Pickled, a future becomes a *reply handle*: an id
-and the address of the process that waits on it; calling ``set`` on the handle in
-any process of the system sends the value back.
+cost a few attribute writes. A future that a connection will answer reads that
+connection itself while it blocks, when no other thread does (see
+``runtime.channel``), so its reply wakes no second thread. Pickled, a future
+becomes a *reply handle*: an id and the address of the process that waits on it;
+calling ``set`` on the handle in any process of the system sends the value back.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
 from actors.messages import exception_of
 from runtime.errors import Timeout
+
+if TYPE_CHECKING:
+    from runtime.channel import Channel
 
 T = TypeVar("T")
 
@@ -35,7 +40,7 @@ class Future(pykka.Future[T]):
         print(fut.map(lambda n: n + 1).get(timeout=5))
     """
 
-    __slots__ = ("_exc", "_reply_id", "_value", "_waiter")
+    __slots__ = ("_channel", "_exc", "_reply_id", "_value", "_waiter")
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +48,7 @@ class Future(pykka.Future[T]):
         self._exc: BaseException | None = None
         self._waiter: threading.Lock | None = None  # held until the value arrives
         self._reply_id: int | None = None  # set when registered with the transport
+        self._channel: Channel | None = None  # the connection the reply is expected on
 
     def __repr__(self) -> str:
         state = "pending" if not self.done() else ("failed" if self._exc else "done")
@@ -55,21 +61,37 @@ class Future(pykka.Future[T]):
         if self._get_hook is not None:
             return super().get(timeout=timeout)
         if not self.done():
-            # Publish the waiter before re-checking, so a concurrent set() sees one of the two.
-            with _waiter_lock:
-                if self._waiter is None:
-                    waiter = threading.Lock()
-                    waiter.acquire()
-                    self._waiter = waiter
-            waiter = self._waiter
-            if not self.done():
-                if not waiter.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-                    raise Timeout(f"no reply within {timeout} seconds")
-                waiter.release()  # let any other getter through too
+            channel = self._channel
+            if channel is None:
+                self._block(timeout)
+            else:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                led = channel.wait(self.done, timeout)
+                if not self.done():
+                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    if led:  # timed out, or the connection ended without failing us
+                        self._block(remaining, timeout)
+                    else:  # another thread reads the connection: it wakes us
+                        with channel.waiting():
+                            self._block(remaining, timeout)
         if self._exc is not None:
             raise self._exc
         value: T = self._value
         return value
+
+    def _block(self, timeout: float | None, asked: float | None = None) -> None:
+        """Wait until the value arrives; ``Timeout`` after ``timeout`` seconds."""
+        # Publish the waiter before re-checking, so a concurrent set() sees one of the two.
+        with _waiter_lock:
+            if self._waiter is None:
+                waiter = threading.Lock()
+                waiter.acquire()
+                self._waiter = waiter
+        waiter = self._waiter
+        if not self.done():
+            if not waiter.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                raise Timeout(f"no reply within {timeout if asked is None else asked} seconds")
+            waiter.release()  # let any other getter through too
 
     def _wake(self) -> None:
         with _waiter_lock:

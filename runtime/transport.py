@@ -13,7 +13,9 @@ The hot path does the least work it can:
 * one *writer thread* per node drains that queue and writes everything that has
   accumulated for a peer in one ``send_bytes``;
 * one *reader thread* per connection only decodes records and enqueues them:
-  messages into the target actor's inbox, replies into their futures.
+  messages into the target actor's inbox, replies into their futures; but a
+  thread blocked on a reply reads the connection itself while no other thread
+  does (``runtime.channel``), so an ask's reply wakes only the asker.
 
 Flow control is credit based: a node may have at most ``mailbox_window``
 messages in flight to one actor; the receiving actor returns credit as it takes
@@ -33,7 +35,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ from multiprocess.connection import Client, Connection, Listener
 
 from actors.messages import exception_of
 from runtime import serialization
+from runtime.channel import Channel
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
 from runtime.future import Future, remote_traceback_of
 
@@ -99,40 +102,6 @@ def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
     return RemoteReply(system_id, address, reply_id)
 
 
-_READ_CHUNK = 1 << 16  # below malloc's mmap threshold: a bigger read buffer costs an mmap per read
-_SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
-
-
-def _frames(fd: int) -> Iterator[bytes]:
-    """The frames of ``multiprocess``'s wire format read from ``fd``, many per syscall.
-
-    ``Connection.recv_bytes`` makes two reads per frame (length, then body); under
-    load a reader gets many small frames, so this reads what is there in one go
-    and cuts the frames out of a buffer. Ends at EOF.
-    """
-    buffer = bytearray()
-    while True:
-        chunk = os.read(fd, _READ_CHUNK)
-        if not chunk:
-            return
-        buffer += chunk
-        position, available = 0, len(buffer)
-        while available - position >= _SIZE.size:
-            (size,) = _SIZE.unpack_from(buffer, position)
-            header = _SIZE.size
-            if size == -1:  # a payload over 2 GiB: an 8-byte size follows
-                if available - position < header + _BIG_SIZE.size:
-                    break
-                (size,) = _BIG_SIZE.unpack_from(buffer, position + header)
-                header += _BIG_SIZE.size
-            if available - position < header + size:
-                break
-            yield bytes(buffer[position + header:position + header + size])
-            position += header + size
-        if position:
-            del buffer[:position]
-
-
 class RemoteReply:
     """A reply handle whose future waits in another process; quacks like a pykka Future."""
 
@@ -164,6 +133,7 @@ class Peer:
     node: Node
     address: str
     conn: Connection | None = None
+    channel: Channel | None = None  # the reading of ``conn``
     connect_lock: threading.Lock = field(default_factory=threading.Lock)
     flow_lock: threading.Lock = field(default_factory=threading.Lock)
     flow_cond: threading.Condition = field(init=False)
@@ -215,6 +185,7 @@ class Node:
         self._held_lock = threading.Lock()
         self._listener: Listener | None = None
         self._threads: list[threading.Thread] = []
+        self._channels: dict[int, Channel] = {}  # id(connection) -> its reading
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -263,6 +234,8 @@ class Node:
             self._pending[reply_id] = future
         if peer is not None:
             peer.pending.add(reply_id)
+            if future._channel is None:
+                future._channel = peer.channel  # a getter reads the reply itself
         return reply_id
 
     def pending_future(self, reply_id: int) -> Future[Any] | None:
@@ -316,12 +289,17 @@ class Node:
         return peer
 
     def _attach(self, peer: Peer, conn: Connection) -> None:
+        channel = Channel(
+            conn.fileno(),
+            deliver=lambda frame: self._deliver_frame(peer, frame),
+            ended=lambda reason: self._break(peer, conn, reason),
+        )
+        self._channels[id(conn)] = channel
         if peer.conn is None:
             peer.conn = conn
+            peer.channel = channel
             peer.dead_actors.clear()
-        thread = threading.Thread(
-            target=self._reader_loop, args=(peer, conn), name="da-reader", daemon=True
-        )
+        thread = threading.Thread(target=channel.serve, name="da-reader", daemon=True)
         thread.start()
 
     def _accept_loop(self) -> None:
@@ -341,12 +319,16 @@ class Node:
     def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
         """A connection ended: fail what waits on the peer, wake blocked senders."""
         if conn is not None:
+            channel = self._channels.pop(id(conn), None)
+            if channel is not None:
+                channel.shutdown()  # before the close: nobody may poll a reused descriptor
             with contextlib.suppress(OSError):
                 conn.close()
         if peer.conn is not conn:
             return  # a spare connection of a peer that still has its main one
         with peer.flow_lock:
             peer.conn = None
+            peer.channel = None
             peer.out.clear()  # frames for a dead incarnation must not reach a restarted one
             peer.inflight.clear()
             peer.generation += 1
@@ -530,28 +512,20 @@ class Node:
 
     # -- receiving ----------------------------------------------------------------
 
-    def _reader_loop(self, peer: Peer, conn: Connection) -> None:
-        loads = serialization.loads
-        unpack = _LEN.unpack_from
-        try:
-            for data in _frames(conn.fileno()):
-                view = memoryview(data)
-                offset, end = 0, len(data)
-                while offset < end:
-                    (length,) = unpack(view, offset)
-                    start = offset + _LEN.size
-                    offset = start + length
-                    try:
-                        record = loads(view[start:offset])
-                    except Exception as exc:  # a class the receiver cannot import, say
-                        log.error("transport.undecodable_record", error=repr(exc),
-                                  peer=peer.address)
-                        continue
-                    self._dispatch(peer, record)
-        except (OSError, ValueError, TypeError) as exc:  # closed under us
-            self._break(peer, conn, f"connection closed: {type(exc).__name__}")
-            return
-        self._break(peer, conn, "connection closed: EOF")
+    def _deliver_frame(self, peer: Peer, data: bytes) -> None:
+        """Decode and dispatch the records of one frame (run by whoever reads the connection)."""
+        view = memoryview(data)
+        offset, end = 0, len(data)
+        while offset < end:
+            (length,) = _LEN.unpack_from(view, offset)
+            start = offset + _LEN.size
+            offset = start + length
+            try:
+                record = serialization.loads(view[start:offset])
+            except Exception as exc:  # a class the receiver cannot import, say
+                log.error("transport.undecodable_record", error=repr(exc), peer=peer.address)
+                continue
+            self._dispatch(peer, record)
 
     def _dispatch(self, peer: Peer, record: tuple[Any, ...]) -> None:
         kind = record[0]
