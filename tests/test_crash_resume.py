@@ -62,12 +62,14 @@ def test_kill_9_of_every_process_mid_map_then_resume_loses_nothing(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     service = subprocess.Popen([sys.executable, str(script), f"sqlite:///{db}", path],
                                env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-    # Some steps durable, the execution far from finished: pull the plug on everything.
-    wait_until(lambda: db.exists() and len(durable_successes(db)) >= 10, timeout=60)
-    group = [service.pid, *(p.pid for p in _descendants(service.pid))]
-    os.killpg(service.pid, signal.SIGKILL)
-    wait_until(lambda: all(pid_gone(p) for p in group), timeout=15)
-    service.wait()
+    try:
+        # Some steps durable, the execution far from finished: pull the plug on everything.
+        wait_until(lambda: db.exists() and len(durable_successes(db)) >= 10, timeout=60)
+    finally:  # also when the service never got there: it must not outlive the test
+        group = [service.pid, *(p.pid for p in _descendants(service.pid))]
+        os.killpg(service.pid, signal.SIGKILL)
+        wait_until(lambda: all(pid_gone(p) for p in group), timeout=15)
+        service.wait()
     acknowledged = durable_successes(db)
     assert len(acknowledged) < 3 * ITEMS, "the map finished before the kill; nothing to test"
 
