@@ -226,6 +226,11 @@ class DigestClient:
         deliver = partial(self._queue, context=structlog.contextvars.get_contextvars())
         return self._snapshots.take(obj, serialize, deliver)
 
+    def observe_snapshot(self, nbytes: int, seconds: float) -> None:
+        """An inline snapshot's size and time: what forking is weighed against."""
+        if self._snapshots is not None:
+            self._snapshots.observe_inline(nbytes, seconds)
+
     def _queue(self, cell: PendingDigest, data: bytes, children: list[PendingDigest],
                context: dict[str, Any]) -> None:
         self._reserve(len(data))

@@ -54,6 +54,8 @@ log = structlog.get_logger("actors.fork_snapshot")
 
 Deliver = Callable[[PendingDigest, bytes, list[PendingDigest]], None]
 
+PAYOFF = 2.0  # a fork is taken when pickling inline is expected to cost at least this many forks
+_RATE_SAMPLE_BYTES = 64 * 1024  # inline snapshots smaller than this are too noisy to learn from
 _HEAD = struct.Struct("<cQI")  # b"K" (bytes follow) or b"E" (an error), length, tokens
 _SAMPLE = 3  # items looked at per container by the size estimate
 _DEPTH = 5
@@ -148,9 +150,13 @@ class ForkSnapshots:
     """
 
     def __init__(self, *, min_bytes: int = 256 * 1024, deadline: float = 30.0,
-                 name: str = "fork-snapshots") -> None:
+                 name: str = "fork-snapshots", pickle_rate: float = 60e6) -> None:
         self.min_bytes = min_bytes
         self.deadline = deadline
+        # What a snapshot costs each way here, learned as the process goes: a fork copies
+        # the page tables, so its cost grows with the process; pickling grows with the value.
+        self.pickle_rate = pickle_rate  # bytes/s of an inline snapshot (a guess until measured)
+        self.fork_cost: float | None = None  # seconds per fork (None until the first)
         self.forks = 0
         self.failures = 0
         self.fork_seconds = 0.0
@@ -166,7 +172,7 @@ class ForkSnapshots:
     def take(self, obj: Any, serialize: Callable[[Any], bytes],
              deliver: Deliver) -> PendingDigest | None:
         """A pending digest for ``obj`` as it is now, or None: snapshot it inline instead."""
-        if self._closed or estimated_bytes(obj) < self.min_bytes:
+        if self._closed or not self.worth_forking(estimated_bytes(obj)):
             return None
         if not self._slot.acquire(timeout=self.deadline):  # the previous child is stuck
             return None
@@ -194,6 +200,7 @@ class ForkSnapshots:
         if pid == 0:
             _serialize_in_child(obj, serialize, read_fd, write_fd, self.deadline)
         self.fork_seconds = time.perf_counter() - started
+        self.fork_cost = _moving(self.fork_cost, self.fork_seconds)
         self.forks += 1
         self.last_pid = pid
         os.close(write_fd)
@@ -202,6 +209,25 @@ class ForkSnapshots:
             self._current = child  # from now on ``close`` can kill it
         self._children.put(child)
         return cell
+
+    def worth_forking(self, estimate: int) -> bool:
+        """Whether a value of ``estimate`` pickled bytes is snapshotted faster by a fork.
+
+        Past ``min_bytes``, a fork is taken when it is expected to cost at most
+        ``1 / PAYOFF`` of pickling the value on the caller's thread. The first large
+        value forks (to learn what a fork costs in this process); in a process so
+        big that forking costs more than pickling, values are snapshotted inline.
+        """
+        if estimate < self.min_bytes:
+            return False
+        if self.fork_cost is None:
+            return True
+        return estimate / self.pickle_rate >= PAYOFF * self.fork_cost
+
+    def observe_inline(self, nbytes: int, seconds: float) -> None:
+        """An inline snapshot of ``nbytes`` took ``seconds``: learn the pickling rate."""
+        if nbytes >= _RATE_SAMPLE_BYTES and seconds > 0:
+            self.pickle_rate = _moving(self.pickle_rate, nbytes / seconds)
 
     def close(self, timeout: float = 5.0) -> None:
         """Kill a child still serializing (its Ref fails) and stop the reader thread."""
@@ -303,6 +329,11 @@ class ForkSnapshots:
                 os.close(child.fd)
             _, status = os.waitpid(child.pid, 0)
         return os.waitstatus_to_exitcode(status)
+
+
+def _moving(average: float | None, sample: float, weight: float = 0.25) -> float:
+    """An exponential moving average: the latest process size and machine load count most."""
+    return sample if average is None else average + weight * (sample - average)
 
 
 def _described(status: int) -> str:

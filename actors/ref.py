@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -475,8 +476,12 @@ def save(obj: Any, serialize: Callable[[Any], bytes] = pickle.dumps) -> Ref:
         cell = take(obj, serialize) if take is not None else None
         if cell is not None:
             return Ref(cell, None, "pickle")
+    started = time.perf_counter()
     with collecting() as children:
         data, codec = snapshot(obj, serialize)
+    observe = getattr(backend, "observe_snapshot", None)
+    if observe is not None and codec == "pickle":
+        observe(len(data), time.perf_counter() - started)
     return Ref(backend.save(data, codec, [r._cell for r in children.values() if r._cell]),
                len(data), codec)
 

@@ -34,6 +34,9 @@ class Forked:
         self.client = DigestClient(self.actor, fork_snapshot_bytes=THRESHOLD)
         assert self.client._snapshots is not None
         self.snapshots: ForkSnapshots = self.client._snapshots
+        # Pickling assumed slow: every value over THRESHOLD is worth a fork whatever one costs
+        # here (the test that weighs the two sets its own figures).
+        self.snapshots.pickle_rate = 1.0
 
 
 @pytest.fixture
@@ -115,6 +118,31 @@ def test_bytes_never_fork_whatever_their_size(forked: Forked) -> None:
     ref = save(b"x" * (10 * THRESHOLD))
     assert ref.get(timeout=10) == b"x" * (10 * THRESHOLD)
     assert forked.snapshots.forks == 0
+
+
+def test_where_forking_costs_more_than_pickling_large_values_stay_inline(
+        forked: Forked) -> None:
+    snapshots = forked.snapshots
+    snapshots.pickle_rate = 60e6
+    save(rows(1))  # the first large value forks: that is how the fork's cost is learned
+    assert snapshots.forks == 1 and snapshots.fork_cost is not None
+    snapshots.fork_cost = 1.0  # a process so big that a fork takes a second
+    ref = save(rows(2))
+    assert snapshots.forks == 1  # pickled here, as a fork would have cost more
+    assert ref._size is not None and ref.get(timeout=10) == rows(2)
+
+
+def test_the_pickling_rate_is_learned_from_inline_snapshots() -> None:
+    snapshots = ForkSnapshots(min_bytes=THRESHOLD, pickle_rate=1e12)
+    try:
+        snapshots.fork_cost = 0.001
+        assert not snapshots.worth_forking(10 * THRESHOLD)  # at 1 TB/s pickling is free
+        for _ in range(100):
+            snapshots.observe_inline(10 * THRESHOLD, 0.1)  # 10 × 256 KiB in 100 ms
+        assert snapshots.pickle_rate == pytest.approx(10 * THRESHOLD / 0.1, rel=0.01)
+        assert snapshots.worth_forking(10 * THRESHOLD)  # 100 ms inline against a 1 ms fork
+    finally:
+        snapshots.close()
 
 
 def test_the_size_estimate_is_within_a_factor_of_two_for_nested_rows() -> None:
