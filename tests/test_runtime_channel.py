@@ -15,7 +15,8 @@ from runtime.channel import Channel, cut_frames
 from runtime.config import SystemConfig
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
-from tests.actors_for_tests import Counter
+
+from actors_for_tests import Counter
 
 
 def _frame(payload: bytes) -> bytes:
