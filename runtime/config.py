@@ -73,7 +73,8 @@ class SystemConfig:
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL"
     store_lock_timeout: float = 5.0
     # ctx.save of a value estimated over this many pickled bytes forks a child that
-    # serializes it copy-on-write (docs/refs.md); None: always serialize on the branch thread.
+    # serializes it copy-on-write, where the worker measured a fork to cost at most half
+    # of pickling it inline (docs/refs.md); None: always serialize on the branch thread.
     fork_snapshot_bytes: int | None = 256 * 1024
 
     def __post_init__(self) -> None:
