@@ -10,6 +10,7 @@ child outlives its system.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -103,6 +104,10 @@ def child_main(spec: BootSpec) -> None:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
         _flush(node, timeout=2.0)
         os._exit(EXIT_BOOT_FAILED)
+    # What exists now (modules, the actor and its state) lives as long as the process.
+    # Frozen, the collector's full passes skip it: in the checkpoint process a pass
+    # that re-scanned it all cost ~20 ms in the middle of a 1,000-branch resume wave.
+    gc.freeze()
     node.hosted()  # messages that arrived while the actor was being built
     log.debug("process.ready", address=os.path.basename(spec.address))
     node.send_reply(spec.parent_address, spec.ready_reply_id, True, os.getpid())

@@ -95,3 +95,17 @@ def test_children_exit_by_themselves_when_the_service_is_killed(tmp_path: Path) 
     descendants = [p.pid for p in children_of(service.pid)]
     service.kill()  # kill -9: no cleanup code of the service runs
     wait_until(lambda: all_descendants_gone(service, pids + descendants), timeout=15)
+
+
+def test_an_actor_process_keeps_what_it_booted_with_out_of_full_collections(
+        system: ActorSystem) -> None:
+    import pykka
+
+    class FrozenCount(pykka.ThreadingActor):
+        def on_receive(self, message: object) -> int:
+            import gc
+
+            return gc.get_freeze_count()
+
+    ref = system.spawn(FrozenCount)
+    assert ref.ask("frozen?", timeout=10) > 10_000  # modules, classes, the actor: all frozen
