@@ -31,10 +31,10 @@ Batching policy
   A message that is not a told ``Checkpoint`` (a proxy call, ``stop``, an
   ``ask``) ends the batch at once and is handled in its turn by pykka's loop.
 * **Answers.** After a commit each waiter is answered in batch order, except
-  continuation handles that name a recipient (``reply_group``: a worker for a
-  log delivery, the coordinator for a branch's final report): those of one
-  recipient are answered together, in their order, by one message (a
-  ``Bundle``), where the group's first one stood. A wave of 1,000 resumes on two
+  handles that name a recipient (``reply_group``: a worker for a log delivery,
+  the coordinator for a branch's final report, the asking process for a waiting
+  future): those of one recipient are answered together, in their order, by one
+  message (a ``Bundle``, or one frame of replies), where the group's first one stood. A wave of 1,000 resumes on two
   workers costs two messages out of this actor, not 1,000.
 * **Stop.** Checkpoints still in the inbox when the actor stops are written
   before it goes, so none is left unanswered.

@@ -35,7 +35,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runtime.transport")
 
 # Record kinds: the first field of every pickled record tuple.
-MSG, REPLY, CREDIT, CTRL, HELLO, DEAD = range(6)
+MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES = range(7)
 _LEN = struct.Struct("<I")
 _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
 _BURST_GAP = 50e-6  # frames closer than this are a burst: batch them in the writer thread
@@ -118,8 +118,20 @@ class RemoteReply:
     def __repr__(self) -> str:
         return f"<RemoteReply {self.reply_id} to {os.path.basename(self.address)}>"
 
+    @property
+    def reply_group(self) -> tuple[str, str]:
+        """Answers to one process travel together (``actors.messages.reply_group``)."""
+        return self.system_id, self.address
+
     def set(self, value: Any = None) -> None:
         node_for(self.system_id).send_reply(self.address, self.reply_id, True, value)
+
+    @staticmethod
+    def set_group(answers: Sequence[tuple[RemoteReply, Any]]) -> None:
+        """Answer every handle of ``answers`` (one process's) with its value, in one frame."""
+        first = answers[0][0]
+        node_for(first.system_id).send_replies(
+            first.address, [(handle.reply_id, value) for handle, value in answers])
 
     def set_exception(self, exc_info: Any = None) -> None:
         node_for(self.system_id).send_reply(self.address, self.reply_id, False,
@@ -453,6 +465,27 @@ class Node:
             return  # the asker is gone; nobody is left to tell
         self._enqueue(peer, _LEN.pack(len(data)) + data)
 
+    def send_replies(self, address: str, answers: Sequence[tuple[int, Any]]) -> None:
+        """Successful replies to one process as one frame: a batch's waiters, say.
+
+        A value that cannot be pickled spoils the frame, not its neighbours: then
+        each reply goes alone, and only that one reaches its asker as an error.
+        """
+        if len(answers) == 1:
+            self.send_reply(address, answers[0][0], True, answers[0][1])
+            return
+        try:
+            data = serialization.dumps((REPLIES, tuple(answers)))
+        except Exception:
+            for reply_id, value in answers:
+                self.send_reply(address, reply_id, True, value)
+            return
+        try:
+            peer = self.connected(address)
+        except ActorDeadError:
+            return  # the askers are gone; nobody is left to tell
+        self._enqueue(peer, _LEN.pack(len(data)) + data)
+
     @staticmethod
     def _pickle_exception(reply_id: int, exc: BaseException) -> bytes:
         text = remote_traceback_of(exc)
@@ -542,6 +575,9 @@ class Node:
                 self._reject(peer, actor_id, reply_id)
                 return
             hosted.deliver(message, peer, reply_id, context)
+        elif kind == REPLIES:
+            for reply_id, value in record[1]:
+                self._resolve(reply_id, True, value, peer)
         elif kind == REPLY:
             _, reply_id, ok, value = record
             self._resolve(reply_id, ok, value, peer)

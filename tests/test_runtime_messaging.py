@@ -10,7 +10,7 @@ import pytest
 
 from runtime import ActorRef, ActorSystem, Future, get_all
 
-from actors_for_tests import Counter, Relay
+from actors_for_tests import Counter, GroupAnswerer, Relay
 
 
 def test_spawned_actor_runs_in_a_process_of_its_own(system: ActorSystem) -> None:
@@ -114,3 +114,37 @@ def test_ref_survives_a_round_trip_through_an_actor(system: ActorSystem) -> None
     returned: ActorRef[Counter] = relay.proxy().hand_back(counter).get(timeout=10)
     assert returned == counter
     assert returned.ask(1, timeout=10) == 1
+
+
+def test_replies_answered_as_a_group_reach_every_asker_in_one_frame(system: ActorSystem) -> None:
+    from runtime.transport import REPLIES
+
+    ref = system.spawn(GroupAnswerer)
+    futures: list[Future[int]] = [Future() for _ in range(5)]
+    frames: list[int] = []
+    node = system.node
+    dispatch = node._dispatch
+
+    def counting(peer: object, record: tuple[object, ...]) -> None:
+        frames.append(record[0])  # type: ignore[arg-type]
+        dispatch(peer, record)  # type: ignore[arg-type]
+
+    node._dispatch = counting  # type: ignore[method-assign]
+    try:
+        ref.tell((futures, [10, 11, 12, 13, 14]))
+        assert get_all(futures, timeout=10) == [10, 11, 12, 13, 14]
+    finally:
+        node._dispatch = dispatch  # type: ignore[method-assign]
+    assert frames.count(REPLIES) == 1
+
+
+def test_an_unpicklable_answer_in_a_group_fails_only_its_own_asker(system: ActorSystem) -> None:
+    from runtime import SerializationError
+
+    ref = system.spawn(GroupAnswerer)
+    futures: list[Future[object]] = [Future() for _ in range(3)]
+    ref.tell((futures, [1, "a lock", 3]))
+    assert futures[0].get(timeout=10) == 1
+    with pytest.raises(SerializationError):
+        futures[1].get(timeout=10)
+    assert futures[2].get(timeout=10) == 3
