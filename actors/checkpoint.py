@@ -33,9 +33,10 @@ Batching policy
 * **Answers.** After a commit each waiter is answered in batch order, except
   handles that name a recipient (``reply_group``: a worker for a log delivery,
   the coordinator for a branch's final report, the asking process for a waiting
-  future): those of one recipient are answered together, in their order, by one
-  message (a ``Bundle``, or one frame of replies), where the group's first one stood. A wave of 1,000 resumes on two
-  workers costs two messages out of this actor, not 1,000.
+  future): those of one recipient are answered together, in their order, where
+  the group's first one stood: ``Bundle``s of up to 64 messages, or one frame of
+  replies. A wave of 1,000 resumes on two workers costs 16 messages out of this
+  actor, not 1,000.
 * **Stop.** Checkpoints still in the inbox when the actor stops are written
   before it goes, so none is left unanswered.
 
