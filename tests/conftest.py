@@ -10,15 +10,47 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import psutil
 import pytest
 
+from actors.blobs import MemoryBlobStore, using_backend
+from actors.digest import DigestActor, DigestClient
 from runtime import ActorSystem, SystemConfig
 from runtime.testing import wait_until
 
-__all__ = ["children_of", "pid_gone", "wait_until", "wait_until_quiet"]
+__all__ = ["DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
+           "wait_until_quiet"]
+
+
+class DigestRig:
+    """A digest actor over a memory blob store, and a client for this process."""
+
+    def __init__(self, **client_options: Any) -> None:
+        self.blobs = MemoryBlobStore()
+        self.actor = DigestActor.start(self.blobs)
+        self.client = DigestClient(self.actor, **client_options)
+
+    def metrics(self) -> dict[str, int]:
+        found: dict[str, int] = self.actor.proxy().metrics().get(timeout=5)
+        return found
+
+
+Rig = TypeVar("Rig", bound=DigestRig)
+
+
+@contextmanager
+def digest_rig(rig: Rig) -> Iterator[Rig]:
+    """``rig``'s client is this process's Ref backend inside the block; then it is stopped."""
+    try:
+        with using_backend(rig.client):
+            yield rig
+    finally:
+        rig.blobs.release()
+        rig.client.close()
+        rig.actor.stop()
 
 
 def children_of(pid: int) -> list[psutil.Process]:

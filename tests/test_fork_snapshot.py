@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from actors.blobs import MemoryBlobStore, using_backend
-from actors.digest import DigestActor, DigestClient
+from actors.blobs import using_backend
 from actors.fork_snapshot import ForkSnapshots, SnapshotError, estimated_bytes
 from actors.ref import PendingDigest, Ref, save
+
+from conftest import DigestRig, digest_rig
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,15 +26,13 @@ def rows(seed: int, count: int = 1000) -> list[dict[str, Any]]:
             for i in range(count)]
 
 
-class Forked:
-    """A digest actor over a memory store and a client that forks for values over THRESHOLD."""
+class Forked(DigestRig):
+    """A ``DigestRig`` whose client forks for values over THRESHOLD."""
 
     def __init__(self) -> None:
-        self.blobs = MemoryBlobStore()
-        self.actor = DigestActor.start(self.blobs)
-        self.client = DigestClient(self.actor, fork_snapshot_bytes=THRESHOLD)
-        assert self.client._snapshots is not None
-        self.snapshots: ForkSnapshots = self.client._snapshots
+        super().__init__(fork_snapshot_bytes=THRESHOLD)
+        assert self.client.snapshots is not None
+        self.snapshots: ForkSnapshots = self.client.snapshots
         # Pickling assumed slow: every value over THRESHOLD is worth a fork whatever one costs
         # here (the test that weighs the two sets its own figures).
         self.snapshots.pickle_rate = 1.0
@@ -41,14 +40,8 @@ class Forked:
 
 @pytest.fixture
 def forked() -> Iterator[Forked]:
-    started = Forked()
-    try:
-        with using_backend(started.client):
-            yield started
-    finally:
-        started.blobs.release()
-        started.client.close()
-        started.actor.stop()
+    with digest_rig(Forked()) as rig:
+        yield rig
 
 
 class PicklesWhenSignalled:

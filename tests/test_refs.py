@@ -11,13 +11,12 @@ import pytest
 
 from actors import BranchActor, BranchContext, Ref
 from actors.blobs import (
-    MemoryBlobStore,
     RefUnavailableError,
     current_backend,
     digest_of,
     using_backend,
 )
-from actors.digest import DigestActor, DigestClient, InlineRefs
+from actors.digest import DigestClient, InlineRefs
 from actors.messages import BranchStatus, OpStatus
 from actors.ref import (
     DIGEST_BYTES,
@@ -31,32 +30,14 @@ from actors.ref import (
 )
 from actors.testing import InlineHost
 
-from conftest import wait_until
-
-
-class Refs:
-    """A digest actor over a memory store, and a client installed as this process's backend."""
-
-    def __init__(self) -> None:
-        self.blobs = MemoryBlobStore()
-        self.actor = DigestActor.start(self.blobs)
-        self.client = DigestClient(self.actor)
-
-    def metrics(self) -> dict[str, int]:
-        found: dict[str, int] = self.actor.proxy().metrics().get(timeout=5)
-        return found
+from conftest import DigestRig, digest_rig, wait_until
 
 
 @pytest.fixture
-def refs() -> Iterator[Refs]:
-    started = Refs()
-    try:
-        with using_backend(started.client):
-            yield started
-    finally:
-        started.blobs.release()
-        started.client.close()
-        started.actor.stop()
+def refs() -> Iterator[DigestRig]:
+    """A digest actor over a memory store, and a client installed as this process's backend."""
+    with digest_rig(DigestRig()) as rig:
+        yield rig
 
 
 class Recording:
@@ -81,7 +62,7 @@ class Recording:
 # -- the Ref ------------------------------------------------------------------------------
 
 
-def test_a_ref_pickles_into_a_small_record_equal_to_it(refs: Refs) -> None:
+def test_a_ref_pickles_into_a_small_record_equal_to_it(refs: DigestRig) -> None:
     ref = save(list(range(100_000)))
     data = pickle.dumps(ref)
     assert len(data) < 150
@@ -89,7 +70,7 @@ def test_a_ref_pickles_into_a_small_record_equal_to_it(refs: Refs) -> None:
     assert pickle.loads(data).size == ref.size > 100_000
 
 
-def test_save_returns_at_once_while_the_blob_store_is_held(refs: Refs) -> None:
+def test_save_returns_at_once_while_the_blob_store_is_held(refs: DigestRig) -> None:
     refs.blobs.hold()
     ref = save({"a": [1, 2, 3]})
     assert not ref.done
@@ -97,7 +78,7 @@ def test_save_returns_at_once_while_the_blob_store_is_held(refs: Refs) -> None:
     assert ref.digest == digest_of(pickle.dumps({"a": [1, 2, 3]}))
 
 
-def test_digest_blocks_only_the_caller_who_asks(refs: Refs) -> None:
+def test_digest_blocks_only_the_caller_who_asks(refs: DigestRig) -> None:
     refs.blobs.hold()
     ref = save({"a": 1})
     answered = threading.Event()
@@ -110,7 +91,7 @@ def test_digest_blocks_only_the_caller_who_asks(refs: Refs) -> None:
     asker.join(5)
 
 
-def test_mutating_a_saved_object_does_not_change_what_is_stored(refs: Refs) -> None:
+def test_mutating_a_saved_object_does_not_change_what_is_stored(refs: DigestRig) -> None:
     value: dict[str, Any] = {"rows": [{"n": 1}], "tags": {"x"}}
     buffer = bytearray(b"abc")
     refs.blobs.hold()
@@ -133,7 +114,7 @@ def test_bytes_are_stored_as_they_are_without_a_copy() -> None:
     assert data is payload and codec == "bytes" and ref.codec == "bytes"
 
 
-def test_get_returns_an_equal_new_object_each_time(refs: Refs) -> None:
+def test_get_returns_an_equal_new_object_each_time(refs: DigestRig) -> None:
     ref = save({"rows": [1, 2]})
     first = ref.get()
     first["rows"].append(3)
@@ -141,7 +122,7 @@ def test_get_returns_an_equal_new_object_each_time(refs: Refs) -> None:
     assert type(save(bytearray(b"q")).get()) is bytearray
 
 
-def test_get_verifies_and_caches_the_bytes_it_reads(refs: Refs) -> None:
+def test_get_verifies_and_caches_the_bytes_it_reads(refs: DigestRig) -> None:
     ref = save({"k": "v"})
     ref.wait(5)
     reader = DigestClient(refs.actor, load_blob=refs.blobs.get)  # a process that never saved it
@@ -153,13 +134,13 @@ def test_get_verifies_and_caches_the_bytes_it_reads(refs: Refs) -> None:
         reader.close()
 
 
-def test_equal_values_make_equal_refs(refs: Refs) -> None:
+def test_equal_values_make_equal_refs(refs: DigestRig) -> None:
     first, second, other = save([1, 2, 3]), save([1, 2, 3]), save([1, 2, 4])
     assert first == second and hash(first) == hash(second)
     assert first != other
 
 
-def test_a_ref_cannot_load_in_a_process_without_a_blob_store(refs: Refs) -> None:
+def test_a_ref_cannot_load_in_a_process_without_a_blob_store(refs: DigestRig) -> None:
     ref = save("v")
     ref.wait(5)
     with using_backend(None), pytest.raises(RefUnavailableError):  # type: ignore[arg-type]
@@ -179,7 +160,7 @@ def test_a_failed_save_makes_its_ref_raise_digest_error() -> None:
 # -- nested refs: a Merkle tree --------------------------------------------------------------
 
 
-def test_a_parent_is_stored_after_its_children_with_their_digests_inside(refs: Refs) -> None:
+def test_a_parent_is_stored_after_its_children_with_their_digests_inside(refs: DigestRig) -> None:
     refs.blobs.hold()
     child = save(["child"])
     parent = save({"child": child})
@@ -190,7 +171,7 @@ def test_a_parent_is_stored_after_its_children_with_their_digests_inside(refs: R
     assert parent.get()["child"].get() == ["child"]
 
 
-def test_a_parent_digest_changes_when_a_child_does(refs: Refs) -> None:
+def test_a_parent_digest_changes_when_a_child_does(refs: DigestRig) -> None:
     one = save({"child": save(["a"])})
     two = save({"child": save(["b"])})
     assert one.digest != two.digest
@@ -199,19 +180,12 @@ def test_a_parent_digest_changes_when_a_child_does(refs: Refs) -> None:
 def test_a_parent_of_a_failed_child_fails_too() -> None:
     failing = PendingDigest(new_token())
     child = Ref(failing, 3, "pickle")
-    blobs = MemoryBlobStore()
-    actor = DigestActor.start(blobs)
-    client = DigestClient(actor)
-    try:
-        with using_backend(client):
-            parent = save([child])
-            failing.fail(RuntimeError("never stored"))
-            with pytest.raises(DigestError):
-                parent.wait(5)
-        assert blobs.written == []
-    finally:
-        client.close()
-        actor.stop()
+    with digest_rig(DigestRig()) as rig:
+        parent = save([child])
+        failing.fail(RuntimeError("never stored"))
+        with pytest.raises(DigestError):
+            parent.wait(5)
+        assert rig.blobs.written == []
 
 
 # -- the pending-digest walk -------------------------------------------------------------------
@@ -226,7 +200,7 @@ def test_the_walk_lists_each_unresolved_digest_once() -> None:
     assert [r._cell for r in found] == [a._cell, b._cell]
 
 
-def test_the_walk_skips_resolved_refs(refs: Refs) -> None:
+def test_the_walk_skips_resolved_refs(refs: DigestRig) -> None:
     resolved = save("done")
     resolved.wait(5)
     refs.blobs.hold()
@@ -330,7 +304,7 @@ def test_ctx_save_without_a_digest_actor_says_so(inline_host: InlineHost) -> Non
     assert isinstance(error, RefUnavailableError) and "ctx.save" in str(error)
 
 
-def test_a_ref_resolves_through_the_digest_actor(refs: Refs) -> None:
+def test_a_ref_resolves_through_the_digest_actor(refs: DigestRig) -> None:
     ref = save({"x": 1})
     wait_until(lambda: ref.done, timeout=5)
     assert refs.metrics()["digest.blobs_written"] == 1
