@@ -370,6 +370,8 @@ class ExecutionActor(pykka.ThreadingActor):
         if unserializable is not None:
             # A saved value its forked snapshot could not serialize: a replay would save it
             # again and fail the same way, so the branch fails instead of retrying for ever.
+            log.error("branch.failed_unserializable", branch_id=message.branch_id,
+                      error=str(unserializable))
             self._checkpoint.tell(Checkpoint(message.branch_id, BranchUpdate(
                 branch.spec.execution_id, message.branch_id, BranchStatus.FAILED,
                 error=encode_error(unserializable, self._serialize), epoch=branch.epoch),

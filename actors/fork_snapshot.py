@@ -78,7 +78,7 @@ class UnserializableValueError(SnapshotError):
     """The value given to ``ctx.save`` could not be serialized (found by its forked child).
 
     Unlike the other snapshot failures this one is not transient: a replay would
-    save the same value and fail the same way. The worker fails the branch with
+    save the same value and fail the same way. The coordinator fails the branch with
     it rather than replaying it (the inline path raises at ``save`` instead).
     """
 

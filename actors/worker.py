@@ -22,10 +22,9 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.branch import BranchSpec, BranchSuspended, encode_error
+from actors.branch import BranchSpec, BranchSuspended
 from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
-from actors.fork_snapshot import unserializable_cause
 from actors.gate import CheckpointGate
 from actors.messages import (
     TERMINAL_BRANCH_STATUSES,
@@ -241,29 +240,13 @@ class WorkerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _fail_branch(self, spec: BranchSpec, epoch: int, error: BaseException) -> None:
-        """Write the branch FAILED with ``error`` and report it once durable.
-
-        Sent past the run's gate: the gate refuses this run's checkpoints once a Ref
-        failed, and a FAILED status names no Ref.
-        """
-        log.error("branch.failed_unserializable", branch_id=spec.branch_id, error=str(error))
-        final = BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
-                             error=encode_error(error, self.serialize), epoch=epoch)
-        report = BranchRan(spec.branch_id, epoch, BranchStatus.FAILED, error=error)
-        self.checkpoint_ref.tell(Checkpoint(spec.branch_id, final, True,
-                                            ReportWhenDurable(self.coordinator_ref, report)))
-
     def _run(self, message: RunBranch) -> None:
         spec, epoch = message.spec, message.epoch
         host = _Host(self, spec, epoch)
         try:
             outcome = run_branch(spec, message.log, host)
         except CheckpointError as exc:
-            unserializable = unserializable_cause(exc)
-            if unserializable is not None:  # replaying would fail the same way: fail the branch
-                self._fail_branch(spec, epoch, unserializable)
-                return
+            # The coordinator replays an aborted branch, or fails it if a replay cannot help.
             log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
             self.coordinator_ref.tell(BranchAborted(spec.branch_id, epoch, exc))
             return
