@@ -84,17 +84,23 @@ class WaveBranch(BranchActor):
         return time.time()
 
 
+_PAYLOAD = b"x" * PAYLOAD_BYTES
+
+
+def step_succeeded(branch_id: str, i: int) -> OperationUpdate:
+    """The ``i``-th step result of ``branch_id``, as every throughput figure writes it."""
+    return OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
+                           attempt=1, payload=_PAYLOAD)
+
+
 class CheckpointProducer(pykka.ThreadingActor):
     """Tells a checkpoint actor ``count`` sync updates and waits for every acknowledgement."""
 
     def produce(self, checkpoint: Any, branch_id: str, count: int) -> int:
-        payload = b"x" * PAYLOAD_BYTES
         replies: list[Future[Any]] = []
         for i in range(count):
             reply: Future[Any] = Future()
-            update = OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}",
-                                     OpStatus.SUCCEEDED, attempt=1, payload=payload)
-            checkpoint.tell(Checkpoint(branch_id, update, True, reply))
+            checkpoint.tell(Checkpoint(branch_id, step_succeeded(branch_id, i), True, reply))
             replies.append(reply)
         get_all(replies, timeout=300)
         return count
@@ -248,12 +254,10 @@ def checkpoint_throughput_in_process(store_path: str, count: int) -> float:
     store = SqliteStore(store_path)
     actor = CheckpointActor.start(store=store, clock=SystemClock(), max_ops=RAW_BATCH)
     try:
-        payload = b"x" * PAYLOAD_BYTES
         messages, replies = [], []
         for i in range(count):
             reply: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-            update = OperationUpdate("bench", f"in-{i % 32}", str(i), OpKind.STEP, f"s{i}",
-                                     OpStatus.SUCCEEDED, attempt=1, payload=payload)
+            update = step_succeeded(f"in-{i % 32}", i)
             messages.append(Checkpoint(update.branch_id, update, True, reply))
             replies.append(reply)
         started = time.perf_counter()
