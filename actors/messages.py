@@ -216,8 +216,8 @@ def reply_group(reply_to: Any) -> tuple[type, Any] | None:
     A handle class that has ``reply_group`` (a hashable naming its recipient) and
     ``set_group(answers)`` lets whoever answers many handles at once (the
     checkpoint actor after a commit) send one message per recipient instead of
-    one per handle: a resume wave of 1,000 branches on two workers is two
-    ``Bundle``s, not 1,000 ``RunBranch`` messages.
+    one per handle: a resume wave of 1,000 branches on two workers is 16
+    ``Bundle``s of up to ``BUNDLE_LIMIT``, not 1,000 ``RunBranch`` messages.
     """
     group = getattr(reply_to, "reply_group", None)
     return None if group is None else (type(reply_to), group)
@@ -389,7 +389,7 @@ class LogDelivery:
         return self.worker
 
     def set(self, value: Any = None) -> None:
-        self.worker.tell(RunBranch(self.spec, self.epoch, value))
+        self.set_group([(self, value)])
 
     @staticmethod
     def set_group(answers: Sequence[tuple[LogDelivery, Any]]) -> None:
@@ -592,7 +592,7 @@ class ReportWhenDurable:
         return self.coordinator
 
     def set(self, value: Any = None) -> None:
-        self.coordinator.tell(self.report)
+        self.set_group([(self, value)])
 
     @staticmethod
     def set_group(answers: Sequence[tuple[ReportWhenDurable, Any]]) -> None:
