@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.blobs import BlobCorruptedError, BlobNotFoundError, digest_of
+from actors.blobs import BlobCache, BlobCorruptedError, BlobNotFoundError, digest_of
 from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
 
 
@@ -95,3 +96,41 @@ def test_a_blob_reader_travels_by_its_directory_and_reads_verified(tmp_path: Pat
 def test_the_blobs_directory_sits_beside_the_sqlite_file(tmp_path: Path) -> None:
     assert blob_dir_for(f"sqlite:///{tmp_path}/state.db") == str(tmp_path / "blobs")
     assert blob_dir_for(f"sqlite:///{tmp_path}/state.db?mode=ro") == str(tmp_path / "blobs")
+
+
+# -- the per-process cache of verified bytes ---------------------------------------------
+
+
+def test_the_cache_evicts_the_least_recently_used_entry_past_its_byte_bound() -> None:
+    cache = BlobCache(max_bytes=3 * 100_000)
+    blobs = {name: os.urandom(100_000) for name in "abcd"}
+    for name in "abc":
+        cache.put(name, blobs[name])
+    assert cache.get("a") == blobs["a"]  # now "b" is the least recently used
+    cache.put("d", blobs["d"])
+    assert cache.get("b") is None
+    assert [cache.get(name) for name in "acd"] == [blobs[name] for name in "acd"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_WIPEONFORK is Linux's")
+def test_large_cache_entries_live_in_memory_a_fork_does_not_copy() -> None:
+    cache = BlobCache()
+    large, small = os.urandom(BlobCache.OUTSIDE_FORK_BYTES), b"small"
+    cache.put("large", large)
+    cache.put("small", small)
+    assert isinstance(cache._items["large"], mmap.mmap)
+    assert cache._items["small"] is small
+    assert cache.get("large") == large
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_with_an_empty_cache() -> None:
+    cache = BlobCache()
+    cache.put("large", os.urandom(BlobCache.OUTSIDE_FORK_BYTES))
+    cache.put("small", b"small")
+    pid = os.fork()
+    if pid == 0:  # the child: its large entries read as zeros, so it must not have any
+        os._exit(0 if cache.get("large") is None and cache.get("small") is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get("small") == b"small"  # the parent keeps its own
