@@ -9,7 +9,9 @@
   directory fsync) into a directory of its own — and its three parts apart.
 * **Values**: a 1 MB nested object (a list of dicts holding lists and dicts of
   small ints, floats and short strings) and a 10 MB ``bytes`` payload, a
-  distinct one per sample, so nothing is a dedup hit.
+  distinct one per sample, so nothing is a dedup hit. The branch keeps one value
+  alive at a time: a fork costs more the bigger the process (the worker's RSS at
+  each save is reported beside the stall).
 * **After a forked snapshot** (nested value only; the same round also saves a
   third value with forking off, the inline snapshot, for an A/B): the time to
   change every row of the saved value right after ``save`` (copy-on-write page
@@ -74,21 +76,22 @@ class SaveSamples(BranchActor):
         kind, count, sync_dir = item
         store = FileBlobStore(sync_dir)
         rows = rows_for(NESTED_BYTES)
-        base = os.urandom(PAYLOAD_BYTES)
+        base = os.urandom(PAYLOAD_BYTES) if kind == "bytes" else b""  # only what the case needs
         backend = current_backend()
         snapshots = backend.snapshots if isinstance(backend, DigestClient) else None
         fork_at = snapshots.min_bytes if snapshots is not None else 0
         found: dict[str, list[float]] = {k: [] for k in (
             "stall", "durable", "sync", "serialize", "hash", "write", "mutate", "faults", "gc",
-            "inline stall", "inline mutate", "inline faults", "inline gc")}
+            "inline stall", "inline mutate", "inline faults", "inline gc", "rss")}
         for i in range(count + WARMUP):
-            for_sync: Any
-            for_save: Any
+            # One value alive at a time: a fork's cost grows with the process (its RSS is reported).
             if kind == "nested":
-                for_sync, for_save = nested_value(3 * i, rows), nested_value(3 * i + 1, rows)
+                sync = _sync_save(store, nested_value(3 * i, rows))
+                for_save: Any = nested_value(3 * i + 1, rows)
             else:
-                for_sync, for_save = b"%08d" % (2 * i) + base[8:], b"%08d" % (2 * i + 1) + base[8:]
-            sync = _sync_save(store, for_sync)
+                sync = _sync_save(store, b"%08d" % (2 * i) + base[8:])
+                for_save = b"%08d" % (2 * i + 1) + base[8:]
+            rss = _rss_mb()
             started = time.perf_counter()
             ref = ctx.save(for_save)
             saved = time.perf_counter()
@@ -115,6 +118,7 @@ class SaveSamples(BranchActor):
                 found["mutate"].append(mutated)
                 found["faults"].append(faults)
                 found["gc"].append(collected)
+                found["rss"].append(rss)
                 for name, seconds in (*sync.items(), *inline.items()):
                     found[name].append(seconds)
         return found
@@ -129,6 +133,15 @@ def _when_durable(ref: Ref) -> list[float]:
     else:
         cell.add_done_callback(lambda _: stamp.append(time.perf_counter()))
     return stamp
+
+
+def _rss_mb() -> float:
+    """This process's resident set in MB (Linux; 0 elsewhere): what a fork's cost grows with."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _mutate_after(value: Any) -> tuple[float, float]:
@@ -223,7 +236,8 @@ def _figures(samples: dict[str, dict[str, list[float]]], rates: dict[str, float]
                 _pct(found["sync"], pct), sync_name if kind == "nested" else
                 "sync save: sha256 + write/fsync/rename", higher_is_better=False,
                 target=target if tag == "p50" else "report",
-                extra={"samples": len(found["stall"]), **parts},
+                extra={"samples": len(found["stall"]), **parts,
+                       "worker RSS MB p50": round(sorted(found["rss"])[len(found["rss"]) // 2])},
             ))
         if found["inline stall"]:
             figures.append(Figure(
