@@ -8,6 +8,7 @@ is ``actor_system`` under the name the older tests use.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,18 @@ from runtime.testing import wait_until
 
 __all__ = ["DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
            "wait_until_quiet"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the services the suite starts take Ctrl-C, however the suite was started.
+
+    A shell starts a background job with SIGINT ignored, an ignored signal stays
+    ignored across ``exec``, and Python then raises no ``KeyboardInterrupt``: the
+    tests that send SIGINT to a service would fail for the harness's sake. A
+    handled SIGINT is reset to the default at ``exec``, so children get Python's own.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class DigestRig:
