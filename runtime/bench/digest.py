@@ -27,6 +27,7 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -237,7 +238,7 @@ def _figures(samples: dict[str, dict[str, list[float]]], rates: dict[str, float]
                 "sync save: sha256 + write/fsync/rename", higher_is_better=False,
                 target=target if tag == "p50" else "report",
                 extra={"samples": len(found["stall"]), **parts,
-                       "worker RSS MB p50": round(sorted(found["rss"])[len(found["rss"]) // 2])},
+                       "worker RSS MB p50": round(statistics.median(found["rss"]))},
             ))
         if found["inline stall"]:
             figures.append(Figure(

@@ -88,6 +88,7 @@ class StepsBesideRawCommits(BranchActor):
         found: dict[str, list[float]] = {"steps": [], "commits": []}
         conn = _raw_connection(raw_path)
         try:
+            _raw_commits(conn, 20, "warm")  # the first commits grow the WAL file
             for done in range(0, steps, self.ROUND):
                 for i in range(done, min(steps, done + self.ROUND)):
                     started = time.perf_counter()
@@ -148,17 +149,8 @@ def _raw_connection(path: str) -> sqlite3.Connection:
     return conn
 
 
-def raw_commit_latencies(path: str, ops: int, label: str = "latency") -> list[float]:
-    """Seconds per ``BEGIN IMMEDIATE; INSERT one row; COMMIT`` (WAL, FULL)."""
-    conn = _raw_connection(path)
-    try:
-        _raw_commits(conn, 20, f"{label}-warm")  # the first commits grow the WAL file
-        return _raw_commits(conn, ops, label)
-    finally:
-        conn.close()
-
-
 def _raw_commits(conn: sqlite3.Connection, ops: int, label: str) -> list[float]:
+    """Seconds per ``BEGIN IMMEDIATE; INSERT one row; COMMIT`` (WAL, FULL)."""
     payload = b"x" * PAYLOAD_BYTES
     samples = []
     for i in range(ops):
@@ -250,7 +242,6 @@ def _delta(after: dict[str, int], before: dict[str, int], name: str) -> int:
 
 def step_latency(system: ActorSystem, steps: int, raw_path: str) -> dict[str, list[float]]:
     """One branch's per-step seconds, and raw commits' alternating with them (after a warm-up)."""
-    raw_commit_latencies(raw_path, 20, "warm")  # creates the table and grows the WAL first
     system.map(SequentialSteps, [50]).result(timeout=120)
     run = system.map(StepsBesideRawCommits, [(steps, raw_path)])
     found: dict[str, list[float]] = run.result(timeout=600).values()[0]
