@@ -353,6 +353,35 @@ def test_a_group_over_the_bundle_limit_goes_out_in_bundles_of_the_limit(start: S
         worker.stop()
 
 
+class _Journaled:
+    """A worker stand-in whose messages go into one journal shared with other recipients."""
+
+    def __init__(self, name: str, journal: list[tuple[str, Any]]) -> None:
+        self.name, self.journal = name, journal
+
+    def tell(self, message: Any) -> None:
+        self.journal.append((self.name, message))
+
+
+def test_groups_of_several_recipients_are_answered_a_bundle_at_a_time_in_turns(
+    start: Start,
+) -> None:
+    journal: list[tuple[str, Any]] = []
+    workers = [_Journaled("w0", journal), _Journaled("w1", journal)]
+    ref = start(MemoryStore())
+    count = 4 * BUNDLE_LIMIT  # two bundles for each worker
+    ref.tell(Checkpoints(tuple(
+        Checkpoint(f"b{i}", None, reply_to=LogDelivery(
+            workers[i % 2], workers[i % 2], BranchSpec("e1", f"b{i}", Noop, None), epoch=1))
+        for i in range(count))))
+    wait_until(lambda: len(journal) == 4)
+    assert [name for name, _ in journal] == ["w0", "w1", "w0", "w1"]
+    for name in ("w0", "w1"):  # each worker's runs still come in their order
+        runs = [run for who, bundle in journal if who == name for run in bundle.items]
+        expected = [f"b{i}" for i in range(count) if f"w{i % 2}" == name]
+        assert [run.spec.branch_id for run in runs] == expected
+
+
 def test_an_update_of_a_run_this_actor_never_saw_dispatched_is_fenced_off(start: Start) -> None:
     store = MemoryStore()
     ref = start(store)  # a restarted checkpoint actor: it knows no run of "b"
