@@ -23,19 +23,20 @@ def suites() -> dict[str, Suite]:
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
     from runtime import tracing
 
+    available = suites()
+    unknown = sorted(set(only or ()) - set(available))
+    if unknown:
+        print(f"durable-actors bench: no suite named {', '.join(unknown)}; "
+              f"the suites are {', '.join(available)}", file=sys.stderr)
+        return 2
     # Actors the suites start in this process (the in-process checkpoint figure) log
     # like any service's: warnings to stderr, nothing else. Left unconfigured, structlog
     # prints every event to stdout, which costs time in the measured loop and corrupts
     # the --json output.
-    unknown = sorted(set(only or ()) - set(suites()))
-    if unknown:
-        print(f"durable-actors bench: no suite named {', '.join(unknown)}; "
-              f"the suites are {', '.join(suites())}", file=sys.stderr)
-        return 2
     tracing.configure(system_id="bench", role="bench", trace_path=None)
     started = time.perf_counter()
     results: dict[str, list[Figure]] = {}
-    for name, suite in suites().items():
+    for name, suite in available.items():
         if only and name not in only:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)

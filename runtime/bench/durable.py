@@ -46,7 +46,7 @@ from actors import BranchActor, BranchContext
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
 from actors.messages import Checkpoint, OperationUpdate, OpKind, OpStatus
-from runtime.bench.report import Figure
+from runtime.bench.report import Figure, moved
 from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor
 from runtime.future import Future, get_all
@@ -55,6 +55,7 @@ from runtime.system import ActorSystem
 
 PAYLOAD_BYTES = 64  # a small step result, on both sides of every throughput comparison
 RAW_BATCH = 250  # rows per raw transaction: SystemConfig.checkpoint_max_ops
+_SHOWN = ("checkpoint.", "branch.", "step.")  # counters the progress lines report
 
 
 def _next(i: int) -> int:
@@ -374,20 +375,15 @@ def run(quick: bool) -> list[Figure]:
             rate, rate_counts = checkpoint_throughput(
                 system, os.path.join(directory, "throughput.db"), producers, per_producer)
             _say(f"checkpoint throughput: {producers} producers × {per_producer} sync updates; "
-                 f"{_counts(rate_counts)}")
+                 f"{moved(rate_counts, _SHOWN)}")
             branch_rate = branch_step_throughput(system, branches, branch_steps)
             _say(f"branch steps: {branches} branches × {branch_steps} steps")
             found = resume_wave(system, store_path, wave)
-            _say(f"resume wave: {wave} branches; {_counts(found['counts'])}")
+            _say(f"resume wave: {wave} branches; {moved(found['counts'], _SHOWN)}")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return _figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
                     (branches, branch_steps), found, raw_read, in_process)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name.split('.', 1)[1]}={value}" for name, value in counts.items()
-                     if value and name.startswith(("checkpoint.", "branch.", "step.")))
 
 
 def _figures(latencies: list[float], commits: list[float], rtts: list[float], rate: float,

@@ -37,6 +37,15 @@ class Figure:
         return data
 
 
+def moved(counters: dict[str, int], prefixes: tuple[str, ...] = ()) -> str:
+    """The counters that moved (of ``prefixes``, if given), short-named, for a progress line.
+
+        moved({"checkpoint.batches": 3, "checkpoint.fenced": 0})   # "batches=3"
+    """
+    return ", ".join(f"{name.split('.', 1)[-1]}={value}" for name, value in counters.items()
+                     if value and name.startswith(prefixes or ""))
+
+
 def _fmt(value: float) -> str:
     if value >= 10_000:
         return f"{value:,.0f}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from actors.branch import BranchActor
 from actors.context import BranchContext
-from runtime.bench.report import Figure
+from runtime.bench.report import Figure, moved
 from runtime.config import SystemConfig
 from runtime.stores import open_store
 from runtime.system import ActorSystem
@@ -95,11 +95,6 @@ def thread_lateness(count: int, pause: float) -> list[float]:
     return late
 
 
-def _nonzero(counters: dict[str, int]) -> str:
-    """The counters that moved, for the progress line (a full dict runs to 600 characters)."""
-    return ", ".join(f"{name}={value}" for name, value in counters.items() if value)
-
-
 def run(quick: bool) -> list[Figure]:
     count = 50 if quick else 200
     with tempfile.TemporaryDirectory(prefix="durable-bench-") as directory:
@@ -107,8 +102,8 @@ def run(quick: bool) -> list[Figure]:
         deferred_time, deferred = _run(SystemConfig().suspend_checkpoint_delay, count, directory)
         late = sorted(timer_lateness(100, 2.0, directory))
     floor = sorted(thread_lateness(100, 1.0))
-    print(f"  scheduler: 90/10 workload, {count} parents: delay 0 -> {_nonzero(immediate)}; "
-          f"default delay -> {_nonzero(deferred)}", file=sys.stderr)
+    print(f"  scheduler: 90/10 workload, {count} parents: delay 0 -> {moved(immediate)}; "
+          f"default delay -> {moved(deferred)}", file=sys.stderr)
     writes, baseline = deferred["scheduler.applied"], immediate["scheduler.applied"]
     return [
         Figure("suspension writes, 90/10 workload", "writes", writes, baseline,
