@@ -73,14 +73,21 @@ class TracingInbox:
     since pykka only needs ``put``, ``get`` and ``empty``.
     """
 
-    __slots__ = ("_binder", "_queue")
+    __slots__ = ("_binder", "_pump", "_queue")
 
     def __init__(self, hosted: HostedActor) -> None:
         self._queue: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
         self._binder = _ContextBinder(hosted)
+        self._pump = hosted.node.pump
 
     def put(self, envelope: Envelope[Any], /) -> None:
         self._queue.put(envelope)
+        pump = self._pump
+        if pump.serving is self:
+            pump.wake()
+
+    def _ready(self) -> bool:
+        return not self._queue.empty()
 
     def empty(self) -> bool:
         return self._queue.empty()
@@ -89,6 +96,8 @@ class TracingInbox:
         return self._queue.qsize()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        if block and self._queue.empty():  # idle: read the connections ourselves meanwhile
+            timeout = self._pump.wait(self, self._ready, timeout)
         envelope = self._queue.get(block, timeout)
         self._binder.took(envelope)
         return envelope
@@ -100,6 +109,27 @@ class TracingPeekableInbox(PeekableInbox):
     def __init__(self, hosted: HostedActor) -> None:
         super().__init__()
         self._binder = _ContextBinder(hosted)
+        self._pump = hosted.node.pump
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        super().put(envelope)
+        pump = self._pump
+        if pump.serving is self:
+            pump.wake()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        if block and not self._items:  # idle: read the connections ourselves meanwhile
+            timeout = self._pump.wait(self, self._ready, timeout)
+        return super().get(block, timeout)
+
+    def wait_for_message(self, timeout: float) -> bool:
+        if not self._items:
+            remaining = self._pump.wait(self, self._ready, timeout)
+            timeout = 0.0 if remaining is None else remaining
+        return super().wait_for_message(timeout)
+
+    def _ready(self) -> bool:
+        return bool(self._items)
 
     def _took(self, envelope: Envelope[Any]) -> None:
         self._binder.took(envelope)

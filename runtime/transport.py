@@ -15,7 +15,9 @@ The hot path does the least work it can:
 * one *reader thread* per connection only decodes records and enqueues them:
   messages into the target actor's inbox, replies into their futures; but a
   thread blocked on a reply reads the connection itself while no other thread
-  does (``runtime.channel``), so an ask's reply wakes only the asker.
+  does, and an idle actor's thread reads the connections while its inbox is
+  empty (``runtime.channel``), so an ask wakes only the thread that answers it
+  and then only the asker.
 
 Flow control is credit based: a node may have at most ``mailbox_window``
 messages in flight to one actor; the receiving actor returns credit as it takes
@@ -45,7 +47,7 @@ from multiprocess.connection import Client, Connection, Listener
 
 from actors.messages import exception_of
 from runtime import serialization
-from runtime.channel import Channel
+from runtime.channel import Channel, Pump
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
 from runtime.future import Future, remote_traceback_of
 
@@ -138,6 +140,12 @@ class RemoteReply:
                                             exception_of(exc_info))
 
 
+def _awaits_reply(channel: Channel) -> bool:
+    """A thread of this process waits for a reply from that peer: it reads it itself."""
+    peer = channel.owner
+    return peer is not None and bool(peer.pending)
+
+
 @dataclass(eq=False)
 class Peer:
     """Another process of the system, as seen from this node."""
@@ -198,6 +206,7 @@ class Node:
         self._listener: Listener | None = None
         self._threads: list[threading.Thread] = []
         self._channels: dict[int, Channel] = {}  # id(connection) -> its reading
+        self._pump: Pump | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -222,6 +231,8 @@ class Node:
             if _nodes.get(self.system_id) is self:
                 del _nodes[self.system_id]
         self._dirty.put(None)
+        if self._pump is not None:
+            self._pump.close()
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.close()
@@ -236,6 +247,22 @@ class Node:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def pump(self) -> Pump:
+        """Lets an idle hosted actor's thread read this process's connections itself."""
+        pump = self._pump
+        if pump is None:
+            with _nodes_lock:
+                pump = self._pump
+                if pump is None:
+                    pump = self._pump = Pump(self._pumpable, _awaits_reply)
+                    if self._closed:
+                        pump.close()
+        return pump
+
+    def _pumpable(self) -> list[Channel]:
+        return list(self._channels.values())
 
     # -- futures ---------------------------------------------------------------
 
@@ -306,6 +333,7 @@ class Node:
             deliver=lambda frame: self._deliver_frame(peer, frame),
             ended=lambda reason: self._break(peer, conn, reason),
         )
+        channel.owner = peer
         self._channels[id(conn)] = channel
         if peer.conn is None:
             peer.conn = conn
@@ -434,19 +462,28 @@ class Node:
             if inflight >= self.mailbox_window:
                 generation = peer.generation
                 deadline = time.monotonic() + self.send_timeout
-                while peer.inflight.get(actor_id, 0) >= self.mailbox_window:
-                    if peer.generation != generation:
-                        raise ActorDeadError(f"actor {actor_name!r} went away while sending")
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise MailboxFullError(
-                            f"actor {actor_name!r} has not taken {self.mailbox_window} messages "
-                            f"from this process within {self.send_timeout}s; slow the sender, "
-                            "speed up the actor, or raise SystemConfig.mailbox_window"
-                        )
-                    peer.flow_cond.wait(remaining)
+                channel = peer.channel
+                # Counted as waiting on the connection: somebody reads the credit we need.
+                with channel.waiting() if channel is not None else contextlib.nullcontext():
+                    self._wait_for_credit(peer, actor_id, actor_name, generation, deadline)
                 inflight = peer.inflight.get(actor_id, 0)
             peer.inflight[actor_id] = inflight + 1
+
+    def _wait_for_credit(
+        self, peer: Peer, actor_id: str, actor_name: str, generation: int, deadline: float
+    ) -> None:
+        """Under ``peer.flow_lock``: block until the actor's window has room."""
+        while peer.inflight.get(actor_id, 0) >= self.mailbox_window:
+            if peer.generation != generation:
+                raise ActorDeadError(f"actor {actor_name!r} went away while sending")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise MailboxFullError(
+                    f"actor {actor_name!r} has not taken {self.mailbox_window} messages "
+                    f"from this process within {self.send_timeout}s; slow the sender, "
+                    "speed up the actor, or raise SystemConfig.mailbox_window"
+                )
+            peer.flow_cond.wait(remaining)
 
     def send_reply(self, address: str, reply_id: int, ok: bool, value: Any) -> None:
         if ok:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from runtime import channel as channel_module
-from runtime.channel import Channel, cut_frames
+from runtime.channel import Channel, Pump, cut_frames
 from runtime.config import SystemConfig
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
@@ -132,3 +132,143 @@ def test_the_reader_steps_in_for_a_thread_that_waits_while_nobody_leads() -> Non
         for fut in asks:
             fut._channel = None  # wait the ordinary way: the reader thread must read for us
         assert [fut.get(timeout=10) for fut in asks] == [0, 0, 0]
+
+
+# -- the pump: an idle actor's thread reads the connections itself ----------------------
+
+
+class _Owner:
+    """Stands in for an inbox: ``ready`` once ``items`` is non-empty."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+
+    def ready(self) -> bool:
+        return bool(self.items)
+
+
+def _pump_for(*wires: _Wire, skip: bool = False) -> Pump:
+    return Pump(lambda: [w.channel for w in wires], lambda _: skip)
+
+
+def _pump_in_thread(
+    pump: Pump, owner: _Owner, timeout: float | None
+) -> tuple[threading.Thread, list[float | None]]:
+    left: list[float | None] = []
+    thread = threading.Thread(target=lambda: left.append(pump.wait(owner, owner.ready, timeout)),
+                              daemon=True)
+    thread.start()
+    return thread, left
+
+
+def test_a_pumping_thread_decodes_the_frames_itself(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    thread, _ = _pump_in_thread(pump, owner, None)
+    wait_until(wire.channel._lead.locked)
+    wire.theirs.sendall(_frame(b"told"))
+    wait_until(lambda: b"told" in wire.payloads())
+    assert wire.delivered[-1][1] == thread.ident
+    owner.items.append("done")
+    pump.wake()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    pump.close()
+
+
+def test_a_put_while_pumping_wakes_the_pumping_thread(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    thread, left = _pump_in_thread(pump, owner, None)
+    wait_until(lambda: pump.serving is owner)
+    owner.items.append("local")  # what an inbox's put does: append, then wake if served
+    if pump.serving is owner:
+        pump.wake()
+    thread.join(timeout=10)
+    assert left == [None]
+    assert not wire.channel._lead.locked()  # every lead is given back before the actor runs
+    pump.close()
+
+
+def test_the_pump_returns_the_time_left_and_its_leads_when_nothing_comes(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    assert pump.wait(owner, owner.ready, 0.05) == 0.0
+    assert not wire.channel._lead.locked()
+    pump.close()
+
+
+def test_a_thread_that_cannot_pump_is_told_to_block_the_ordinary_way(wire: _Wire) -> None:
+    pump, owner = _pump_for(wire, skip=True), _Owner()  # a thread of ours awaits a reply on it
+    assert pump.wait(owner, owner.ready, 7.0) == 7.0
+    assert not wire.channel._step_down
+
+
+def test_the_pump_asks_a_reading_standby_to_yield_the_connection(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "STANDBY_GRACE", 60.0)  # once down, it stays down
+    wait_until(wire.channel._lead.locked)  # the reader thread leads a new connection
+    pump, owner = _pump_for(wire), _Owner()
+    assert pump.wait(owner, owner.ready, 5.0) == 5.0  # nothing free to read: block as usual
+    wire.theirs.sendall(_frame(b"next"))  # the standby reads it, then steps down
+    wait_until(lambda: b"next" in wire.payloads() and not wire.channel._lead.locked())
+    thread, _ = _pump_in_thread(pump, owner, None)  # the actor idles again: now it pumps
+    wait_until(wire.channel._lead.locked)
+    wire.theirs.sendall(_frame(b"after"))
+    wait_until(lambda: b"after" in wire.payloads())
+    assert wire.delivered[-1][1] == thread.ident
+    pump.close()
+    thread.join(timeout=10)
+
+
+def test_the_pump_leaves_a_connection_that_a_waiting_thread_wants(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    thread, _ = _pump_in_thread(pump, owner, None)
+    wait_until(wire.channel._lead.locked)
+    assert not wire.channel.wait(lambda: False, 0.01)  # led by the pump: wait the ordinary way
+    wire.theirs.sendall(_frame(b"reply"))
+    wait_until(lambda: b"reply" in wire.payloads() and not wire.channel._lead.locked())
+    assert wire.delivered[-1][1] == thread.ident  # the pump read it, then left the connection
+    assert wire.channel.wait(lambda: True, 1.0)  # the waiting thread can lead it now
+    owner.items.append("done")
+    pump.wake()
+    thread.join(timeout=10)
+    pump.close()
+
+
+def test_closing_the_pump_ends_a_pumping_thread(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    thread, left = _pump_in_thread(pump, owner, None)
+    wait_until(wire.channel._lead.locked)
+    pump.close()
+    thread.join(timeout=10)
+    assert left == [None]
+    assert not wire.channel._lead.locked()
+    assert pump.wait(owner, owner.ready, 3.0) == 3.0  # closed: never pumps again
+
+
+def test_a_connection_that_ends_while_pumped_is_given_back(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    pump, owner = _pump_for(wire), _Owner()
+    thread, left = _pump_in_thread(pump, owner, 30.0)
+    wait_until(wire.channel._lead.locked)
+    wire.theirs.shutdown(socket.SHUT_WR)  # EOF
+    thread.join(timeout=10)
+    assert wire.ended and not wire.channel._lead.locked()
+    assert left and left[0] is not None and left[0] > 0  # the caller blocks for the rest
+    pump.close()
