@@ -151,47 +151,51 @@ def _pump_for(*wires: _Wire, skip: bool = False) -> Pump:
     return Pump(lambda: [w.channel for w in wires], lambda _: skip)
 
 
-def _pump_in_thread(
-    pump: Pump, owner: _Owner, timeout: float | None
-) -> tuple[threading.Thread, list[float | None]]:
-    left: list[float | None] = []
-    thread = threading.Thread(target=lambda: left.append(pump.wait(owner, owner.ready, timeout)),
-                              daemon=True)
-    thread.start()
-    return thread, left
+class _Pumping:
+    """A thread lent to a pump over ``wire`` by an idle actor whose inbox is ``owner``."""
+
+    def __init__(self, wire: _Wire, timeout: float | None = None) -> None:
+        self.pump, self.owner = _pump_for(wire), _Owner()
+        self.left: list[float | None] = []  # what pump.wait returned
+        self.thread = threading.Thread(target=self._run, args=(timeout,), daemon=True)
+        self.thread.start()
+        wait_until(wire.channel._lead.locked)
+
+    def _run(self, timeout: float | None) -> None:
+        self.left.append(self.pump.wait(self.owner, self.owner.ready, timeout))
+
+    def put(self, item: object) -> None:
+        """What an inbox's put does: append, then wake the pump if it serves this inbox."""
+        self.owner.items.append(item)
+        if self.pump.serving is self.owner:
+            self.pump.wake()
+
+    def joined(self) -> bool:
+        self.thread.join(timeout=10)
+        return not self.thread.is_alive()
 
 
-def test_a_pumping_thread_decodes_the_frames_itself(
-    wire: _Wire, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pumping(wire: _Wire, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Pumping]:
     _hand_lead_to_waiters(wire, monkeypatch)
-    pump, owner = _pump_for(wire), _Owner()
-    thread, _ = _pump_in_thread(pump, owner, None)
-    wait_until(wire.channel._lead.locked)
+    running = _Pumping(wire)
+    yield running
+    running.pump.close()
+    assert running.joined()
+
+
+def test_a_pumping_thread_decodes_the_frames_itself(wire: _Wire, pumping: _Pumping) -> None:
     wire.theirs.sendall(_frame(b"told"))
     wait_until(lambda: b"told" in wire.payloads())
-    assert wire.delivered[-1][1] == thread.ident
-    owner.items.append("done")
-    pump.wake()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-    pump.close()
+    assert wire.delivered[-1][1] == pumping.thread.ident
 
 
-def test_a_put_while_pumping_wakes_the_pumping_thread(
-    wire: _Wire, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _hand_lead_to_waiters(wire, monkeypatch)
-    pump, owner = _pump_for(wire), _Owner()
-    thread, left = _pump_in_thread(pump, owner, None)
-    wait_until(lambda: pump.serving is owner)
-    owner.items.append("local")  # what an inbox's put does: append, then wake if served
-    if pump.serving is owner:
-        pump.wake()
-    thread.join(timeout=10)
-    assert left == [None]
+def test_a_put_while_pumping_wakes_the_pumping_thread(wire: _Wire, pumping: _Pumping) -> None:
+    wait_until(lambda: pumping.pump.serving is pumping.owner)
+    pumping.put("local")
+    assert pumping.joined()
+    assert pumping.left == [None]
     assert not wire.channel._lead.locked()  # every lead is given back before the actor runs
-    pump.close()
 
 
 def test_the_pump_returns_the_time_left_and_its_leads_when_nothing_comes(
@@ -219,56 +223,42 @@ def test_the_pump_asks_a_reading_standby_to_yield_the_connection(
     assert pump.wait(owner, owner.ready, 5.0) == 5.0  # nothing free to read: block as usual
     wire.theirs.sendall(_frame(b"next"))  # the standby reads it, then steps down
     wait_until(lambda: b"next" in wire.payloads() and not wire.channel._lead.locked())
-    thread, _ = _pump_in_thread(pump, owner, None)  # the actor idles again: now it pumps
-    wait_until(wire.channel._lead.locked)
+    pump.close()
+    idle_again = _Pumping(wire)  # the actor idles again: now it pumps
     wire.theirs.sendall(_frame(b"after"))
     wait_until(lambda: b"after" in wire.payloads())
-    assert wire.delivered[-1][1] == thread.ident
-    pump.close()
-    thread.join(timeout=10)
+    assert wire.delivered[-1][1] == idle_again.thread.ident
+    idle_again.pump.close()
+    assert idle_again.joined()
 
 
 def test_the_pump_leaves_a_connection_that_a_waiting_thread_wants(
-    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+    wire: _Wire, pumping: _Pumping
 ) -> None:
-    _hand_lead_to_waiters(wire, monkeypatch)
-    pump, owner = _pump_for(wire), _Owner()
-    thread, _ = _pump_in_thread(pump, owner, None)
-    wait_until(wire.channel._lead.locked)
     assert not wire.channel.wait(lambda: False, 0.01)  # led by the pump: wait the ordinary way
     wire.theirs.sendall(_frame(b"reply"))
     wait_until(lambda: b"reply" in wire.payloads() and not wire.channel._lead.locked())
-    assert wire.delivered[-1][1] == thread.ident  # the pump read it, then left the connection
+    assert wire.delivered[-1][1] == pumping.thread.ident  # the pump read it, then left
     assert wire.channel.wait(lambda: True, 1.0)  # the waiting thread can lead it now
-    owner.items.append("done")
-    pump.wake()
-    thread.join(timeout=10)
-    pump.close()
 
 
-def test_closing_the_pump_ends_a_pumping_thread(
-    wire: _Wire, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _hand_lead_to_waiters(wire, monkeypatch)
-    pump, owner = _pump_for(wire), _Owner()
-    thread, left = _pump_in_thread(pump, owner, None)
-    wait_until(wire.channel._lead.locked)
-    pump.close()
-    thread.join(timeout=10)
-    assert left == [None]
+def test_closing_the_pump_ends_a_pumping_thread(wire: _Wire, pumping: _Pumping) -> None:
+    pumping.pump.close()
+    assert pumping.joined()
+    assert pumping.left == [None]
     assert not wire.channel._lead.locked()
-    assert pump.wait(owner, owner.ready, 3.0) == 3.0  # closed: never pumps again
+    assert pumping.pump.wait(pumping.owner, pumping.owner.ready, 3.0) == 3.0  # never again
 
 
 def test_a_connection_that_ends_while_pumped_is_given_back(
     wire: _Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _hand_lead_to_waiters(wire, monkeypatch)
-    pump, owner = _pump_for(wire), _Owner()
-    thread, left = _pump_in_thread(pump, owner, 30.0)
-    wait_until(wire.channel._lead.locked)
+    running = _Pumping(wire, timeout=30.0)
     wire.theirs.shutdown(socket.SHUT_WR)  # EOF
-    thread.join(timeout=10)
-    assert wire.ended and not wire.channel._lead.locked()
-    assert left and left[0] is not None and left[0] > 0  # the caller blocks for the rest
-    pump.close()
+    assert running.joined()
+    assert wire.ended
+    wire.reader.join(timeout=10)  # the reader thread takes the lead once more, to close
+    assert not wire.channel._lead.locked()
+    assert running.left and running.left[0] is not None and running.left[0] > 0  # block the rest
+    running.pump.close()
