@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import structlog
-from structlog.contextvars import bound_contextvars
 
 from actors.branch import (
     BranchActor,
@@ -35,6 +34,7 @@ from actors.errors import (
     NonDeterminismError,
     StepFailedError,
 )
+from actors.logcontext import bound_context
 from actors.messages import BranchLog, OperationRecord, OperationUpdate, OpKind, OpStatus
 from actors.policies import BatchResult, BatchStatus, Completion, Retry
 from actors.ref import Ref, spill_if_large, unspill
@@ -133,7 +133,7 @@ class BranchContext:
             user = ctx.step("load", db.load_user, user_id, retry=Retry(attempts=3))
         """
         op_id, record = self._begin(OpKind.STEP, name)
-        with bound_contextvars(op_id=op_id):
+        with bound_context(op_id=op_id):
             attempt = 1
             if record is not None:
                 if record.status is OpStatus.SUCCEEDED:
@@ -201,7 +201,7 @@ class BranchContext:
         if seconds < 0:
             raise ValueError(f"ctx.wait({name!r}, seconds={seconds}): give a duration >= 0")
         op_id, record = self._begin(OpKind.WAIT, name)
-        with bound_contextvars(op_id=op_id):
+        with bound_context(op_id=op_id):
             if record is not None and record.status is OpStatus.SUCCEEDED:
                 return
             if record is None:
@@ -245,7 +245,7 @@ class BranchContext:
                 f"max_attempts={max_attempts}): give interval >= 0 and max_attempts >= 1"
             )
         op_id, record = self._begin(OpKind.CONDITION, name)
-        with bound_contextvars(op_id=op_id):
+        with bound_context(op_id=op_id):
             state: Any = initial_state
             attempt = 1
             if record is not None:
@@ -311,7 +311,7 @@ class BranchContext:
         record = self._log.get(callback.op_id)
         if record is None or record.kind is not OpKind.CALLBACK:
             raise ValueError(f"{callback!r} was not created by this branch's create_callback()")
-        with bound_contextvars(op_id=callback.op_id):
+        with bound_context(op_id=callback.op_id):
             if record.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
                 return self._callback_outcome(record.payload, record.error, callback)
             op = self._update(callback.op_id, OpKind.CALLBACK, callback.name, OpStatus.SUSPENDED,
@@ -391,7 +391,7 @@ class BranchContext:
         policy = completion if completion is not None else Completion.all_successful()
         policy.check_total(len(pairs))
         op_id, record = self._begin(OpKind.CHILDREN, name)
-        with bound_contextvars(op_id=op_id):
+        with bound_context(op_id=op_id):
             if record is not None and record.status is OpStatus.SUCCEEDED:
                 return self._batch(self._load(record.payload))
             if record is not None and record.status is OpStatus.FAILED:

@@ -35,7 +35,6 @@ from typing import Any
 
 import pykka
 import structlog
-from structlog.contextvars import bound_contextvars
 
 from actors.blobs import (
     BlobCache,
@@ -46,6 +45,7 @@ from actors.blobs import (
     digest_of,
 )
 from actors.fork_snapshot import ForkSnapshots
+from actors.logcontext import bound_context
 from actors.messages import ActorLike, LoadBlob, ReplyTo, StoreBlob, exception_of
 from actors.ref import DigestError, PendingDigest, new_token, patch, producing_digests
 
@@ -350,7 +350,7 @@ class DigestClient:
             save.first_sent = time.monotonic()
         self._unanswered.add(save)
         try:
-            with bound_contextvars(**save.context):
+            with bound_context(**save.context):
                 self._digest.tell(StoreBlob(save.data, reply))
         except Exception as exc:  # the digest actor is down or restarting: try again
             self._on_answer(save, attempt, None, exc)
@@ -376,7 +376,7 @@ class DigestClient:
             self._finish(save, None, error)
             return
         delay = min(2.0, 0.05 * 2 ** min(save.attempts - 1, 6))
-        with bound_contextvars(**save.context):
+        with bound_context(**save.context):
             log.warning("digest.resend", size=len(save.data), attempt=save.attempts,
                         delay=delay, error=repr(error))
         heapq.heappush(self._retries, (time.monotonic() + delay, next(self._order), save))
@@ -389,7 +389,7 @@ class DigestClient:
 
     def _finish(self, save: _Save, digest: bytes | None, error: BaseException | None) -> None:
         self._free(len(save.data))
-        with bound_contextvars(**save.context):
+        with bound_context(**save.context):
             if digest is not None:
                 log.debug("ref.durable", digest=digest.hex(), size=len(save.data),
                           ms=round((time.perf_counter() - save.queued_at) * 1e3, 3))

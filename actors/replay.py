@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from structlog.contextvars import bound_contextvars
 
 from actors.branch import BranchHost, BranchSpec, BranchSuspended, decode_error, encode_error
 from actors.context import BranchContext
 from actors.errors import CheckpointError, StepFailedError
+from actors.logcontext import bound_context
 from actors.messages import BranchLog, BranchRecord, BranchStatus, BranchUpdate, OperationUpdate
 from actors.store import is_finished
 
@@ -57,7 +57,7 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
     """
     if log.branch_id != spec.branch_id:
         raise ValueError(f"the log of branch {log.branch_id!r} cannot run {spec.branch_id!r}")
-    with bound_contextvars(execution_id=spec.execution_id, branch_id=spec.branch_id):
+    with bound_context(execution_id=spec.execution_id, branch_id=spec.branch_id):
         if is_finished(log.branch):
             assert log.branch is not None
             return _logged_end(log.branch, host)

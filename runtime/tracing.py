@@ -30,6 +30,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from actors.logcontext import bound_context
+
 _state: dict[str, Any] = {}
 
 
@@ -126,5 +128,5 @@ def bound(**context: Any) -> Iterator[None]:
         with bound(execution="nightly-1"):
             ref.tell("go")   # the actor's events carry execution="nightly-1"
     """
-    with structlog.contextvars.bound_contextvars(**context):
+    with bound_context(**context):
         yield
