@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - an older cloudpickle: a conservative t
         return getattr(obj, "__module__", "__main__") != "__main__" and "<" not in qualname
 
 
+_CODE = (type, types.FunctionType)  # what may travel by value; a tuple: cheaper than a union
+
+
 class _Pickler(pickle.Pickler):
     """The C pickler, handing cloudpickle only what must travel by value.
 
@@ -37,7 +40,7 @@ class _Pickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type | types.FunctionType) and obj not in _known_by_reference:
+        if isinstance(obj, _CODE) and obj not in _known_by_reference:
             if not _by_reference(obj):
                 return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
             if len(_known_by_reference) < _KNOWN_LIMIT:
