@@ -286,7 +286,8 @@ class Pump:
       asks it to step down, and the pump leaves that connection after its next read.
     * The pump gives every lead back before the actor handles what arrived, so a
       long handler never holds a connection: the standby reader thread retakes it
-      after ``STANDBY_GRACE``.
+      after ``STANDBY_GRACE``, or up to ``STANDBY_IDLE_MAX`` after a long idle
+      spell (it looks in less often while one leader keeps the connection).
     """
 
     def __init__(
@@ -304,6 +305,11 @@ class Pump:
     def wake(self) -> None:
         with contextlib.suppress(OSError):
             os.eventfd_write(self._wake_fd, 1)
+
+    def put_into(self, owner: object) -> None:
+        """Called after a put into the inbox ``owner``: wake the pump if it serves that inbox."""
+        if self.serving is owner:
+            self.wake()
 
     def close(self) -> None:
         """Stop pumping; the eventfd closes once no thread pumps."""
@@ -324,7 +330,7 @@ class Pump:
 
         Returns ``timeout`` unchanged when this thread cannot pump (another one
         does, or no connection is free): the caller then blocks on its inbox the
-        ordinary way. ``owner`` is the inbox whose ``put`` calls ``wake``.
+        ordinary way. ``owner`` is the inbox whose ``put`` calls ``put_into``.
         """
         if self._closed or not self._lock.acquire(blocking=False):
             return timeout

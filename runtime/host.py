@@ -82,9 +82,7 @@ class TracingInbox:
 
     def put(self, envelope: Envelope[Any], /) -> None:
         self._queue.put(envelope)
-        pump = self._pump
-        if pump.serving is self:
-            pump.wake()
+        self._pump.put_into(self)
 
     def _ready(self) -> bool:
         return not self._queue.empty()
@@ -113,9 +111,7 @@ class TracingPeekableInbox(PeekableInbox):
 
     def put(self, envelope: Envelope[Any], /) -> None:
         super().put(envelope)
-        pump = self._pump
-        if pump.serving is self:
-            pump.wake()
+        self._pump.put_into(self)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
         if block and not self._items:  # idle: read the connections ourselves meanwhile

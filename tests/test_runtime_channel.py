@@ -167,8 +167,7 @@ class _Pumping:
     def put(self, item: object) -> None:
         """What an inbox's put does: append, then wake the pump if it serves this inbox."""
         self.owner.items.append(item)
-        if self.pump.serving is self.owner:
-            self.pump.wake()
+        self.pump.put_into(self.owner)
 
     def joined(self) -> bool:
         self.thread.join(timeout=10)
