@@ -541,10 +541,44 @@ class LoadBlob:
 # dataclass and an enum member pickle through Python-level reduce code by default; these
 # reduce to (class, field values) and getattr(enum class, member name), which the C pickler
 # and unpickler handle without running Python code of ours on load.
+#
+# Updates mostly travel one per message (a step's checkpoint), where each enum member is
+# the first of its class in the pickle: saving and loading it by name costs ~4 µs a field
+# on each side. Their enum fields travel as plain strings instead, which ``_rebuild`` maps
+# back in one call (a checkpoint message: 18 → 11 µs to pickle, 13.5 → 10 µs to unpickle).
+# Records travel by the dozen in logs, where the pickle memo makes repeated members free
+# and a Python call per object would cost more: they keep (class, field values).
+_ENUMS_AS_VALUES = frozenset({"ExecutionUpdate", "BranchUpdate", "OperationUpdate"})
 
 
 def _reduce_enum(member: Enum) -> tuple[Any, ...]:
     return (getattr, (type(member), member.name))
+
+
+# For each dataclass with enum fields: (field position, {value: member}) per such field.
+_EnumFields: TypeAlias = tuple[tuple[int, dict[Any, Enum]], ...]
+_ENUM_FIELDS: dict[type, _EnumFields] = {}
+
+
+def _rebuild(cls: type, *fields: Any) -> Any:
+    """The ``cls`` whose enum fields travelled as their values (see ``_install_cheap_pickling``)."""
+    values = list(fields)
+    for position, members in _ENUM_FIELDS[cls]:
+        value = values[position]
+        if value is not None:
+            values[position] = members[value]
+    return cls(*values)
+
+
+def _enum_positions(cls: type, namespace: dict[str, Any]) -> _EnumFields:
+    """The fields of ``cls`` annotated with an enum of this module (optionally ``| None``)."""
+    found = []
+    for position, field in enumerate(dataclasses.fields(cls)):
+        annotation = str(field.type).removesuffix(" | None")
+        enum = namespace.get(annotation)
+        if isinstance(enum, type) and issubclass(enum, Enum):
+            found.append((position, {member.value: member for member in enum}))
+    return tuple(found)
 
 
 def _install_cheap_pickling(namespace: dict[str, Any]) -> None:
@@ -560,6 +594,22 @@ def _install_cheap_pickling(namespace: dict[str, Any]) -> None:
                 continue
             values = operator.attrgetter(*names)
             single = len(names) == 1
+            enums = _enum_positions(value, namespace) if value.__name__ in _ENUMS_AS_VALUES else ()
+            if enums:
+                _ENUM_FIELDS[value] = enums
+                positions = tuple(position for position, _ in enums)
+
+                def reduce_enums(self: Any, cls: type = value, values: Any = values,
+                                 positions: tuple[int, ...] = positions) -> tuple[Any, ...]:
+                    fields = list(values(self))
+                    for position in positions:
+                        member = fields[position]
+                        if member is not None:
+                            fields[position] = member._value_
+                    return (_rebuild, (cls, *fields))
+
+                value.__reduce__ = reduce_enums  # type: ignore[method-assign]
+                continue
 
             def reduce(self: Any, cls: type = value, values: Any = values,
                        single: bool = single) -> tuple[Any, ...]:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from actors.messages import (
+    BranchLog,
+    BranchStatus,
+    BranchUpdate,
+    Checkpoint,
+    OperationRecord,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+)
 from runtime import serialization
 
 from actors_for_tests import Counter
@@ -43,3 +53,26 @@ def test_a_class_made_in_a_function_travels_by_value() -> None:
     assert _by_value(cls)
     assert serialization.loads(serialization.dumps(cls)).value == 7
     assert cls not in serialization._known_by_reference
+
+
+def test_an_update_round_trips_with_its_enum_members_themselves() -> None:
+    update = OperationUpdate("e", "e/0", "3", OpKind.WAIT, "nap", OpStatus.SUSPENDED,
+                             attempt=2, due_at=12.5, epoch=4)
+    copy = serialization.loads(serialization.dumps(Checkpoint("e/0", update))).update
+    assert copy == update
+    assert copy.kind is OpKind.WAIT and copy.status is OpStatus.SUSPENDED
+
+
+def test_an_update_pickles_its_enum_fields_as_plain_values() -> None:
+    data = serialization.dumps(BranchUpdate("e", "e/0", BranchStatus.RUNNING, epoch=1))
+    assert b"BranchStatus" not in data  # no class to look up on load: a string per field
+    assert serialization.loads(data).status is BranchStatus.RUNNING
+
+
+def test_records_in_a_log_keep_their_members_by_name_and_share_them() -> None:
+    ops = tuple(OperationRecord("e", "e/0", str(i), i, OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
+                                1, None, None, None, 1.0, 1.0) for i in range(3))
+    log = BranchLog("e/0", None, ops)
+    data = serialization.dumps(log)
+    assert data.count(b"SUCCEEDED") == 1  # the pickle memo: one member, referenced thrice
+    assert serialization.loads(data) == log
