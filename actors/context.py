@@ -146,10 +146,10 @@ class BranchContext:
                     attempt = record.attempt + 1
             while True:
                 started = time.perf_counter()  # for the trace's step span
+                self._inside = name  # operations called from fn are refused (see _begin)
                 try:
-                    with self._running(name):
-                        self._step_executions += 1
-                        value = fn(*args, **kwargs)
+                    self._step_executions += 1
+                    value = fn(*args, **kwargs)
                 except Exception as exc:
                     if retry is None or not retry.should_retry(exc, attempt):
                         self._fail(op_id, OpKind.STEP, name, attempt, exc)
@@ -166,6 +166,8 @@ class BranchContext:
                     ))
                     attempt += 1
                     continue
+                finally:
+                    self._inside = None
                 # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
                 payload = spill_if_large(value, self._host.serialize)
                 acked = time.perf_counter()

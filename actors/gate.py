@@ -33,7 +33,6 @@ import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,11 +69,13 @@ class CheckpointGate:
         """How many checkpoints wait for digests (or behind one that does)."""
         return len(self._held)
 
-    @contextmanager
-    def tracking(self) -> Iterator[None]:
-        """Record the pending Refs of what is serialized inside, to patch their tokens later."""
-        with collecting(self._known):
-            yield
+    def tracking(self) -> collecting:
+        """Record the pending Refs of what is serialized inside, to patch their tokens later.
+
+            with gate.tracking():
+                payload = serialize(result)
+        """
+        return collecting(self._known)
 
     def send(self, message: Any, deliver: Callable[[Any], None]) -> None:
         """``deliver(message)`` now, or once every digest it names is durable, in order.

@@ -359,18 +359,27 @@ class _Collectors(threading.local):
 _collectors = _Collectors()
 
 
-@contextmanager
-def collecting(into: dict[bytes, Ref] | None = None) -> Iterator[dict[bytes, Ref]]:
+class collecting:  # noqa: N801 - a context manager used like a function
     """Record every pending Ref pickled on this thread inside the block, by token.
 
     Pending Refs pickled inside are written as placeholder tokens; the caller
-    owns making sure the bytes are patched before they are stored.
+    owns making sure the bytes are patched before they are stored. A class, not a
+    generator: every step result is serialized inside one (twice, through the gate).
+
+        with collecting() as found:
+            data = pickle.dumps(value)
     """
-    found: dict[bytes, Ref] = {} if into is None else into
-    _collectors.stack.append(found)
-    try:
-        yield found
-    finally:
+
+    __slots__ = ("_found",)
+
+    def __init__(self, into: dict[bytes, Ref] | None = None) -> None:
+        self._found: dict[bytes, Ref] = {} if into is None else into
+
+    def __enter__(self) -> dict[bytes, Ref]:
+        _collectors.stack.append(self._found)
+        return self._found
+
+    def __exit__(self, *exc: object) -> None:
         _collectors.stack.pop()
 
 
