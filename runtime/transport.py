@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import pickle
 import queue
 import struct
 import threading
@@ -60,6 +61,9 @@ log = structlog.get_logger("runtime.transport")
 MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES = range(7)
 _LEN = struct.Struct("<I")
 _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
+# Reply values the stdlib pickler writes without calling back into Python: no classes or
+# functions that might travel by value, so ``serialization.dumps`` has nothing to add.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes})
 _BURST_GAP = 50e-6  # frames closer than this are a burst: batch them in the writer thread
 
 _nodes: dict[str, Node] = {}  # system id -> this process's node of that system
@@ -486,7 +490,9 @@ class Node:
             peer.flow_cond.wait(remaining)
 
     def send_reply(self, address: str, reply_id: int, ok: bool, value: Any) -> None:
-        if ok:
+        if ok and type(value) in _PLAIN:  # an acknowledgement, mostly: no pickler of ours
+            data = pickle.dumps((REPLY, reply_id, True, value), protocol=5)
+        elif ok:
             try:
                 data = serialization.dumps((REPLY, reply_id, True, value))
             except Exception as exc:
