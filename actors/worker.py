@@ -16,7 +16,6 @@ import dataclasses
 import pickle
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pykka
@@ -47,6 +46,7 @@ from actors.messages import (
 )
 from actors.outbox import CheckpointOutbox
 from actors.policies import Completion
+from actors.pool import ThreadPool
 from actors.replay import run_branch
 
 log = structlog.get_logger("actors.worker")
@@ -187,8 +187,7 @@ class WorkerActor(pykka.ThreadingActor):
         self.deserialize = deserialize
         self.future_factory = future_factory
         self.name = worker_id
-        self._pool = ThreadPoolExecutor(max_workers=threads,
-                                        thread_name_prefix=f"{worker_id}-branch")
+        self._pool = ThreadPool(threads, name=f"{worker_id}-branch")
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
 
@@ -238,7 +237,7 @@ class WorkerActor(pykka.ThreadingActor):
             self._pool.submit(self._run, message)
 
     def on_stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     def _run(self, message: RunBranch) -> None:
         spec, epoch = message.spec, message.epoch
