@@ -324,10 +324,14 @@ class ExecutionActor(pykka.ThreadingActor):
         if branch is None or branch.epoch != epoch or branch.state != "dispatched":
             log.info("branch.stale_report", branch_id=branch_id, epoch=epoch)
             return None
+        self._release_worker(branch)
+        return branch
+
+    def _release_worker(self, branch: TrackedBranch) -> None:
+        """The branch no longer counts towards its worker's load (its run ended or was lost)."""
         if branch.worker is not None:
             self._load[branch.worker] -= 1
             branch.worker = None
-        return branch
 
     def _branch_ran(self, message: BranchRan, current: TrackedBranch | None = None) -> None:
         branch = current or self._current(message.branch_id, message.epoch)
@@ -407,9 +411,7 @@ class ExecutionActor(pykka.ThreadingActor):
         """
         for branch_id, branch in self._branches.items():
             if branch.state == "dispatched":
-                if branch.worker is not None:
-                    self._load[branch.worker] -= 1
-                    branch.worker = None
+                self._release_worker(branch)
                 self._dispatch(branch_id)
         for batch in self._batches.values():
             if batch.progress.finished and not batch.result_durable:
@@ -420,8 +422,7 @@ class ExecutionActor(pykka.ThreadingActor):
         index = int(message.worker_id)
         for branch_id, branch in self._branches.items():
             if branch.state == "dispatched" and branch.worker == index:
-                self._load[index] -= 1
-                branch.worker = None
+                self._release_worker(branch)
                 log.warning("branch.worker_lost", branch_id=branch_id, worker=index)
                 self._dispatch(branch_id)  # replays from its log on another run
 
