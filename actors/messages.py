@@ -514,6 +514,11 @@ class Checkpoints:
     items: tuple[Checkpoint, ...]
 
 
+def checkpoints(items: Sequence[Checkpoint]) -> Checkpoint | Checkpoints:
+    """One message carrying ``items``: the checkpoint itself when there is only one."""
+    return items[0] if len(items) == 1 else Checkpoints(tuple(items))
+
+
 # -- the digest actor -----------------------------------------------------------------
 
 

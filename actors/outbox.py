@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.errors import CheckpointError
-from actors.messages import Checkpoint, Checkpoints
+from actors.messages import Checkpoint, checkpoints
 
 
 class CheckpointOutbox:
@@ -82,7 +82,7 @@ class CheckpointOutbox:
             self.messages += 1
             self.combined += len(batch) - 1
             try:
-                self._tell(batch[0] if len(batch) == 1 else Checkpoints(tuple(batch)))
+                self._tell(checkpoints(batch))
             except Exception as exc:  # nothing of this message was sent
                 own_error = self._failed(batch, own, exc) or own_error
 

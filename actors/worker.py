@@ -34,7 +34,6 @@ from actors.messages import (
     BranchUpdate,
     Bundle,
     Checkpoint,
-    Checkpoints,
     OperationUpdate,
     OpKind,
     ReportWhenDurable,
@@ -43,6 +42,7 @@ from actors.messages import (
     Suspend,
     SuspensionKey,
     Update,
+    checkpoints,
 )
 from actors.outbox import CheckpointOutbox
 from actors.policies import Completion
@@ -226,8 +226,7 @@ class WorkerActor(pykka.ThreadingActor):
             m.spec.execution_id, m.spec.branch_id, BranchStatus.RUNNING, epoch=m.epoch),
             sync=False) for m in runs]
         try:
-            self.checkpoint_ref.tell(running[0] if len(running) == 1
-                                     else Checkpoints(tuple(running)))
+            self.checkpoint_ref.tell(checkpoints(running))
         except Exception as exc:  # the checkpoint actor is gone: none of these can run
             log.warning("branch.not_started", branches=len(runs), error=repr(exc))
             for m in runs:
