@@ -174,6 +174,7 @@ class HostedActor:
         self.pykka_ref: pykka.ActorRef[Any] | None = None
         self.failed = False
         self.finished = threading.Event()  # on_stop or on_failure has run
+        self.loop_ended = threading.Event()  # the actor's thread handed over its last reply
         self.stop_requested = False
 
     @property
@@ -194,9 +195,19 @@ class HostedActor:
         actor._start_actor_loop()  # what pykka's Actor.start does after construction
 
     def _wrap_hooks(self, actor: pykka.Actor) -> None:
-        """Know whether the actor ended by a stop or by a failure (for restarts)."""
+        """Know whether the actor ended by a stop or by a failure (for restarts), and when
+        its thread has handed over its last reply."""
         hosted = self
         user_on_stop, user_on_failure = actor.on_stop, actor.on_failure
+        actor_loop = actor._actor_loop
+
+        def run_loop() -> None:
+            try:
+                actor_loop()
+            finally:
+                hosted.loop_ended.set()
+
+        actor._actor_loop = run_loop  # type: ignore[method-assign]
 
         def on_stop() -> None:
             try:
@@ -243,6 +254,9 @@ class HostedActor:
         self.finished.wait(timeout=10.0)
         if not self.stop_requested and not self.finished.is_set():
             self.failed = True
+        # pykka answers a stop after on_stop returns, on the actor's thread: the process
+        # must not exit (and flush nothing) before that reply is handed to the transport.
+        self.loop_ended.wait(timeout=10.0)
 
     def introspect(self) -> dict[tuple[str, ...], tuple[bool, bool]]:
         """Public attributes as path -> (callable, traversable), for remote proxies."""
