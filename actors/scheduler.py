@@ -23,15 +23,17 @@ suspension's checkpoint is *deferred*:
   branch it ever ran.
 
 Time comes from a ``Clock``; ``Tick`` makes the actor look at it. In a system a
-ticker thread sends ``Tick`` when the next deadline comes, up to ``slack``
-(5 ms) late and never early, so that timers due within the slack resume as one
-wave (one message to the coordinator, whose empty checkpoints coalesce into one
-store call); tests with a ``FakeClock`` advance the clock and send ``Tick``.
+ticker thread sends ``Tick`` at the latest deadline within ``slack`` (5 ms) of
+the soonest one (``Deadlines.wake_time``): timers due within the slack resume as
+one wave (one message to the coordinator, whose empty checkpoints coalesce into
+one store call), none fires early, and a timer due alone fires on time; tests
+with a ``FakeClock`` advance the clock and send ``Tick``.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +64,67 @@ COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
             "scheduler.duplicate_resumes")
 
 DEFERRED, APPLYING, EVICTED, RESUMED = "deferred", "applying", "evicted", "resumed"
+
+
+class Deadlines:
+    """A min-heap of ``(when, what, key)`` that knows when its next wave is due.
+
+    ``wake_time()`` is the latest deadline within ``slack`` of the soonest one.
+    Looking at the clock then (``pop_due``) takes every deadline of that window
+    together, none of them early and the soonest at most ``slack`` late; a
+    deadline with no other near it is taken on time.
+
+        deadlines = Deadlines(slack=0.005)
+        deadlines.push(10.000, "due", key_a)
+        deadlines.push(10.003, "due", key_b)
+        deadlines.wake_time()   # 10.003: both in one wave
+    """
+
+    def __init__(self, slack: float) -> None:
+        self._heap: list[tuple[float, str, SuspensionKey]] = []
+        self._slack = slack
+        self._window: tuple[float, float] | None = None  # (soonest, latest within slack of it)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, when: float, what: str, key: SuspensionKey) -> None:
+        heapq.heappush(self._heap, (when, what, key))
+        window = self._window
+        if window is not None:
+            soonest, latest = window
+            if when < soonest:
+                self._window = None  # a new soonest: wake_time looks again
+            elif latest < when <= soonest + self._slack:
+                self._window = (soonest, when)
+
+    def pop_due(self, now: float) -> Iterator[tuple[str, SuspensionKey]]:
+        """``(what, key)`` of every deadline at or before ``now``, soonest first."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            self._window = None
+            _, what, key = heapq.heappop(heap)
+            yield what, key
+
+    def wake_time(self) -> float | None:
+        """When to look next (see the class docstring); None when nothing is due ever."""
+        heap = self._heap
+        if not heap:
+            return None
+        if self._window is None:
+            # Only the window's entries and their children are visited: a heap's
+            # children are never sooner than their parent.
+            soonest = heap[0][0]
+            limit, latest = soonest + self._slack, soonest
+            size, todo = len(heap), [0]
+            while todo:
+                i = todo.pop()
+                when = heap[i][0]
+                if when <= limit:
+                    latest = max(latest, when)
+                    todo.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
+            self._window = (soonest, latest)
+        return self._window[1]
 
 
 class _Recent:
@@ -132,18 +195,19 @@ class SchedulerActor(pykka.ThreadingActor):
         remember_for: float = 3600.0,
     ) -> None:
         super().__init__()
+        if slack < 0:
+            raise ValueError(f"slack must be >= 0 seconds, got {slack}")
         self._checkpoint = checkpoint
         self._coordinator = coordinator
         self._clock = clock
         self._self_ref = self_ref
         self._max_parked = max_parked
         self._autotick = autotick
-        self._slack = slack
         self._ticker: Ticker | None = None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
         self._parked: dict[str, int] = {}  # worker id -> branches parked on it
-        self._deadlines: list[tuple[float, str, SuspensionKey]] = []  # (when, "apply"|"due", key)
+        self._deadlines = Deadlines(slack)  # "apply" (a deferred checkpoint) and "due" (a timer)
         # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
         self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
         self._resumed = _Recent(remember_for)  # whose dependency resumed it
@@ -230,22 +294,21 @@ class SchedulerActor(pykka.ThreadingActor):
         if message.delay <= 0 or parked > self._max_parked:
             self._apply(suspension)
         else:
-            heapq.heappush(self._deadlines, (now + message.delay, "apply", key))
+            self._deadlines.push(now + message.delay, "apply", key)
         if op.due_at is not None:
-            heapq.heappush(self._deadlines, (op.due_at, "due", key))
+            self._deadlines.push(op.due_at, "due", key)
 
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
         self._active[message.branch_id] = _Suspension(key, message.op_id, EVICTED)
-        heapq.heappush(self._deadlines, (message.due_at, "due", key))
+        self._deadlines.push(message.due_at, "due", key)
 
     # -- time ----------------------------------------------------------------------
 
     def _tick(self) -> None:
         now = self._clock.time()
         wave: list[tuple[str, int]] = []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, what, key = heapq.heappop(self._deadlines)
+        for what, key in self._deadlines.pop_due(now):
             suspension = self._active.get(key.branch_id)
             if suspension is None or suspension.key != key:
                 continue  # resumed already, or superseded by a newer suspension
@@ -259,9 +322,7 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _rearm(self) -> None:
         if self._ticker is not None:
-            # Fire up to ``slack`` late (never early): timers due together become one wave.
-            deadline = self._deadlines[0][0] + self._slack if self._deadlines else None
-            self._ticker.wake_at(deadline)
+            self._ticker.wake_at(self._deadlines.wake_time())
 
     # -- applying ------------------------------------------------------------------
 
@@ -289,8 +350,8 @@ class SchedulerActor(pykka.ThreadingActor):
             log.error("suspension.apply_failed", branch_id=key.branch_id,
                       error=repr(message.error))
             suspension.state = DEFERRED  # still parked: try again after another delay
-            heapq.heappush(self._deadlines,
-                           (self._clock.time() + max(suspension.suspend.delay, 0.5), "apply", key))
+            self._deadlines.push(self._clock.time() + max(suspension.suspend.delay, 0.5), "apply",
+                                 key)
             return
         suspension.state = EVICTED
         self._unpark(suspension)
