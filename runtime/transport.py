@@ -11,7 +11,7 @@ The hot path does the least work it can:
 * the *sending thread* pickles (so a bad message fails at the sender, naming
   the culprit) and appends a length-prefixed record to one outbound queue;
 * one *writer thread* per node drains that queue and writes everything that has
-  accumulated for a peer in one ``send_bytes``;
+  accumulated for a peer in one write;
 * one *reader thread* per connection only decodes records and enqueues them:
   messages into the target actor's inbox, replies into their futures; but a
   thread blocked on a reply reads the connection itself while no other thread
@@ -65,6 +65,8 @@ _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before wri
 # functions that might travel by value, so ``serialization.dumps`` has nothing to add.
 _PLAIN = frozenset({type(None), bool, int, float, str, bytes})
 _BURST_GAP = 50e-6  # frames closer than this are a burst: batch them in the writer thread
+_WIRE = struct.Struct("!i")  # multiprocess's frame header, as ``channel.cut_frames`` reads it
+_WIRE_MAX = 0x7FFFFFFF  # bigger payloads take multiprocess's 8-byte header: its own send_bytes
 
 _nodes: dict[str, Node] = {}  # system id -> this process's node of that system
 _nodes_lock = threading.Lock()
@@ -106,6 +108,26 @@ def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
         if home is not None:
             return home
     return RemoteReply(system_id, address, reply_id)
+
+
+def write_frame(conn: Connection, payload: bytes) -> None:
+    """Send ``payload`` as one frame of ``conn``: ``conn.send_bytes`` minus its Python checks.
+
+    The same bytes on the wire, in one ``writev`` (no copy of a big payload);
+    ~3 µs instead of ~7 µs for a small one, twice per ask. ``fileno()`` raises
+    ``OSError`` on a closed connection, so a recycled descriptor is never written.
+    """
+    size = len(payload)
+    if size > _WIRE_MAX:
+        conn.send_bytes(payload)
+        return
+    fd = conn.fileno()
+    header = _WIRE.pack(size)
+    written = os.writev(fd, (header, payload))
+    if written < size + _WIRE.size:  # a signal cut a blocking write short: finish it
+        rest = memoryview(header + payload)[written:]
+        while rest:
+            rest = rest[os.write(fd, rest):]
 
 
 class RemoteReply:
@@ -411,7 +433,7 @@ class Node:
                     conn = peer.conn
                     if conn is not None:
                         try:
-                            conn.send_bytes(frame)
+                            write_frame(conn, frame)
                         except OSError as exc:
                             self._break(peer, conn, f"write failed: {exc}")
                     return
@@ -579,7 +601,7 @@ class Node:
                 if conn is None:
                     continue  # the peer died; its waiters were failed by _break
                 try:
-                    conn.send_bytes(frames[0] if len(frames) == 1 else b"".join(frames))
+                    write_frame(conn, frames[0] if len(frames) == 1 else b"".join(frames))
                 except OSError as exc:
                     self._break(peer, conn, f"write failed: {exc}")
                     continue
