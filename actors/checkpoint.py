@@ -38,6 +38,12 @@ Batching policy
   of 1,000 resumes on two workers costs 16 messages out of this actor, not
   1,000; when several recipients wait, they are answered 64 at a time in turns,
   so the second worker does not wait for all of the first one's bundles.
+* **Waves are answered as they are read.** A batch of only empties for more
+  than ``STREAM_CHUNK`` branches writes nothing, so nothing in it needs to be
+  durable before its answers go out: its logs are read from one snapshot
+  (``store.read_logs``, still one store call) ``STREAM_CHUNK`` branches at a
+  time, and each chunk is answered before the next is read. The workers start on
+  the first logs while the rest are read and pickled.
 * **Stop.** Checkpoints still in the inbox when the actor stops are written
   before it goes, so none is left unanswered.
 
@@ -83,6 +89,7 @@ from actors.errors import CheckpointError
 from actors.inbox import PeekableInbox
 from actors.messages import (
     BUNDLE_LIMIT,
+    BranchLog,
     Checkpoint,
     Checkpoints,
     ReplyTo,
@@ -149,6 +156,7 @@ class CheckpointBatch:
 
 
 _QUIET_GAP = 0.001  # seconds without a new message that end a batch's window
+STREAM_CHUNK = 2 * BUNDLE_LIMIT  # branches per chunk of a wave's logs: a bundle each for 2 workers
 
 
 class CheckpointActor(pykka.ThreadingActor):
@@ -317,6 +325,9 @@ class CheckpointActor(pykka.ThreadingActor):
         counters["checkpoint.batches"] += 1
         counters["checkpoint.empty_requests"] += len(batch.empties)
         started = time.perf_counter()
+        if not batch.updates and len(read_logs) > STREAM_CHUNK:
+            self._answer_as_read(batch, read_logs, started)
+            return
         try:
             logs = self._store.commit(batch.updates, read_logs, self._clock.time())
         except BaseException as exc:
@@ -327,6 +338,35 @@ class CheckpointActor(pykka.ThreadingActor):
         counters["checkpoint.updates"] += len(batch.updates)
         if batch.empties:
             counters["checkpoint.empty_batches"] += 1
+        self._log_batch(batch, started)
+        self._answer(batch.messages, logs)
+
+    def _answer_as_read(self, batch: CheckpointBatch, read_logs: list[str],
+                        started: float) -> None:
+        """A batch of only empties: answer each chunk of logs as soon as it is read.
+
+        Nothing of the batch is written, so no answer waits on durability. Should the
+        store fail part-way, the waiters already answered keep their logs and the
+        others are failed, as a failed batch's are.
+        """
+        waiting: dict[str, list[Checkpoint]] = {}
+        for msg in batch.messages:
+            waiting.setdefault(msg.branch_id, []).append(msg)
+        try:
+            for logs in self._store.read_logs(read_logs, STREAM_CHUNK):
+                self._answer([m for b in logs for m in waiting.pop(b)], logs)
+        except BaseException as exc:
+            rest = CheckpointBatch(self._max_ops, self._max_bytes)
+            for msg in (m for msgs in waiting.values() for m in msgs):
+                rest.add(msg)
+            self._fail(rest, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._counters["checkpoint.empty_batches"] += 1
+        self._log_batch(batch, started)
+
+    def _log_batch(self, batch: CheckpointBatch, started: float) -> None:
         self._log.debug(
             "checkpoint.batch", ops=batch.ops, bytes=batch.nbytes, updates=len(batch.updates),
             empties=len(batch.empties), duration_ms=round((time.perf_counter() - started) * 1e3, 3),
@@ -334,10 +374,13 @@ class CheckpointActor(pykka.ThreadingActor):
             # A batch serves many branches: not the one whose message's context is bound now.
             execution_id=None, branch_id=None, op_id=None,
         )
+
+    def _answer(self, messages: Iterable[Checkpoint], logs: dict[str, BranchLog]) -> None:
+        """Answer the waiters of written ``messages``: an empty with its branch's log."""
         lost = self._lost
         told: set[str] = set()
         groups: dict[tuple[type, Any], list[tuple[Any, Any]]] = {}
-        for msg in batch.messages:
+        for msg in messages:
             reply_to, branch_id = msg.reply_to, msg.branch_id
             if reply_to is None:
                 continue
@@ -426,7 +469,7 @@ def _lost_update_error(branch_id: str, original: BaseException) -> CheckpointErr
     )
 
 
-__all__ = ["COUNTERS", "CheckpointActor", "CheckpointBatch"]
+__all__ = ["COUNTERS", "STREAM_CHUNK", "CheckpointActor", "CheckpointBatch"]
 
 
 def _is_told_checkpoint(envelope: Any) -> bool:

@@ -10,7 +10,7 @@ methods, which never write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -47,6 +47,15 @@ class Store(Protocol):
 
     def read_log(self, branch_id: str) -> BranchLog: ...
 
+    def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
+        """The logs of ``branch_ids`` from one snapshot, handed out ``chunk`` branches at a time.
+
+        One store call: the checkpoint actor answers a wave's first empty
+        checkpoints while the later logs are still being read. Raises like
+        ``commit`` (possibly after some chunks were handed out).
+        """
+        ...
+
     def read_due_timers(self) -> list[OperationRecord]:
         """Operations suspended or retrying with a ``due_at`` (timers to reload at start)."""
         ...
@@ -62,8 +71,9 @@ def _merge(old: object, new: object, fields: Sequence[str]) -> dict[str, object]
 class MemoryStore:
     """An in-memory ``Store`` for unit tests of pure logic; same semantics as SQLite.
 
-    ``fail_next(exc)`` makes the next ``commit`` raise ``exc`` and write nothing;
-    ``calls`` counts commits, ``commits`` keeps what each one wrote.
+    ``fail_next(exc)`` makes the next ``commit`` (or ``read_logs``) raise ``exc`` and
+    write nothing; ``calls`` counts both, ``commits`` keeps each one's
+    ``(updates, read_logs)``.
     """
 
     def __init__(self) -> None:
@@ -155,6 +165,21 @@ class MemoryStore:
                 ops[update.op_id] = replace(
                     old_o, **merged, updated_at=now  # type: ignore[arg-type]
                 )
+
+    def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
+        """One call in ``calls`` and ``commits``; ``fail_next`` raises before the first chunk."""
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        wanted = list(dict.fromkeys(branch_ids))
+        with self._lock:
+            self.calls += 1
+            if self._fail_next is not None:
+                exc, self._fail_next = self._fail_next, None
+                raise exc
+            logs = {b: self._log(b) for b in wanted}  # one snapshot, as SQLite's transaction
+            self.commits.append(((), tuple(wanted)))
+        for start in range(0, len(wanted), chunk):
+            yield {b: logs[b] for b in wanted[start:start + chunk]}
 
     def _log(self, branch_id: str) -> BranchLog:
         ops = sorted(self.operations.get(branch_id, {}).values(), key=lambda o: o.seq)

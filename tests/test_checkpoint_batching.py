@@ -16,7 +16,7 @@ import pykka
 import pytest
 
 from actors.branch import BranchActor, BranchSpec
-from actors.checkpoint import CheckpointActor
+from actors.checkpoint import STREAM_CHUNK, CheckpointActor
 from actors.clock import FakeClock
 from actors.context import BranchContext
 from actors.errors import CheckpointError
@@ -185,6 +185,90 @@ def test_999_queued_empties_are_answered_by_exactly_1_store_call(start: Start) -
     assert counters["checkpoint.store_calls"] == 2  # the plug, then all 999
     assert counters["checkpoint.empty_requests"] == 999
     assert counters["checkpoint.empty_batches"] == 1
+
+
+class StreamingStore(GatedStore):
+    """Notes in ``events`` when it reads each chunk of logs; can fail after the first."""
+
+    def __init__(self, fail_after_first: BaseException | None = None) -> None:
+        super().__init__()
+        self.events: list[tuple[str, Any]] = []
+        self._fail_after_first = fail_after_first
+
+    def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
+        for number, logs in enumerate(super().read_logs(branch_ids, chunk)):
+            if number == 1 and self._fail_after_first is not None:
+                raise self._fail_after_first
+            self.events.append(("read", number))
+            yield logs
+
+
+class Answer:
+    """A reply handle that notes its answer in a shared list of events."""
+
+    def __init__(self, branch: str, events: list[tuple[str, Any]]) -> None:
+        self.branch = branch
+        self.events = events
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def set(self, value: Any = None) -> None:
+        self.value = value
+        self.events.append(("answered", self.branch))
+        self.done.set()
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self.error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        self.done.set()
+
+
+def queue_empties(ref: pykka.ActorRef[CheckpointActor], store: StreamingStore,
+                  count: int) -> list[Answer]:
+    branches = [f"b{i}" for i in range(count)]
+    store.commit([update(b, "1", b.encode()) for b in branches], [], now=1.0)
+    plug(ref, store)
+    answers = [Answer(b, store.events) for b in branches]
+    for answer in answers:
+        ref.tell(Checkpoint(answer.branch, None, reply_to=answer))
+    store.release()
+    for answer in answers:
+        assert answer.done.wait(DEADLINE), f"{answer.branch} was never answered"
+    return answers
+
+
+def test_a_wave_of_empties_is_answered_chunk_by_chunk_as_its_logs_are_read(start: Start) -> None:
+    store = StreamingStore()
+    ref = start(store)
+    answers = queue_empties(ref, store, 3 * STREAM_CHUNK)
+    assert [(a.value.branch_id, a.value.operations[0].payload) for a in answers] == [
+        (a.branch, a.branch.encode()) for a in answers
+    ]
+    first_chunk = {("answered", a.branch) for a in answers[:STREAM_CHUNK]}
+    second_read = store.events.index(("read", 1))
+    assert first_chunk <= set(store.events[:second_read])
+    counters = metrics(ref)
+    assert counters["checkpoint.store_calls"] == 2  # the plug, then one read for the wave
+    assert counters["checkpoint.empty_batches"] == 1
+
+
+def test_a_store_failure_part_way_through_a_wave_fails_only_the_empties_not_yet_answered(
+    start: Start,
+) -> None:
+    broken = OSError(5, "Input/output error")
+    store = StreamingStore(fail_after_first=broken)
+    ref = start(store)
+    answers = queue_empties(ref, store, 3 * STREAM_CHUNK)
+    answered, failed = answers[:STREAM_CHUNK], answers[STREAM_CHUNK:]
+    assert [a.value.branch_id for a in answered] == [a.branch for a in answered]
+    assert all(a.error is None for a in answered)
+    for answer in failed:
+        assert isinstance(answer.error, CheckpointError) and answer.error.original is broken
+        assert answer.value is None
+    counters = metrics(ref)
+    assert counters["checkpoint.failed_batches"] == 1
+    assert counters["checkpoint.empty_batches"] == 0
+    assert counters["checkpoint.lost_updates"] == 0
 
 
 def test_400_empties_and_10_updates_with_ops_limit_11_are_one_store_call(start: Start) -> None:

@@ -109,6 +109,42 @@ def test_round_trip_gives_exactly_what_the_memory_store_gives(db: Path) -> None:
     sqlite.close()
 
 
+def test_read_logs_hands_out_what_read_log_reads_in_chunks_like_the_memory_store(
+    db: Path,
+) -> None:
+    memory, sqlite = MemoryStore(), SqliteStore(db)
+    replay(memory)
+    replay(sqlite)
+    wanted = ["b1", "b0", "nobody", "b1"]  # a repeated branch is read once
+    chunks = list(sqlite.read_logs(wanted, 2))
+    assert [list(c) for c in chunks] == [["b1", "b0"], ["nobody"]]
+    assert chunks == list(memory.read_logs(wanted, 2))
+    assert {b: log for c in chunks for b, log in c.items()} == {
+        b: sqlite.read_log(b) for b in ("b0", "b1", "nobody")
+    }
+    sqlite.close()
+
+
+def test_read_logs_reads_every_chunk_from_one_snapshot(db: Path) -> None:
+    reader, writer = SqliteStore(db), SqliteStore(db)
+    reader.commit([op(b, "1") for b in ("b0", "b1")], [], 1.0)
+    chunks = reader.read_logs(["b0", "b1"], 1)
+    assert [o.op_id for o in next(chunks)["b0"].operations] == ["1"]
+    writer.commit([op("b1", "2")], [], 2.0)  # lands while the read is under way
+    assert [o.op_id for o in next(chunks)["b1"].operations] == ["1"]
+    assert next(chunks, None) is None
+    assert [o.op_id for o in reader.read_log("b1").operations] == ["1", "2"]
+    reader.close()
+    writer.close()
+
+
+def test_read_logs_refuses_a_chunk_below_1(db: Path) -> None:
+    store = SqliteStore(db)
+    with pytest.raises(ValueError, match="chunk"):
+        next(store.read_logs(["b0"], 0))
+    store.close()
+
+
 def test_upsert_keeps_fields_given_as_none_and_the_creation_time(db: Path) -> None:
     store = SqliteStore(db)
     replay(store)

@@ -431,6 +431,21 @@ class SqliteStore:
             with self._transaction(conn, "BEGIN"):  # one snapshot of the branch and its operations
                 return self._read_logs(conn, [branch_id])[branch_id]
 
+    def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
+        """The logs of ``branch_ids``, ``chunk`` branches at a time, all from one snapshot.
+
+        One read transaction stays open while the caller handles each chunk, so
+        the checkpoint actor answers a wave's first empties while it reads the rest.
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        wanted = list(dict.fromkeys(branch_ids))
+        with self._lock:
+            conn = self._live()
+            with self._transaction(conn, "BEGIN"):
+                for start in range(0, len(wanted), chunk):
+                    yield self._read_logs(conn, wanted[start:start + chunk])
+
     def read_due_timers(self) -> list[OperationRecord]:
         """Operations suspended or retrying with a ``due_at``, soonest first."""
         rows = self._read(
