@@ -524,11 +524,7 @@ class Node:
                 data = serialization.dumps((REPLY, reply_id, False, err))
         else:
             data = self._pickle_exception(reply_id, value)
-        try:
-            peer = self.connected(address)
-        except ActorDeadError:
-            return  # the asker is gone; nobody is left to tell
-        self._enqueue(peer, _LEN.pack(len(data)) + data)
+        self._send_reply_record(address, data)
 
     def send_replies(self, address: str, answers: Sequence[tuple[int, Any]]) -> None:
         """Successful replies to one process as one frame: a batch's waiters, say.
@@ -545,10 +541,14 @@ class Node:
             for reply_id, value in answers:
                 self.send_reply(address, reply_id, True, value)
             return
+        self._send_reply_record(address, data)
+
+    def _send_reply_record(self, address: str, data: bytes) -> None:
+        """Queue a pickled reply record for the asking process, unless it is gone."""
         try:
             peer = self.connected(address)
         except ActorDeadError:
-            return  # the askers are gone; nobody is left to tell
+            return  # the asker is gone; nobody is left to tell
         self._enqueue(peer, _LEN.pack(len(data)) + data)
 
     @staticmethod
