@@ -63,6 +63,14 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def log_chunks(branch_ids: Sequence[str], chunk: int) -> list[list[str]]:
+    """``branch_ids`` without repeats, ``chunk`` at a time: how ``read_logs`` hands them out."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    wanted = list(dict.fromkeys(branch_ids))
+    return [wanted[start:start + chunk] for start in range(0, len(wanted), chunk)]
+
+
 def _merge(old: object, new: object, fields: Sequence[str]) -> dict[str, object]:
     """Fields of ``new`` that are not None, to overwrite on ``old``."""
     return {f: getattr(new, f) for f in fields if getattr(new, f) is not None}
@@ -168,18 +176,16 @@ class MemoryStore:
 
     def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
         """One call in ``calls`` and ``commits``; ``fail_next`` raises before the first chunk."""
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        wanted = list(dict.fromkeys(branch_ids))
+        chunks = log_chunks(branch_ids, chunk)
         with self._lock:
             self.calls += 1
             if self._fail_next is not None:
                 exc, self._fail_next = self._fail_next, None
                 raise exc
-            logs = {b: self._log(b) for b in wanted}  # one snapshot, as SQLite's transaction
-            self.commits.append(((), tuple(wanted)))
-        for start in range(0, len(wanted), chunk):
-            yield {b: logs[b] for b in wanted[start:start + chunk]}
+            # One snapshot, as SQLite's read transaction.
+            logs = [{b: self._log(b) for b in branch_chunk} for branch_chunk in chunks]
+            self.commits.append(((), tuple(b for branch_chunk in chunks for b in branch_chunk)))
+        yield from logs
 
     def _log(self, branch_id: str) -> BranchLog:
         ops = sorted(self.operations.get(branch_id, {}).values(), key=lambda o: o.seq)
@@ -227,4 +233,4 @@ def is_finished(branch: BranchRecord | None) -> bool:
     return branch is not None and branch.status in (BranchStatus.SUCCEEDED, BranchStatus.FAILED)
 
 
-__all__ = ["MemoryStore", "Store", "is_finished"]
+__all__ = ["MemoryStore", "Store", "is_finished", "log_chunks"]

@@ -39,6 +39,7 @@ from actors.messages import (
     OpStatus,
     Update,
 )
+from actors.store import log_chunks
 
 
 class Migration(NamedTuple):
@@ -437,14 +438,12 @@ class SqliteStore:
         One read transaction stays open while the caller handles each chunk, so
         the checkpoint actor answers a wave's first empties while it reads the rest.
         """
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk}")
-        wanted = list(dict.fromkeys(branch_ids))
+        chunks = log_chunks(branch_ids, chunk)
         with self._lock:
             conn = self._live()
             with self._transaction(conn, "BEGIN"):
-                for start in range(0, len(wanted), chunk):
-                    yield self._read_logs(conn, wanted[start:start + chunk])
+                for branch_chunk in chunks:
+                    yield self._read_logs(conn, branch_chunk)
 
     def read_due_timers(self) -> list[OperationRecord]:
         """Operations suspended or retrying with a ``due_at``, soonest first."""
