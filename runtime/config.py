@@ -64,6 +64,9 @@ class SystemConfig:
     worker_threads: int = 16  # branch threads per worker process
     mailbox_window: int = 1024  # messages one process may have in flight to one actor
     send_timeout: float = 30.0  # seconds a sender waits for mailbox room before MailboxFullError
+    # Seconds a thread that expects a message soon (an asker, an idle actor) polls before
+    # it sleeps, while such polls keep paying off; 0 never polls (runtime/channel.py).
+    spin_wait: float = 50e-6
     spawn_timeout: float = 30.0  # seconds to wait for a new actor process to report ready
     stop_timeout: float = 5.0  # seconds an actor gets to stop before its process is killed
     # Deferral delay per kind of suspension, overriding suspend_checkpoint_delay:
@@ -89,7 +92,7 @@ class SystemConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"SystemConfig.{name} must be an int >= 1, got {value!r}")
         non_negative = ("checkpoint_window", "suspend_checkpoint_delay", "send_timeout",
-                        "spawn_timeout", "stop_timeout", "store_lock_timeout")
+                        "spin_wait", "spawn_timeout", "stop_timeout", "store_lock_timeout")
         for name in non_negative:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:

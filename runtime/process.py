@@ -51,6 +51,7 @@ class BootSpec:
     trace_path: str | None
     mailbox_window: int
     send_timeout: float
+    spin_wait: float = 0.0
     class_name: str = ""
     restart_grace: float = 0.0
 
@@ -81,7 +82,7 @@ def child_main(spec: BootSpec) -> None:
                       actor=spec.name)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
-                send_timeout=spec.send_timeout)
+                send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
     # Handlers before start(): a ping may arrive the moment the address is bound.
     node.ctrl_handlers["ping"] = _ping(node)
     node.ctrl_handlers["introspect"] = _introspect(node)

@@ -132,7 +132,7 @@ class ActorSystem:
         self.node = Node(
             system_id=self.id, address=os.path.join(self._dir, "service.sock"),
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
-            send_timeout=self.config.send_timeout,
+            send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready_id)
         self._durable: DurableServices | None = None
@@ -202,7 +202,7 @@ class ActorSystem:
             role=f"actor:{name}", payload=payload, parent_address=self.node.address,
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
-            class_name=actor_class.__name__, restart_grace=grace,
+            spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)

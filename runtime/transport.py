@@ -48,7 +48,7 @@ from multiprocess.connection import Client, Connection, Listener
 
 from actors.messages import exception_of
 from runtime import serialization
-from runtime.channel import Channel, Pump
+from runtime.channel import Channel, Pump, SpinWait
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
 from runtime.future import Future, remote_traceback_of
 
@@ -208,6 +208,7 @@ class Node:
         role: str,
         mailbox_window: int = 1024,
         send_timeout: float = 30.0,
+        spin_wait: float = 0.0,
     ) -> None:
         self.system_id = system_id
         self.address = address
@@ -216,6 +217,7 @@ class Node:
         self.mailbox_window = mailbox_window
         self.credit_batch = max(1, mailbox_window // 4)
         self.send_timeout = send_timeout
+        self.spin_wait = spin_wait  # poll this long before sleeping, while it pays (SpinWait)
         self.actors: dict[str, HostedActor] = {}
         self.ctrl_handlers: dict[str, Callable[[str, Any], Any]] = {}
         self._peers: dict[str, Peer] = {}
@@ -282,7 +284,8 @@ class Node:
             with _nodes_lock:
                 pump = self._pump
                 if pump is None:
-                    pump = self._pump = Pump(self._pumpable, _awaits_reply)
+                    spin = SpinWait(self.spin_wait)
+                    pump = self._pump = Pump(self._pumpable, _awaits_reply, spin)
                     if self._closed:
                         pump.close()
         return pump
@@ -358,6 +361,7 @@ class Node:
             conn.fileno(),
             deliver=lambda frame: self._deliver_frame(peer, frame),
             ended=lambda reason: self._break(peer, conn, reason),
+            spin=SpinWait(self.spin_wait),
         )
         channel.owner = peer
         self._channels[id(conn)] = channel

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from runtime import channel as channel_module
-from runtime.channel import Channel, Pump, cut_frames
+from runtime.channel import Channel, Pump, SpinWait, cut_frames
 from runtime.config import SystemConfig
+from runtime.errors import ConfigurationError
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
 
@@ -26,13 +27,13 @@ def _frame(payload: bytes) -> bytes:
 class _Wire:
     """A socketpair with a Channel on one end; records who delivered each frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, spin: SpinWait | None = None) -> None:
         self.ours, self.theirs = socket.socketpair()
         self.delivered: list[tuple[bytes, int]] = []
         self.ended: list[str] = []
         self.channel = Channel(self.ours.fileno(),
                                deliver=lambda f: self.delivered.append((f, threading.get_ident())),
-                               ended=self.ended.append)
+                               ended=self.ended.append, spin=spin)
         self.reader = threading.Thread(target=self.channel.serve, daemon=True)
         self.reader.start()
 
@@ -261,3 +262,111 @@ def test_a_connection_that_ends_while_pumped_is_given_back(
     assert not wire.channel._lead.locked()
     assert running.left and running.left[0] is not None and running.left[0] > 0  # block the rest
     running.pump.close()
+
+
+# -- polling before sleeping: SpinWait -----------------------------------------------------
+
+
+def test_a_new_site_polls_before_it_sleeps() -> None:
+    assert SpinWait(50e-6).spins()
+
+
+def test_a_zero_budget_never_polls() -> None:
+    assert not SpinWait(0.0).spins()
+
+
+def test_a_negative_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="spin budget"):
+        SpinWait(-1e-6)
+    with pytest.raises(ConfigurationError, match="spin_wait"):
+        SystemConfig(spin_wait=-1e-6)
+
+
+def test_a_site_whose_waits_outlast_the_budget_stops_polling() -> None:
+    spin = SpinWait(50e-6)
+    for _ in range(5):
+        spin.waited(0.01)  # a disk commit's reply, an actor nobody writes to
+    assert not spin.spins()
+
+
+def test_a_site_polls_again_once_its_messages_come_quickly_again() -> None:
+    spin = SpinWait(50e-6)
+    for _ in range(10):
+        spin.waited(0.01)
+    for _ in range(2):
+        spin.waited(80e-6)  # blocked, yet within twice the budget: polling would have paid
+    assert spin.spins()
+
+
+@pytest.fixture
+def polling_wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Wire]:
+    w = _Wire(spin=SpinWait(10.0))  # polls for up to 10 s: every wait here ends polling
+    _hand_lead_to_waiters(w, monkeypatch)
+    yield w
+    w.close()
+
+
+def test_a_polling_thread_reads_a_reply_that_comes_while_it_polls(polling_wire: _Wire) -> None:
+    wire = polling_wire
+    threading.Timer(0.05, lambda: wire.theirs.sendall(_frame(b"reply"))).start()
+    assert wire.channel.wait(lambda: b"reply" in wire.payloads(), 10.0)
+    assert wire.delivered[-1] == (b"reply", threading.get_ident())
+    assert wire.channel._read_timeout is None  # never fell back to a blocking, timed read
+
+
+def test_a_connection_that_ends_while_polled_is_ended(polling_wire: _Wire) -> None:
+    wire = polling_wire
+    threading.Timer(0.05, lambda: wire.theirs.shutdown(socket.SHUT_WR)).start()
+    started = time.monotonic()
+    assert wire.channel.wait(lambda: False, 10.0)
+    assert time.monotonic() - started < 5.0
+    assert wire.ended == ["connection closed: EOF"]
+
+
+def test_a_reply_slower_than_the_poll_is_read_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = _Wire(spin=SpinWait(0.001))
+    try:
+        _hand_lead_to_waiters(wire, monkeypatch)
+        threading.Timer(0.1, lambda: wire.theirs.sendall(_frame(b"late"))).start()
+        assert wire.channel.wait(lambda: b"late" in wire.payloads(), 10.0)
+        assert wire.delivered[-1] == (b"late", threading.get_ident())
+        assert wire.channel._read_timeout == channel_module.LEADER_RECHECK  # the blocking read
+    finally:
+        wire.close()
+
+
+class _RecordingPoll:
+    """``select.poll`` that records each call's timeout (None: blocks until something comes)."""
+
+    timeouts: list[float | None] = []
+
+    def __init__(self) -> None:
+        self._poll = _real_poll()
+
+    def register(self, fd: int, events: int) -> None:
+        self._poll.register(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        self._poll.unregister(fd)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        self.timeouts.append(timeout)
+        return self._poll.poll(timeout)
+
+
+_real_poll = channel_module.select.poll
+
+
+def test_a_polling_pump_reads_a_frame_that_comes_within_its_budget_without_blocking(
+    polling_wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire = polling_wire
+    monkeypatch.setattr(channel_module.select, "poll", _RecordingPoll)
+    _RecordingPoll.timeouts = []
+    pump, owner = Pump(lambda: [wire.channel], lambda _: False, SpinWait(10.0)), _Owner()
+    threading.Timer(0.05, lambda: wire.theirs.sendall(_frame(b"told"))).start()
+    left = pump.wait(owner, lambda: b"told" in wire.payloads(), 10.0)
+    assert left is not None and left > 0
+    assert wire.delivered[-1] == (b"told", threading.get_ident())
+    assert _RecordingPoll.timeouts and set(_RecordingPoll.timeouts) == {0}
+    pump.close()
