@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import secrets
+import select
 import shutil
 import tempfile
 import threading
@@ -88,16 +89,62 @@ def _stop_forkserver() -> None:
     """Stop the forkserver and its resource tracker once no system in this process needs them.
 
     Both are children of the service process; left running they would outlive
-    the system that started them.
+    the system that started them. Every process forked from the forkserver holds
+    both helpers' pipes, so a pool of the service's own that forks from it keeps
+    them up: each is told to stop and waited for at most ``_HELPER_EXIT_WAIT``.
+    One still held then exits with the last of those processes (a daemon thread
+    reaps it), and the next user of the forkserver starts a fresh one.
     """
-    from multiprocess import forkserver, resource_tracker
+    from multiprocess import forkserver, resource_tracker, util
 
     with _forkserver_lock:
-        if not _live_systems:
-            forkserver._forkserver._stop()
-            tracker = resource_tracker._resource_tracker
-            if hasattr(tracker, "_stop"):
-                tracker._stop()
+        if _live_systems:
+            return
+        server = forkserver._forkserver
+        with server._lock:
+            pid, alive, address = (server._forkserver_pid, server._forkserver_alive_fd,
+                                   server._forkserver_address)
+            if pid is not None and alive is not None:
+                server._forkserver_pid = server._forkserver_alive_fd = None
+                server._forkserver_address = None
+                os.close(alive)  # EOF on its "alive" pipe asks it to exit
+                _reap(pid, "forkserver")
+                if address and not util.is_abstract_socket_namespace(address):
+                    with contextlib.suppress(OSError):
+                        os.unlink(address)
+        tracker = resource_tracker._resource_tracker
+        with tracker._lock:
+            if tracker._fd is not None and tracker._pid is not None:
+                pid = tracker._pid
+                os.close(tracker._fd)
+                tracker._fd = tracker._pid = None
+                _reap(pid, "resource tracker")
+
+
+_HELPER_EXIT_WAIT = 2.0  # seconds a stopped forkserver or tracker gets to exit before we go on
+
+
+def _reap(pid: int, what: str) -> None:
+    """Collect the exit of child ``pid``, or hand that to a daemon thread after a short wait."""
+    with contextlib.suppress(OSError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            select.select([pidfd], [], [], _HELPER_EXIT_WAIT)  # readable once it has exited
+        finally:
+            os.close(pidfd)
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return  # reaped already
+    if not done:
+        log.debug("process.helper_still_used", helper=what, pid=pid,
+                  reason="processes forked from it still run; it exits with them")
+        threading.Thread(target=_wait_for, args=(pid,), name="da-reap", daemon=True).start()
+
+
+def _wait_for(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 class ActorSystem:

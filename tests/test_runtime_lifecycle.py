@@ -109,3 +109,44 @@ def test_an_actor_process_keeps_what_it_booted_with_out_of_full_collections(
 
     ref = system.spawn(FrozenCount)
     assert ref.ask("frozen?", timeout=10) > 10_000  # modules, classes, the actor: all frozen
+
+
+POOL_BESIDE_SYSTEM = textwrap.dedent(
+    """
+    import multiprocess
+    import pykka
+    from runtime import ActorSystem, SystemConfig
+
+    class Echo(pykka.ThreadingActor):
+        def on_receive(self, message):
+            return message
+
+    if __name__ == "__main__":
+        # The service's own pool forks from multiprocess's one forkserver, as our actors do.
+        with multiprocess.get_context("forkserver").Pool(1) as pool:
+            assert pool.apply(abs, (-1,)) == 1
+            with ActorSystem(config=SystemConfig(workers=1)) as system:
+                assert system.spawn(Echo).ask("hi", timeout=30) == "hi"
+            assert pool.apply(abs, (-2,)) == 2  # the pool outlives the system and still works
+        print("done", flush=True)
+    """
+)
+
+
+def test_shutdown_leaves_a_forkserver_the_service_still_uses_running(tmp_path: Path) -> None:
+    # Every process forked from the forkserver holds its "alive" pipe, so stopping it
+    # and waiting for it to exit waited for the service's own pool: for ever.
+    script = tmp_path / "pool_service.py"
+    script.write_text(POOL_BESIDE_SYSTEM)
+    service = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        out, err = service.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(service.pid, signal.SIGKILL)
+        service.communicate()
+        pytest.fail("the system's shutdown hung on the forkserver that the pool still uses")
+    assert service.returncode == 0, err[-3000:]
+    assert out.strip() == "done"
