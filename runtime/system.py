@@ -86,14 +86,17 @@ def _context(method: str) -> Any:
 
 
 def _stop_forkserver() -> None:
-    """Stop the forkserver and its resource tracker once no system in this process needs them.
+    """Stop the forkserver and its resource tracker once nothing in this process needs them.
 
     Both are children of the service process; left running they would outlive
-    the system that started them. Every process forked from the forkserver holds
-    both helpers' pipes, so a pool of the service's own that forks from it keeps
-    them up: each is told to stop and waited for at most ``_HELPER_EXIT_WAIT``.
-    One still held then exits with the last of those processes (a daemon thread
-    reaps it), and the next user of the forkserver starts a fresh one.
+    the system that started them. But the service may fork processes of its own
+    from the same forkserver (a ``multiprocess`` forkserver pool): each of them
+    holds both helpers' pipes, and the tracker, once stopped, would unlink the
+    semaphores those processes still use when it exits. So while the forkserver
+    has live children (ours are gone by now) both are left running; they go with
+    the service process. A stopped helper gets ``_HELPER_EXIT_WAIT`` to exit
+    (something forked from it that we could not see keeps it up: it exits with
+    that, reaped by a daemon thread), and the next user starts a fresh one.
     """
     from multiprocess import forkserver, resource_tracker, util
 
@@ -104,6 +107,10 @@ def _stop_forkserver() -> None:
         with server._lock:
             pid, alive, address = (server._forkserver_pid, server._forkserver_alive_fd,
                                    server._forkserver_address)
+            if pid is not None and _has_live_children(pid):
+                log.debug("process.forkserver_kept", pid=pid,
+                          reason="processes of the service's own were forked from it")
+                return
             if pid is not None and alive is not None:
                 server._forkserver_pid = server._forkserver_alive_fd = None
                 server._forkserver_address = None
@@ -119,6 +126,23 @@ def _stop_forkserver() -> None:
                 os.close(tracker._fd)
                 tracker._fd = tracker._pid = None
                 _reap(pid, "resource tracker")
+
+
+def _has_live_children(pid: int) -> bool:
+    """Whether a process other than a zombie has ``pid`` as its parent (False without /proc)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            state, parent = stat[stat.rindex(")") + 2:].split(maxsplit=2)[:2]
+            if state != "Z" and int(parent) == pid:
+                return True
+    return False
 
 
 _HELPER_EXIT_WAIT = 2.0  # seconds a stopped forkserver or tracker gets to exit before we go on
