@@ -272,7 +272,7 @@ def fan_out(quick: bool) -> Figure:
     processes can gain on this machine at all: its two vCPUs do not give twice
     the work of one.
     """
-    calls, work_ms, trials = 16, 50.0, (3 if quick else 5)
+    calls, work_ms, trials = 16, 50.0, (3 if quick else 7)
     rounds = rounds_for(work_ms)  # the same fixed work on every side
     times: dict[str, list[float]] = {"threads": [], "processes": [], "pool": []}
     ctx = multiprocess.get_context("forkserver")
