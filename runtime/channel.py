@@ -421,13 +421,16 @@ class Pump:
             if not led or self._wake_fd < 0:
                 return timeout
             poller.register(self._wake_fd, select.POLLIN)
-            spin = self._spin
+            # One wait, for the score: from going idle until a message for ``owner`` (or the
+            # deadline); frames for others in between do not make it a short one.
+            spin, idle = self._spin, time.perf_counter()
+            poll_until = idle + spin.budget if spin.spins() else idle
             while led and not self._closed:
                 self.serving = owner  # from now on a put into ``owner`` wakes us...
                 if ready():  # ...so one that came before is seen here
+                    spin.waited(time.perf_counter() - idle)
                     break
-                idle = time.perf_counter()
-                events = _poll_spinning(poller, spin.budget, deadline) if spin.spins() else []
+                events = _poll_spinning(poller, poll_until, deadline)
                 if events:
                     pass
                 elif deadline is None:
@@ -437,9 +440,9 @@ class Pump:
                     # half a millisecond of its deadline, early or late.
                     remaining = round((deadline - time.monotonic()) * 1000)
                     if remaining <= 0:
+                        spin.waited(time.perf_counter() - idle)
                         break
                     events = poller.poll(remaining)
-                spin.waited(time.perf_counter() - idle)
                 self.serving = None
                 for fd, _ in events:
                     if fd == self._wake_fd:
@@ -465,14 +468,15 @@ class Pump:
 
 
 def _poll_spinning(
-    poller: select.poll, budget: float, deadline: float | None
+    poller: select.poll, until: float, deadline: float | None
 ) -> list[tuple[int, int]]:
-    """``poller.poll(0)`` until something is ready, ``budget`` ends or ``deadline`` passes."""
-    end = time.perf_counter() + budget
+    """``poller.poll(0)`` until something is ready, ``perf_counter()`` reaches ``until``, or the
+    monotonic ``deadline`` passes; nothing at all once ``until`` is past."""
     if deadline is not None:
-        end = min(end, time.perf_counter() + deadline - time.monotonic())
-    while True:
+        until = min(until, time.perf_counter() + deadline - time.monotonic())
+    while time.perf_counter() < until:
         events = poller.poll(0)
-        if events or time.perf_counter() >= end:
+        if events:
             return events
         os.sched_yield()
+    return []

@@ -370,3 +370,18 @@ def test_a_polling_pump_reads_a_frame_that_comes_within_its_budget_without_block
     assert wire.delivered[-1] == (b"told", threading.get_ident())
     assert _RecordingPoll.timeouts and set(_RecordingPoll.timeouts) == {0}
     pump.close()
+
+
+def test_a_pump_scores_its_wait_until_a_message_for_its_actor_not_each_frame(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hand_lead_to_waiters(wire, monkeypatch)
+    spin = SpinWait(1e-3)
+    pump, owner = Pump(lambda: [wire.channel], lambda _: False, spin), _Owner()
+    for _ in range(5):  # frames for others come at once; the actor's own message 50 ms later
+        owner.items.clear()
+        wire.theirs.sendall(_frame(b"for another actor"))
+        threading.Timer(0.05, lambda: (owner.items.append("ours"), pump.put_into(owner))).start()
+        pump.wait(owner, owner.ready, 10.0)
+    assert not spin.spins()  # five long waits: it sleeps at once now
+    pump.close()
