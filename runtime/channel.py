@@ -94,7 +94,6 @@ class SpinWait:
         self._score = self._score * _SPIN_DECAY + hit
 
 
-
 def cut_frames(buffer: bytearray) -> Iterator[bytes]:
     """The complete frames of ``multiprocess``'s wire format at the head of ``buffer``.
 
