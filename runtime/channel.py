@@ -37,7 +37,9 @@ first). The asking thread polls its connection and an idle actor's pump polls
 its connections, each for at most ``SystemConfig.spin_wait``, and only while
 polling keeps paying off: a site whose recent waits outlasted the budget (a
 reply that needs a disk commit, an actor that hears from nobody) sleeps at
-once and costs no CPU.
+once and costs no CPU. A poll yields the CPU between tries and stops at the
+first yield that comes back late: then others want this CPU (or a thread of
+ours the GIL), and polling would take time they need.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ _SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
 _TIMEVAL = struct.Struct("@ll")
 _SPIN_DECAY = 0.75  # weight of the past in a SpinWait's score; 1 - it is one wait's weight
 _SPIN_KEEP = 0.3  # the score below which a site stops polling before it sleeps
+_CONTENDED_YIELD = 20e-6  # a sched_yield that took longer ran somebody else: stop polling
 
 
 class SpinWait:
@@ -263,9 +266,8 @@ class Channel:
             try:
                 chunk = receive(_READ_CHUNK, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                if time.perf_counter() >= end:
+                if time.perf_counter() >= end or not _yield_found_cpu_idle():
                     return
-                os.sched_yield()
                 continue
             except OSError as exc:
                 self.end(f"connection closed: {type(exc).__name__}")
@@ -475,7 +477,14 @@ def _poll_spinning(
         until = min(until, time.perf_counter() + deadline - time.monotonic())
     while time.perf_counter() < until:
         events = poller.poll(0)
-        if events:
+        if events or not _yield_found_cpu_idle():
             return events
-        os.sched_yield()
     return []
+
+
+def _yield_found_cpu_idle() -> bool:
+    """Yield the CPU once; False if it came back late: another task ran on this CPU, or a
+    thread of ours that had asked for the GIL took it. Polling would take time others need."""
+    started = time.perf_counter()
+    os.sched_yield()
+    return time.perf_counter() - started < _CONTENDED_YIELD

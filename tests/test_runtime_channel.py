@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -300,7 +303,9 @@ def test_a_site_polls_again_once_its_messages_come_quickly_again() -> None:
 
 @pytest.fixture
 def polling_wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Wire]:
-    w = _Wire(spin=SpinWait(10.0))  # polls for up to 10 s: every wait here ends polling
+    # Polls for up to 10 s, whatever else runs on the machine: every wait here ends polling.
+    monkeypatch.setattr(channel_module, "_yield_found_cpu_idle", lambda: True)
+    w = _Wire(spin=SpinWait(10.0))
     _hand_lead_to_waiters(w, monkeypatch)
     yield w
     w.close()
@@ -355,6 +360,7 @@ class _RecordingPoll:
 
 
 _real_poll = channel_module.select.poll
+_real_yield_check = channel_module._yield_found_cpu_idle
 
 
 def test_a_polling_pump_reads_a_frame_that_comes_within_its_budget_without_blocking(
@@ -384,4 +390,50 @@ def test_a_pump_scores_its_wait_until_a_message_for_its_actor_not_each_frame(
         threading.Timer(0.05, lambda: (owner.items.append("ours"), pump.put_into(owner))).start()
         pump.wait(owner, owner.ready, 10.0)
     assert not spin.spins()  # five long waits: it sleeps at once now
+    pump.close()
+
+
+def _busy(seconds: float) -> threading.Thread:
+    """A thread that computes (holding the GIL but for the switch interval) for ``seconds``."""
+    def spin() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_yield_finds_the_cpu_idle_when_nothing_else_runs() -> None:
+    # On a shared machine a yield may run a neighbour now and then: one idle finding suffices.
+    assert any(channel_module._yield_found_cpu_idle() for _ in range(1000))
+
+
+def test_a_yield_finds_the_cpu_taken_while_another_process_runs_on_it() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    mine = os.sched_getaffinity(0)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    try:
+        os.sched_setaffinity(hog.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})  # this thread only: the hog waits on the same CPU
+        assert not all(channel_module._yield_found_cpu_idle() for _ in range(1000))
+    finally:
+        os.sched_setaffinity(0, mine)
+        hog.kill()
+        hog.wait(timeout=10)
+
+
+def test_a_polling_pump_sleeps_while_another_thread_needs_the_cpu(
+    polling_wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire = polling_wire
+    monkeypatch.setattr(channel_module, "_yield_found_cpu_idle", _real_yield_check)
+    monkeypatch.setattr(channel_module.select, "poll", _RecordingPoll)
+    _RecordingPoll.timeouts = []
+    pump, owner = Pump(lambda: [wire.channel], lambda _: False, SpinWait(10.0)), _Owner()
+    busy = _busy(0.5)  # asks for the GIL: the pump's yields come back late
+    threading.Timer(0.2, lambda: wire.theirs.sendall(_frame(b"told"))).start()
+    pump.wait(owner, lambda: b"told" in wire.payloads(), 10.0)
+    busy.join()
+    assert any(t != 0 for t in _RecordingPoll.timeouts)  # it gave up polling and blocked
     pump.close()
