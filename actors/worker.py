@@ -51,6 +51,9 @@ from actors.replay import run_branch
 
 log = structlog.get_logger("actors.worker")
 
+# A send that raised one of these never left: its recipient is gone, or its mailbox stayed full.
+_UNSENT = (pykka.ActorDeadError, pykka.Timeout)
+
 COUNTERS = ("branch.replays", "branch.evictions", "step.executions", "branch.runs")
 
 # The kinds of suspension whose deferral delay can be set apart (SystemConfig.suspend_delays).
@@ -91,12 +94,12 @@ class _Host:
             self.final = update
             return
         if not sync:
-            self._gate.send(Checkpoint(self._spec.branch_id, update, sync=False),
-                            worker.outbox.send)
+            self._send(Checkpoint(self._spec.branch_id, update, sync=False), worker.outbox.send,
+                       "a checkpoint")
             return
         reply = worker.future_factory()
-        self._gate.send(Checkpoint(self._spec.branch_id, update, True, reply),
-                        worker.outbox.send)
+        self._send(Checkpoint(self._spec.branch_id, update, True, reply), worker.outbox.send,
+                   "a checkpoint")
         try:
             reply.get()
         except CheckpointError:
@@ -108,8 +111,24 @@ class _Host:
 
     def send_final(self, reply_to: ReportWhenDurable) -> None:
         assert self.final is not None
-        self._gate.send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
-                        self._worker.outbox.send)
+        self._send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
+                   self._worker.outbox.send, "its end")
+
+    def _send(self, message: Any, deliver: Callable[[Any], None], what: str) -> None:
+        """``deliver`` through the gate; a recipient that is gone or full is a CheckpointError.
+
+        Nothing of an unsent message is durable, so the run must not go on as if it
+        were, nor be failed for it: ``run_branch`` lets a ``CheckpointError`` through,
+        and the coordinator replays the branch from its log (as after a shutdown).
+        """
+        try:
+            self._gate.send(message, deliver)
+        except _UNSENT as exc:
+            raise CheckpointError(
+                f"{what} of branch {self._spec.branch_id!r} was not sent ({type(exc).__name__}: "
+                f"{exc}); nothing of it is durable, and the branch is replayed from its log",
+                exc,
+            ) from exc
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
         spec, worker = self._spec, self._worker
@@ -118,8 +137,8 @@ class _Host:
         self._suspensions += 1
         verdict = worker.future_factory()
         # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
-        self._gate.send(Suspend(key, op, worker.delay_for(op), worker.name, verdict),
-                        worker.scheduler_ref.tell)
+        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict),
+                   worker.scheduler_ref.tell, "the suspension")
         try:
             outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
         except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
@@ -141,9 +160,8 @@ class _Host:
                 sync=False,
             )
         self.checkpoint(parent, sync=True)  # the children are durable no later than this
-        self._worker.coordinator_ref.tell(
-            StartChildren(parent, tuple(children), max_concurrency, completion)
-        )
+        self._send(StartChildren(parent, tuple(children), max_concurrency, completion),
+                   self._worker.coordinator_ref.tell, "the start of its children")
 
     def now(self) -> float:
         return self._worker.clock.time()
@@ -246,11 +264,11 @@ class WorkerActor(pykka.ThreadingActor):
         except CheckpointError as exc:
             # The coordinator replays an aborted branch, or fails it if a replay cannot help.
             log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
-            self.coordinator_ref.tell(BranchAborted(spec.branch_id, epoch, exc))
+            self._tell_aborted(spec.branch_id, epoch, exc)
             return
         except BaseException as exc:  # a bug here must not lose the branch: report it failed
             log.exception("branch.crashed", branch_id=spec.branch_id)
-            self.coordinator_ref.tell(BranchAborted(spec.branch_id, epoch, exc))
+            self._tell_aborted(spec.branch_id, epoch, exc)
             return
         with self._counters_lock:
             self._counters["branch.runs"] += 1
@@ -263,6 +281,18 @@ class WorkerActor(pykka.ThreadingActor):
                 host.send_final(ReportWhenDurable(self.coordinator_ref, report))
             else:
                 self.coordinator_ref.tell(report)
+        except _UNSENT as exc:  # the coordinator is gone (a shutdown): nobody to report to
+            log.warning("branch.report_unsent", branch_id=spec.branch_id, error=repr(exc))
+        except CheckpointError as exc:  # its end was not sent: not durable, replay it
+            log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
+            self._tell_aborted(spec.branch_id, epoch, exc)
         except Exception as exc:  # e.g. a result that cannot be pickled: say so, as a failure
             self.coordinator_ref.tell(BranchRan(spec.branch_id, epoch, BranchStatus.FAILED,
                                                 error=RuntimeError(repr(exc))))
+
+    def _tell_aborted(self, branch_id: str, epoch: int, error: BaseException) -> None:
+        """Tell the coordinator to replay the branch; gone (a shutdown), it replays all anyway."""
+        try:
+            self.coordinator_ref.tell(BranchAborted(branch_id, epoch, error))
+        except _UNSENT as exc:
+            log.warning("branch.report_unsent", branch_id=branch_id, error=repr(exc))

@@ -11,7 +11,9 @@ import pytest
 
 from actors.branch import BranchActor, BranchSpec
 from actors.context import BranchContext
+from actors.errors import CheckpointError
 from actors.messages import (
+    BranchAborted,
     BranchLog,
     BranchRan,
     BranchStatus,
@@ -100,3 +102,32 @@ def test_a_runs_updates_carry_its_epoch_from_the_start(actors: tuple[Any, Any, A
     final = [u for u in updates if isinstance(u, BranchUpdate)
              and u.status is BranchStatus.SUCCEEDED]
     assert len(final) == 1 and final[0].epoch == 9
+
+
+class Waits(BranchActor):
+    def run(self, ctx: BranchContext, item: Any) -> Any:
+        ctx.wait("cooldown", seconds=60)
+        return item
+
+
+def test_a_suspension_the_scheduler_cannot_take_aborts_the_branch_and_fails_nothing() -> None:
+    # A shutdown stops the scheduler first: the suspension cannot be sent, nothing of it is
+    # durable, and the branch must be replayed later, not recorded FAILED for it.
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
+    scheduler.stop()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=2)
+    try:
+        worker.tell(RunBranch(BranchSpec("e", "e/0", Waits, 0, 0), 4,
+                              BranchLog("e/0", None, ())))
+        wait_until(lambda: len(coordinator.ask("seen")) == 1)
+        (report,) = coordinator.ask("seen")
+        assert isinstance(report, BranchAborted)
+        assert (report.branch_id, report.epoch) == ("e/0", 4)
+        assert isinstance(report.error, CheckpointError)
+        written = [item.update for message in checkpoint.ask("seen")
+                   for item in (message.items if isinstance(message, Checkpoints) else (message,))]
+        assert not [u for u in written if isinstance(u, BranchUpdate)
+                    and u.status is BranchStatus.FAILED]
+    finally:
+        pykka.ActorRegistry.stop_all()
