@@ -248,7 +248,7 @@ class WorkerActor(pykka.ThreadingActor):
         except Exception as exc:  # the checkpoint actor is gone: none of these can run
             log.warning("branch.not_started", branches=len(runs), error=repr(exc))
             for m in runs:
-                self.coordinator_ref.tell(BranchAborted(m.spec.branch_id, m.epoch, exc))
+                self._tell_aborted(m.spec.branch_id, m.epoch, exc)
             return
         for message in runs:
             self._pool.submit(self._run, message)
