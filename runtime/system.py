@@ -85,6 +85,59 @@ def _context(method: str) -> Any:
     return ctx
 
 
+class _TrackerWatch:
+    """Whether the service relies on multiprocess's resource tracker for resources of its own.
+
+    Stopping the tracker makes it unlink everything still registered with it: a
+    semaphore of the service's own ``multiprocess`` lock or pool, which a process
+    started later can then no longer open ("leaked semaphore" warnings and a
+    ``FileNotFoundError`` in the child). Every registration of this process
+    passes through the tracker's ``_send``, so a thin wrapper there keeps the
+    names registered and not yet unregistered; a tracker that was running before
+    the first system started is the service's too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._registered: set[tuple[str, str]] = set()
+        self.found_running = False  # a tracker ran before the first live system started
+
+    def install(self) -> None:
+        """Wrap the tracker's ``_send`` once per process; note whether it already runs."""
+        from multiprocess import resource_tracker
+
+        tracker = resource_tracker._resource_tracker
+        if tracker._pid is not None:
+            self.found_running = True
+        send = tracker._send
+        if getattr(send, "__wrapped__", None) is not None:
+            return
+
+        def counting_send(cmd: str, name: str, rtype: str) -> None:
+            send(cmd, name, rtype)
+            with self._lock:
+                if cmd == "REGISTER":
+                    self._registered.add((name, rtype))
+                elif cmd == "UNREGISTER":
+                    self._registered.discard((name, rtype))
+
+        counting_send.__wrapped__ = send  # type: ignore[attr-defined]
+        tracker._send = counting_send
+
+    def service_uses_it(self) -> str | None:
+        """Why the tracker must keep running, or None when only our systems used it."""
+        with self._lock:
+            held = len(self._registered)
+        if held:
+            return f"the service holds {held} multiprocess resource(s) registered with it"
+        if self.found_running:
+            return "it was running before the system started"
+        return None
+
+
+_tracker_watch = _TrackerWatch()
+
+
 def _stop_forkserver() -> None:
     """Stop the forkserver and its resource tracker once nothing in this process needs them.
 
@@ -94,9 +147,11 @@ def _stop_forkserver() -> None:
     holds both helpers' pipes, and the tracker, once stopped, would unlink the
     semaphores those processes still use when it exits. So while the forkserver
     has live children (ours are gone by now) both are left running; they go with
-    the service process. A stopped helper gets ``_HELPER_EXIT_WAIT`` to exit
-    (something forked from it that we could not see keeps it up: it exits with
-    that, reaped by a daemon thread), and the next user starts a fresh one.
+    the service process. The tracker is left running, too, while the service holds
+    resources of its own registered with it (``_TrackerWatch``). A stopped helper
+    gets ``_HELPER_EXIT_WAIT`` to exit (something forked from it that we could not
+    see keeps it up: it exits with that, reaped by a daemon thread), and the next
+    user starts a fresh one.
     """
     from multiprocess import forkserver, resource_tracker, util
 
@@ -119,6 +174,10 @@ def _stop_forkserver() -> None:
                 if address and not util.is_abstract_socket_namespace(address):
                     with contextlib.suppress(OSError):
                         os.unlink(address)
+        kept_because = _tracker_watch.service_uses_it()
+        if kept_because is not None:
+            log.debug("process.resource_tracker_kept", reason=kept_because)
+            return
         tracker = resource_tracker._resource_tracker
         with tracker._lock:
             if tracker._fd is not None and tracker._pid is not None:
@@ -207,7 +266,10 @@ class ActorSystem:
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready_id)
         self._durable: DurableServices | None = None
-        _live_systems.add(self)
+        with _forkserver_lock:
+            if not _live_systems:
+                _tracker_watch.install()
+            _live_systems.add(self)
         atexit.register(self.shutdown)
         log.info("system.started", system=self.id, start_method=self.config.start_method)
 

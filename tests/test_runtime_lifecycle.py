@@ -111,6 +111,23 @@ def test_an_actor_process_keeps_what_it_booted_with_out_of_full_collections(
     assert ref.ask("frozen?", timeout=10) > 10_000  # modules, classes, the actor: all frozen
 
 
+def _run_service(script: Path, source: str, hung: str = "") -> tuple[str, str]:
+    """Run ``source`` as a service script; its stdout and stderr once it exited with 0."""
+    script.write_text(source)
+    service = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        out, err = service.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(service.pid, signal.SIGKILL)
+        service.communicate()
+        pytest.fail(hung or f"{script.name} did not finish within 60 s")
+    assert service.returncode == 0, err[-3000:]
+    return out, err
+
+
 POOL_BESIDE_SYSTEM = textwrap.dedent(
     """
     import multiprocess
@@ -136,17 +153,60 @@ POOL_BESIDE_SYSTEM = textwrap.dedent(
 def test_shutdown_leaves_a_forkserver_the_service_still_uses_running(tmp_path: Path) -> None:
     # Every process forked from the forkserver holds its "alive" pipe, so stopping it
     # and waiting for it to exit waited for the service's own pool: for ever.
-    script = tmp_path / "pool_service.py"
-    script.write_text(POOL_BESIDE_SYSTEM)
-    service = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-    )
-    try:
-        out, err = service.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(service.pid, signal.SIGKILL)
-        service.communicate()
-        pytest.fail("the system's shutdown hung on the forkserver that the pool still uses")
-    assert service.returncode == 0, err[-3000:]
+    out, _ = _run_service(tmp_path / "pool_service.py", POOL_BESIDE_SYSTEM,
+                          hung="the system's shutdown hung on the forkserver the pool still uses")
     assert out.strip() == "done"
+
+
+LOCK_BEFORE_SYSTEM = textwrap.dedent(
+    """
+    import multiprocess
+    from runtime import ActorSystem, SystemConfig
+
+    def take(lock):
+        with lock:
+            pass
+
+    if __name__ == "__main__":
+        ctx = multiprocess.get_context("spawn")
+        lock = ctx.Lock()  # a named semaphore, registered with the resource tracker
+        with ActorSystem(config=SystemConfig(workers=1)):
+            pass
+        child = ctx.Process(target=take, args=(lock,))  # opens the semaphore by its name
+        child.start()
+        child.join(30)
+        print("child", child.exitcode, flush=True)
+    """
+)
+
+
+def test_a_lock_the_service_made_before_the_system_still_opens_in_a_later_child(
+        tmp_path: Path) -> None:
+    # Stopping the resource tracker at shutdown made it unlink the service's semaphore.
+    out, err = _run_service(tmp_path / "lock_service.py", LOCK_BEFORE_SYSTEM)
+    assert out.strip() == "child 0", err[-3000:]
+    assert "leaked semaphore" not in err
+
+
+POOL_INSIDE_SYSTEM = textwrap.dedent(
+    """
+    import multiprocess
+    from runtime import ActorSystem, SystemConfig
+
+    if __name__ == "__main__":
+        ctx = multiprocess.get_context("forkserver")
+        with ActorSystem(config=SystemConfig(workers=1)), ctx.Pool(2) as pool:
+            assert pool.map(abs, [-1, -2]) == [1, 2]
+        print("done", flush=True)
+    """
+)
+
+
+def test_a_pool_started_inside_the_system_leaves_no_semaphore_unlinked_under_it(
+        tmp_path: Path) -> None:
+    # The pool is terminated first; its locks live on until it is collected. Stopping the
+    # tracker then unlinked them: a "leaked semaphore" warning and a FileNotFoundError each.
+    out, err = _run_service(tmp_path / "pool_inside.py", POOL_INSIDE_SYSTEM)
+    assert out.strip() == "done"
+    assert "leaked semaphore" not in err
+    assert "FileNotFoundError" not in err
