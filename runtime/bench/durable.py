@@ -14,6 +14,11 @@
   for every acknowledgement. Baseline: raw ``executemany`` of 250 rows per
   transaction with ``FULL``. Also shown: the same store path driven end to end
   by branches (many concurrent branches, sequential steps each).
+* **Raw pipeline**: the throughput floor with no framework at all, for updates
+  that each travel as a message of their own (as a branch's step does): the
+  same producer processes and count over raw ``multiprocess`` pipes of
+  cloudpickle bytes into one process that commits ``executemany`` batches of
+  250 and acknowledges each producer's share of a batch in one message.
 * **Checkpoint throughput, in-process**: the same ``CheckpointActor`` and SQLite
   store told sync updates from a thread of its own process, so the gap to raw
   ``executemany`` splits into the actor and store's own cost and the transport's.
@@ -40,6 +45,7 @@ from typing import Any
 
 import cloudpickle
 import multiprocess
+import multiprocess.connection
 import pykka
 
 from actors import BranchActor, BranchContext
@@ -184,6 +190,77 @@ def raw_batch_rate(path: str, rows: int) -> float:
     elapsed = time.perf_counter() - started
     conn.close()
     return (len(batches) - 2) * RAW_BATCH / elapsed
+
+
+def _pipeline_producer(conn: Any, name: str, count: int, window: int, ready: Any,
+                       go: Any) -> None:
+    """One update per message, at most ``window`` unacknowledged (a bounded mailbox's rule)."""
+    ready.release()
+    go.wait()
+    sent = acked = 0
+    while acked < count:
+        while sent < count and sent - acked < window:
+            conn.send_bytes(cloudpickle.dumps((name, str(sent), _PAYLOAD)))
+            sent += 1
+        acked += len(cloudpickle.loads(conn.recv_bytes()))
+
+
+def _pipeline_consumer(conns: list[Any], path: str, total: int, ready: Any) -> None:
+    """Decode what waits, commit ``RAW_BATCH`` rows a transaction, ack each producer once."""
+    db = _raw_connection(path)
+    ready.release()
+    pending: list[tuple[Any, tuple[str, str, bytes]]] = []
+    written = 0
+    while written < total:
+        for conn in multiprocess.connection.wait(conns):
+            while len(pending) < RAW_BATCH and conn.poll():
+                pending.append((conn, cloudpickle.loads(conn.recv_bytes())))
+        while pending:
+            batch, pending = pending[:RAW_BATCH], pending[RAW_BATCH:]
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, 0.0)",
+                           [row for _, row in batch])
+            db.execute("COMMIT")
+            acks: dict[Any, list[str]] = {}
+            for conn, row in batch:
+                acks.setdefault(conn, []).append(row[1])
+            for conn, ids in acks.items():
+                conn.send_bytes(cloudpickle.dumps(ids))
+            written += len(batch)
+    db.close()
+
+
+def raw_pipeline_rate(path: str, producers: int, per_producer: int) -> float:
+    """Acknowledged updates/s with no framework: the floor of one message per update.
+
+    ``producers`` processes each send ``per_producer`` cloudpickled updates over a
+    raw ``multiprocess`` pipe, one per message (at most 1,000 unacknowledged); one
+    consumer process decodes them, commits ``RAW_BATCH`` rows per ``executemany``
+    transaction (FULL) and acknowledges each producer's share of a batch in one
+    message. What a checkpoint actor must do at the least when every update
+    arrives as a message of its own, as a branch's step does; timed from a start
+    signal, once every process is up.
+    """
+    ctx = multiprocess.get_context("spawn")
+    pipes = [ctx.Pipe() for _ in range(producers)]
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    consumer = ctx.Process(target=_pipeline_consumer, args=(
+        [there for _, there in pipes], path, producers * per_producer, ready))
+    sources = [ctx.Process(target=_pipeline_producer,
+                           args=(here, f"p{i}", per_producer, 1000, ready, go))
+               for i, (here, _) in enumerate(pipes)]
+    for process in (consumer, *sources):
+        process.start()
+    for _ in range(1 + producers):
+        if not ready.acquire(timeout=120):
+            raise RuntimeError("a raw pipeline process did not start within 120 s")
+    started = time.perf_counter()
+    go.set()
+    for source in sources:
+        source.join()
+    elapsed = time.perf_counter() - started
+    consumer.join()
+    return producers * per_producer / elapsed
 
 
 def raw_read_seconds(path: str, rows: int) -> float:
@@ -364,6 +441,8 @@ def run(quick: bool) -> list[Figure]:
         rtts = raw_pipe_round_trips(steps)
         raw_rate = raw_batch_rate(os.path.join(directory, "raw-batch.db"), raw_rows)
         raw_read = raw_read_seconds(os.path.join(directory, "raw-read.db"), wave)
+        pipeline = raw_pipeline_rate(os.path.join(directory, "raw-pipeline.db"), producers,
+                                     per_producer)
         in_process = checkpoint_throughput_in_process(
             os.path.join(directory, "in-process.db"), producers * per_producer)
         store_path = os.path.join(directory, "state.db")
@@ -383,13 +462,13 @@ def run(quick: bool) -> list[Figure]:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return _figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
-                    (branches, branch_steps), found, raw_read, in_process)
+                    (branches, branch_steps), found, raw_read, in_process, pipeline)
 
 
 def _figures(latencies: list[float], commits: list[float], rtts: list[float], rate: float,
              rate_counts: dict[str, int], raw_rate: float, branch_rate: float,
              branch_shape: tuple[int, int], wave: dict[str, Any],
-             raw_read: float, in_process: float) -> list[Figure]:
+             raw_read: float, in_process: float, pipeline: float) -> list[Figure]:
     commit_p50, rtt_p50 = statistics.median(commits), statistics.median(rtts)
     latency_extra = {
         "steps": len(latencies), "mean_us": statistics.fmean(latencies) * 1e6,
@@ -417,7 +496,15 @@ def _figures(latencies: list[float], commits: list[float], rtts: list[float], ra
                higher_is_better=True, target="≥ 0.5× raw",
                extra={"updates": updates, "batches": batches,
                       "mean_batch": updates / batches if batches else 0.0,
-                      "store_calls": rate_counts.get("checkpoint.store_calls", 0)}),
+                      "store_calls": rate_counts.get("checkpoint.store_calls", 0),
+                      "raw_pipeline_updates_per_s": pipeline,
+                      "of_raw_pipeline": rate / pipeline}),
+        Figure(f"raw pipeline, one update per message ({rate_counts['producers']} procs)",
+               "updates/s", pipeline, raw_rate, f"raw executemany {RAW_BATCH} rows/txn, FULL",
+               higher_is_better=True,
+               extra={"note": "no framework: raw pipes of cloudpickled updates into one "
+                              "process committing executemany batches, acks grouped; the "
+                              "floor for a design that sends each update as a message"}),
         Figure("checkpoint throughput, actor in-process", "updates/s", in_process, raw_rate,
                f"raw executemany {RAW_BATCH} rows/txn, FULL", higher_is_better=True,
                extra={"note": "the same actor and store told from its own process: "
