@@ -61,6 +61,7 @@ from runtime.system import ActorSystem
 
 PAYLOAD_BYTES = 64  # a small step result, on both sides of every throughput comparison
 RAW_BATCH = 250  # rows per raw transaction: SystemConfig.checkpoint_max_ops
+PIPELINE_WINDOW = 1_000  # unacknowledged updates per producer of the raw pipeline
 _SHOWN = ("checkpoint.", "branch.", "step.")  # counters the progress lines report
 
 
@@ -192,14 +193,13 @@ def raw_batch_rate(path: str, rows: int) -> float:
     return (len(batches) - 2) * RAW_BATCH / elapsed
 
 
-def _pipeline_producer(conn: Any, name: str, count: int, window: int, ready: Any,
-                       go: Any) -> None:
-    """One update per message, at most ``window`` unacknowledged (a bounded mailbox's rule)."""
+def _pipeline_producer(conn: Any, name: str, count: int, ready: Any, go: Any) -> None:
+    """One update per message, at most ``PIPELINE_WINDOW`` unacknowledged (a mailbox's bound)."""
     ready.release()
     go.wait()
     sent = acked = 0
     while acked < count:
-        while sent < count and sent - acked < window:
+        while sent < count and sent - acked < PIPELINE_WINDOW:
             conn.send_bytes(cloudpickle.dumps((name, str(sent), _PAYLOAD)))
             sent += 1
         acked += len(cloudpickle.loads(conn.recv_bytes()))
@@ -215,18 +215,19 @@ def _pipeline_consumer(conns: list[Any], path: str, total: int, ready: Any) -> N
         for conn in multiprocess.connection.wait(conns):
             while len(pending) < RAW_BATCH and conn.poll():
                 pending.append((conn, cloudpickle.loads(conn.recv_bytes())))
-        while pending:
-            batch, pending = pending[:RAW_BATCH], pending[RAW_BATCH:]
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, 0.0)",
-                           [row for _, row in batch])
-            db.execute("COMMIT")
-            acks: dict[Any, list[str]] = {}
-            for conn, row in batch:
-                acks.setdefault(conn, []).append(row[1])
-            for conn, ids in acks.items():
-                conn.send_bytes(cloudpickle.dumps(ids))
-            written += len(batch)
+        if not pending:
+            continue
+        db.execute("BEGIN IMMEDIATE")  # the reads above stop at RAW_BATCH: one transaction
+        db.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, 0.0)",
+                       [row for _, row in pending])
+        db.execute("COMMIT")
+        acks: dict[Any, list[str]] = {}
+        for conn, row in pending:
+            acks.setdefault(conn, []).append(row[1])
+        for conn, ids in acks.items():
+            conn.send_bytes(cloudpickle.dumps(ids))
+        written += len(pending)
+        pending = []
     db.close()
 
 
@@ -234,10 +235,10 @@ def raw_pipeline_rate(path: str, producers: int, per_producer: int) -> float:
     """Acknowledged updates/s with no framework: the floor of one message per update.
 
     ``producers`` processes each send ``per_producer`` cloudpickled updates over a
-    raw ``multiprocess`` pipe, one per message (at most 1,000 unacknowledged); one
-    consumer process decodes them, commits ``RAW_BATCH`` rows per ``executemany``
-    transaction (FULL) and acknowledges each producer's share of a batch in one
-    message. What a checkpoint actor must do at the least when every update
+    raw ``multiprocess`` pipe, one per message (at most ``PIPELINE_WINDOW``
+    unacknowledged); one consumer process decodes them, commits ``RAW_BATCH`` rows
+    per ``executemany`` transaction (FULL) and acknowledges each producer's share
+    of a batch in one message. What a checkpoint actor must do at the least when every update
     arrives as a message of its own, as a branch's step does; timed from a start
     signal, once every process is up.
     """
@@ -247,7 +248,7 @@ def raw_pipeline_rate(path: str, producers: int, per_producer: int) -> float:
     consumer = ctx.Process(target=_pipeline_consumer, args=(
         [there for _, there in pipes], path, producers * per_producer, ready))
     sources = [ctx.Process(target=_pipeline_producer,
-                           args=(here, f"p{i}", per_producer, 1000, ready, go))
+                           args=(here, f"p{i}", per_producer, ready, go))
                for i, (here, _) in enumerate(pipes)]
     for process in (consumer, *sources):
         process.start()
