@@ -226,11 +226,13 @@ class HostedActor:
         actor.on_stop = on_stop  # type: ignore[method-assign]
         actor.on_failure = on_failure  # type: ignore[method-assign,assignment]
 
-    def deliver(self, message: Any, origin: Peer | None, reply_id: int, context: Any) -> None:
+    def deliver(
+        self, message: Any, origin: Peer | None, reply_id: int, context: Any, awaited: bool
+    ) -> None:
         reply = None
         if reply_id:
             assert origin is not None
-            reply = RemoteReply(self.node.system_id, origin.address, reply_id)
+            reply = RemoteReply(self.node.system_id, origin.address, reply_id, awaited)
         if isinstance(message, pykka.messages._ActorStop):
             self.stop_requested = True
         ref = self.pykka_ref

@@ -133,12 +133,15 @@ def write_frame(conn: Connection, payload: bytes) -> None:
 class RemoteReply:
     """A reply handle whose future waits in another process; quacks like a pykka Future."""
 
-    __slots__ = ("address", "reply_id", "system_id")
+    __slots__ = ("address", "awaited", "reply_id", "system_id")
 
-    def __init__(self, system_id: str, address: str, reply_id: int) -> None:
+    def __init__(self, system_id: str, address: str, reply_id: int, awaited: bool = False) -> None:
         self.system_id = system_id
         self.address = address
         self.reply_id = reply_id
+        # The asker had nothing else outstanding with us: it waits on this reply alone,
+        # so the reply skips the writer thread's batching (see ``Node._enqueue``).
+        self.awaited = awaited
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_reply, (self.system_id, self.address, self.reply_id))
@@ -152,18 +155,20 @@ class RemoteReply:
         return self.system_id, self.address
 
     def set(self, value: Any = None) -> None:
-        node_for(self.system_id).send_reply(self.address, self.reply_id, True, value)
+        node_for(self.system_id).send_reply(self.address, self.reply_id, True, value,
+                                            awaited=self.awaited)
 
     @staticmethod
     def set_group(answers: Sequence[tuple[RemoteReply, Any]]) -> None:
         """Answer every handle of ``answers`` (one process's) with its value, in one frame."""
         first = answers[0][0]
         node_for(first.system_id).send_replies(
-            first.address, [(handle.reply_id, value) for handle, value in answers])
+            first.address, [(handle.reply_id, value) for handle, value in answers],
+            awaited=any(handle.awaited for handle, _ in answers))
 
     def set_exception(self, exc_info: Any = None) -> None:
         node_for(self.system_id).send_reply(self.address, self.reply_id, False,
-                                            exception_of(exc_info))
+                                            exception_of(exc_info), awaited=self.awaited)
 
 
 def _awaits_reply(channel: Channel) -> bool:
@@ -421,15 +426,20 @@ class Node:
         data = serialization.dumps(record)
         return _LEN.pack(len(data)) + data
 
-    def _enqueue(self, peer: Peer, frame: bytes) -> None:
+    def _enqueue(self, peer: Peer, frame: bytes, *, awaited: bool = False) -> None:
         """Write ``frame`` now if the connection is idle, else queue it for the writer.
 
-        A request on a quiet connection (an ask, a lone tell) costs no thread hop;
-        a burst (frames closer than ``_BURST_GAP``) or contention piles frames up in
-        ``peer.out`` and the writer thread sends all of them in one write.
+        A lone frame on a quiet connection costs no thread hop; a burst (frames closer
+        than ``_BURST_GAP``) or contention piles frames up in ``peer.out`` and the
+        writer thread sends all of them in one write. A frame of a ping-pong
+        (``awaited``: an ask while nothing else is outstanding with that peer, its
+        reply, a control) is never a burst, though back-to-back asks come one round
+        trip apart, under the gap on a fast machine: sending those through the writer
+        thread doubled the ask's latency. A pipeline of asks still batches: its asks
+        after the first find replies outstanding.
         """
         now = perf_counter()
-        quiet = now - peer.last_send > _BURST_GAP
+        quiet = awaited or now - peer.last_send > _BURST_GAP
         peer.last_send = now
         if quiet and peer.write_lock.acquire(blocking=False):
             try:
@@ -468,11 +478,14 @@ class Node:
         if actor_id in peer.dead_actors:
             raise ActorDeadError(f"actor {actor_name!r} is stopped")
         reply_id = 0
+        # An ask while none to this peer is unanswered is a ping-pong: no burst to batch;
+        # the flag travels with it, for its reply is one too.
+        awaited = reply is not None and not peer.pending
         _sending_to.peer = peer
         try:
             if reply is not None:
                 reply_id = self.register(reply, peer)
-            data = serialization.dumps((MSG, actor_id, message, reply_id, context))
+            data = serialization.dumps((MSG, actor_id, message, reply_id, context, awaited))
         except Exception as exc:
             if reply_id:
                 self._pending.pop(reply_id, None)
@@ -484,7 +497,7 @@ class Node:
         finally:
             _sending_to.peer = None
         self._acquire_credit(peer, actor_id, actor_name)
-        self._enqueue(peer, _LEN.pack(len(data)) + data)
+        self._enqueue(peer, _LEN.pack(len(data)) + data, awaited=awaited)
 
     def _acquire_credit(self, peer: Peer, actor_id: str, actor_name: str) -> None:
         with peer.flow_lock:
@@ -515,7 +528,9 @@ class Node:
                 )
             peer.flow_cond.wait(remaining)
 
-    def send_reply(self, address: str, reply_id: int, ok: bool, value: Any) -> None:
+    def send_reply(
+        self, address: str, reply_id: int, ok: bool, value: Any, *, awaited: bool = True
+    ) -> None:
         if ok and type(value) in _PLAIN:  # an acknowledgement, mostly: no pickler of ours
             data = pickle.dumps((REPLY, reply_id, True, value), protocol=5)
         elif ok:
@@ -528,32 +543,34 @@ class Node:
                 data = serialization.dumps((REPLY, reply_id, False, err))
         else:
             data = self._pickle_exception(reply_id, value)
-        self._send_reply_record(address, data)
+        self._send_reply_record(address, data, awaited)
 
-    def send_replies(self, address: str, answers: Sequence[tuple[int, Any]]) -> None:
+    def send_replies(
+        self, address: str, answers: Sequence[tuple[int, Any]], *, awaited: bool = True
+    ) -> None:
         """Successful replies to one process as one frame: a batch's waiters, say.
 
         A value that cannot be pickled spoils the frame, not its neighbours: then
         each reply goes alone, and only that one reaches its asker as an error.
         """
         if len(answers) == 1:
-            self.send_reply(address, answers[0][0], True, answers[0][1])
+            self.send_reply(address, answers[0][0], True, answers[0][1], awaited=awaited)
             return
         try:
             data = serialization.dumps((REPLIES, tuple(answers)))
         except Exception:
             for reply_id, value in answers:
-                self.send_reply(address, reply_id, True, value)
+                self.send_reply(address, reply_id, True, value, awaited=awaited)
             return
-        self._send_reply_record(address, data)
+        self._send_reply_record(address, data, awaited)
 
-    def _send_reply_record(self, address: str, data: bytes) -> None:
+    def _send_reply_record(self, address: str, data: bytes, awaited: bool) -> None:
         """Queue a pickled reply record for the asking process, unless it is gone."""
         try:
             peer = self.connected(address)
         except ActorDeadError:
             return  # the asker is gone; nobody is left to tell
-        self._enqueue(peer, _LEN.pack(len(data)) + data)
+        self._enqueue(peer, _LEN.pack(len(data)) + data, awaited=awaited)
 
     @staticmethod
     def _pickle_exception(reply_id: int, exc: BaseException) -> bytes:
@@ -573,7 +590,7 @@ class Node:
         fut: Future[Any] = Future()
         peer = self.connected(address)
         reply_id = self.register(fut, peer)
-        self._enqueue(peer, self._frame((CTRL, op, actor_id, reply_id, arg)))
+        self._enqueue(peer, self._frame((CTRL, op, actor_id, reply_id, arg)), awaited=True)
         return fut
 
     def credit(self, peer: Peer, actor_id: str) -> None:
@@ -632,7 +649,7 @@ class Node:
     def _dispatch(self, peer: Peer, record: tuple[Any, ...]) -> None:
         kind = record[0]
         if kind == MSG:
-            _, actor_id, message, reply_id, context = record
+            _, actor_id, message, reply_id, context, awaited = record
             hosted = self.actors.get(actor_id)
             if hosted is None and self._held is not None:
                 with self._held_lock:
@@ -643,7 +660,7 @@ class Node:
             if hosted is None or not hosted.accepting:
                 self._reject(peer, actor_id, reply_id)
                 return
-            hosted.deliver(message, peer, reply_id, context)
+            hosted.deliver(message, peer, reply_id, context, awaited)
         elif kind == REPLIES:
             for reply_id, value in record[1]:
                 self._resolve(reply_id, True, value, peer)
