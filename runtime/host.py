@@ -8,6 +8,7 @@ that travelled with the message, and return flow-control credit to the sender.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from typing import TYPE_CHECKING, Any
@@ -43,24 +44,33 @@ class TracedEnvelope(Envelope[Any]):
 
 
 class _ContextBinder:
-    """Binds a message's trace context on the actor's thread, and returns credit."""
+    """Binds a message's trace context on the actor's thread, and returns credit.
 
-    __slots__ = ("_hosted", "_last_context")
+    Each message is handled in its sender's context (plus ``actor``) and nothing
+    else: what a handler binds itself ends with its message.
+    """
+
+    __slots__ = ("_bound", "_hosted", "_last_context")
 
     def __init__(self, hosted: HostedActor) -> None:
         self._hosted = hosted
         self._last_context: Any = _NO_CONTEXT
+        self._bound: contextvars.Context | None = None  # the thread's context as we left it
 
     def took(self, envelope: Envelope[Any]) -> None:
         hosted = self._hosted
         context = getattr(envelope, "context", None)
-        if context is not self._last_context and context != self._last_context:
-            # Rebinding costs a walk over the context: only when it changed.
+        # Rebinding costs a walk over the context: only when the sender's context changed
+        # or the last handler bound something (a context compares by identity first).
+        if (context is not self._last_context and context != self._last_context) or (
+            contextvars.copy_context() != self._bound
+        ):
             structlog.contextvars.clear_contextvars()
             if context:
                 structlog.contextvars.bind_contextvars(**context)
             structlog.contextvars.bind_contextvars(actor=hosted.name)
             self._last_context = context
+            self._bound = contextvars.copy_context()
         origin = getattr(envelope, "origin", None)
         if origin is not None:
             hosted.node.credit(origin, hosted.actor_id)

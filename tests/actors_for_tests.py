@@ -138,6 +138,11 @@ class Logger(pykka.ThreadingActor):
     def forward(self, target: ActorRef[Any], what: str) -> None:
         target.proxy().log(what).get(timeout=10)
 
+    def bind_and_log(self, what: str, **context: Any) -> None:
+        """Binds ``context`` itself, as a handler may, then logs."""
+        structlog.contextvars.bind_contextvars(**context)
+        structlog.get_logger("test").info("test.logged", what=what)
+
 
 class SocketHolder(pykka.ThreadingActor):
     def make_socket(self) -> socket.socket:

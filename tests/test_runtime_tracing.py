@@ -38,6 +38,21 @@ def test_context_bound_in_the_sender_is_bound_in_the_receiver(
     assert "execution" not in events["outside"]
 
 
+def test_what_a_handler_binds_ends_with_its_message(
+    system: ActorSystem, trace_events: TraceEvents
+) -> None:
+    ref = system.spawn(Logger, name="logger")
+    proxy = ref.proxy()
+    with bound(execution="nightly-2"):  # the same sender context for both messages
+        proxy.bind_and_log("first", operation="reindex").get(timeout=10)
+        proxy.log("second").get(timeout=10)
+    events = {e["what"]: e for e in trace_events.wait_for_count(2, "test.logged")}
+    assert events["first"]["operation"] == "reindex"
+    assert "operation" not in events["second"]
+    assert events["second"]["execution"] == "nightly-2"
+    assert events["second"]["actor"] == "logger"
+
+
 def test_context_travels_across_two_hops(
     system: ActorSystem, trace_events: TraceEvents
 ) -> None:
