@@ -176,18 +176,21 @@ class CheckpointActor(pykka.ThreadingActor):
         max_ops: int = 250,
         max_bytes: int = 750 * 1024,
         window: float = 0.01,
+        quiet_gap: float = _QUIET_GAP,
     ) -> None:
         super().__init__()
-        if max_ops < 1 or max_bytes < 1 or window < 0:
+        if max_ops < 1 or max_bytes < 1 or window < 0 or quiet_gap < 0:
             raise ValueError(
-                f"checkpoint limits must be max_ops >= 1, max_bytes >= 1 and window >= 0; "
-                f"got max_ops={max_ops}, max_bytes={max_bytes}, window={window}"
+                f"checkpoint limits must be max_ops >= 1, max_bytes >= 1, window >= 0 and "
+                f"quiet_gap >= 0; got max_ops={max_ops}, max_bytes={max_bytes}, "
+                f"window={window}, quiet_gap={quiet_gap}"
             )
         self._store = store
         self._clock = clock
         self._max_ops = max_ops
         self._max_bytes = max_bytes
         self._window = window
+        self._quiet_gap = quiet_gap  # real seconds without a new message that end a window
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
@@ -287,7 +290,7 @@ class CheckpointActor(pykka.ThreadingActor):
                 deadline = now + self._window
             # Fill while messages keep coming; a quiet inbox ends the window early: a lone
             # sender may be blocked on this very batch, and nobody else is sending.
-            quiet = min(deadline - now, _QUIET_GAP)
+            quiet = min(deadline - now, self._quiet_gap)
             if deadline <= now or not self._wait_for_message(quiet):
                 return
 

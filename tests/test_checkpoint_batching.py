@@ -324,7 +324,9 @@ def test_under_load_the_actor_waits_within_the_window_for_more_before_writing(
     start: Start,
 ) -> None:
     store = GatedStore()
-    ref = start(store, max_ops=3, window=3600.0)  # the fake clock never ends this window
+    # The fake clock never ends this window, and no real quiet gap ends it early: the
+    # third update may come any time after the actor has taken the first two.
+    ref = start(store, max_ops=3, window=3600.0, quiet_gap=3600.0)
     plug(ref, store)
     first = [update("b1", "1"), update("b1", "2")]
     replies = [send(ref, "b1", u) for u in first]
@@ -335,6 +337,19 @@ def test_under_load_the_actor_waits_within_the_window_for_more_before_writing(
     for reply in replies:
         reply.get(timeout=DEADLINE)
     assert after_plug(store) == [(*first, last)]
+
+
+@pytest.mark.timeout(30)
+def test_under_load_a_quiet_inbox_ends_the_window_early(start: Start) -> None:
+    store = GatedStore()
+    ref = start(store, max_ops=3, window=3600.0, quiet_gap=0.05)  # only the gap can end it
+    plug(ref, store)
+    first = [update("b1", "1"), update("b1", "2")]
+    replies = [send(ref, "b1", u) for u in first]
+    store.release()
+    for reply in replies:
+        reply.get(timeout=DEADLINE)  # answered though the batch never filled
+    assert after_plug(store) == [tuple(first)]
 
 
 @pytest.mark.timeout(30)
