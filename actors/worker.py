@@ -287,12 +287,16 @@ class WorkerActor(pykka.ThreadingActor):
             log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
             self._tell_aborted(spec.branch_id, epoch, exc)
         except Exception as exc:  # e.g. a result that cannot be pickled: say so, as a failure
-            self.coordinator_ref.tell(BranchRan(spec.branch_id, epoch, BranchStatus.FAILED,
-                                                error=RuntimeError(repr(exc))))
+            self._tell_coordinator(BranchRan(spec.branch_id, epoch, BranchStatus.FAILED,
+                                             error=RuntimeError(repr(exc))))
 
     def _tell_aborted(self, branch_id: str, epoch: int, error: BaseException) -> None:
         """Tell the coordinator to replay the branch; gone (a shutdown), it replays all anyway."""
+        self._tell_coordinator(BranchAborted(branch_id, epoch, error))
+
+    def _tell_coordinator(self, report: BranchRan | BranchAborted) -> None:
+        """A report that a gone coordinator (a shutdown) cannot take is logged, not raised."""
         try:
-            self.coordinator_ref.tell(BranchAborted(branch_id, epoch, error))
+            self.coordinator_ref.tell(report)
         except _UNSENT as exc:
-            log.warning("branch.report_unsent", branch_id=branch_id, error=repr(exc))
+            log.warning("branch.report_unsent", branch_id=report.branch_id, error=repr(exc))

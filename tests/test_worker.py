@@ -8,11 +8,13 @@ from typing import Any
 
 import pykka
 import pytest
+import structlog
 
 from actors.branch import BranchActor, BranchSpec
 from actors.context import BranchContext
 from actors.errors import CheckpointError
 from actors.messages import (
+    TERMINAL_BRANCH_STATUSES,
     BranchAborted,
     BranchLog,
     BranchRan,
@@ -24,6 +26,7 @@ from actors.messages import (
     RunBranch,
 )
 from actors.worker import WorkerActor
+from runtime.errors import SerializationError
 
 from actors_for_tests import Recorder
 
@@ -129,5 +132,37 @@ def test_a_suspension_the_scheduler_cannot_take_aborts_the_branch_and_fails_noth
                    for item in (message.items if isinstance(message, Checkpoints) else (message,))]
         assert not [u for u in written if isinstance(u, BranchUpdate)
                     and u.status is BranchStatus.FAILED]
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+class RefusesEnds:
+    """A checkpoint ref whose sends of a branch's end fail as an unpicklable result does."""
+
+    def __init__(self, answering: Any) -> None:
+        self.answering = answering
+
+    def tell(self, message: Any) -> None:
+        items = message.items if isinstance(message, Checkpoints) else (message,)
+        if any(isinstance(item.update, BranchUpdate)
+               and item.update.status in TERMINAL_BRANCH_STATUSES for item in items):
+            raise SerializationError("cannot pickle the result of 'e/0' (a lock)")
+        self.answering.tell(message)
+
+
+def test_a_failure_report_to_a_gone_coordinator_is_logged_and_the_pool_goes_on() -> None:
+    coordinator = Recorder.start()
+    coordinator.stop()  # a shutdown took it while the branch ran
+    checkpoint = RefusesEnds(Answering.start())
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=Recorder.start(), threads=1)
+    try:
+        with structlog.testing.capture_logs() as events:
+            worker.tell(run(0, 1))
+            wait_until(lambda: any(e["event"] == "branch.report_unsent" for e in events))
+            worker.tell(run(1, 1))  # the pool's one thread still takes runs
+            wait_until(lambda: len([e for e in events
+                                    if e["event"] == "branch.report_unsent"]) == 2)
+        assert not [e for e in events if e["event"] == "pool.task_failed"]
     finally:
         pykka.ActorRegistry.stop_all()
