@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 
 import pykka
 import pytest
@@ -114,6 +115,35 @@ def test_ref_survives_a_round_trip_through_an_actor(system: ActorSystem) -> None
     returned: ActorRef[Counter] = relay.proxy().hand_back(counter).get(timeout=10)
     assert returned == counter
     assert returned.ask(1, timeout=10) == 1
+
+
+def test_threads_asking_one_actor_at_once_each_get_their_own_replies(
+    system: ActorSystem,
+) -> None:
+    # Lone asks are written by their threads, pipelined ones by the writer thread: mixed
+    # on one connection, every reply must still reach its own asker.
+    proxy = system.spawn(Relay).proxy()
+    wrong: list[object] = []
+
+    def asker(thread: int) -> None:
+        try:
+            for i in range(100):
+                if i % 10 == 0:
+                    burst = [(thread, i, k) for k in range(5)]
+                    answers = get_all([proxy.hand_back(value) for value in burst], timeout=10)
+                    wrong.extend(a for a, b in zip(answers, burst, strict=True) if a != b)
+                elif proxy.hand_back((thread, i)).get(timeout=10) != (thread, i):
+                    wrong.append((thread, i))
+        except Exception as exc:  # a lost or late reply: the test must see it, not the thread
+            wrong.append(exc)
+
+    threads = [threading.Thread(target=asker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert wrong == []
 
 
 def test_replies_answered_as_a_group_reach_every_asker_in_one_frame(system: ActorSystem) -> None:
