@@ -195,13 +195,25 @@ def _has_live_children(pid: int) -> bool:
                 continue
             try:
                 with open(f"/proc/{entry.name}/stat") as f:
-                    stat = f.read()
+                    found = _state_and_parent(f.read())
             except OSError:
                 continue  # gone meanwhile
-            state, parent = stat[stat.rindex(")") + 2:].split(maxsplit=2)[:2]
-            if state != "Z" and int(parent) == pid:
+            if found is not None and found[0] != "Z" and found[1] == pid:
                 return True
     return False
+
+
+def _state_and_parent(stat: str) -> tuple[str, int] | None:
+    """A ``/proc/<pid>/stat`` line's state and parent pid; None for a process gone meanwhile.
+
+    A process that exits while it is read can leave the read empty (seen in CI).
+    The name, in parentheses, may hold spaces and parentheses itself: read after the last.
+    """
+    end = stat.rfind(")")
+    fields = stat[end + 2:].split(maxsplit=2) if end >= 0 else []
+    if len(fields) < 2 or not fields[1].isdigit():
+        return None
+    return fields[0], int(fields[1])
 
 
 _HELPER_EXIT_WAIT = 2.0  # seconds a stopped forkserver or tracker gets to exit before we go on
