@@ -2,20 +2,22 @@
 
 A ping-pong must not pay a thread hop per frame; a burst must still leave in one
 write. The node here is not started (no writer thread drains its queue), so what
-was queued for the writer stays visible in ``peer.out``.
+was queued for the writer stays visible in ``peer.out``; and the burst gap is
+endless, so every frame counts as following the last one at once, however slowly
+the test runs: only ``awaited`` frames may be written by their thread.
 """
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Iterator
-from time import perf_counter
 from typing import Any
 
 import pytest
 from multiprocess.connection import Connection
 
-from runtime import serialization
+from runtime import serialization, transport
 from runtime.future import Future
 from runtime.transport import _LEN, MSG, REPLY, Node, Peer
 
@@ -23,7 +25,8 @@ ADDRESS = "/nonexistent/peer.sock"
 
 
 @pytest.fixture
-def wired() -> Iterator[tuple[Node, Peer, Connection]]:
+def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Node, Peer, Connection]]:
+    monkeypatch.setattr(transport, "_BURST_GAP", math.inf)
     ours, theirs = socket.socketpair()
     node = Node(system_id="s", address="/nonexistent/node.sock", secret=b"k", role="test")
     peer = node.peer(ADDRESS)
@@ -53,7 +56,6 @@ def test_an_ask_right_after_the_last_frame_is_written_by_the_asking_thread(
     wired: tuple[Node, Peer, Connection],
 ) -> None:
     node, peer, receiver = wired
-    peer.last_send = perf_counter()  # the previous ask's frame left a moment ago
     ask(node, "ping")
     assert not peer.out
     [record] = records_written(receiver)
@@ -87,7 +89,6 @@ def test_tells_closer_than_the_burst_gap_are_batched_by_the_writer(
     wired: tuple[Node, Peer, Connection],
 ) -> None:
     node, peer, receiver = wired
-    peer.last_send = perf_counter()
     node.send_message(ADDRESS, "actor-1", "sink", "tick", None, None)
     assert len(peer.out) == 1
     assert records_written(receiver) == []
@@ -97,7 +98,6 @@ def test_the_reply_to_an_awaited_ask_is_written_by_the_answering_thread(
     wired: tuple[Node, Peer, Connection],
 ) -> None:
     node, peer, receiver = wired
-    peer.last_send = perf_counter()  # the actor answered another ask a moment ago
     node.send_reply(ADDRESS, 7, True, "pong", awaited=True)
     assert not peer.out
     assert records_written(receiver) == [(REPLY, 7, True, "pong")]
@@ -107,7 +107,6 @@ def test_replies_to_a_pipeline_of_asks_are_batched_by_the_writer(
     wired: tuple[Node, Peer, Connection],
 ) -> None:
     node, peer, receiver = wired
-    peer.last_send = perf_counter()
     node.send_reply(ADDRESS, 8, True, "pong", awaited=False)
     assert len(peer.out) == 1
     assert records_written(receiver) == []
