@@ -9,9 +9,11 @@ Messages go straight from sender to receiver; nothing is relayed.
 The hot path does the least work it can:
 
 * the *sending thread* pickles (so a bad message fails at the sender, naming
-  the culprit) and appends a length-prefixed record to one outbound queue;
-* one *writer thread* per node drains that queue and writes everything that has
-  accumulated for a peer in one write;
+  the culprit) and writes the length-prefixed record itself when the connection
+  is idle: a lone frame, or one of a ping-pong (an ask with nothing else
+  outstanding, and its reply), costs no thread hop (``Node._enqueue``);
+* frames of a burst go to the peer's outbound queue instead, and one *writer
+  thread* per node writes everything that has accumulated for a peer in one write;
 * one *reader thread* per connection only decodes records and enqueues them:
   messages into the target actor's inbox, replies into their futures; but a
   thread blocked on a reply reads the connection itself while no other thread
