@@ -32,6 +32,12 @@ class ExecutionStatus(StrEnum):
     SUSPENDED = "SUSPENDED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # by system.cancel or its deadline; system.retry runs it again
+
+    @property
+    def finished(self) -> bool:
+        """Whether the execution ended (only ``system.retry`` starts it again)."""
+        return self in _FINISHED_EXECUTIONS
 
 
 class BranchStatus(StrEnum):
@@ -58,6 +64,9 @@ class OpStatus(StrEnum):
     FAILED = "FAILED"
 
 
+_FINISHED_EXECUTIONS = frozenset(
+    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
 TERMINAL_OP_STATUSES = frozenset({OpStatus.SUCCEEDED, OpStatus.FAILED})
 TERMINAL_BRANCH_STATUSES = frozenset({BranchStatus.SUCCEEDED, BranchStatus.FAILED})
 
@@ -139,6 +148,11 @@ class ExecutionRecord:
     error: bytes | None
     created_at: float
     updated_at: float
+    fingerprint: str | None = None  # what it was created from (see ``actors.ownership``)
+    owner: str | None = None  # the executor holding its lease
+    lease_epoch: int = 0  # bumped by every claim: writes under an older epoch are refused
+    lease_expires_at: float | None = None
+    deadline_at: float | None = None  # past it, the owner cancels the execution
 
 
 @dataclass(frozen=True, slots=True)
