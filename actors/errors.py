@@ -62,6 +62,11 @@ class ExecutionCancelledError(DurableActorsError):
     """
 
 
+class ExecutionStateError(DurableActorsError):
+    """The execution is not in a state where this applies (retry a running one, delete an
+    active one); the message says what state it is in and what to do."""
+
+
 class UnknownExecutionError(DurableActorsError, KeyError):
     """No execution with this id is known to the system or its store."""
 
@@ -86,6 +91,10 @@ class StoreUnavailableError(StoreError):
 
 class StoreLockedError(StoreError):
     """The store stayed locked by another writer past the deadline."""
+
+
+class StoreFullError(StoreError):
+    """The store's disk is full; writes are retried until space is freed."""
 
 
 class StoreReadOnlyError(StoreError):

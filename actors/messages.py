@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from actors.branch import BranchSpec
+    from actors.ownership import NewExecution
     from actors.policies import Completion
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -330,8 +331,10 @@ class StartChildren:
 class StartExecution:
     """Create an execution (or resume the one stored under ``execution_id``).
 
-    Answered on ``reply_to`` with "created", "resumed" or "finished" once the
-    execution and its branches are durable.
+    Answered on ``reply_to`` with "created", "resumed", "finished" or "observing"
+    (another system runs it) once the execution and its branches are durable, or
+    with ``ExecutionMismatchError`` when the id names an execution made of other
+    classes or items.
     """
 
     execution_id: str
@@ -340,6 +343,7 @@ class StartExecution:
     max_concurrency: int | None
     completion: Completion
     reply_to: ReplyTo
+    new: NewExecution | None = None  # the rows to create, with its spec and fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,12 +505,13 @@ class DependencyDone:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleResume:
-    """An evicted branch (e.g. found suspended in the store at start) is due at ``due_at``."""
+    """An evicted branch waits on ``op_id``: resume it at ``due_at``, or (None) when its
+    dependency is done (found suspended at start, or given again to a restarted scheduler)."""
 
     branch_id: str
     epoch: int
     op_id: str
-    due_at: float
+    due_at: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,6 +307,7 @@ class RenewLeases:
 
     claim_orphans: int
     reply_to: ReplyTo
+    skip: tuple[str, ...] = ()  # executions this system found it cannot run
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,7 @@ class ReleaseLeases:
 
     execution_ids: tuple[str, ...]
     reply_to: ReplyTo | None = None
+    everything: bool = False  # every lease held (a system that stops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +324,13 @@ class DropLease:
     """Forget a lease without writing (the execution finished, or it was found lost)."""
 
     execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLeases:
+    """The coordinator tells the writer exactly which leases it holds (after either restarted)."""
+
+    epochs: Mapping[str, int]
 
 
 def held_epochs(leases: Mapping[str, Lease]) -> dict[str, int]:
@@ -338,6 +347,7 @@ __all__ = [
     "ExecutionClaim",
     "ExecutionSpec",
     "ExecutorInfo",
+    "HoldLeases",
     "Lease",
     "LeaseFence",
     "LeaseRound",

@@ -10,7 +10,7 @@ methods, which never write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -82,6 +82,10 @@ class Store(Protocol):
         """The executor with this id and its last heartbeat, if any."""
         ...
 
+    def read_executors(self) -> list[tuple[ExecutorInfo, float]]:
+        """Every executor that ever used the store, with its last heartbeat."""
+        ...
+
     def create_execution(self, new: NewExecution, executor: str, lease_seconds: float,
                          now: float) -> ExecutionClaim:
         """Create ``new`` with its branches, leased to ``executor`` (epoch 1); one transaction.
@@ -92,8 +96,9 @@ class Store(Protocol):
         ...
 
     def claim_execution(self, execution_id: str, executor: str, lease_seconds: float,
-                        now: float) -> ExecutionClaim:
-        """Take the lease of an active execution that is unowned, expired, or ``executor``'s.
+                        now: float, dead_owners: Collection[str] = ()) -> ExecutionClaim:
+        """Take the lease of an active execution that is unowned, expired, or ``executor``'s,
+        or whose owner is in ``dead_owners`` (the caller saw its process gone).
 
         The epoch goes up by one. Raises ``UnknownExecutionError`` if there is none;
         a finished one, or one another executor holds, gives ``lease=None``.
@@ -101,13 +106,17 @@ class Store(Protocol):
         ...
 
     def renew_leases(self, executor: str, held: Mapping[str, int], lease_seconds: float,
-                     now: float, claim_orphans: int = 0) -> LeaseRound:
+                     now: float, claim_orphans: int = 0,
+                     skip: Collection[str] = (), dead_owners: Collection[str] = ()
+                     ) -> LeaseRound:
         """One renewal transaction; see ``actors.ownership.LeaseRound``.
 
         Refreshes the executor's heartbeat; extends every held lease still at its
         epoch; reports the others lost; consumes the signals of held executions;
         claims up to ``claim_orphans`` active executions that have a spec and whose
-        lease is unowned, expired, or this executor's but not in ``held``.
+        lease is unowned, expired, or this executor's but not in ``held``, except the
+        executions in ``skip`` (ones this executor found it cannot run); an owner in
+        ``dead_owners`` counts as expired.
         """
         ...
 
@@ -370,6 +379,10 @@ class MemoryStore:
         with self._lock:
             return self.executors.get(executor_id)
 
+    def read_executors(self) -> list[tuple[ExecutorInfo, float]]:
+        with self._lock:
+            return list(self.executors.values())
+
     def create_execution(self, new: NewExecution, executor: str, lease_seconds: float,
                          now: float) -> ExecutionClaim:
         with self._lock:
@@ -393,10 +406,10 @@ class MemoryStore:
                                   lease=Lease(new.execution_id, executor, 1, expires))
 
     def claim_execution(self, execution_id: str, executor: str, lease_seconds: float,
-                        now: float) -> ExecutionClaim:
+                        now: float, dead_owners: Collection[str] = ()) -> ExecutionClaim:
         with self._lock:
             record = self._existing(execution_id)
-            if not claimable(record, executor, now):
+            if not claimable(record, executor, now, dead_owners):
                 return ExecutionClaim(record)
             return self._take(record, executor, lease_seconds, now)
 
@@ -415,7 +428,9 @@ class MemoryStore:
         return ExecutionClaim(taken, lease=Lease(record.execution_id, executor, epoch, expires))
 
     def renew_leases(self, executor: str, held: Mapping[str, int], lease_seconds: float,
-                     now: float, claim_orphans: int = 0) -> LeaseRound:
+                     now: float, claim_orphans: int = 0,
+                     skip: Collection[str] = (), dead_owners: Collection[str] = ()
+                     ) -> LeaseRound:
         with self._lock:
             info = self.executors.get(executor)
             if info is not None:
@@ -435,8 +450,9 @@ class MemoryStore:
             for record in sorted(self.executions.values(), key=lambda e: e.created_at):
                 if len(claimed) >= claim_orphans:
                     break
-                if record.execution_id not in held and record.spec is not None and claimable(
-                        record, executor, now):
+                if record.execution_id not in held and record.execution_id not in skip and (
+                        record.spec is not None) and claimable(
+                        record, executor, now, dead_owners):
                     claimed.append(self._take(record, executor, lease_seconds, now))
             owned = {lease.execution_id for lease in renewed} | {
                 c.record.execution_id for c in claimed}
@@ -550,12 +566,13 @@ def is_finished(branch: BranchRecord | None) -> bool:
     return branch is not None and branch.status in (BranchStatus.SUCCEEDED, BranchStatus.FAILED)
 
 
-def claimable(record: ExecutionRecord, executor: str, now: float) -> bool:
-    """Whether ``executor`` may take ``record``'s lease now: active, and unowned, expired
-    or its own (an earlier life of the same executor)."""
+def claimable(record: ExecutionRecord, executor: str, now: float,
+              dead_owners: Collection[str] = ()) -> bool:
+    """Whether ``executor`` may take ``record``'s lease now: active, and unowned, expired,
+    its own (an earlier life of the same executor), or held by an owner known dead."""
     return record.status in ACTIVE_EXECUTIONS and (
         record.owner is None or record.owner == executor or record.lease_expires_at is None
-        or record.lease_expires_at < now
+        or record.lease_expires_at < now or record.owner in dead_owners
     )
 
 

@@ -160,6 +160,13 @@ def test_renewing_claims_orphans_with_a_spec_up_to_the_limit(store: Store) -> No
     assert [c.record.execution_id for c in again.claimed] == ["e3"]  # never the legacy one
 
 
+def test_renewing_never_claims_the_executions_it_is_told_to_skip(store: Store) -> None:
+    for eid in ("e1", "e2"):
+        store.create_execution(new_execution(eid), "dead", LEASE, T0)
+    found = store.renew_leases("b", {}, LEASE, T0 + LEASE + 1, claim_orphans=5, skip=("e1",))
+    assert [c.record.execution_id for c in found.claimed] == ["e2"]
+
+
 def test_renewing_tells_when_the_next_foreign_lease_expires(store: Store) -> None:
     store.create_execution(new_execution("e1"), "x", LEASE, T0)
     store.create_execution(new_execution("e2"), "y", LEASE, T0 + 3)

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from urllib.parse import quote
 from actors.errors import (
     SchemaTooNewError,
     StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreReadOnlyError,
     StoreUnavailableError,
@@ -365,7 +366,8 @@ class SqliteStore:
                 reason = f"{err}; it is not a durable-actors SQLite store, choose another path"
             return StoreUnavailableError(f"cannot open {where}: {reason}")
         if code == _FULL:
-            return StoreError(f"{where} could not write: the disk is full; free space and retry")
+            return StoreFullError(
+                f"{where} could not write: the disk is full; free space and it is retried")
         if code in (_IOERR, _CORRUPT, _NOTADB):
             return StoreError(f"{where} failed ({err}); check the disk and the file, then retry")
         return None
@@ -480,6 +482,10 @@ class SqliteStore:
         with self._lock, self._translated():
             return leases.read_executor(self._live(), executor_id)
 
+    def read_executors(self) -> list[tuple[ExecutorInfo, float]]:
+        with self._lock, self._translated():
+            return leases.read_executors(self._live())
+
     def create_execution(self, new: NewExecution, executor: str, lease_seconds: float,
                          now: float) -> ExecutionClaim:
         with self._writing() as conn:
@@ -487,16 +493,18 @@ class SqliteStore:
                                            lease_seconds, now)
 
     def claim_execution(self, execution_id: str, executor: str, lease_seconds: float,
-                        now: float) -> ExecutionClaim:
+                        now: float, dead_owners: Collection[str] = ()) -> ExecutionClaim:
         with self._writing() as conn:
             return leases.claim_execution(conn, self._execution_in, execution_id, executor,
-                                          lease_seconds, now)
+                                          lease_seconds, now, dead_owners)
 
     def renew_leases(self, executor: str, held: Mapping[str, int], lease_seconds: float,
-                     now: float, claim_orphans: int = 0) -> LeaseRound:
+                     now: float, claim_orphans: int = 0,
+                     skip: Collection[str] = (), dead_owners: Collection[str] = ()
+                     ) -> LeaseRound:
         with self._writing() as conn:
             return leases.renew_leases(conn, self._execution_in, executor, held, lease_seconds,
-                                       now, claim_orphans)
+                                       now, claim_orphans, skip, dead_owners)
 
     def release_leases(self, executor: str, held: Mapping[str, int], now: float) -> None:
         with self._writing() as conn:

@@ -11,7 +11,7 @@ explains the rules; ``actors.store.MemoryStore`` is the same semantics in memory
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from actors.errors import UnknownExecutionError
@@ -79,6 +79,11 @@ def read_executor(conn: sqlite3.Connection,
     return None if row is None else (ExecutorInfo(executor_id, row[0], row[1]), row[2])
 
 
+def read_executors(conn: sqlite3.Connection) -> list[tuple[ExecutorInfo, float]]:
+    rows = conn.execute("SELECT executor_id, host, pid, heartbeat_at FROM executors").fetchall()
+    return [(ExecutorInfo(r[0], r[1], r[2]), r[3]) for r in rows]
+
+
 def create_execution(conn: sqlite3.Connection, read: ReadExecution, new: NewExecution,
                      executor: str, lease_seconds: float, now: float) -> ExecutionClaim:
     stored = read(conn, new.execution_id)
@@ -123,16 +128,18 @@ def _take(conn: sqlite3.Connection, read: ReadExecution, record: ExecutionRecord
 
 
 def claim_execution(conn: sqlite3.Connection, read: ReadExecution, execution_id: str,
-                    executor: str, lease_seconds: float, now: float) -> ExecutionClaim:
+                    executor: str, lease_seconds: float, now: float,
+                    dead_owners: Collection[str] = ()) -> ExecutionClaim:
     record = _existing(conn, read, execution_id)
-    if not claimable(record, executor, now):
+    if not claimable(record, executor, now, dead_owners):
         return ExecutionClaim(record)
     return _take(conn, read, record, executor, lease_seconds, now)
 
 
 def renew_leases(conn: sqlite3.Connection, read: ReadExecution, executor: str,
                  held: Mapping[str, int], lease_seconds: float, now: float,
-                 claim_orphans: int) -> LeaseRound:
+                 claim_orphans: int, skip: Collection[str] = (),
+                 dead_owners: Collection[str] = ()) -> LeaseRound:
     conn.execute("UPDATE executors SET heartbeat_at = ? WHERE executor_id = ?", (now, executor))
     expires = now + lease_seconds
     renewed: list[Lease] = []
@@ -157,19 +164,20 @@ def renew_leases(conn: sqlite3.Connection, read: ReadExecution, executor: str,
     )
     claimed: list[ExecutionClaim] = []
     if claim_orphans > 0:
+        dead = sorted(dead_owners)
         rows = conn.execute(
             f"SELECT execution_id FROM executions WHERE status IN {_ACTIVE} "
             "AND spec IS NOT NULL AND (owner IS NULL OR owner = ? OR lease_expires_at IS NULL "
-            "OR lease_expires_at < ?) ORDER BY created_at, rowid",
-            (executor, now),
+            f"OR lease_expires_at < ? OR owner IN ({_marks(dead)})) ORDER BY created_at, rowid",
+            (executor, now, *dead),
         ).fetchall()
         for (eid,) in rows:
             if len(claimed) >= claim_orphans:
                 break
-            if eid in held:
+            if eid in held or eid in skip:
                 continue
             record = read(conn, eid)
-            if record is not None and claimable(record, executor, now):
+            if record is not None and claimable(record, executor, now, dead_owners):
                 claimed.append(_take(conn, read, record, executor, lease_seconds, now))
     owned = [lease.execution_id for lease in renewed] + [
         c.record.execution_id for c in claimed]
