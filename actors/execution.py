@@ -122,7 +122,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         self._executor = executor
         self._keeper = LeaseKeeper(self._clock, lease_seconds=lease_seconds, recover=recover)
         self._poll_interval = poll_interval
-        self._epoch_base = epoch_base
+        self._epoch = epoch_base  # run epochs grow across every branch: a floor fences them all
         self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
         self._executions = {}
@@ -230,7 +230,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             if timer is None or timer.due_at is None:
                 continue
             branch = self._branches[branch_id]
-            branch.epoch = max(branch.epoch, self._epoch_base)
+            branch.epoch = self._new_epoch()
             batch.waiting.remove(branch_id)
             batch.running += 1
             batch.progress.start(branch.spec.index)
@@ -282,7 +282,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         branch = self._branches[branch_id]
         if not self._runs(branch.spec.execution_id):
             return
-        branch.epoch = max(branch.epoch + 1, self._epoch_base + 1)
+        branch.epoch = self._new_epoch()
         branch.state = BranchState.DISPATCHED
         branch.suspended_on = None
         worker = min(range(len(self._load)), key=self._load.__getitem__)
@@ -292,6 +292,14 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
                                      epoch=branch.epoch))
+
+    def _new_epoch(self) -> int:
+        self._epoch += 1
+        return self._epoch
+
+    def _peek_epoch(self) -> int:
+        """The epoch the next run will get: every run before it is older."""
+        return self._epoch + 1
 
     def _redispatch(self, branch_ids: Sequence[str]) -> None:
         """Dispatch runs that may still be live elsewhere: fence those copies first."""

@@ -38,6 +38,7 @@ from actors.batches import (
 from actors.branch import BranchSpec, decode_error
 from actors.clock import Clock
 from actors.control import (
+    FENCE_ALL,
     Answered,
     AnswerTo,
     CancelExecution,
@@ -270,6 +271,8 @@ class ExecutionLifecycle:
         tracked.result, tracked.cancelling = None, False
         tracked.fingerprint, tracked.deadline_at = record.fingerprint, record.deadline_at
         tracked.lease, tracked.spec = claim.lease, spec
+        # Runs from before (a cancel, a lost lease) stay stale; the runs from now on go.
+        self._workers_tell(FenceRuns(executions=((eid, self._peek_epoch()),)))
         moved = self._keeper.hold(claim.lease, self._clock.monotonic() - 1.0)
         if moved is not None:
             self._workers_tell(LeaseValidUntil(moved))
@@ -506,7 +509,7 @@ class ExecutionLifecycle:
 
     def _stop_runs(self, eid: str) -> None:
         """No run of ``eid`` starts another operation; its timers and parked branches go."""
-        self._workers_tell(FenceRuns(executions=(eid,)))
+        self._workers_tell(FenceRuns(executions=((eid, FENCE_ALL),)))
         self._wired().scheduler.tell(ForgetExecution(eid))
         self._forget_branches(eid)
 
@@ -520,6 +523,9 @@ class ExecutionLifecycle:
                 self._release(branch)
 
     def _release(self, branch: TrackedBranch) -> None:
+        raise NotImplementedError
+
+    def _peek_epoch(self) -> int:
         raise NotImplementedError
 
     def _signalled(self, signal: Signal) -> None:

@@ -87,11 +87,9 @@ class _Host:
         the system's leases stay unconfirmed past ``lease_wait``: nothing it would do
         now could be written, and another system may be running it.
         """
-        fences = self._worker.fences
         spec = self._spec
-        reason = fences.stale(spec.execution_id, spec.branch_id, self.epoch)
-        if reason is None and not fences.wait_confirmed(self._worker.lease_wait):
-            reason = "this system's leases were not confirmed in time (the store is down?)"
+        reason = self._worker.fences.check(spec.execution_id, spec.branch_id, self.epoch,
+                                           self._worker.lease_wait)
         if reason is not None:
             raise CheckpointError(
                 f"run {self.epoch} of branch {spec.branch_id!r} stops before its next "
@@ -291,6 +289,8 @@ class WorkerActor(pykka.ThreadingActor):
         if stale is not None:  # queued before it was superseded: it never starts
             log.info("branch.stale_run_dropped", branch_id=spec.branch_id, epoch=epoch,
                      reason=stale)
+            self._tell_aborted(spec.branch_id, epoch, CheckpointError(
+                f"run {epoch} of branch {spec.branch_id!r} did not start: {stale}"))
             return
         host = _Host(self, spec, epoch)
         try:

@@ -257,7 +257,7 @@ class DurableServices:
     def start(self, kind: str, specs: Sequence[BranchSpec], execution_id: str,
               max_concurrency: int | None, completion: Completion,
               timeout: float | None, wait: float) -> Execution:
-        new = new_execution(kind, specs, completion, max_concurrency, timeout)
+        new = new_execution(execution_id, kind, specs, completion, max_concurrency, timeout)
         self.raise_if_unavailable()
         reply: Future[Any] = Future()
         self.coordinator.tell(StartExecution(execution_id, kind, tuple(specs), max_concurrency,

@@ -149,10 +149,9 @@ def parallel_specs(execution_id: str, branches: Iterable[Any]) -> list[BranchSpe
     return specs
 
 
-def new_execution(kind: str, specs: Sequence[BranchSpec], completion: Completion,
+def new_execution(eid: str, kind: str, specs: Sequence[BranchSpec], completion: Completion,
                   max_concurrency: int | None, timeout: float | None) -> NewExecution:
     """The rows of a new execution; ``SerializationError`` names a bad item or class."""
-    eid = specs[0].execution_id if specs else ""
     refs: dict[type, BranchClassRef] = {}
     for branch in specs:
         cls = branch.branch_cls
