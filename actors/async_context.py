@@ -98,6 +98,7 @@ class AsyncBranchContext(OperationCore):
     def __init__(self, spec: BranchSpec, log: BranchLog, host: AsyncBranchHost) -> None:
         super().__init__(spec, log, host)
         self._host = host
+        self._inside_task: asyncio.Task[Any] | None = None  # the task that runs user code now
 
     # -- operations ---------------------------------------------------------------
 
@@ -245,6 +246,7 @@ class AsyncBranchContext(OperationCore):
 
     async def _call(self, call: Call) -> Any:
         self._inside = call.what  # operations called from fn are refused (see _begin)
+        self._inside_task = asyncio.current_task()
         try:
             if call.timeout is None:
                 return await self._invoke(call)
@@ -256,7 +258,11 @@ class AsyncBranchContext(OperationCore):
                     raise StepTimeoutError(call.what, call.timeout, call.attempt) from None
                 raise  # fn's own TimeoutError: a failure like any other
         finally:
-            self._inside = None
+            self._inside = self._inside_task = None
+
+    def _called_from_inside(self) -> bool:
+        # Another task calling meanwhile is beside the operation in progress, not inside it.
+        return asyncio.current_task() is self._inside_task
 
     async def _invoke(self, call: Call) -> Any:
         fn, args, kwargs = call.fn, call.args, call.kwargs or {}

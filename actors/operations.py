@@ -387,7 +387,7 @@ class OperationCore:
         """Mark ``what`` in progress (its driver unmarks it); refuse it inside or beside another."""
         if self._suspended_on is not None:
             raise BranchSuspended(self._suspended_on)  # run() caught the first one; unwind again
-        if self._inside is not None:
+        if self._inside is not None and self._called_from_inside():
             raise RuntimeError(
                 f"{what} was called inside {self._inside!r}; operations cannot "
                 "nest: call them from run(), one after the other"
@@ -399,6 +399,10 @@ class OperationCore:
                 "ctx.parallel)"
             )
         self._busy = what
+
+    def _called_from_inside(self) -> bool:
+        """Whether an operation called while user code runs is called by that code (nested)."""
+        return True
 
     def _update(self, op_id: str, kind: OpKind, name: str, status: OpStatus,
                 **fields: Any) -> OperationUpdate:
