@@ -79,6 +79,9 @@ class SystemConfig:
     # serializes it copy-on-write, where the worker measured a fork to cost at most half
     # of pickling it inline (docs/refs.md); None: always serialize on the branch thread.
     fork_snapshot_bytes: int | None = 256 * 1024
+    # Async branches parked per worker as suspended coroutines during their deferral
+    # delay: each costs memory (docs/concepts.md, "Async branches"), not a thread.
+    max_parked_coroutines: int = 4096
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -113,6 +116,11 @@ class SystemConfig:
                 raise ConfigurationError(f"suspend_delays[{kind!r}] must be >= 0, got {delay!r}")
         if self.max_parked is not None and self.max_parked < 0:
             raise ConfigurationError("SystemConfig.max_parked must be >= 0")
+        if (not isinstance(self.max_parked_coroutines, int)
+                or isinstance(self.max_parked_coroutines, bool) or self.max_parked_coroutines < 0):
+            raise ConfigurationError(
+                f"SystemConfig.max_parked_coroutines must be an int >= 0, got "
+                f"{self.max_parked_coroutines!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
 
