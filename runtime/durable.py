@@ -43,6 +43,7 @@ from actors.policies import BatchResult, Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
 from runtime import serialization
+from runtime.aio import AwaitableExecution
 from runtime.blobs import RefServices
 from runtime.config import RestartPolicy
 from runtime.errors import ConfigurationError, Timeout
@@ -84,13 +85,14 @@ class StoreCheckpointActor(CheckpointActor):
                          clock=SystemClock(), max_ops=max_ops, max_bytes=max_bytes, window=window)
 
 
-class Execution:
+class Execution(AwaitableExecution):
     """The handle of one execution: its id, status, progress and result.
 
         run = system.map(Resize, items, execution_id="nightly-1")
         run.status()               # "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED"
         run.progress()             # {"done": 3, "running": 2, "suspended": 0, "failed": 0, ...}
         result = run.result(timeout=60)
+        result = await run         # in a coroutine: the loop runs on meanwhile (runtime.aio)
     """
 
     def __init__(self, services: DurableServices, execution_id: str, started: str) -> None:

@@ -214,3 +214,14 @@ class WaitsOnOneChild(BranchActor):
     async def run(self, ctx: AsyncBranchContext, item: Any) -> float:
         batch = await ctx.map("child", same_kind(self, SlowChild), [item])
         return float(sum(batch.values()))
+
+
+@both_kinds
+class WaitsForFile(BranchActor):
+    """A step that waits until a file appears (made by the test), up to a deadline."""
+
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
+        from actors_for_tests import wait_for_file
+
+        path, timeout = item
+        return await ctx.step("watch", wait_for_file, path, timeout)
