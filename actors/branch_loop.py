@@ -42,6 +42,11 @@ class BranchLoop:
         self._thread.start()
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop itself (``call_soon_threadsafe`` from other threads only)."""
+        return self._loop
+
+    @property
     def running(self) -> int:
         """Runs started and not ended: working, or suspended as coroutines."""
         return len(self._tasks)

@@ -47,6 +47,7 @@ from actors.messages import (
     ActorLike,
     BranchStatus,
     BranchUpdate,
+    Bundle,
     Checkpoint,
     CheckpointLost,
     DependencyDone,
@@ -58,6 +59,7 @@ from actors.messages import (
     Suspend,
     SuspensionKey,
     Tick,
+    checkpoints,
 )
 
 log = structlog.get_logger("actors.scheduler")
@@ -217,6 +219,10 @@ class SchedulerActor(pykka.ThreadingActor):
         self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
         self._resumed = _Recent(remember_for)  # whose dependency resumed it
         self._confirm = _Recent(remember_for)  # resumed early: a durable word will follow
+        # The writes of the message being handled, sent as one message when it is done: a
+        # wave of suspensions applied at once is one message to the checkpoint actor, not
+        # two per suspension (which filled its mailbox while it filled ours).
+        self._writes: list[Checkpoint] = []
 
     def on_start(self) -> None:
         if self._self_ref is None:
@@ -240,8 +246,18 @@ class SchedulerActor(pykka.ThreadingActor):
         return sum(self._parked.values())
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self._send_writes()
+
+    def _handle(self, message: Any) -> Any:
         if isinstance(message, Suspend):
             self._suspend(message)
+        elif isinstance(message, Bundle):  # a worker loop's suspensions of one turn
+            for item in message.items:
+                self._handle(item)
+            return None
         elif isinstance(message, Tick):
             self._tick()
         elif isinstance(message, DependencyDone):
@@ -305,6 +321,11 @@ class SchedulerActor(pykka.ThreadingActor):
         if op.due_at is not None:
             self._deadlines.push(op.due_at, "due", key)
 
+    def _send_writes(self) -> None:
+        writes, self._writes = self._writes, []
+        if writes:
+            self._checkpoint.tell(checkpoints(writes))
+
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
         self._active[message.branch_id] = _Suspension(key, message.op_id, EVICTED)
@@ -341,9 +362,9 @@ class SchedulerActor(pykka.ThreadingActor):
         status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
                               epoch=suspension.key.epoch)  # fenced like the run's own writes
         if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
-            self._checkpoint.tell(Checkpoint(op.branch_id, op, sync=False))
-        self._checkpoint.tell(Checkpoint(op.branch_id, status, sync=True,
-                                         reply_to=Forward(self._self_ref, suspension.key)))
+            self._writes.append(Checkpoint(op.branch_id, op, sync=False))
+        self._writes.append(Checkpoint(op.branch_id, status, sync=True,
+                                       reply_to=Forward(self._self_ref, suspension.key)))
         log.debug("suspension.applying", branch_id=op.branch_id, op_id=op.op_id)
 
     def _applied(self, message: Durable) -> None:

@@ -31,6 +31,7 @@ from actors.branch_loop import BranchLoop
 from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
 from actors.gate import CheckpointGate
+from actors.loop_outbox import LoopOutbox
 from actors.messages import (
     TERMINAL_BRANCH_STATUSES,
     ActorLike,
@@ -84,6 +85,9 @@ class _Host:
         self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
+        # Where this run's checkpoints and suspensions go (an async run's: its loop's outbox).
+        self.to_checkpoint: Callable[[Any], None] = worker.outbox.send
+        self.to_scheduler: Callable[[Any], None] = worker.scheduler_ref.tell
 
     def _stamped(self, update: Update) -> Update:
         """This run's epoch on an update of its own branch: the checkpoint actor fences by it."""
@@ -112,11 +116,11 @@ class _Host:
             self.final = update
             return None
         if not sync:
-            self._send(Checkpoint(self._spec.branch_id, update, sync=False), worker.outbox.send,
+            self._send(Checkpoint(self._spec.branch_id, update, sync=False), self.to_checkpoint,
                        "a checkpoint")
             return None
         reply = worker.future_factory()
-        self._send(Checkpoint(self._spec.branch_id, update, True, reply), worker.outbox.send,
+        self._send(Checkpoint(self._spec.branch_id, update, True, reply), self.to_checkpoint,
                    "a checkpoint")
         return reply
 
@@ -128,7 +132,7 @@ class _Host:
     def send_final(self, reply_to: ReportWhenDurable) -> None:
         assert self.final is not None
         self._send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
-                   self._worker.outbox.send, "its end")
+                   self.to_checkpoint, "its end")
 
     def _send(self, message: Any, deliver: Callable[[Any], None], what: str) -> None:
         """``deliver`` through the gate; a recipient that is gone or full is a CheckpointError.
@@ -164,7 +168,7 @@ class _Host:
         verdict = worker.future_factory()
         # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
         self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict, coroutine),
-                   worker.scheduler_ref.tell, "the suspension")
+                   self.to_scheduler, "the suspension")
         return op, verdict
 
     def unanswered(self, exc: Exception) -> CheckpointError:
@@ -248,6 +252,7 @@ class WorkerActor(pykka.ThreadingActor):
         self._pool = ThreadPool(threads, name=f"{worker_id}-branch")
         # Async branches: one event loop; their sync step functions go to the same pool.
         self._loop = BranchLoop(worker_id, submit=self._run_blocking)
+        self._loop_outbox = LoopOutbox(self._loop.loop, self.outbox.send_all, scheduler.tell)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
 
@@ -265,6 +270,7 @@ class WorkerActor(pykka.ThreadingActor):
         counters = dict(self._counters)
         counters["worker.checkpoint_messages"] = self.outbox.messages
         counters["worker.checkpoints_combined"] = self.outbox.combined
+        counters["worker.loop_flushes"] = self._loop_outbox.flushes
         return counters
 
     def on_receive(self, message: Any) -> Any:
@@ -326,6 +332,8 @@ class WorkerActor(pykka.ThreadingActor):
         """``_run`` for an async branch, on the loop; a run cancelled by a stop reports nothing."""
         spec, epoch = message.spec, message.epoch
         host = _Host(self, spec, epoch)
+        host.to_checkpoint = self._loop_outbox.checkpoint
+        host.to_scheduler = self._loop_outbox.suspension
         try:
             outcome = await run_branch_async(spec, message.log,
                                              AsyncRunHost(host, self._loop.call_blocking))

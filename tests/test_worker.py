@@ -185,6 +185,13 @@ def parked_runs(count: int) -> Bundle:
                                   BranchLog(f"e/{i}", None, ())) for i in range(count)))
 
 
+def suspensions_told(scheduler: Any) -> list[Any]:
+    """What the scheduler was told, bundles opened: a loop's suspensions of one turn travel
+    together."""
+    return [item for message in scheduler.ask("seen")
+            for item in (message.items if isinstance(message, Bundle) else (message,))]
+
+
 def pool_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("worker-branch")]
 
@@ -195,8 +202,8 @@ def test_async_runs_parked_on_their_suspension_hold_no_pool_thread() -> None:
                                scheduler=scheduler, threads=1)
     try:
         worker.tell(parked_runs(50))
-        wait_until(lambda: len(scheduler.ask("seen")) == 50)
-        suspensions = scheduler.ask("seen")
+        wait_until(lambda: len(suspensions_told(scheduler)) == 50)
+        suspensions = suspensions_told(scheduler)
         assert all(isinstance(s, Suspend) and s.coroutine for s in suspensions)
         assert pool_threads() == []  # 50 parked branches, no thread of the pool taken
         for suspension in suspensions:
@@ -216,7 +223,7 @@ def test_a_stopping_worker_cancels_its_parked_async_runs_and_reports_none() -> N
     try:
         with structlog.testing.capture_logs() as events:
             worker.tell(parked_runs(5))
-            wait_until(lambda: len(scheduler.ask("seen")) == 5)
+            wait_until(lambda: len(suspensions_told(scheduler)) == 5)
             worker.stop()
         assert len([e for e in events if e["event"] == "branch.cancelled"]) == 5
         assert coordinator.ask("seen") == []  # the coordinator replays them after a restart
