@@ -120,15 +120,18 @@ def deferral(directory: str, count: int) -> list[Figure]:
         print(f"  async: {count} × {wait * 1e3:.0f} ms wait, {name}: "
               f"{moved(found[name], ('scheduler.', 'branch.'))}", file=sys.stderr)
 
-    def share(counters: dict[str, int], name: str) -> float:
-        return 100.0 * counters[name] / max(1, counters["scheduler.deferred"])
+    def unwritten(counters: dict[str, int]) -> float:
+        # Each branch suspends once. A suspension is written only when applied; the others
+        # were cancelled by their resume, or came due before the scheduler heard of them.
+        return 100.0 * (count - counters["scheduler.applied"]) / count
 
     return [
-        Figure(f"{count} × {wait * 1e3:.0f} ms wait, delay {delay}: suspensions cancelled", "%",
-               share(found["async"], "scheduler.cancelled"),
-               share(found["sync"], "scheduler.cancelled"), "sync branches",
-               higher_is_better=True, target="≥ 95%", absolute_target=95.0,
-               extra={"async": found["async"], "sync": found["sync"]}),
+        Figure(f"{count} × {wait * 1e3:.0f} ms wait, delay {delay}: suspensions not written",
+               "%", unwritten(found["async"]), unwritten(found["sync"]), "sync branches",
+               higher_is_better=True, target="≥ 95% cancelled", absolute_target=95.0,
+               extra={name: {k: found[name].get(k, 0) for k in (
+                   "scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
+                   "branch.evictions", "branch.replays")} for name in found}),
         Figure(f"{count} × {wait * 1e3:.0f} ms wait, delay {delay}: branches evicted", "%",
                100.0 * found["async"]["branch.evictions"] / count,
                100.0 * found["sync"]["branch.evictions"] / count, "sync branches",
@@ -168,12 +171,15 @@ def parking(directory: str, count: int) -> list[Figure]:
     hold = 60.0  # the wait each branch parks on; far longer than filling the system takes
     with _system(directory, "parked", suspend_checkpoint_delay=hold * 2,
                  max_parked_coroutines=count) as system:
-        system.map(WaitsAsync, [0.0]).result(timeout=60)  # warm: every process up, loops too
+        # Warm: every process up, and a wave parked and resumed once, so that threads a
+        # process starts on its first burst (its transport's writer) count as idle ones.
+        system.map(WaitsAsync, [0.05] * 200).result(timeout=120)
         idle_threads, idle_mb = _sample(system)
+        warm = system.metrics()["scheduler.deferred"]
         started = time.perf_counter()
         run = system.map(WaitsAsync, [hold] * count)
         deadline = time.monotonic() + 600
-        while system.metrics()["scheduler.deferred"] < count + 1:
+        while system.metrics()["scheduler.deferred"] < warm + count:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{count} branches did not all park within 600 s")
             time.sleep(0.2)  # polling the counters, not synchronizing anything
@@ -215,18 +221,26 @@ async def _ticks_while(work: Callable[[], Awaitable[Any]]) -> tuple[float, float
     await asyncio.sleep(0)
     started = time.perf_counter()
     await work()
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
     done.set()
     await task
-    gaps = [b - a for a, b in itertools.pairwise(ticks)] or [elapsed]
-    kept = min(1.0, (len(ticks) - 1) / max(1.0, elapsed / TICK))
-    return 100.0 * kept, max(gaps) * 1e3
+    # The loop's stalls: from the work's start to its first tick, between ticks, to its end.
+    during = [started, *(t for t in ticks if started < t < ended), ended]
+    longest = max(b - a for a, b in itertools.pairwise(during))
+    kept = min(1.0, (len(during) - 2) / max(1.0, (ended - started) / TICK))
+    return 100.0 * kept, longest * 1e3
 
 
 def loop_freedom(directory: str) -> list[Figure]:
     async def main() -> dict[str, tuple[float, float]]:
         found: dict[str, tuple[float, float]] = {}
-        system = _system(directory, "loop")
+        made: list[ActorSystem] = []
+
+        async def construct() -> None:
+            made.append(_system(directory, "loop"))
+
+        found["ActorSystem(...)"] = await _ticks_while(construct)
+        system = made[0]
         found["async with (services start)"] = await _ticks_while(system.__aenter__)
         sleeper = await asyncio.to_thread(system.spawn, Sleeper)
 
@@ -255,6 +269,13 @@ def loop_freedom(directory: str) -> list[Figure]:
         found["map"] = await _ticks_while(map_sync)
         found["map_async"] = await _ticks_while(map_async)
         await system.__aexit__(None, None, None)
+        cold = await asyncio.to_thread(_system, directory, "cold")
+
+        async def first_map() -> None:
+            cold.map(WaitsAsync, [0.0] * 100)
+
+        found["first map, no async with"] = await _ticks_while(first_map)
+        await asyncio.to_thread(cold.shutdown)
         return found
 
     found = asyncio.run(main())
@@ -267,11 +288,13 @@ def loop_freedom(directory: str) -> list[Figure]:
                target="≥ 90%", absolute_target=90.0,
                extra={"blocking_calls_kept_pct": found["blocking calls"][0],
                       "longest_gap_ms": found["awaited"][1]}),
-        Figure("longest loop stall: starting 100 branches", "ms", found["map_async"][1],
-               found["map"][1], "system.map called in the coroutine", higher_is_better=False,
-               target="map_async: no stall beyond a tick or two",
-               extra={"async_with_start_longest_gap_ms": found["async with (services start)"][1],
-                      "async_with_start_kept_pct": found["async with (services start)"][0]}),
+        Figure("loop stall: starting the system, then a map of 100", "ms",
+               max(found["async with (services start)"][1], found["map_async"][1]),
+               found["first map, no async with"][1],
+               "the first system.map of 100 in the coroutine, services not started",
+               higher_is_better=False, target="no stall beyond a tick or two (10 ms ticks)",
+               extra={"stall_ms": {k: v[1] for k, v in found.items()},
+                      "ticks_kept_pct": {k: v[0] for k, v in found.items()}}),
     ]
 
 
