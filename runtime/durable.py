@@ -157,6 +157,7 @@ class DurableServices:
         self.scheduler: ActorRef[Any] = system.spawn(
             SchedulerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
             clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
+            max_parked_coroutines=config.max_parked_coroutines,
             name="scheduler", restart=SERVICE_RESTART,
         )
         self.refs = RefServices(system, self.store_url, SERVICE_RESTART)  # the digest actor
