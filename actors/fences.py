@@ -10,6 +10,8 @@ and the worker checks before a queued run starts and before every operation:
   was dispatched again after the checkpoint actor or the coordinator restarted);
 * a run older than its execution's floor is stale: every run of a cancelled or
   lost execution (``FENCE_ALL``), the runs from before a retry or a re-claim;
+* a run given before the worker saw its checkpoint process go away is stale: the
+  coordinator dispatches every such run again (``fence_all_before``);
 * past ``valid_until`` (``LeaseValidUntil``) the system's leases are not
   confirmed: another system may own the work by now, so an operation waits for
   the next renewal (a paused process that wakes up starts nothing until then).
@@ -35,6 +37,7 @@ class RunFences:
         self._epochs: dict[str, int] = {}  # branch id -> oldest run epoch still current
         self._floors: dict[str, int] = {}  # execution id -> oldest run epoch still current
         self.valid_until: float | None = None  # None: no leases to confirm (never told)
+        self.floor_all = 0  # every run older than this is stale (its checkpoint process died)
 
     def update(self, fence: FenceRuns) -> None:
         with self._lock:
@@ -44,6 +47,12 @@ class RunFences:
             self._floors.update(fence.executions)
             self._lock.notify_all()  # an operation waiting for a renewal may be stale now
 
+    def fence_all_before(self, epoch: int) -> None:
+        with self._lock:
+            if epoch > self.floor_all:
+                self.floor_all = epoch
+                self._lock.notify_all()
+
     def confirm(self, deadline: float) -> None:
         with self._lock:
             if self.valid_until is None or deadline > self.valid_until:
@@ -52,6 +61,8 @@ class RunFences:
 
     def stale(self, execution_id: str, branch_id: str, epoch: int | None) -> str | None:
         """Why the run ``epoch`` of ``branch_id`` must not go on, or None."""
+        if epoch is not None and epoch < self.floor_all:
+            return "the checkpoint process it wrote to went away; it is dispatched again"
         floor = self._floors.get(execution_id)
         if floor is not None and (epoch is None or epoch < floor):
             if floor >= FENCE_ALL:

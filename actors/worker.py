@@ -143,6 +143,8 @@ class _Host:
         return reply
 
     def not_acknowledged(self, exc: Exception) -> CheckpointError:
+        if isinstance(exc, pykka.ActorDeadError):
+            self._worker.checkpoint_lost()
         return CheckpointError(
             f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
         )
@@ -257,6 +259,7 @@ class WorkerActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.fences = RunFences()
+        self._latest_epoch = 0  # the newest run epoch this worker was given
         self.lease_wait = lease_wait  # seconds an operation waits for unconfirmed leases
         self.scheduler_ref = scheduler
         self._delays = {kind: suspend_delay for kind in _DELAY_KINDS.values()}
@@ -276,6 +279,13 @@ class WorkerActor(pykka.ThreadingActor):
         self._loop_outbox = LoopOutbox(self._loop.loop, self.outbox.send_all, scheduler.tell)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
+
+    def checkpoint_lost(self) -> None:
+        """The checkpoint process went away: every run given so far is dispatched again by
+        the coordinator, so none of them starts another step here (queued ones included)."""
+        if self.fences.floor_all <= self._latest_epoch:
+            log.warning("worker.checkpoint_lost", fenced_before=self._latest_epoch + 1)
+            self.fences.fence_all_before(self._latest_epoch + 1)
 
     def delay_for(self, op: OperationUpdate) -> float:
         """How long the suspension checkpoint of ``op`` is deferred (per kind of suspension)."""
@@ -315,6 +325,7 @@ class WorkerActor(pykka.ThreadingActor):
         """Mark every run's branch RUNNING under its epoch, in one message; then run each."""
         if not runs:
             return
+        self._latest_epoch = max(self._latest_epoch, *(m.epoch for m in runs))
         running = [Checkpoint(m.spec.branch_id, BranchUpdate(
             m.spec.execution_id, m.spec.branch_id, BranchStatus.RUNNING, epoch=m.epoch),
             sync=False) for m in runs]

@@ -89,6 +89,9 @@ class SystemConfig:
     lease_seconds: float = 10.0  # an owner that stops renewing this long loses its executions
     recover: bool = True  # at start and when a lease expires, take over orphaned executions
     poll_interval: float = 0.25  # seconds between store reads for executions run elsewhere
+    # How the framework's own processes (checkpoint, scheduler, digest, workers) restart;
+    # None: 10 restarts within 60 s, then one every 10 s while callers are told why.
+    service_restart: RestartPolicy | None = None
     # Async branches parked per worker as suspended coroutines during their deferral
     # delay: each costs memory (docs/concepts.md, "Async branches"), not a thread.
     max_parked_coroutines: int = 4096
