@@ -256,11 +256,19 @@ class RefWorkerActor(WorkerActor):
             install_backend(None)
 
 
-def blob_dir_for(store_url: str) -> str:
-    """The blobs directory beside a store: ``<directory of the SQLite file>/blobs``."""
+def blob_dir_for(store_url: str, scratch: str | None = None) -> str:
+    """The blobs directory beside a store: ``<directory of the SQLite file>/blobs``.
+
+    A store that keeps nothing (``memory://``) keeps its blobs in ``scratch``, the
+    system's own temporary directory, removed at shutdown: never in the working directory.
+
+        blob_dir_for("sqlite:////var/lib/app/state.db")   # "/var/lib/app/blobs"
+    """
     scheme, sep, rest = store_url.partition("://")
     if scheme.lower() == "sqlite" and sep and rest.startswith("/") and ":memory:" not in rest:
         return str(Path(rest[1:].partition("?")[0]).parent / "blobs")
+    if scratch is not None and (scheme.lower() == "memory" or ":memory:" in rest):
+        return str(Path(scratch) / "blobs")
     return str(DEFAULT_PATH.resolve().parent / "blobs")
 
 
@@ -270,7 +278,7 @@ class RefServices:
     worker_class = RefWorkerActor
 
     def __init__(self, system: ActorSystem, store_url: str, restart: RestartPolicy) -> None:
-        self.blob_dir = blob_dir_for(store_url)
+        self.blob_dir = blob_dir_for(store_url, scratch=system._dir)
         self.digest: ActorRef[Any] = system.spawn(StoreDigestActor, self.blob_dir,
                                                   name="digest", restart=restart)
         self.worker_options: dict[str, Any] = {
