@@ -82,8 +82,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.clock import Clock
 from actors.errors import CheckpointError
 from actors.inbox import PeekableInbox
@@ -194,7 +194,7 @@ class CheckpointActor(pykka.ThreadingActor):
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
-        self._log = structlog.get_logger().bind(actor="checkpoint")
+        self._log = tracelog.get_logger("actors.checkpoint").bind(actor="checkpoint")
 
     def metrics(self) -> dict[str, int]:
         """Monotonic counters: ``ref.proxy().metrics().get()["checkpoint.batches"]``."""

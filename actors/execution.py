@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.batches import Batch, TrackedBranch, TrackedExecution, describe, seed
 from actors.branch import BranchSpec, encode_error
 from actors.clock import Clock, SystemClock, Ticker
@@ -67,7 +67,7 @@ from actors.messages import (
 from actors.policies import BatchProgress, BatchResult, BatchStatus
 from actors.store import Store
 
-log = structlog.get_logger("actors.execution")
+log = tracelog.get_logger("actors.execution")
 
 
 class UnknownExecutionError(DurableActorsError, KeyError):

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.branch import BranchHost, BranchSpec, BranchSuspended, decode_error, encode_error
 from actors.context import BranchContext
 from actors.errors import CheckpointError, StepFailedError
 from actors.logcontext import bound_context
 from actors.messages import BranchLog, BranchRecord, BranchStatus, BranchUpdate, OperationUpdate
 from actors.store import is_finished
+from actors.tracebacks import keep_traceback, traceback_text
 
-_log = structlog.get_logger("actors.branch")
+_log = tracelog.get_logger("actors.branch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
             return _logged_end(log.branch, host)
         replayed = bool(log.operations)
         ctx = BranchContext(spec, log, host)
-        ctx.logger.info("branch.running", replay=replayed, logged_operations=len(log.operations))
+        ctx._trace.info("branch.running", replay=replayed, logged_operations=len(log.operations))
         try:
             result = spec.branch_cls().run(ctx, spec.input)
         except BranchSuspended as suspended:
@@ -75,11 +75,11 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
                 return _suspended(ctx, ctx.suspended_on, replayed)
             return _fail(spec, ctx, host, exc, replayed)
         if ctx.suspended_on is not None:
-            ctx.logger.error("branch.swallowed_suspension",
+            ctx._trace.error("branch.swallowed_suspension",
                              hint="do not catch BaseException around ctx operations in run()")
             return _suspended(ctx, ctx.suspended_on, replayed)
         if ctx.operations_called < len(log.operations):
-            ctx.logger.warning("branch.unvisited_operations", called=ctx.operations_called,
+            ctx._trace.warning("branch.unvisited_operations", called=ctx.operations_called,
                                logged=len(log.operations))
         try:
             payload = host.serialize(result)
@@ -88,13 +88,13 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
         host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUCCEEDED,
                                      result=payload, epoch=getattr(host, "epoch", None)),
                         sync=True)
-        ctx.logger.info("branch.succeeded", step_executions=ctx.step_executions)
+        ctx._trace.info("branch.succeeded", step_executions=ctx.step_executions)
         return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
                              step_executions=ctx.step_executions)
 
 
 def _suspended(ctx: BranchContext, op: OperationUpdate, replayed: bool) -> BranchOutcome:
-    ctx.logger.info("branch.suspended", op_id=op.op_id, kind=op.kind.value, due_at=op.due_at)
+    ctx._trace.info("branch.suspended", op_id=op.op_id, kind=op.kind.value, due_at=op.due_at)
     return BranchOutcome(BranchStatus.SUSPENDED, suspended_on=op, replayed=replayed,
                          step_executions=ctx.step_executions)
 
@@ -104,7 +104,10 @@ def _fail(spec: BranchSpec, ctx: BranchContext, host: BranchHost, exc: Exception
     host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
                                  error=encode_error(exc, host.serialize),
                                  epoch=getattr(host, "epoch", None)), sync=True)
-    ctx.logger.info("branch.failed", error=repr(exc), step_executions=ctx.step_executions)
+    text = traceback_text(exc)
+    ctx._trace.error("branch.failed", error=repr(exc), step_executions=ctx.step_executions,
+                     traceback=text)
+    keep_traceback(exc, text, f"branch {spec.branch_id!r}")  # for whoever gets exc: the caller
     return BranchOutcome(BranchStatus.FAILED, error=exc, replayed=replayed,
                          step_executions=ctx.step_executions)
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.clock import Clock, Ticker
 from actors.messages import (
     ActorLike,
@@ -58,7 +58,7 @@ from actors.messages import (
     Tick,
 )
 
-log = structlog.get_logger("actors.scheduler")
+log = tracelog.get_logger("actors.scheduler")
 
 COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
             "scheduler.duplicate_resumes")

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.branch import BranchSpec, BranchSuspended
 from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
@@ -49,7 +49,7 @@ from actors.policies import Completion
 from actors.pool import ThreadPool
 from actors.replay import run_branch
 
-log = structlog.get_logger("actors.worker")
+log = tracelog.get_logger("actors.worker")
 
 # A send that raised one of these never left: its recipient is gone, or its mailbox stayed full.
 _UNSENT = (pykka.ActorDeadError, pykka.Timeout)

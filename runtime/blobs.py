@@ -27,8 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import tracelog
 from actors.blobs import (
     BlobCache,
     BlobCorruptedError,
@@ -53,7 +52,7 @@ if TYPE_CHECKING:
     from runtime.ref import ActorRef
     from runtime.system import ActorSystem
 
-log = structlog.get_logger("runtime.blobs")
+log = tracelog.get_logger("runtime.blobs")
 
 _HEX = frozenset("0123456789abcdef")
 _counter = itertools.count()

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from pykka.messages import ProxyCall
 
+from actors import tracelog
 from actors.branch import BranchSpec, check_branch_class, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
@@ -54,7 +54,7 @@ from runtime.stores import DEFAULT_PATH, open_store
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
 
-log = structlog.get_logger("runtime.durable")
+log = tracelog.get_logger("runtime.durable")
 
 # Framework processes restart quickly after a crash; their state is in the store.
 SERVICE_RESTART = RestartPolicy(max_restarts=10, backoff=0.05, max_backoff=2.0, within=60.0)

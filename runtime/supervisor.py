@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from multiprocess.connection import wait
 
+from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.process import EXIT_STOPPED, BootSpec
 
-log = structlog.get_logger("runtime.supervisor")
+log = tracelog.get_logger("runtime.supervisor")
 
 
 @dataclass(eq=False)

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import multiprocess
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.errors import CallbackFailedError
 from actors.policies import Completion
 from runtime import serialization, tracing
@@ -41,7 +41,7 @@ from runtime.transport import Node
 
 A = TypeVar("A", bound=pykka.Actor)
 
-log = structlog.get_logger("runtime.system")
+log = tracelog.get_logger("runtime.system")
 
 _live_systems: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
 _forkserver_lock = threading.Lock()
@@ -267,10 +267,8 @@ class ActorSystem:
         self._lock = threading.Lock()
         self._durable_lock = threading.Lock()
         self._closed = False
-        if self.config.trace_path is not None or not structlog.is_configured():
-            # A service that configured structlog itself keeps its configuration
-            # unless it asked for a trace file.
-            tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
+        # The framework's own chain: structlog's configuration stays the application's.
+        tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
         self.node = Node(
             system_id=self.id, address=os.path.join(self._dir, "service.sock"),
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
@@ -348,6 +346,7 @@ class ActorSystem:
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
+            app_logging=tracing.app_config_for_children(),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)

@@ -193,3 +193,20 @@ def _pause(seconds: float) -> float:
 class WaitsOnOneChild(BranchActor):
     def run(self, ctx: BranchContext, item: Any) -> float:
         return float(sum(ctx.map("child", SlowChild, [item]).values()))
+
+
+def lookup_missing() -> None:
+    """Fails two frames down, as real code does: the traceback must show where."""
+    catalogue: dict[str, int] = {}
+    catalogue["missing"] += 1
+
+
+def deep() -> None:
+    lookup_missing()
+
+
+class FailsDeep(BranchActor):
+    """A step that calls ``deep()``, which raises ``KeyError('missing')``."""
+
+    def run(self, ctx: BranchContext, item: Any) -> None:
+        ctx.step("deep", deep)

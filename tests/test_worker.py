@@ -8,7 +8,6 @@ from typing import Any
 
 import pykka
 import pytest
-import structlog
 
 from actors.branch import BranchActor, BranchSpec
 from actors.context import BranchContext
@@ -25,6 +24,7 @@ from actors.messages import (
     Checkpoints,
     RunBranch,
 )
+from actors.tracelog import capture_events
 from actors.worker import WorkerActor
 from runtime.errors import SerializationError
 
@@ -157,7 +157,7 @@ def test_a_failure_report_to_a_gone_coordinator_is_logged_and_the_pool_goes_on()
     worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
                                scheduler=Recorder.start(), threads=1)
     try:
-        with structlog.testing.capture_logs() as events:
+        with capture_events() as events:
             worker.tell(run(0, 1))
             wait_until(lambda: any(e["event"] == "branch.report_unsent" for e in events))
             worker.tell(run(1, 1))  # the pool's one thread still takes runs
