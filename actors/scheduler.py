@@ -227,7 +227,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self._ticker.stop()
 
     def metrics(self) -> dict[str, int]:
-        """The ``scheduler.*`` counters of API.md."""
+        """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""
         return dict(self._counters)
 
     def parked(self) -> int:

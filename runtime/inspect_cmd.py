@@ -221,7 +221,7 @@ def execution_tree(view: dict[str, Any], now: float, *, tracebacks: bool = False
 
 def _add_branch(parent: Tree, branch: dict[str, Any], now: float, tracebacks: bool) -> None:
     label = (f"branch [bold]{escape(branch['id'])}[/] · {_status(branch['status'])} · "
-             f"epoch {branch['epoch']} · updated {ago(branch['updated_at'], now)}")
+             f"run {branch['epoch']} · updated {ago(branch['updated_at'], now)}")
     if branch["status"] in (BranchStatus.SUCCEEDED.value, BranchStatus.FAILED.value):
         label += f" · took {duration(branch['updated_at'] - branch['created_at'])}"
     if branch["result"] is not None:

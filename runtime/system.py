@@ -446,7 +446,30 @@ class ActorSystem:
         return self._services().settle_callback(callback_id, False, error)
 
     def metrics(self) -> dict[str, int]:
-        """Monotonic counters since the system started (names in API.md)."""
+        """Monotonic counters since the system started; their names are part of the API.
+
+        | name | counts |
+        |---|---|
+        | `checkpoint.store_calls` | store round trips of the checkpoint actor (writes and reads) |
+        | `checkpoint.batches` | batches written, one store transaction each |
+        | `checkpoint.updates` | updates written |
+        | `checkpoint.empty_requests` | empty checkpoints (log requests of resuming branches) |
+        | `checkpoint.empty_batches` | batches that answered at least one empty checkpoint |
+        | `scheduler.deferred` | suspension checkpoints deferred |
+        | `scheduler.cancelled` | deferred checkpoints cancelled by an early resume |
+        | `scheduler.applied` | deferred checkpoints written |
+        | `scheduler.duplicate_resumes` | resumes dropped: the suspension had resumed already |
+        | `digest.blobs_written` | distinct blobs stored |
+        | `digest.dedup_hits` | saves whose blob was stored already |
+        | `branch.replays` | branch runs that started from a non-empty log |
+        | `branch.evictions` | branches that left their worker thread while suspended |
+        | `step.executions` | step functions actually called (not answered from the log) |
+
+        Other counters the actors keep (``checkpoint.fenced``, ``branch.runs``, ...)
+        are there too, for diagnosis; their names may change.
+
+            system.metrics()["step.executions"]
+        """
         return self._services().metrics()
 
     # -- shutdown -------------------------------------------------------------------
