@@ -12,6 +12,12 @@ import time as _time
 from collections.abc import Callable
 from typing import Protocol
 
+import pykka
+
+from actors import tracelog
+
+_log = tracelog.get_logger("actors.clock")
+
 
 class Clock(Protocol):
     """What actors ask of a clock: ``SystemClock`` in production, ``FakeClock`` in tests."""
@@ -122,6 +128,11 @@ class Ticker:
                 remaining = self._deadline - self._clock.time()
                 if remaining <= 0:
                     self._deadline = None
-                    self._tick()
+                    try:
+                        self._tick()
+                    except pykka.ActorDeadError:  # its actor stopped or failed: nothing to wake
+                        self._stopped = True
+                    except Exception:  # a tick that failed must not end the timers for good
+                        _log.exception("ticker.tick_failed")
                     continue
                 self._cond.wait(min(remaining, 1.0))

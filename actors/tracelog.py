@@ -124,14 +124,16 @@ def current() -> TraceChain:
 def capture_events() -> Iterator[list[EventDict]]:
     """Collect every framework event of this process, any level, inside the block.
 
-    Each event has its bound and contextvars context, ``event`` and ``level``.
+    Each event has its bound and contextvars context, ``event`` and ``level``
+    (and ``exception``, the traceback's text, for ``log.exception``).
 
         with capture_events() as events:
             worker.tell(run)
             wait_until(lambda: any(e["event"] == "branch.report_unsent" for e in events))
     """
     events: list[EventDict] = []
-    previous = install(TraceChain(DEBUG, (merge_contextvars, _add_level), events.append))
+    previous = install(TraceChain(DEBUG, (merge_contextvars, _add_level, format_exc_info),
+                                  events.append))
     try:
         yield events
     finally:

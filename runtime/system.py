@@ -490,10 +490,18 @@ class ActorSystem:
             self._durable.close()
         self.node.shutting_down = True
         children = self._supervisor.live_children()
+        told = []
         for child in children:
             child.state = "stopping"
             with contextlib.suppress(Exception):  # already gone
-                self.node.send_control(child.spec.address, "shutdown", child.spec.actor_id)
+                told.append(self.node.send_control(child.spec.address, "shutdown",
+                                                   child.spec.actor_id))
+        # Every process knows the stop is on purpose before any peer of it goes (else it
+        # warns about them); bounded, so a wedged child cannot hold the shutdown up.
+        told_by = time.monotonic() + min(1.0, budget)
+        for ack in told:
+            with contextlib.suppress(Exception):
+                ack.get(timeout=max(0.0, told_by - time.monotonic()))
         # Users' actors and workers first, the scheduler next, the checkpoint actor last:
         # everyone else's final writes and replies go through it.
         for rank in (0, 1, 2):
