@@ -24,8 +24,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.batches import (
     Batch,
     BranchState,
@@ -95,7 +94,7 @@ from actors.ownership import (
 )
 from actors.store import Store, claimable
 
-log = structlog.get_logger("actors.execution")
+log = tracelog.get_logger("actors.execution")
 
 
 class ExecutionLifecycle:

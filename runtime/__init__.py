@@ -7,6 +7,7 @@
         ref.ask("hello", timeout=5)
 """
 
+from actors.applog import get_logger
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.errors import (
     ActorDeadError,
@@ -46,5 +47,6 @@ __all__ = [
     "Timeout",
     "bound",
     "get_all",
+    "get_logger",
     "read_trace",
 ]

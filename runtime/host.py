@@ -17,13 +17,14 @@ import pykka
 import structlog
 from pykka._envelope import Envelope
 
+from actors import tracelog
 from actors.inbox import PeekableInbox
 from runtime.transport import Node, Peer, RemoteReply
 
 if TYPE_CHECKING:
     from runtime.ref import ActorRef
 
-log = structlog.get_logger("runtime.host")
+log = tracelog.get_logger("runtime.host")
 
 
 class TracedEnvelope(Envelope[Any]):

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import multiprocess
-import structlog
 from multiprocess.connection import wait
 
+from actors import tracelog
 from runtime import serialization, tracing
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
@@ -32,7 +32,7 @@ EXIT_FAILED = 3
 EXIT_BOOT_FAILED = 4
 EXIT_ORPHANED = 5
 
-log = structlog.get_logger("runtime.process")
+log = tracelog.get_logger("runtime.process")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class BootSpec:
     spin_wait: float = 0.0
     class_name: str = ""
     restart_grace: float = 0.0
+    app_logging: bytes | None = None  # the service's structlog configuration, for ctx.logger
 
 
 def _exit_when_orphaned(node: Node) -> None:
@@ -80,6 +81,7 @@ def child_main(spec: BootSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
+    tracing.use_app_config(spec.app_logging)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
                 send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
@@ -143,6 +145,7 @@ def _introspect(node: Node) -> Any:
 def _shutting_down(node: Node) -> Any:
     def shutting_down(_: str, __: Any) -> bool:
         node.shutting_down = True  # peers that go away now are stopping, not restarting
+        tracing.stopping()  # so what this process says about them is not a warning
         return True
 
     return shutting_down

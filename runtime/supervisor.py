@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from multiprocess.connection import wait
 
+from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.process import EXIT_STOPPED, BootSpec
 
-log = structlog.get_logger("runtime.supervisor")
+log = tracelog.get_logger("runtime.supervisor")
 
 _HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
 

@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from multiprocess.connection import Client, Connection, Listener
 
+from actors import tracelog
 from actors.messages import exception_of
 from runtime import serialization
 from runtime.channel import Channel, Pump, SpinWait
@@ -57,7 +57,7 @@ from runtime.future import Future, remote_traceback_of
 if TYPE_CHECKING:
     from runtime.host import HostedActor
 
-log = structlog.get_logger("runtime.transport")
+log = tracelog.get_logger("runtime.transport")
 
 # Record kinds: the first field of every pickled record tuple.
 MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES = range(7)
