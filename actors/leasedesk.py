@@ -144,8 +144,10 @@ class LeaseDesk:
         if isinstance(message, HoldLeases):
             self.held = dict(message.epochs)
             return None
-        if isinstance(message, CancelInStore):
-            return store.cancel_execution(message.execution_id, now)
+        if isinstance(message, CancelInStore):  # (whether this call cancelled it, the row)
+            before = store.read_execution(message.execution_id)
+            record = store.cancel_execution(message.execution_id, now)
+            return (before is not None and not before.status.finished, record)
         if isinstance(message, SettleInStore):
             return store.settle_operation(message.update, now)
         if isinstance(message, DeleteInStore):
