@@ -9,19 +9,26 @@ connection itself while it blocks, when no other thread does (see
 ``runtime.channel``), so its reply wakes no second thread. Pickled, a future
 becomes a *reply handle*: an id and the address of the process that waits on it;
 calling ``set`` on the handle in any process of the system sends the value back.
+A future that travels inside a *reply* instead becomes the receiver's copy of it:
+its value follows it when it arrives (``runtime.exports``).
+
+As pykka's futures since 4.3, a future takes exactly one of ``set``,
+``set_exception`` or ``set_get_hook``: a second raises ``queue.Full``.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
 from actors.messages import exception_of
+from runtime import serialization
 from runtime.errors import Timeout
 
 if TYPE_CHECKING:
@@ -33,6 +40,7 @@ _UNSET: Any = object()
 _waiter_lock = threading.Lock()
 
 
+@serialization.pickles_itself
 class Future(pykka.Future[T]):
     """A value that arrives later, possibly from another process.
 
@@ -40,7 +48,7 @@ class Future(pykka.Future[T]):
         print(fut.map(lambda n: n + 1).get(timeout=5))
     """
 
-    __slots__ = ("_channel", "_exc", "_reply_id", "_value", "_waiter")
+    __slots__ = ("_callbacks", "_channel", "_exc", "_reply_id", "_value", "_waiter")
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +57,7 @@ class Future(pykka.Future[T]):
         self._waiter: threading.Lock | None = None  # held until the value arrives
         self._reply_id: int | None = None  # set when registered with the transport
         self._channel: Channel | None = None  # the connection the reply is expected on
+        self._callbacks: list[Callable[[Future[T]], None]] | None = None  # run once done
 
     def __repr__(self) -> str:
         state = "pending" if not self.done() else ("failed" if self._exc else "done")
@@ -100,19 +109,54 @@ class Future(pykka.Future[T]):
                 waiter.release()
 
     def set(self, value: Any = None) -> None:
-        if self.done():
-            return  # a late duplicate (e.g. a reply racing an ActorDeadError) is dropped
+        """Set the value; ``queue.Full`` if the future already has one (or a get hook)."""
+        if self._value is not _UNSET or self._exc is not None or self._get_hook is not None:
+            raise queue.Full(f"{self!r} can be set only once")
         self._value = value
         if self._waiter is not None:
             self._wake()
+        if self._callbacks is not None:
+            self._run_callbacks()
 
     def set_exception(self, exc_info: Any = None) -> None:
+        """Set the exception ``get`` raises (an ``exc_info`` triple, an exception, or
+        None for the one being handled); ``queue.Full`` if the future is already set."""
         exc = exception_of(exc_info)
-        if self.done():
-            return
+        if self._value is not _UNSET or self._exc is not None or self._get_hook is not None:
+            raise queue.Full(f"{self!r} can be set only once")
         self._exc = exc
         if self._waiter is not None:
             self._wake()
+        if self._callbacks is not None:
+            self._run_callbacks()
+
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        """Let ``get(timeout)`` return ``func(timeout)``, called once; ``queue.Full`` if set."""
+        if self.done():
+            raise queue.Full(f"{self!r} already has a value; it cannot take a get hook")
+        super().set_get_hook(func)
+
+    def _run_callbacks(self) -> None:
+        with _waiter_lock:  # whoever takes the list runs it: each callback runs once
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback(self)
+
+    def _when_done(self, callback: Callable[[Future[T]], None]) -> None:
+        """Run ``callback(self)`` once the value or exception is set (now, if it is).
+
+        It runs on the thread that sets the future, or on this one if that already happened.
+        """
+        with _waiter_lock:
+            pending = not self.done()
+            if pending:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+        if not pending:
+            callback(self)
+        elif self.done():  # set meanwhile, maybe before the setter could see our callback
+            self._run_callbacks()
 
     def __reduce__(self) -> tuple[Any, ...]:
         from runtime import transport  # the transport registers us under a reply id

@@ -105,7 +105,8 @@ class ActorRef(Generic[A]):
         except ActorDeadError:
             if block:
                 raise
-            future.set_exception()
+            if not future.done():  # a connection that broke mid-send failed it already
+                future.set_exception()
         if block:
             return future.get(timeout=timeout)
         return future

@@ -28,6 +28,14 @@ except ImportError:  # pragma: no cover - an older cloudpickle: a conservative t
 
 
 _CODE = (type, types.FunctionType)  # what may travel by value; a tuple: cheaper than a union
+_pickles_itself: tuple[type, ...] = ()
+
+
+def pickles_itself(cls: type) -> type:
+    """Mark a subclass of a pykka type that crosses by its own ``__reduce__``."""
+    global _pickles_itself
+    _pickles_itself = (*_pickles_itself, cls)
+    return cls
 
 
 class _Pickler(pickle.Pickler):

@@ -112,6 +112,17 @@ def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
     return RemoteReply(system_id, address, reply_id)
 
 
+def _settle(fut: Future[Any], ok: bool, value: Any) -> None:
+    """Answer ``fut``, unless its owner already did (a send that failed at its caller)."""
+    try:
+        if ok:
+            fut.set(value)
+        else:
+            fut.set_exception((type(value), value, value.__traceback__))
+    except queue.Full:
+        pass  # the first answer stands, as pykka's set-once futures have it
+
+
 def write_frame(conn: Connection, payload: bytes) -> None:
     """Send ``payload`` as one frame of ``conn``: ``conn.send_bytes`` minus its Python checks.
 
@@ -133,9 +144,13 @@ def write_frame(conn: Connection, payload: bytes) -> None:
 
 
 class RemoteReply:
-    """A reply handle whose future waits in another process; quacks like a pykka Future."""
+    """A reply handle whose future waits in another process; quacks like a pykka Future.
 
-    __slots__ = ("address", "awaited", "reply_id", "system_id")
+    Answered twice, it raises ``queue.Full`` as a pykka future does (another copy of
+    the handle cannot know: the first answer to arrive wins, a later one is dropped).
+    """
+
+    __slots__ = ("address", "awaited", "reply_id", "settled", "system_id")
 
     def __init__(self, system_id: str, address: str, reply_id: int, awaited: bool = False) -> None:
         self.system_id = system_id
@@ -144,6 +159,7 @@ class RemoteReply:
         # The asker had nothing else outstanding with us: it waits on this reply alone,
         # so the reply skips the writer thread's batching (see ``Node._enqueue``).
         self.awaited = awaited
+        self.settled = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_reply, (self.system_id, self.address, self.reply_id))
@@ -156,21 +172,33 @@ class RemoteReply:
         """Answers to one process travel together (``actors.messages.reply_group``)."""
         return self.system_id, self.address
 
+    def _settle_once(self) -> None:
+        if self.settled:
+            raise queue.Full(f"{self!r} was answered already; a reply is set only once")
+        self.settled = True
+
     def set(self, value: Any = None) -> None:
+        if self.settled:
+            self._settle_once()  # raises
+        self.settled = True
         node_for(self.system_id).send_reply(self.address, self.reply_id, True, value,
                                             awaited=self.awaited)
 
     @staticmethod
     def set_group(answers: Sequence[tuple[RemoteReply, Any]]) -> None:
         """Answer every handle of ``answers`` (one process's) with its value, in one frame."""
+        for handle, _ in answers:
+            handle._settle_once()
         first = answers[0][0]
         node_for(first.system_id).send_replies(
             first.address, [(handle.reply_id, value) for handle, value in answers],
             awaited=any(handle.awaited for handle, _ in answers))
 
     def set_exception(self, exc_info: Any = None) -> None:
-        node_for(self.system_id).send_reply(self.address, self.reply_id, False,
-                                            exception_of(exc_info), awaited=self.awaited)
+        exc = exception_of(exc_info)
+        self._settle_once()
+        node_for(self.system_id).send_reply(self.address, self.reply_id, False, exc,
+                                            awaited=self.awaited)
 
 
 def _awaits_reply(channel: Channel) -> bool:
@@ -276,7 +304,7 @@ class Node:
         for peer in peers:
             self._break(peer, peer.conn, "this process's node closed")
         for fut in list(self._pending.values()):
-            fut.set_exception((ActorDeadError, ActorDeadError("actor system shut down"), None))
+            _settle(fut, False, ActorDeadError("actor system shut down"))
         self._pending.clear()
 
     @property
@@ -322,10 +350,13 @@ class Node:
             peer.pending.discard(reply_id)
         if fut is None:
             return  # already failed (peer died, system closed) or answered
-        if ok:
-            fut.set(value)
-        else:
-            fut.set_exception((type(value), value, value.__traceback__))
+        try:
+            if ok:
+                fut.set(value)
+            else:
+                fut.set_exception((type(value), value, value.__traceback__))
+        except queue.Full:
+            pass  # its owner answered it first (a send that failed at its caller)
 
     # -- peers and connections --------------------------------------------------
 
@@ -419,7 +450,7 @@ class Node:
                     f"the process at {os.path.basename(peer.address)} went away before "
                     f"replying ({reason})"
                 )
-                fut.set_exception((ActorDeadError, err, None))
+                _settle(fut, False, err)
 
     # -- sending ----------------------------------------------------------------
 
