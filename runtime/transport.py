@@ -452,6 +452,17 @@ class Node:
                 )
                 _settle(fut, False, err)
 
+    def _write_failed(self, peer: Peer, conn: Connection, exc: OSError) -> None:
+        """A write found the peer's end closed; the reader ends the connection, not us.
+
+        What the peer sent before it closed (the reply to a stop, say) may still wait
+        unread in our receive buffer: the connection's reader delivers it, then reaches
+        EOF and fails whatever is still unanswered (``_break``).
+        """
+        channel = self._channels.get(id(conn))
+        if channel is None or channel.closed:
+            self._break(peer, conn, f"write failed: {exc}")
+
     # -- sending ----------------------------------------------------------------
 
     @staticmethod
@@ -482,7 +493,7 @@ class Node:
                         try:
                             write_frame(conn, frame)
                         except OSError as exc:
-                            self._break(peer, conn, f"write failed: {exc}")
+                            self._write_failed(peer, conn, exc)
                     return
                 peer.out.append(frame)  # older frames are queued: keep the order
             finally:
@@ -657,7 +668,7 @@ class Node:
                 try:
                     write_frame(conn, frames[0] if len(frames) == 1 else b"".join(frames))
                 except OSError as exc:
-                    self._break(peer, conn, f"write failed: {exc}")
+                    self._write_failed(peer, conn, exc)
                     continue
             if peer.out:
                 dirty.put(peer)  # more arrived, or the write was capped at _MAX_WRITE
