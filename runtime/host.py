@@ -1,16 +1,21 @@
 """Hosting a pykka actor behind a node: its inbox, its replies, its lifecycle.
 
-The user's class runs unchanged. We start it through pykka's own runtime hook
-(``_create_actor_inbox``) on a thin subclass made here, so that the inbox can do
-two things as the actor's thread takes each message: bind the structlog context
-that travelled with the message, and return flow-control credit to the sender.
+The user's class runs unchanged. We start it through pykka's own runtime hooks
+(``_create_actor_inbox``, ``_create_future``) on a thin subclass made here, so that
+the inbox can do two things as the actor's thread takes each message: bind the
+structlog context that travelled with the message, and return flow-control credit
+to the sender; and so that the futures of the actor's own asks (its proxy to itself,
+say) are ours, which can cross processes. The subclass also keeps ``actor_urn``
+equal to the URN of the actor's system-wide ``ActorRef``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -18,6 +23,8 @@ import structlog
 from pykka._envelope import Envelope
 
 from actors.inbox import PeekableInbox
+from runtime.errors import ActorDeadError
+from runtime.future import Future
 from runtime.transport import Node, Peer, RemoteReply
 
 if TYPE_CHECKING:
@@ -153,6 +160,25 @@ def _peekable_inbox_factory() -> TracingPeekableInbox:
     return TracingPeekableInbox(_building.hosted)
 
 
+_URN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://durable-actors/actor")
+
+
+def actor_urn_for(system_id: str, actor_id: str) -> str:
+    """The URN of an actor of a system: one per ref, kept across restarts, unique per system."""
+    return uuid.uuid5(_URN_NAMESPACE, f"{system_id}/{actor_id}").urn
+
+
+def _get_urn(actor: Any) -> str:
+    urn: str = actor.__dict__["_hosted_actor_urn"]
+    return urn
+
+
+def _set_urn(actor: Any, urn: str) -> None:
+    # pykka's Actor.__init__ assigns a random URN; a hosted actor keeps its ref's instead.
+    hosted = getattr(_building, "hosted", None)
+    actor.__dict__["_hosted_actor_urn"] = urn if hosted is None else hosted.urn
+
+
 _hosted_classes: dict[type, type] = {}
 
 
@@ -167,6 +193,8 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
         factory = _peekable_inbox_factory if peekable else _inbox_factory
         namespace = {
             "_create_actor_inbox": staticmethod(factory),
+            "_create_future": staticmethod(Future),
+            "actor_urn": property(_get_urn, _set_urn, doc="The URN of the actor's ActorRef."),
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }
@@ -181,16 +209,25 @@ class HostedActor:
         self.node = node
         self.actor_id = actor_id
         self.name = name
+        self.urn = actor_urn_for(node.system_id, actor_id)
         self.pykka_ref: pykka.ActorRef[Any] | None = None
+        self.ref: Any = None  # its runtime.ActorRef, when the process that hosts it made one
         self.failed = False
         self.finished = threading.Event()  # on_stop or on_failure has run
         self.loop_ended = threading.Event()  # the actor's thread handed over its last reply
+        # Set as pykka sets the actor's stopped flag (before on_stop/on_failure): what
+        # ``ActorRef.actor_stopped.wait()`` waits for, from any process.
+        self.stopped: Future[None] = Future()
         self.stop_requested = False
 
     @property
     def accepting(self) -> bool:
         ref = self.pykka_ref
         return ref is not None and ref.is_alive()
+
+    def __str__(self) -> str:
+        ref = self.pykka_ref
+        return str(ref) if ref is not None else f"actor {self.name!r} ({self.urn})"
 
     def start(self, cls: type[pykka.Actor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         _building.hosted = self
@@ -204,6 +241,11 @@ class HostedActor:
         pykka.ActorRegistry.register(actor.actor_ref)
         actor._start_actor_loop()  # what pykka's Actor.start does after construction
 
+    def _mark_stopped(self) -> None:
+        if not self.stopped.done():
+            with contextlib.suppress(queue.Full):  # two threads may see the end at once
+                self.stopped.set(None)
+
     def _wrap_hooks(self, actor: pykka.Actor) -> None:
         """Know whether the actor ended by a stop or by a failure (for restarts), and when
         its thread has handed over its last reply."""
@@ -215,11 +257,13 @@ class HostedActor:
             try:
                 actor_loop()
             finally:
+                hosted._mark_stopped()  # an actor that failed in on_start ends here
                 hosted.loop_ended.set()
 
         actor._actor_loop = run_loop  # type: ignore[method-assign]
 
         def on_stop() -> None:
+            hosted._mark_stopped()
             try:
                 user_on_stop()
             finally:
@@ -227,6 +271,7 @@ class HostedActor:
 
         def on_failure(*exc_info: Any) -> None:
             hosted.failed = True
+            hosted._mark_stopped()
             log.error("actor.failed", error=repr(exc_info[1]))
             try:
                 user_on_failure(*exc_info)
@@ -275,7 +320,7 @@ class HostedActor:
         ref = self.pykka_ref
         actor = ref._actor_weakref() if ref is not None else None
         if actor is None:
-            raise pykka.ActorDeadError(f"actor {self.name!r} is stopped")
+            raise ActorDeadError(f"{self} not found: it is stopped")
         return describe_attributes(actor)
 
 
@@ -299,7 +344,7 @@ def describe_attributes(root: Any) -> dict[tuple[str, ...], tuple[bool, bool]]:
     return found
 
 
-_ACTOR_INTERNALS = frozenset({"actor_ref", "actor_inbox", "actor_stopped", "actor_urn", "start",
+_ACTOR_INTERNALS = frozenset({"actor_ref", "actor_inbox", "actor_stopped", "start",
                               "use_daemon_thread"})
 
 

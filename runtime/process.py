@@ -86,6 +86,7 @@ def child_main(spec: BootSpec) -> None:
     # Handlers before start(): a ping may arrive the moment the address is bound.
     node.ctrl_handlers["ping"] = _ping(node)
     node.ctrl_handlers["introspect"] = _introspect(node)
+    node.ctrl_handlers["stopped"] = _stopped(node)
     node.ctrl_handlers["shutdown"] = _shutting_down(node)
     node.hold_until_hosted()
     node.start()
@@ -100,6 +101,7 @@ def child_main(spec: BootSpec) -> None:
         )
         args = tuple(own if a is SELF else a for a in args)
         kwargs = {k: own if v is SELF else v for k, v in kwargs.items()}
+        hosted.ref = own
         hosted.start(cls, args, kwargs)
     except BaseException as exc:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
@@ -138,6 +140,16 @@ def _introspect(node: Node) -> Any:
         return hosted.introspect()
 
     return introspect
+
+
+def _stopped(node: Node) -> Any:
+    def stopped(actor_id: str, _: Any) -> Any:
+        hosted = node.actors.get(actor_id)
+        if hosted is None:
+            return True  # not hosted (any more): stopped
+        return hosted.stopped  # answered when the actor stops
+
+    return stopped
 
 
 def _shutting_down(node: Node) -> Any:

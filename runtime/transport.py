@@ -741,14 +741,38 @@ class Node:
     def _reject(self, peer: Peer, actor_id: str, reply_id: int) -> None:
         self._enqueue(peer, self._frame((DEAD, actor_id)))
         if reply_id:
-            err = ActorDeadError(f"actor {actor_id} is stopped; the message was not handled")
+            hosted = self.actors.get(actor_id)
+            what = f"actor {actor_id}" if hosted is None else str(hosted)
+            err = ActorDeadError(f"{what} not found: it had stopped when the message arrived, "
+                                 "so the message was not handled")
             self.send_reply(peer.address, reply_id, False, err)
 
     def _control(self, peer: Peer, op: str, actor_id: str, reply_id: int, arg: Any) -> None:
+        """Run a control handler; a Future it returns is answered once it is done.
+
+        Reply id 0 is a notice: nobody waits for its answer.
+        """
         try:
             handler = self.ctrl_handlers[op]
             result = handler(actor_id, arg)
         except Exception as exc:
-            self.send_reply(peer.address, reply_id, False, exc)
+            if reply_id:
+                self.send_reply(peer.address, reply_id, False, exc)
+            else:
+                log.error("transport.notice_failed", op=op, error=repr(exc))
+            return
+        if not reply_id:
+            return
+        if isinstance(result, Future):
+            result._when_done(lambda done: self._answer_control(peer.address, reply_id, done))
         else:
             self.send_reply(peer.address, reply_id, True, result)
+
+    def _answer_control(self, address: str, reply_id: int, done: Future[Any]) -> None:
+        exc = done._exc
+        self.send_reply(address, reply_id, exc is None, done._value if exc is None else exc)
+
+    def send_notice(self, address: str, op: str, actor_id: str, arg: Any = None) -> None:
+        """Send a control record that wants no answer; ``ActorDeadError`` if nobody listens."""
+        peer = self.connected(address)
+        self._enqueue(peer, self._frame((CTRL, op, actor_id, 0, arg)))
