@@ -25,6 +25,7 @@ from pykka._envelope import Envelope
 from actors.inbox import PeekableInbox
 from runtime.errors import ActorDeadError
 from runtime.future import Future
+from runtime.introspection import AttrMap, proxy_target, public_attributes
 from runtime.transport import Node, Peer, RemoteReply
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class HostedActor:
         self.urn = actor_urn_for(node.system_id, actor_id)
         self.pykka_ref: pykka.ActorRef[Any] | None = None
         self.ref: Any = None  # its runtime.ActorRef, when the process that hosts it made one
+        self._actor: pykka.Actor | None = None  # for introspection, while it runs
         self.failed = False
         self.finished = threading.Event()  # on_stop or on_failure has run
         self.loop_ended = threading.Event()  # the actor's thread handed over its last reply
@@ -236,6 +238,7 @@ class HostedActor:
         finally:
             _building.hosted = None
         self._wrap_hooks(actor)
+        self._actor = actor
         self.pykka_ref = actor.actor_ref
         self.node.actors[self.actor_id] = self
         pykka.ActorRegistry.register(actor.actor_ref)
@@ -315,37 +318,24 @@ class HostedActor:
         # must not exit (and flush nothing) before that reply is handed to the transport.
         self.loop_ended.wait(timeout=10.0)
 
-    def introspect(self) -> dict[tuple[str, ...], tuple[bool, bool]]:
-        """Public attributes as path -> (callable, traversable), for remote proxies."""
-        ref = self.pykka_ref
-        actor = ref._actor_weakref() if ref is not None else None
-        if actor is None:
+    def introspect(self) -> AttrMap:
+        """Public attributes as path -> (callable, traversable), for remote proxies.
+
+        Read from the actor's and its classes' ``__dict__``: no getter runs (pykka's rule).
+        """
+        actor = self._actor
+        if actor is None or not self.accepting:
             raise ActorDeadError(f"{self} not found: it is stopped")
-        return describe_attributes(actor)
+        return public_attributes(actor, self._is_own_proxy)
 
-
-def describe_attributes(root: Any) -> dict[tuple[str, ...], tuple[bool, bool]]:
-    found: dict[tuple[str, ...], tuple[bool, bool]] = {}
-    to_visit: list[tuple[tuple[str, ...], Any]] = [((), root)]
-    while to_visit:
-        path, obj = to_visit.pop()
-        for name in dir(obj):
-            if name.startswith("_") or (not path and name in _ACTOR_INTERNALS):
-                continue
-            try:
-                attr = getattr(obj, name)
-            except Exception:
-                continue
-            traversable = bool(getattr(attr, "_pykka_traversable", False)
-                               or getattr(attr, "pykka_traversable", False))
-            found[(*path, name)] = (callable(attr), traversable)
-            if traversable and len(path) < 4:
-                to_visit.append(((*path, name), attr))
-    return found
-
-
-_ACTOR_INTERNALS = frozenset({"actor_ref", "actor_inbox", "actor_stopped", "start",
-                              "use_daemon_thread"})
+    def _is_own_proxy(self, value: Any) -> bool:
+        target = proxy_target(value)
+        if target is None:
+            return False
+        if target is self.pykka_ref:
+            return True
+        return (getattr(target, "actor_id", None) == self.actor_id
+                and getattr(target, "system_id", None) == self.node.system_id)
 
 
 def local_ref_target(node: Node, ref: ActorRef[Any]) -> HostedActor | None:
