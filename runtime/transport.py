@@ -52,6 +52,7 @@ from actors.messages import exception_of
 from runtime import serialization
 from runtime.channel import Channel, Pump, SpinWait
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
+from runtime.exports import reply_target, replying_to
 from runtime.future import Future, remote_traceback_of
 
 if TYPE_CHECKING:
@@ -59,8 +60,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("runtime.transport")
 
-# Record kinds: the first field of every pickled record tuple.
-MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES = range(7)
+# Record kinds: the first field of every pickled record tuple. VALUE answers the copy of a
+# future that this process sent inside a reply (``runtime.exports``).
+MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES, VALUE = range(8)
 _LEN = struct.Struct("<I")
 _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
 # Reply values the stdlib pickler writes without calling back into Python: no classes or
@@ -92,8 +94,15 @@ def current_node() -> Node | None:
 
 
 def reply_handle_for(future: Future[Any]) -> tuple[Any, ...]:
-    """How a ``Future`` pickles: register it for a reply and travel as (address, id)."""
+    """How a ``Future`` pickles: register it for a reply and travel as (address, id).
+
+    Inside a reply it travels as the receiver's copy instead (``runtime.exports``).
+    """
     peer: Peer | None = getattr(_sending_to, "peer", None)
+    if peer is None:
+        target = reply_target()
+        if target is not None:
+            return target.export(future)
     node = peer.node if peer is not None else current_node()
     if node is None:
         raise SerializationError(
@@ -258,6 +267,7 @@ class Node:
         self._peers: dict[str, Peer] = {}
         self._peers_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
+        self._imports: dict[tuple[str, int], int] = {}  # (exporter, export id) -> reply id
         self._ids = itertools.count(1)
         self._dirty: queue.SimpleQueue[Peer | None] = queue.SimpleQueue()
         self._closed = False
@@ -343,6 +353,14 @@ class Node:
 
     def pending_future(self, reply_id: int) -> Future[Any] | None:
         return self._pending.get(reply_id)
+
+    def new_export_id(self) -> int:
+        return next(self._ids)
+
+    def import_future(self, address: str, export_id: int, copy: Future[Any]) -> None:
+        """``copy`` waits for the value the process at ``address`` exported as ``export_id``."""
+        peer = self.peer(address)
+        self._imports[(address, export_id)] = self.register(copy, peer)
 
     def _resolve(self, reply_id: int, ok: bool, value: Any, peer: Peer | None) -> None:
         fut = self._pending.pop(reply_id, None)
@@ -441,6 +459,8 @@ class Node:
             peer.inflight.clear()
             peer.generation += 1
             peer.flow_cond.notify_all()
+        for key in [k for k in self._imports if k[0] == peer.address]:
+            del self._imports[key]  # their futures are among the waiting, failed below
         waiting = list(peer.pending)
         peer.pending.clear()
         for reply_id in waiting:
@@ -573,21 +593,31 @@ class Node:
             peer.flow_cond.wait(remaining)
 
     def send_reply(
-        self, address: str, reply_id: int, ok: bool, value: Any, *, awaited: bool = True
+        self, address: str, reply_id: int, ok: bool, value: Any, *, awaited: bool = True,
+        kind: int = REPLY,
     ) -> None:
+        reply = None
         if ok and type(value) in _PLAIN:  # an acknowledgement, mostly: no pickler of ours
-            data = pickle.dumps((REPLY, reply_id, True, value), protocol=5)
+            data = pickle.dumps((kind, reply_id, True, value), protocol=5)
         elif ok:
             try:
-                data = serialization.dumps((REPLY, reply_id, True, value))
+                with replying_to(self, address) as reply:
+                    data = serialization.dumps((kind, reply_id, True, value))
             except Exception as exc:
+                reply = None  # futures it held are not exported: nothing waits for them
                 err = SerializationError(
                     f"the reply could not be pickled: {exc}; return plain data from the actor"
                 )
-                data = serialization.dumps((REPLY, reply_id, False, err))
+                data = serialization.dumps((kind, reply_id, False, err))
         else:
-            data = self._pickle_exception(reply_id, value)
+            data = self._pickle_exception(reply_id, value, kind)
         self._send_reply_record(address, data, awaited)
+        if reply is not None:
+            reply.release()  # futures inside it now send their values: after the reply
+
+    def send_value(self, address: str, export_id: int, ok: bool, value: Any) -> None:
+        """Answer the copy of a future this process sent to ``address`` inside a reply."""
+        self.send_reply(address, export_id, ok, value, kind=VALUE)
 
     def send_replies(
         self, address: str, answers: Sequence[tuple[int, Any]], *, awaited: bool = True
@@ -601,12 +631,14 @@ class Node:
             self.send_reply(address, answers[0][0], True, answers[0][1], awaited=awaited)
             return
         try:
-            data = serialization.dumps((REPLIES, tuple(answers)))
+            with replying_to(self, address) as reply:
+                data = serialization.dumps((REPLIES, tuple(answers)))
         except Exception:
             for reply_id, value in answers:
                 self.send_reply(address, reply_id, True, value, awaited=awaited)
             return
         self._send_reply_record(address, data, awaited)
+        reply.release()
 
     def _send_reply_record(self, address: str, data: bytes, awaited: bool) -> None:
         """Queue a pickled reply record for the asking process, unless it is gone."""
@@ -617,18 +649,18 @@ class Node:
         self._enqueue(peer, _LEN.pack(len(data)) + data, awaited=awaited)
 
     @staticmethod
-    def _pickle_exception(reply_id: int, exc: BaseException) -> bytes:
+    def _pickle_exception(reply_id: int, exc: BaseException, kind: int = REPLY) -> bytes:
         text = remote_traceback_of(exc)
         try:
             exc.remote_traceback = text  # type: ignore[attr-defined]
             exc.add_note("Remote traceback (from the actor's process):\n" + text)
-            data = serialization.dumps((REPLY, reply_id, False, exc))
+            data = serialization.dumps((kind, reply_id, False, exc))
             serialization.loads(data)  # some exceptions pickle but cannot be rebuilt
             return data
         except Exception:
             qualname = f"{type(exc).__module__}.{type(exc).__qualname__}"
             substitute = RemoteError(qualname, str(exc), text)
-            return serialization.dumps((REPLY, reply_id, False, substitute))
+            return serialization.dumps((kind, reply_id, False, substitute))
 
     def send_control(self, address: str, op: str, actor_id: str, arg: Any = None) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -721,6 +753,11 @@ class Node:
             self._control(peer, op, actor_id, reply_id, arg)
         elif kind == DEAD:
             peer.dead_actors.add(record[1])
+        elif kind == VALUE:
+            _, export_id, ok, value = record
+            reply_id = self._imports.pop((peer.address, export_id), 0)
+            if reply_id:
+                self._resolve(reply_id, ok, value, peer)
 
     def hold_until_hosted(self) -> None:
         """Keep messages for actors not hosted yet until ``hosted()`` (a booting child)."""

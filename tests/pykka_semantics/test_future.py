@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
+from pathlib import Path
 
 import pykka
 import pytest
 
-from runtime import ActorSystem, Future
+from runtime import ActorDeadError, ActorSystem, Future
 
-from .semantics_actors import Peer
+from .semantics_actors import Counter, Peer, SelfScheduling
 
 
 def test_a_future_is_a_pykka_future() -> None:
@@ -80,3 +83,65 @@ def test_a_future_sent_in_a_message_is_answered_once_by_its_receiver(
     peer = system.spawn(Peer, name="peer")
     assert peer.proxy().answer_twice(future).get(timeout=10) == "second refused"
     assert future.get(timeout=10) == 1
+
+
+def test_a_future_an_actor_returns_from_its_proxy_to_itself_reaches_the_caller(
+    system: ActorSystem,
+) -> None:
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    inner = proxy.start_adding(4).get(timeout=10)
+    assert isinstance(inner, pykka.Future)
+    assert inner.get(timeout=10) == 4
+
+
+def test_a_returned_future_carries_the_exception_of_the_deferred_work(
+    system: ActorSystem,
+) -> None:
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    inner = proxy.start_failing().get(timeout=10)
+    with pytest.raises(ValueError, match="the deferred work failed"):
+        inner.get(timeout=10)
+
+
+def test_a_returned_future_of_a_mapped_future_gets_the_mapped_value(
+    system: ActorSystem,
+) -> None:
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    assert proxy.mapped(2).get(timeout=10).get(timeout=10) == 20
+
+
+def test_a_future_of_an_ask_to_a_third_actor_reaches_the_caller(system: ActorSystem) -> None:
+    counter = system.spawn(Counter, name="counter")
+    peer = system.spawn(Peer, name="peer")
+    inner = peer.proxy().add_through(counter, 6).get(timeout=10)
+    assert inner.get(timeout=10) == 6
+
+
+def test_a_returned_future_that_already_has_its_value_reaches_the_caller(
+    system: ActorSystem,
+) -> None:
+    peer = system.spawn(Peer, name="peer")
+    assert peer.proxy().answered_future("ready").get(timeout=10).get(timeout=10) == "ready"
+
+
+def test_a_returned_future_that_is_answered_later_waits_for_its_value(
+    system: ActorSystem, tmp_path: Path,
+) -> None:
+    release = tmp_path / "release"
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    inner = proxy.start_waiting(str(release)).get(timeout=10)
+    with pytest.raises(pykka.Timeout):
+        inner.get(timeout=0.05)
+    release.touch()
+    assert inner.get(timeout=10) == "done"
+
+
+def test_a_returned_future_fails_when_the_actor_process_dies_first(
+    system: ActorSystem, tmp_path: Path,
+) -> None:
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    pid = proxy.pid().get(timeout=10)
+    inner = proxy.start_waiting(str(tmp_path / "never")).get(timeout=10)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(ActorDeadError):
+        inner.get(timeout=10)

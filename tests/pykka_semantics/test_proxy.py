@@ -15,6 +15,7 @@ from .semantics_actors import (
     ExposesItsOwnProxy,
     Introspected,
     Plain,
+    SelfScheduling,
 )
 
 
@@ -120,6 +121,13 @@ def test_a_public_proxy_to_the_actor_itself_is_reported_in_the_trace(
     system.spawn(ExposesItsOwnProxy, name="exposes").proxy()
     event = trace_events.wait_for("proxy.self_reference_skipped", timeout=10)
     assert event["attribute"] == "myself" and "_myself" in event["hint"]
+
+
+def test_a_proxy_to_itself_kept_private_still_works_inside_the_actor(
+    system: ActorSystem,
+) -> None:
+    proxy = system.spawn(SelfScheduling, name="scheduling").proxy()
+    assert proxy.start_adding(5).get(timeout=10).get(timeout=10) == 5
 
 
 def test_proxy_pickles_and_works_after_the_trip(system: ActorSystem) -> None:

@@ -13,7 +13,7 @@ import pytest
 from runtime import ActorDeadError, ActorSystem
 from runtime.testing import wait_until
 
-from .semantics_actors import Counter, Peer, StopsSlowly
+from .semantics_actors import Counter, Peer, SelfScheduling, StopsSlowly
 
 URN = re.compile(r"^urn:uuid:[0-9a-f-]{36}$")
 
@@ -128,3 +128,20 @@ def test_stop_without_blocking_gives_false_while_the_stopped_actor_process_still
     assert ref.stop(block=False).get(timeout=10) is False
     release.touch()
     assert first.get(timeout=10) is True
+
+
+def test_stop_from_another_process_without_blocking_gives_false_once_stopped(
+    system: ActorSystem,
+) -> None:
+    counter = system.spawn(Counter, name="counter")
+    peer = system.spawn(Peer, name="peer")
+    assert peer.proxy().add_through(counter, 1).get(timeout=10).get(timeout=10) == 1
+    counter.stop()
+    assert peer.proxy().stop_without_blocking(counter).get(timeout=10) is False
+
+
+def test_an_actor_can_hand_out_its_own_actor_ref(system: ActorSystem) -> None:
+    ref = system.spawn(SelfScheduling, name="scheduling")
+    handed: pykka.ActorRef[SelfScheduling] = ref.proxy().own_ref().get(timeout=10)
+    assert handed == ref
+    assert handed.proxy().add(2).get(timeout=10) == 2
