@@ -241,7 +241,8 @@ class HostedActor:
         self._actor = actor
         self.pykka_ref = actor.actor_ref
         self.node.actors[self.actor_id] = self
-        pykka.ActorRegistry.register(actor.actor_ref)
+        # Not in this process's pykka.ActorRegistry under its local ref: the system's
+        # registry lists the ref that works from every process (runtime.registry).
         actor._start_actor_loop()  # what pykka's Actor.start does after construction
 
     def _mark_stopped(self) -> None:

@@ -22,7 +22,7 @@ import multiprocess
 import structlog
 from multiprocess.connection import wait
 
-from runtime import serialization, tracing
+from runtime import registry, serialization, tracing
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
@@ -54,6 +54,8 @@ class BootSpec:
     spin_wait: float = 0.0
     class_name: str = ""
     restart_grace: float = 0.0
+    registered: bool = True  # listed in the system's registry (the system's own actors are not)
+    registry_snapshot: registry.Snapshot = registry.EMPTY  # the registry as the process starts
 
 
 def _exit_when_orphaned(node: Node) -> None:
@@ -94,6 +96,8 @@ def child_main(spec: BootSpec) -> None:
                      daemon=True).start()
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
+        # The registry before the actor: its __init__ and on_start may look others up.
+        mirror = registry.mirror(node, spec.registry_snapshot)
         cls, args, kwargs = serialization.loads(spec.payload)
         own: ActorRef[Any] = ActorRef(
             system_id=spec.system_id, address=spec.address, actor_id=spec.actor_id,
@@ -102,7 +106,15 @@ def child_main(spec: BootSpec) -> None:
         args = tuple(own if a is SELF else a for a in args)
         kwargs = {k: own if v is SELF else v for k, v in kwargs.items()}
         hosted.ref = own
+        if spec.registered:  # listed here before it starts, as pykka's Actor.start does
+            entry = registry.Entry(own, serialization.dumps(cls))
+            mirror.add(entry)
         hosted.start(cls, args, kwargs)
+        # With the ready reply, on the same connection: the changes since the snapshot
+        # come before anything sent after spawn() returns.
+        registry.subscribe(node, spec.parent_address, mirror)
+        if spec.registered:
+            _register(node, spec, hosted, mirror, entry)
     except BaseException as exc:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
         _flush(node, timeout=2.0)
@@ -120,6 +132,18 @@ def child_main(spec: BootSpec) -> None:
     _flush(node, timeout=1.0)
     node.close()
     os._exit(code)
+
+
+def _register(node: Node, spec: BootSpec, hosted: HostedActor, mirror: registry.Mirror,
+              entry: registry.Entry) -> None:
+    """List the actor in the system's registry now (before the ready reply) until it stops."""
+
+    def withdraw(_: Any) -> None:
+        mirror.remove(spec.actor_id)  # at once here, as pykka unregisters in its _stop
+        registry.withdraw(node, spec.parent_address, spec.actor_id)
+
+    registry.announce(node, spec.parent_address, entry)
+    hosted.stopped._when_done(withdraw)
 
 
 def _ping(node: Node) -> Any:

@@ -48,6 +48,8 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         self._closing = False
         self.on_crash: Callable[[str], None] | None = None  # told the actor id of a crash
+        # Told (actor id, address) of every exit, crash or not (the registry's withdrawal).
+        self.on_exit: Callable[[str, str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -93,6 +95,11 @@ class Supervisor:
         code = child.process.exitcode
         child.exit_codes.append(code)
         name = child.spec.name
+        if self.on_exit is not None:
+            try:
+                self.on_exit(child.spec.actor_id, child.spec.address)
+            except Exception as exc:  # a hook must not stop the supervisor
+                log.error("supervisor.on_exit_failed", error=repr(exc))
         if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
             child.state = "stopped"
             log.debug("actor.exited", name=name, code=code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import secrets
 import select
@@ -36,6 +37,7 @@ from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeo
 from runtime.future import Future
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
+from runtime.registry import SystemRegistry
 from runtime.supervisor import Child, Supervisor
 from runtime.transport import Node
 
@@ -277,6 +279,9 @@ class ActorSystem:
             send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready_id)
+        self._registry = SystemRegistry(self.node)  # mirrored into pykka.ActorRegistry
+        self._supervisor.on_exit = self._registry.process_exited
+        self._spawning_services = threading.local()  # the system's own actors: unregistered
         self._durable: DurableServices | None = None
         with _forkserver_lock:
             if not _live_systems:
@@ -304,6 +309,8 @@ class ActorSystem:
         return self.node.register(fut, None)
 
     def _start_process(self, spec: BootSpec) -> Any:
+        # The registry as it is now (a restart reuses its spec): the process boots with it.
+        spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
         process.start()
         return process
@@ -348,6 +355,7 @@ class ActorSystem:
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
+            registered=not getattr(self._spawning_services, "active", False),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
@@ -382,7 +390,11 @@ class ActorSystem:
             raise ActorDeadError("this actor system is shut down; start a new one")
         with self._durable_lock:
             if self._durable is None:
-                self._durable = DurableServices(self)
+                self._spawning_services.active = True
+                try:
+                    self._durable = DurableServices(self)
+                finally:
+                    self._spawning_services.active = False
             return self._durable
 
     def map(
@@ -495,6 +507,7 @@ class ActorSystem:
                 child.process.kill()
                 child.process.join(timeout=2)
         self._supervisor.close()
+        self._registry.close()
         self.node.close()
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)
