@@ -317,7 +317,12 @@ class HostedActor:
             self.failed = True
         # pykka answers a stop after on_stop returns, on the actor's thread: the process
         # must not exit (and flush nothing) before that reply is handed to the transport.
-        self.loop_ended.wait(timeout=10.0)
+        if self.finished.is_set():
+            # Only pykka's teardown is left, or, after a BaseException, its stop of every
+            # registered actor: that takes as long as those actors take to stop.
+            self.loop_ended.wait()
+        else:
+            self.loop_ended.wait(timeout=10.0)
 
     def introspect(self) -> AttrMap:
         """Public attributes as path -> (callable, traversable), for remote proxies.

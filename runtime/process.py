@@ -24,6 +24,7 @@ from multiprocess.connection import wait
 
 from runtime import registry, serialization, tracing
 from runtime.host import HostedActor
+from runtime.pykka_log import bridge_pykka_logs
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
 
@@ -82,6 +83,7 @@ def child_main(spec: BootSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
+    bridge_pykka_logs()
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
                 send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
