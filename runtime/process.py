@@ -112,11 +112,11 @@ def child_main(spec: BootSpec) -> None:
             entry = registry.Entry(own, serialization.dumps(cls))
             mirror.add(entry)
         hosted.start(cls, args, kwargs)
-        # With the ready reply, on the same connection: the changes since the snapshot
-        # come before anything sent after spawn() returns.
-        registry.subscribe(node, spec.parent_address, mirror)
         if spec.registered:
             _register(node, spec, hosted, mirror, entry)
+        # With the ready reply, on the same connection: the changes since the snapshot
+        # (our own registration among them) come before anything sent after spawn() returns.
+        registry.subscribe(node, spec.parent_address, mirror)
     except BaseException as exc:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
         _flush(node, timeout=2.0)

@@ -31,6 +31,12 @@ def remember_class(system_id: str, actor_id: str, source: bytes) -> None:
         _class_sources[(system_id, actor_id)] = source
 
 
+def forget_class(system_id: str, actor_id: str) -> None:
+    """That actor is gone: its class need not be kept for it any more."""
+    _classes.pop((system_id, actor_id), None)
+    _class_sources.pop((system_id, actor_id), None)
+
+
 @serialization.pickles_itself
 class ActorRef(pykka.ActorRef[A]):
     """A reference to an actor in some process of the system; a ``pykka.ActorRef``.

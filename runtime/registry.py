@@ -36,7 +36,7 @@ import pykka
 import structlog
 
 from runtime.errors import ActorDeadError
-from runtime.ref import ActorRef, remember_class
+from runtime.ref import ActorRef, forget_class, remember_class
 
 if TYPE_CHECKING:
     from runtime.transport import Node
@@ -111,6 +111,7 @@ class Mirror:
             ref = self._listed.pop(actor_id, None)
         if ref is not None:
             pykka.ActorRegistry.unregister(ref)
+            forget_class(ref.system_id, actor_id)  # a system that spawns for ever keeps no more
 
     def clear(self) -> None:
         self.replace(EMPTY)

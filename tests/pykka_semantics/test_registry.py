@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,17 @@ def test_shutdown_takes_the_system_actors_out_of_the_registry(tmp_path: Path) ->
         system.spawn(Counter, name="counter")
         assert len(pykka.ActorRegistry.get_all()) == 1
     assert pykka.ActorRegistry.get_all() == []
+
+
+def test_an_actor_that_left_the_registry_leaves_no_class_behind() -> None:
+    from runtime import ref as refs
+    from runtime.registry import Entry, Mirror
+
+    gone = refs.ActorRef(system_id="sys-test", address="/nowhere", actor_id="a1", name="gone",
+                         class_name="Counter")
+    mirror = Mirror()
+    mirror.add(Entry(gone, pickle.dumps(Counter)))
+    assert gone.actor_class is Counter
+    mirror.remove("a1")
+    assert ("sys-test", "a1") not in refs._classes and ("sys-test", "a1") not in refs._class_sources
+    assert gone.actor_class.__name__ == "Counter"  # a stand-in now
