@@ -22,7 +22,7 @@ from runtime.errors import (
     Timeout,
 )
 from runtime.future import Future, get_all
-from runtime.proxy import ActorProxy
+from runtime.proxy import ActorProxy, CallableProxy
 from runtime.ref import SELF, ActorRef
 from runtime.system import ActorSystem
 from runtime.tracing import bound, read_trace
@@ -33,6 +33,7 @@ __all__ = [
     "ActorProxy",
     "ActorRef",
     "ActorSystem",
+    "CallableProxy",
     "CheckpointError",
     "ConfigurationError",
     "DurableActorsError",

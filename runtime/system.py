@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import secrets
 import select
@@ -39,6 +40,7 @@ from runtime.executions import (
 from runtime.future import Future
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
+from runtime.registry import SystemRegistry
 from runtime.supervisor import Child, Supervisor
 from runtime.transport import Node
 
@@ -281,6 +283,9 @@ class ActorSystem(AsyncSystem):
             send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready)
+        self._registry = SystemRegistry(self.node)  # mirrored into pykka.ActorRegistry
+        self._supervisor.on_exit = self._registry.process_exited
+        self._spawning_services = threading.local()  # the system's own actors: unregistered
         self._durable: DurableServices | None = None
         with _forkserver_lock:
             if not _live_systems:
@@ -325,6 +330,8 @@ class ActorSystem(AsyncSystem):
         return self.node.register(fut, None), fut
 
     def _start_process(self, spec: BootSpec) -> Any:
+        # The registry as it is now (a restart reuses its spec): the process boots with it.
+        spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
         process.start()
         return process
@@ -370,6 +377,7 @@ class ActorSystem(AsyncSystem):
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
             app_logging=tracing.app_config_for_children(),
+            registered=not getattr(self._spawning_services, "active", False),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
@@ -406,7 +414,11 @@ class ActorSystem(AsyncSystem):
             if self._closed:
                 raise ActorDeadError("this actor system is shut down; start a new one")
             if self._durable is None:
-                self._durable = DurableServices(self)
+                self._spawning_services.active = True
+                try:
+                    self._durable = DurableServices(self)
+                finally:
+                    self._spawning_services.active = False
             return self._durable
 
     def map(
@@ -621,6 +633,7 @@ class ActorSystem(AsyncSystem):
         self._supervisor.close()
         if self._durable is not None:
             self._durable.close_stores()
+        self._registry.close()
         self.node.close()
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)
