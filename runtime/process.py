@@ -22,7 +22,7 @@ import multiprocess
 import structlog
 from multiprocess.connection import wait
 
-from runtime import serialization, tracing
+from runtime import proctitle, serialization, tracing
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
@@ -78,6 +78,7 @@ def child_main(spec: BootSpec) -> None:
     # Ctrl-C in a terminal signals the whole process group: the service decides
     # how its actors stop, so children ignore SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proctitle.set_title(spec.name)
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,

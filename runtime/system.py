@@ -450,6 +450,18 @@ class ActorSystem:
         """Monotonic counters since the system started (names in API.md)."""
         return self._services().metrics()
 
+    def processes(self) -> dict[str, int]:
+        """Each running process of the system by name, with its pid.
+
+        The framework's (``checkpoint``, ``scheduler``, ``digest``, ``worker-0``, ...)
+        once the first ``map``/``parallel`` started them, and every spawned actor by
+        its name; a restarted process shows its new pid, one waiting for its
+        restart is absent. ``ps`` shows the same names: ``durable-actors: <name>``.
+
+            os.kill(system.processes()["worker-0"], signal.SIGSTOP)
+        """
+        return {c.spec.name: c.process.pid for c in self._supervisor.live_children()}
+
     # -- shutdown -------------------------------------------------------------------
 
     def shutdown(self, timeout: float | None = None) -> None:
