@@ -5,7 +5,8 @@ the constructor's exception) to the service process, serves until the actor
 stops, and exits with ``EXIT_STOPPED`` or, when the actor failed,
 ``EXIT_FAILED`` (which the supervisor treats as a crash). A watcher thread
 exits the process as soon as the service process dies, however it died, so no
-child outlives its system.
+child outlives its system; it watches the service's pid, so the loss of a
+multiprocess helper (the forkserver) is not taken for the service's death.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import multiprocess
 import structlog
-from multiprocess.connection import wait
 
-from runtime import proctitle, serialization, tracing
+from runtime import lifeline, proctitle, serialization, tracing
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
@@ -54,16 +53,23 @@ class BootSpec:
     spin_wait: float = 0.0
     class_name: str = ""
     restart_grace: float = 0.0
+    service_pid: int = 0  # the process whose exit ends this one (0: the multiprocess parent)
 
 
-def _exit_when_orphaned(node: Node) -> None:
-    parent = multiprocess.parent_process()
-    if parent is None:
-        return
-    wait([parent.sentinel])
-    log.warning("process.orphaned", reason="the service process died; exiting")
-    _flush(node, timeout=0.5)
-    os._exit(EXIT_ORPHANED)
+def _exit_when_orphaned(node: Node, service_pid: int) -> None:
+    """Exit once the service process is gone (not its forkserver helper: see runtime.lifeline)."""
+    if not service_pid:
+        parent = multiprocess.parent_process()
+        if parent is None:
+            return
+        service_pid = parent.pid
+
+    def orphaned() -> None:
+        log.warning("process.orphaned", reason="the service process died; exiting")
+        _flush(node, timeout=0.5)
+        os._exit(EXIT_ORPHANED)
+
+    lifeline.watch_service(service_pid, orphaned)
 
 
 def _flush(node: Node, timeout: float) -> None:
@@ -90,8 +96,7 @@ def child_main(spec: BootSpec) -> None:
     node.ctrl_handlers["shutdown"] = _shutting_down(node)
     node.hold_until_hosted()
     node.start()
-    threading.Thread(target=_exit_when_orphaned, args=(node,), name="da-orphan-watch",
-                     daemon=True).start()
+    _exit_when_orphaned(node, spec.service_pid)
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
         cls, args, kwargs = serialization.loads(spec.payload)

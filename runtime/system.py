@@ -34,6 +34,7 @@ from runtime.durable import (
 )
 from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
 from runtime.future import Future
+from runtime.lifeline import ChildProcess
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
 from runtime.supervisor import Child, Supervisor
@@ -303,10 +304,10 @@ class ActorSystem:
         fut: Future[Any] = Future()
         return self.node.register(fut, None)
 
-    def _start_process(self, spec: BootSpec) -> Any:
+    def _start_process(self, spec: BootSpec) -> ChildProcess:
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
         process.start()
-        return process
+        return ChildProcess(process)
 
     def spawn(
         self,
@@ -348,6 +349,7 @@ class ActorSystem:
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
+            service_pid=os.getpid(),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
