@@ -167,6 +167,8 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
         factory = _peekable_inbox_factory if peekable else _inbox_factory
         namespace = {
             "_create_actor_inbox": staticmethod(factory),
+            # A service whose main thread ends must reach its atexit shutdown (runtime.system).
+            "use_daemon_thread": True,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }

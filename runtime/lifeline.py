@@ -132,6 +132,7 @@ class ChildProcess:
             self._pidfd = None  # exited and reaped already: multiprocess knows its code
         if self._pidfd is not None:
             self._finalizer = weakref.finalize(self, _close_quietly, self._pidfd)
+            self._finalizer.atexit = False  # a system's own atexit shutdown still needs it
 
     @property
     def sentinel(self) -> int:

@@ -467,10 +467,12 @@ class ActorSystem:
     # -- shutdown -------------------------------------------------------------------
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every actor and process of the system; idempotent.
+        """Stop every actor and process of the system; idempotent, and it never raises.
 
         Each actor gets ``stop_timeout`` seconds (or ``timeout``) to finish the
-        messages already in its inbox; a process still running after that is killed.
+        messages already in its inbox; a process still running after that is
+        killed, whatever state it is in (stopped by a signal, restarting, its
+        actor stuck). A step that fails on the way is logged and the rest goes on.
         """
         with self._lock:
             if self._closed:
@@ -478,8 +480,15 @@ class ActorSystem:
             self._closed = True
         budget = self.config.stop_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        if self._durable is not None:
-            self._durable.close()
+        try:
+            if self._durable is not None:
+                _quietly("close the durable services", self._durable.close)
+            _quietly("stop the actors", self._stop_children, deadline)
+        finally:
+            self._release()
+        log.info("system.stopped", system=self.id)
+
+    def _stop_children(self, deadline: float) -> None:
         self.node.shutting_down = True
         children = self._supervisor.live_children()
         for child in children:
@@ -503,19 +512,35 @@ class ActorSystem:
                     fut.get(timeout=max(0.0, deadline - time.monotonic()))
         for child in children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
-        for child in children:
-            if child.process.exitcode is None:
-                log.warning("actor.killed", name=child.spec.name, reason="did not stop in time")
-                child.process.kill()
-                child.process.join(timeout=2)
-        self._supervisor.close()
-        self.node.close()
+
+    def _release(self) -> None:
+        """Kill what still runs, then free the system's resources; each step on its own."""
+        _quietly("stop the supervisor", self._supervisor.close)  # no restart after this
+        for child in list(self._supervisor.children.values()):
+            _quietly(f"end the process of {child.spec.name!r}", _kill_if_running, child)
+        _quietly("close the transport", self.node.close)
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)
         atexit.unregister(self.shutdown)
         if self.config.start_method == "forkserver":
-            _stop_forkserver()
-        log.info("system.stopped", system=self.id)
+            _quietly("stop multiprocess's helpers", _stop_forkserver)
+
+
+def _quietly(what: str, step: Any, *args: Any) -> None:
+    """Run one step of a shutdown; a failure is logged, and the shutdown goes on."""
+    try:
+        step(*args)
+    except Exception as exc:
+        log.error("system.shutdown_step_failed", step=what, error=repr(exc),
+                  action="going on with the shutdown")
+
+
+def _kill_if_running(child: Child) -> None:
+    if child.process.exitcode is None:
+        log.warning("actor.killed", name=child.spec.name, reason="did not stop in time")
+        child.process.kill()
+        child.process.join(timeout=2)
+    child.state = "stopped"
 
 
 def _stop_rank(name: str) -> int:
