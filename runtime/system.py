@@ -8,7 +8,6 @@ import os
 import secrets
 import select
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from runtime.future import Future
 from runtime.lifeline import ChildProcess
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
+from runtime.socket_dirs import make_socket_dir
 from runtime.supervisor import Child, Supervisor
 from runtime.transport import Node
 
@@ -261,7 +261,7 @@ class ActorSystem:
         self.store_url = store
         self.id = f"sys-{uuid.uuid4().hex[:12]}"
         self._secret = secrets.token_bytes(32)
-        self._dir = tempfile.mkdtemp(prefix="durable-actors-")  # mode 0700: owner only
+        self._dir = make_socket_dir()  # mode 0700: owner only; stale ones removed first
         self._ctx = _context(self.config.start_method)
         self._names: set[str] = set()
         self._counter = 0
