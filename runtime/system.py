@@ -261,7 +261,6 @@ class ActorSystem:
         self.store_url = store
         self.id = f"sys-{uuid.uuid4().hex[:12]}"
         self._secret = secrets.token_bytes(32)
-        self._dir = make_socket_dir()  # mode 0700: owner only; stale ones removed first
         self._ctx = _context(self.config.start_method)
         self._names: set[str] = set()
         self._counter = 0
@@ -272,6 +271,7 @@ class ActorSystem:
             # A service that configured structlog itself keeps its configuration
             # unless it asked for a trace file.
             tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
+        self._dir = make_socket_dir()  # mode 0700: owner only; stale ones removed (and logged)
         self.node = Node(
             system_id=self.id, address=os.path.join(self._dir, "service.sock"),
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
