@@ -246,11 +246,13 @@ class DurableServices:
         return totals
 
     def close(self) -> None:
-        ref = self._hosted.pykka_ref
-        if ref is not None and ref.is_alive():
-            ref.stop(block=True, timeout=5)
-        self.reader.close()
-        self.refs.close()
+        try:
+            ref = self._hosted.pykka_ref
+            if ref is not None and ref.is_alive():
+                ref.stop(block=True, timeout=5)
+        finally:  # a coordinator that did not stop in time must not keep the rest open
+            self.reader.close()
+            self.refs.close()
 
 
 def _read_only(url: str) -> str:

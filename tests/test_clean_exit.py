@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from actors.blobs import current_backend
 from actors.execution import ExecutionActor
 from runtime import ActorSystem, RestartPolicy, SystemConfig
 from runtime.testing import TraceEvents
@@ -166,5 +167,6 @@ def test_shutdown_ends_everything_when_the_coordinator_does_not_stop_in_time(
         assert system.closed
         failed = TraceEvents(tmp_path / "trace.jsonl").named("system.shutdown_step_failed")
         assert [e["step"] for e in failed] == ["close the durable services"]
+        assert current_backend() is None  # the service's Ref reader was uninstalled all the same
     finally:
         release.set()
