@@ -31,7 +31,9 @@ from actors.errors import (
     CallbackFailedError,
     CallbackTimeoutError,
     ConditionTimeoutError,
+    DurableActorsError,
     NonDeterminismError,
+    SerializationError,
     StepFailedError,
 )
 from actors.logcontext import bound_context
@@ -169,7 +171,16 @@ class BranchContext:
                 finally:
                     self._inside = None
                 # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
-                payload = spill_if_large(value, self._host.serialize)
+                try:
+                    payload = spill_if_large(value, self._host.serialize)
+                except Exception as exc:
+                    if isinstance(exc, DurableActorsError) and not isinstance(
+                            exc, SerializationError):
+                        raise  # the framework's own verdict, e.g. a saved value's snapshot
+                    # Logged as the step's failure: a replay raises it, never runs fn again.
+                    unstorable = _unstorable_result(name, exc)
+                    self._fail(op_id, OpKind.STEP, name, attempt, unstorable)
+                    raise unstorable from exc
                 acked = time.perf_counter()
                 self._host.checkpoint(
                     self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
@@ -503,6 +514,14 @@ class BranchContext:
                 f"a CHILDREN operation logged {type(value).__name__}, not a BatchResult"
             )
         return value
+
+
+def _unstorable_result(step: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"step {step!r} returned a result that could not be pickled: {exc}; return plain "
+        "data from the step (a Ref from ctx.save for big values), or give the object a "
+        "__reduce__"
+    )
 
 
 def _ms_since(started: float) -> float:

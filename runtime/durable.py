@@ -43,6 +43,7 @@ from actors.policies import BatchResult, Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
 from runtime import serialization
+from runtime.admission import check_timeout
 from runtime.blobs import RefServices
 from runtime.config import RestartPolicy
 from runtime.errors import ConfigurationError, Timeout
@@ -116,6 +117,7 @@ class Execution:
 
         Raises ``Timeout`` if it has not finished within ``timeout`` seconds.
         """
+        timeout = check_timeout(timeout, "result()")
         future: Future[BatchResult] = Future()
         self._services.coordinator.tell(AwaitResult(self.id, future))
         return future.get(timeout=timeout)
@@ -156,7 +158,8 @@ class DurableServices:
         self.workers: list[ActorRef[Any]] = [
             system.spawn(self.refs.worker_class, **self.refs.worker_options,
                          checkpoint=self.checkpoint, coordinator=self.coordinator,
-                         threads=config.worker_threads, serialize=serialization.dumps,
+                         threads=config.worker_threads,
+                         serialize=serialization.dumps_naming_culprit,
                          deserialize=serialization.loads, future_factory=Future,
                          name=f"worker-{i}", worker_id=f"worker-{i}", restart=SERVICE_RESTART,
                          scheduler=self.scheduler,
@@ -284,9 +287,12 @@ def new_execution_id() -> str:
 
 
 def validate_execution_id(execution_id: str) -> str:
-    if not isinstance(execution_id, str) or not execution_id or "/" in execution_id:
+    # A blank id must not become a random one: a restarted service could never resume it.
+    if (not isinstance(execution_id, str) or not execution_id.strip() or "/" in execution_id
+            or not execution_id.isprintable()):
         raise ConfigurationError(
-            f"execution_id must be a non-empty string without '/', got {execution_id!r}"
+            f"execution_id must be a printable, non-blank string without '/' (or None for a "
+            f"new id), got {execution_id!r}"
         )
     return execution_id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pykka
 
-from actors.errors import CheckpointError, DurableActorsError
+from actors.errors import CheckpointError, DurableActorsError, SerializationError
 
 
 class ActorDeadError(DurableActorsError, pykka.ActorDeadError):
@@ -24,10 +24,6 @@ class MailboxFullError(Timeout):
     Raised at the sender after ``SystemConfig.send_timeout`` seconds of waiting for
     room in the receiver's mailbox window: slow the producer or speed up the actor.
     """
-
-
-class SerializationError(DurableActorsError, TypeError):
-    """A message, reply or actor argument could not be pickled; nothing was sent."""
 
 
 class RemoteError(DurableActorsError):

@@ -21,7 +21,7 @@ import structlog
 
 from actors.errors import CallbackFailedError
 from actors.policies import Completion
-from runtime import serialization, tracing
+from runtime import admission, serialization, tracing
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable import (
     DurableServices,
@@ -258,7 +258,7 @@ class ActorSystem:
         if config is not None and not isinstance(config, SystemConfig):
             raise ConfigurationError(f"config must be a SystemConfig, got {type(config).__name__}")
         self.config = config or SystemConfig()
-        self.store_url = store
+        self.store_url = admission.check_store(store)
         self.id = f"sys-{uuid.uuid4().hex[:12]}"
         self._secret = secrets.token_bytes(32)
         self._ctx = _context(self.config.start_method)
@@ -328,6 +328,7 @@ class ActorSystem:
             raise ConfigurationError(
                 f"spawn() takes a pykka.ThreadingActor subclass, got {actor_class!r}"
             )
+        admission.check_actor_options(name, restart)
         with self._lock:
             self._counter += 1
             number = self._counter
@@ -405,10 +406,11 @@ class ActorSystem:
             run = system.map(Resize, ["a.png", "b.png"], max_concurrency=100)
             thumbnails = run.result(timeout=60).values()
         """
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
-        eid = validate_execution_id(execution_id or new_execution_id())
+        admission.check_concurrency(max_concurrency)
+        admission.check_completion(completion)
+        eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = map_specs(eid, branch_class, items)
+        admission.check_branches("map", specs)  # what the coordinator cannot pickle kills it
         return self._services().start("map", specs, eid, max_concurrency,
                                       completion or Completion.all_successful(),
                                       self.config.spawn_timeout)
@@ -424,8 +426,10 @@ class ActorSystem:
 
             run = system.parallel([FetchPrices, (FetchStock, "sku-1")], execution_id="p-1")
         """
-        eid = validate_execution_id(execution_id or new_execution_id())
+        admission.check_completion(completion)
+        eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = parallel_specs(eid, branches)
+        admission.check_branches("parallel", specs)
         return self._services().start("parallel", specs, eid, None,
                                       completion or Completion.all_successful(),
                                       self.config.spawn_timeout)
