@@ -9,6 +9,7 @@ suspension, handed to the host.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -211,8 +212,9 @@ class BranchContext:
 
             ctx.wait("cooldown", seconds=30)
         """
-        if seconds < 0:
-            raise ValueError(f"ctx.wait({name!r}, seconds={seconds}): give a duration >= 0")
+        if not _finite_seconds(seconds):  # NaN or inf: a timer that never fires
+            raise ValueError(
+                f"ctx.wait({name!r}, seconds={seconds!r}): give a finite duration >= 0")
         op_id, record = self._begin(OpKind.WAIT, name)
         with bound_context(op_id=op_id):
             if record is not None and record.status is OpStatus.SUCCEEDED:
@@ -252,10 +254,10 @@ class BranchContext:
 
             final = ctx.wait_for_condition("ready", ready, initial_state={"job_id": 7})
         """
-        if interval < 0 or max_attempts < 1:
+        if not _finite_seconds(interval) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(
                 f"ctx.wait_for_condition({name!r}, interval={interval}, "
-                f"max_attempts={max_attempts}): give interval >= 0 and max_attempts >= 1"
+                f"max_attempts={max_attempts}): give a finite interval >= 0 and max_attempts >= 1"
             )
         op_id, record = self._begin(OpKind.CONDITION, name)
         with bound_context(op_id=op_id):
@@ -300,8 +302,10 @@ class BranchContext:
             ctx.step("ask", notify_reviewer, cb.id)   # system.complete_callback(cb.id, "ok")
             verdict = ctx.wait_for_callback(cb)
         """
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"create_callback({name!r}, timeout={timeout}): give None or > 0")
+        if timeout is not None and not (_finite_seconds(timeout) and timeout > 0):
+            raise ValueError(
+                f"create_callback({name!r}, timeout={timeout!r}): give seconds > 0, or None "
+                "to wait without limit")
         op_id, record = self._begin(OpKind.CALLBACK, name)
         if record is None:
             due = None if timeout is None else self._host.now() + timeout
@@ -522,6 +526,11 @@ def _unstorable_result(step: str, exc: Exception) -> SerializationError:
         "data from the step (a Ref from ctx.save for big values), or give the object a "
         "__reduce__"
     )
+
+
+def _finite_seconds(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and 0 <= value < math.inf)
 
 
 def _ms_since(started: float) -> float:
