@@ -123,12 +123,13 @@ class Completion:
     tolerated_failure_pct: float | None = None
 
     def __post_init__(self) -> None:
-        if self.min_successful is not None and self.min_successful < 0:
-            raise ValueError(f"Completion(min_successful={self.min_successful}) cannot be negative")
-        if self.tolerated_failures is not None and self.tolerated_failures < 0:
-            raise ValueError(
-                f"Completion(tolerated_failures={self.tolerated_failures}) cannot be negative"
-            )
+        for name in ("min_successful", "tolerated_failures"):
+            count = getattr(self, name)
+            # A NaN count compares false with everything: it would never end a batch.
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+                raise ValueError(f"Completion({name}={count!r}): give a count (an int) or None")
+            if count is not None and count < 0:
+                raise ValueError(f"Completion({name}={count}) cannot be negative")
         pct = self.tolerated_failure_pct
         if pct is not None and not 0 <= pct <= 100:
             raise ValueError(f"Completion(tolerated_failure_pct={pct}): give a percent, 0 to 100")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import secrets
 import select
@@ -471,13 +472,16 @@ class ActorSystem:
     # -- shutdown -------------------------------------------------------------------
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every actor and process of the system; idempotent, and it never raises.
+        """Stop every actor and process of the system; idempotent, and once begun it never raises.
 
         Each actor gets ``stop_timeout`` seconds (or ``timeout``) to finish the
         messages already in its inbox; a process still running after that is
         killed, whatever state it is in (stopped by a signal, restarting, its
         actor stuck). A step that fails on the way is logged and the rest goes on.
         """
+        if timeout is not None and not 0 <= timeout < math.inf:  # before anything is closed
+            raise ValueError(f"shutdown(timeout={timeout!r}): give finite seconds >= 0, or None "
+                             "for SystemConfig.stop_timeout")
         with self._lock:
             if self._closed:
                 return

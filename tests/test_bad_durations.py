@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from actors import BranchActor, BranchContext, Retry
+from actors import BranchActor, BranchContext, Completion, Retry
 from actors.messages import BranchStatus
 from actors.testing import InlineHost
-from runtime import ConfigurationError, RestartPolicy, SystemConfig
+from runtime import ActorSystem, ConfigurationError, RestartPolicy, SystemConfig
 from runtime.future import Future, get_all
 
 NAN, INF = math.nan, math.inf
@@ -119,3 +119,25 @@ def test_future_get_with_an_infinite_timeout_waits_like_none() -> None:
     future.set(1)
     assert future.get(timeout=INF) == 1
     assert get_all([future], timeout=INF) == [1]
+
+
+@pytest.mark.parametrize("kwargs", [{"min_successful": NAN}, {"tolerated_failures": NAN},
+                                    {"min_successful": 1.5}, {"tolerated_failures": True},
+                                    {"tolerated_failure_pct": NAN}])
+def test_completion_counts_that_would_never_end_a_batch_are_refused(
+        kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="Completion"):
+        Completion(**kwargs)
+
+
+@pytest.mark.parametrize("timeout", [NAN, INF, -1])
+def test_shutdown_refuses_a_timeout_that_is_no_duration_before_closing_anything(
+        timeout: float) -> None:
+    system = ActorSystem(config=SystemConfig(workers=1))
+    try:
+        with pytest.raises(ValueError, match=r"shutdown\(timeout="):
+            system.shutdown(timeout=timeout)
+        assert not system.closed
+    finally:
+        system.shutdown()
+    assert system.closed
