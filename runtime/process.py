@@ -65,9 +65,11 @@ def _exit_when_orphaned(node: Node, service_pid: int) -> None:
         service_pid = parent.pid
 
     def orphaned() -> None:
-        log.warning("process.orphaned", reason="the service process died; exiting")
-        _flush(node, timeout=0.5)
-        os._exit(EXIT_ORPHANED)
+        try:  # stderr may be a pipe nobody reads any more: logging raises, and we must exit
+            log.warning("process.orphaned", reason="the service process died; exiting")
+            _flush(node, timeout=0.5)
+        finally:
+            os._exit(EXIT_ORPHANED)
 
     lifeline.watch_service(service_pid, orphaned)
 

@@ -10,9 +10,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import multiprocess
 import pytest
@@ -120,3 +122,37 @@ def test_a_child_of_a_killed_forkserver_is_still_seen_running_and_can_be_killed(
     assert not child.is_alive()
     assert child.exitcode == lifeline.UNKNOWN_EXIT  # the forkserver that knew the code is gone
     wait_until(lambda: pid_gone(child.pid), timeout=10)
+
+
+SERVICE = """
+import time
+from runtime import ActorSystem, SystemConfig
+from actors_for_tests import Counter
+
+system = ActorSystem(config=SystemConfig(workers=1))
+system.spawn(Counter, name="counter")
+print(system.processes()["counter"], flush=True)
+time.sleep(600)
+"""
+
+
+def test_actors_exit_with_their_service_even_when_nobody_reads_their_stderr(
+        tmp_path: Path) -> None:
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    service = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL)
+    assert service.stdout is not None and service.stderr is not None
+    try:
+        actor = int(service.stdout.readline())
+        service.stdout.close()
+        service.stderr.close()  # the actor's "orphaned" warning now meets a broken pipe
+        service.kill()
+        service.wait(timeout=10)
+        wait_until(lambda: pid_gone(actor), timeout=15)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(timeout=10)
