@@ -8,8 +8,8 @@ task could not run and the answer would be "not seen".
 from __future__ import annotations
 
 import asyncio
-import queue
 import os
+import queue
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
