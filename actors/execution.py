@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ from actors.control import (
     StoreChanged,
 )
 from actors.errors import LeaseLostError, StepFailedError
+from actors.execution_spans import record_end
 from actors.faults import StoreFault, SystemFault, WatchFaults
 from actors.fork_snapshot import unserializable_cause
 from actors.leasekeeper import LeaseKeeper
@@ -270,6 +272,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             return  # a replay announcing the same batch again, or a stale run's
         batch = self._new_batch(key, parent.execution_id, message.specs, message.completion,
                                 message.max_concurrency, parent)
+        batch.trace = message.trace if tracked.trace is not None else None
         stored = {b.branch_id: b for b in self._reader.read_branches(parent.execution_id)
                   if b.parent_branch_id == parent.branch_id}
         self._seed(batch, stored)
@@ -310,10 +313,12 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         worker = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
-        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch)
+        trace = branch.batch.trace
+        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch,
+                               trace)
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
-                                     epoch=branch.epoch))
+                                     epoch=branch.epoch, trace=trace))
 
     def _new_epoch(self) -> int:
         self._epoch += 1
@@ -530,6 +535,9 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             execution.mode = ExecutionMode.FINISHED
             execution.status = ExecutionStatus(status)
             execution.result = batch.progress.result()
+            record_end(execution.trace, execution.status, execution.result,
+                       execution.trace_events, time.time_ns())
+            execution.trace = None
             self._keeper.drop(key)
             self._to_checkpoint(DropLease(key))
             log.info("execution.finished", execution_id=key, status=status)

@@ -22,7 +22,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from actors import tracelog
-from runtime import serialization, tracing
+from runtime import serialization, span_shipping, tracing
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
@@ -82,6 +82,7 @@ def child_main(spec: BootSpec) -> None:
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
     tracing.use_app_config(spec.app_logging)
+    span_shipping.install_in_child(spec.system_id, spec.parent_address, spec.role)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
                 send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
@@ -117,6 +118,7 @@ def child_main(spec: BootSpec) -> None:
     hosted.wait_stopped()
     code = EXIT_FAILED if hosted.failed else EXIT_STOPPED
     log.debug("process.exit", code=code)
+    span_shipping.flush()  # this process's last spans, before the node's last writes
     _flush(node, timeout=1.0)
     node.close()
     os._exit(code)
