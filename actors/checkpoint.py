@@ -442,7 +442,7 @@ class CheckpointActor(pykka.ThreadingActor):
         )
 
     def _trace_batch(self, batch: CheckpointBatch, error: BaseException | None = None) -> None:
-        """A span for the batch in the trace of each traced checkpoint it wrote (or failed)."""
+        """A span for the batch under each span whose checkpoints it wrote (or failed)."""
         traced = [m.trace for m in batch.messages if m.trace is not None]
         if not traced:
             return
@@ -450,11 +450,11 @@ class CheckpointActor(pykka.ThreadingActor):
         start_ns = end_ns - int((time.perf_counter() - batch.opened) * 1e9)
         by_context = {m.trace: m for m in batch.messages if m.trace is not None}
 
-        def part(first: spans.TraceContext, count: int) -> spans.Attributes:
-            message = by_context[first]
+        def part(context: spans.TraceContext, count: int) -> spans.Attributes:
+            message = by_context[context]
             update = message.update
             eid = getattr(update, "execution_id", None) or message.branch_id.split("/", 1)[0]
-            return {"durable.execution.id": eid, "durable.checkpoint.traced": count}
+            return {"durable.execution.id": eid, "durable.checkpoint.served": count}
 
         spans.record_shared("checkpoint batch", traced, start_ns, end_ns, {
             "durable.checkpoint.batch": self._counters["checkpoint.batches"],

@@ -270,6 +270,8 @@ class SchedulerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        for suspension in self._active.values():  # what the trace shows of them ends here
+            _span_ended(suspension, "stopped")
 
     def metrics(self) -> dict[str, int]:
         """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""

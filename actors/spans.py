@@ -227,41 +227,27 @@ def finish(span: Span | None, error: BaseException | None = None, *,
                     tuple(span.events)))
 
 
-MAX_LINKS = 32  # links of a shared span to the other spans it served, per trace
-
-
 def record_shared(name: str, contexts: Iterable[TraceContext], start_ns: int, end_ns: int,
                   attributes: Attributes, error: BaseException | None = None,
-                  per_trace: Callable[[TraceContext, int], Attributes] | None = None) -> None:
+                  per_span: Callable[[TraceContext, int], Attributes] | None = None) -> None:
     """Record one piece of work done for many spans at once (a checkpoint batch).
 
-    One span per trace among ``contexts``: a child of the first context of that
-    trace, linked to the others (at most ``MAX_LINKS``), so each execution's
-    trace shows the batch where its work was written. ``per_trace(first, count)``
-    adds attributes of one trace's part.
+    Each span it served gets a child span for it, all with the same ``attributes``
+    (the batch's number among them, to tell them apart from other batches): the
+    trace shows, under each step, the batch that made it durable.
+    ``per_span(context, count)`` adds the attributes of one span's part (``count``:
+    how many of ``contexts`` were that one).
     """
-    groups: dict[int, list[TraceContext]] = {}
-    counts: dict[int, int] = {}
+    counts: dict[TraceContext, int] = {}
     for context in contexts:
-        trace_id = context.trace_id
-        group = groups.get(trace_id)
-        if group is None:
-            groups[trace_id] = [context]
-            counts[trace_id] = 1
-            continue
-        counts[trace_id] += 1
-        if len(group) <= MAX_LINKS and context not in group:
-            group.append(context)
+        counts[context] = counts.get(context, 0) + 1
     failure = None if error is None else error_of(error)
-    for trace_id, group in groups.items():
-        first = group[0]
-        extra = {} if per_trace is None else per_trace(first, counts[trace_id])
-        emit(SpanRecord(
-            name, TraceContext(first.trace_id, new_span_id()), first.span_id, start_ns, end_ns,
-            {**attributes, **extra}, SpanStatus.ERROR if failure else SpanStatus.UNSET,
-            None if failure is None else f"{failure.type_name}: {failure.message}", failure,
-            tuple(group[1:]),
-        ))
+    status = SpanStatus.ERROR if failure else SpanStatus.UNSET
+    description = None if failure is None else f"{failure.type_name}: {failure.message}"
+    for context, count in counts.items():
+        extra = {} if per_span is None else per_span(context, count)
+        emit(SpanRecord(name, TraceContext(context.trace_id, new_span_id()), context.span_id,
+                        start_ns, end_ns, {**attributes, **extra}, status, description, failure))
 
 
 def error_of(error: BaseException, escaped: bool = True) -> SpanError:

@@ -26,7 +26,6 @@ execution is not traced at all.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from typing import Any
@@ -49,8 +48,12 @@ def available() -> bool:
     """Whether the OpenTelemetry API is installed (``pip install 'durable-actors[otel]'``)."""
     global _available
     if _available is None:
-        _available = importlib.util.find_spec("opentelemetry") is not None and (
-            importlib.util.find_spec("opentelemetry.trace") is not None)
+        try:
+            import opentelemetry.trace  # noqa: F401
+        except ImportError:
+            _available = False
+        else:
+            _available = True
     return _available
 
 
