@@ -30,8 +30,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -182,7 +181,14 @@ _current: ContextVar[TraceContext | None] = ContextVar("durable_actors_span", de
 
 
 def current() -> TraceContext | None:
-    """The context of the span this code runs in (a step, a branch run), or None."""
+    """The context of the span this code runs in (a step, a branch run), or None.
+
+    In a step function of a traced execution, pass it on to the services it calls:
+
+        context = current()
+        if context is not None:
+            headers["traceparent"] = context.traceparent
+    """
     return _current.get()
 
 
@@ -287,16 +293,6 @@ def restore(previous: Any) -> None:
         structlog.contextvars.unbind_contextvars("trace_id", "span_id")
 
 
-@contextmanager
-def current_span(span: Span | None) -> Iterator[None]:
-    """``activate``/``restore`` as a block, for code that is not a generator."""
-    previous = activate(span)
-    try:
-        yield
-    finally:
-        restore(previous)
-
-
 __all__ = [
     "Attributes",
     "ExecutionTrace",
@@ -308,7 +304,6 @@ __all__ = [
     "TraceContext",
     "activate",
     "current",
-    "current_span",
     "emit",
     "error_of",
     "finish",
