@@ -171,7 +171,7 @@ class ExecutionLifecycle:
         """The rows of an execution started without them (the runtime builds them itself)."""
         classes = [spec.branch_cls for spec in message.specs]
         spec = ExecutionSpec(message.kind, tuple(class_ref(c, self._serialize) for c in classes),
-                             message.max_concurrency, message.completion)
+                             message.max_concurrency, message.completion, trace=message.trace)
         return NewExecution(
             message.execution_id, message.kind,
             fingerprint_of(message.kind, classes, [s.input for s in message.specs],

@@ -16,7 +16,7 @@ import pytest
 from actors import spans
 from actors.branch import BranchActor, BranchSpec
 from actors.context import BranchContext
-from actors.control import Answered, AnswerTo, CancelExecution
+from actors.control import Answered, AnswerTo, CancelExecution, RetryExecution
 from actors.execution import ExecutionActor
 from actors.messages import (
     BranchRan,
@@ -25,6 +25,7 @@ from actors.messages import (
     Checkpoints,
     DescribeExecution,
     Durable,
+    ExecutionStatus,
     ExecutionUpdate,
     LogDelivery,
     StartExecution,
@@ -131,3 +132,37 @@ def test_a_cancelled_execution_span_says_so(recorded: list[SpanRecord], stopping
     (execution,) = recorded
     assert execution.attributes["durable.execution.status"] == "CANCELLED"
     assert execution.status is SpanStatus.UNSET
+
+
+def test_a_retried_execution_runs_under_a_new_span_linked_to_the_first(
+        recorded: list[SpanRecord], stopping: None) -> None:
+    store = MemoryStore()
+    checkpoint = LeasingRecorder.start(store)
+    worker, scheduler = Recorder.start(), Recorder.start()
+    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator.tell(Wire(coordinator, (worker,), scheduler))
+    started = pykka.ThreadingFuture()
+    coordinator.tell(StartExecution("e", "map", (BranchSpec("e", "e/0", Noop, 1, 0),), None,
+                                    Completion.all_successful(), started, trace=TRACE))
+    assert started.get(timeout=10) == "created"
+    coordinator.tell(BranchRan("e/0", 1, BranchStatus.FAILED, error=KeyError("x")))
+    coordinator.tell(Durable(("execution", "e", "FAILED")))
+    coordinator.ask(DescribeExecution("e"))
+    store.commit([ExecutionUpdate("e", ExecutionStatus.FAILED)], (), 0.0)  # as written
+    (first,) = recorded
+    assert first.status is SpanStatus.ERROR and first.error is not None
+    retried = pykka.ThreadingFuture()
+    coordinator.tell(RetryExecution("e", retried))
+    assert retried.get(timeout=10) == "resumed"
+    coordinator.ask(DescribeExecution("e"))
+    dispatch = [m for m in sent(checkpoint) if isinstance(m.reply_to, LogDelivery)][-1]
+    assert dispatch.trace is not None and dispatch.trace.trace_id == TRACE.context.trace_id
+    assert dispatch.trace != TRACE.context  # the retry's own span
+    epoch = dispatch.reply_to.epoch
+    coordinator.tell(BranchRan("e/0", epoch, BranchStatus.SUCCEEDED, result=1))
+    coordinator.tell(Durable(("execution", "e", "SUCCEEDED")))
+    coordinator.ask(DescribeExecution("e"))
+    _, second = recorded
+    assert second.context == dispatch.trace and second.parent_id == TRACE.parent_id
+    assert second.links == (TRACE.context,)
+    assert second.attributes["durable.execution.retry"] is True
