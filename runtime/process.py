@@ -118,7 +118,7 @@ def child_main(spec: BootSpec) -> None:
     hosted.wait_stopped()
     code = EXIT_FAILED if hosted.failed else EXIT_STOPPED
     log.debug("process.exit", code=code)
-    span_shipping.flush()  # this process's last spans, before the node's last writes
+    span_shipping.flush(wait=True)  # this process's last spans, emitted before it goes
     _flush(node, timeout=1.0)
     node.close()
     os._exit(code)

@@ -5,13 +5,15 @@ Spans of a worker, the checkpoint process or the scheduler are recorded there
 application's tracer provider (``runtime.otel``). Each child buffers its
 finished spans and tells them, at most every ``FLUSH_INTERVAL`` seconds or
 ``MAX_BUFFERED`` at a time, to the service's span sink (``SpanSinkActor``),
-one message per flush; whatever is buffered when the process stops is sent
-before it exits. A process records spans only for traced executions, so an
-untraced system never starts the flushing thread nor sends anything.
+one message per flush. When the process stops, what is buffered is sent and
+acknowledged before it exits (the service stops its sink once every other
+process has exited, so nothing is left in flight). A process records spans only
+for traced executions, so an untraced system never starts the flushing thread
+nor sends anything.
 
     install_in_child(spec.system_id, spec.parent_address, spec.role)   # in child_main
     ...
-    flush()                                                               # before exiting
+    flush(wait=True)                                                      # before exiting
 """
 
 from __future__ import annotations
@@ -51,13 +53,17 @@ def with_process(record: SpanRecord, role: str, pid: int) -> SpanRecord:
 class SpanShipper:
     """This process's span sink: buffers finished spans; a thread sends them in batches.
 
-        shipper = SpanShipper(sink_ref.tell, role="actor:worker-0")
+        shipper = SpanShipper(sink_ref.tell, role="actor:worker-0",
+                              send_and_wait=lambda batch: sink_ref.ask(batch, timeout=2.0))
         spans.install(shipper)
     """
 
     def __init__(self, send: Callable[[SpanBatch], None], role: str,
+                 send_and_wait: Callable[[SpanBatch], Any] | None = None,
                  interval: float = FLUSH_INTERVAL, limit: int = MAX_BUFFERED) -> None:
         self._send = send
+        self._send_and_wait = send_and_wait or send
+        self._sending = threading.Lock()  # sends leave in the order their spans were taken
         self._role = role
         self._interval = interval
         self._limit = limit
@@ -87,21 +93,23 @@ class SpanShipper:
             self._full.wait(self._interval)  # let the spans of the same moment travel together
             self.flush()
 
-    def flush(self) -> None:
-        """Send every buffered span now (one message)."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-            self._pending.clear()
-            self._full.clear()
-        if not batch:
-            return
-        try:
-            self._send(SpanBatch(tuple(batch)))
-            self.sent += len(batch)
-        except Exception as exc:  # the service is gone or stopping: its spans go with it
-            if not self._warned:
-                self._warned = True
-                log.info("spans.unsent", spans=len(batch), error=repr(exc))
+    def flush(self, wait: bool = False) -> None:
+        """Send every buffered span now (one message); with ``wait``, until the service has
+        emitted them and every batch sent before (a process about to exit)."""
+        with self._sending:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+                self._pending.clear()
+                self._full.clear()
+            if not batch and not (wait and self.sent):
+                return
+            try:
+                (self._send_and_wait if wait else self._send)(SpanBatch(tuple(batch)))
+                self.sent += len(batch)
+            except Exception as exc:  # the service is gone or stopping: its spans go with it
+                if not self._warned:
+                    self._warned = True
+                    log.info("spans.unsent", spans=len(batch), error=repr(exc))
 
 
 _shipper: SpanShipper | None = None
@@ -114,22 +122,26 @@ def install_in_child(system_id: str, service_address: str, role: str) -> None:
 
     sink: ActorRef[Any] = ActorRef(system_id=system_id, address=service_address,
                                    actor_id=SINK_ID, name=SINK_ID, class_name="SpanSinkActor")
-    _shipper = SpanShipper(sink.tell, role)
+    _shipper = SpanShipper(sink.tell, role,
+                           send_and_wait=lambda batch: sink.ask(batch, timeout=2.0))
     spans.install(_shipper)
 
 
-def flush() -> None:
-    """Send what this process buffered (before it exits)."""
+def flush(wait: bool = False) -> None:
+    """Send what this process buffered; ``wait``: until the service has it (before exiting)."""
     if _shipper is not None:
-        _shipper.flush()
+        _shipper.flush(wait)
 
 
 class SpanSinkActor(pykka.ThreadingActor):
     """In the service process: emits the spans the other processes ship (``spans.emit``).
 
     Emitting goes through the application's tracer provider (``runtime.otel``) on
-    this actor's thread, not on the transport's.
+    this actor's thread, not on the transport's. An ask is answered once its
+    spans (and those told before) are emitted.
     """
+
+    use_daemon_thread = True  # never what keeps a service process from exiting
 
     def __init__(self) -> None:
         super().__init__()
