@@ -198,6 +198,9 @@ class DurableServices:
         if not otel.available():
             return None
         otel.install_service_sink()
+        found = self._system.node.actors.get(span_shipping.SINK_ID)
+        if isinstance(found, HostedActor) and found.accepting:
+            return found  # an earlier start of these services failed half-way: keep it
         hosted = HostedActor(self._system.node, span_shipping.SINK_ID, span_shipping.SINK_ID)
         hosted.start(span_shipping.SpanSinkActor, (), {})
         return hosted

@@ -46,6 +46,18 @@ class Refund(BranchActor):
         return await ctx.step("refund", price, item)
 
 
+class Line(BranchActor):
+    def run(self, ctx: BranchContext, item: int) -> int:
+        return ctx.step("price", price, item)
+
+
+class Invoice(BranchActor):
+    """Child branches (``ctx.map``): their runs hang off the run that started them."""
+
+    def run(self, ctx: BranchContext, item: int) -> int:
+        return sum(ctx.map("lines", Line, [item, item + 1]).values())
+
+
 class SlowOrder(BranchActor):
     """A step, then a wait long enough for the service to stop meanwhile, then a step."""
 
@@ -102,8 +114,10 @@ def orders(tmp: Path) -> dict[str, Any]:
             run = system.map(Order, [1, 2], execution_id="orders-1",
                              completion=Completion.all_completed())
             refunds = system.map(Refund, [3], execution_id="refunds-1")
+            invoices = system.map(Invoice, [1], execution_id="invoices-1")
         run.result(timeout=60)
         refunds.result(timeout=60)
+        invoices.result(timeout=60)
     # Shut down: every process has sent its last spans, and the service emitted them.
     return {"spans": [as_dict(s) for s in exporter.get_finished_spans()],
             "request_span_id": f"{request.get_span_context().span_id:016x}",

@@ -140,6 +140,18 @@ def test_an_async_branch_traces_like_a_sync_one(orders: dict[str, Any]) -> None:
     assert execution["parent_id"] == orders["request_span_id"]
 
 
+def test_child_branch_runs_hang_off_the_run_that_started_them(orders: dict[str, Any]) -> None:
+    spans = of_execution(orders["spans"], "invoices-1")
+    known = by_id(spans)
+    lines = named(spans, "branch Line")
+    assert len(lines) == 2
+    for line in lines:
+        parent = known[line["parent_id"]]
+        assert parent["name"] == "branch Invoice"
+        assert line["attributes"]["durable.branch.parent_id"] == "invoices-1/0"
+        assert parent["attributes"]["durable.branch.id"] == "invoices-1/0"
+
+
 def test_the_applications_provider_is_used_and_none_is_installed(
         orders: dict[str, Any]) -> None:
     assert orders["provider_kept"]  # still the application's: the framework set none
