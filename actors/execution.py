@@ -24,7 +24,9 @@ rounds); this module runs their branches:
 from __future__ import annotations
 
 import heapq
+import itertools
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +47,7 @@ from actors.control import (
     StoreChanged,
 )
 from actors.errors import LeaseLostError, StepFailedError
+from actors.execution_spans import record_end
 from actors.faults import StoreFault, SystemFault, WatchFaults
 from actors.fork_snapshot import unserializable_cause
 from actors.leasekeeper import LeaseKeeper
@@ -131,7 +134,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         self._faults: dict[str, BaseException] = {}
         self._ticker: Ticker | None = None
         self._retries: list[tuple[float, str, int]] = []  # (when, branch, epoch) after an abort
-        self._finish_retries: list[tuple[float, str]] = []  # (when, batch key)
+        self._finish_retries: list[tuple[float, str, int]] = []  # (when, batch key, serial)
+        self._batch_serials = itertools.count(1)
         self._wave: list[Checkpoint] = []  # dispatches of the message being handled
         self._init_lifecycle()
 
@@ -228,7 +232,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     def _new_batch(self, key: str, eid: str, specs: Sequence[BranchSpec], completion: Any,
                    max_concurrency: int | None, parent: OperationUpdate | None = None) -> Batch:
         batch = Batch(key, eid, parent, BatchProgress(len(specs), completion),
-                      [s.branch_id for s in specs], max_concurrency)
+                      [s.branch_id for s in specs], max_concurrency,
+                      serial=next(self._batch_serials))
         self._batches[key] = batch
         for spec in specs:
             self._branches[spec.branch_id] = TrackedBranch(spec, batch)
@@ -270,6 +275,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             return  # a replay announcing the same batch again, or a stale run's
         batch = self._new_batch(key, parent.execution_id, message.specs, message.completion,
                                 message.max_concurrency, parent)
+        batch.trace = message.trace if tracked.trace is not None else None
         stored = {b.branch_id: b for b in self._reader.read_branches(parent.execution_id)
                   if b.parent_branch_id == parent.branch_id}
         self._seed(batch, stored)
@@ -279,7 +285,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
 
     def _after_change(self, batch: Batch) -> None:
         if batch.progress.finished:
-            self._finish(batch)
+            if not batch.finishing:  # a branch that ends after its batch finished adds nothing
+                self._finish(batch)
         else:
             self._start_more(batch)
 
@@ -310,10 +317,12 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         worker = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
-        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch)
+        trace = branch.batch.trace
+        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch,
+                               trace)
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
-                                     epoch=branch.epoch))
+                                     epoch=branch.epoch, trace=trace))
 
     def _new_epoch(self) -> int:
         self._epoch += 1
@@ -417,9 +426,9 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                     branch.state is BranchState.ABORTED):
                 self._dispatch(branch_id)
         while self._finish_retries and self._finish_retries[0][0] <= now:
-            _, key = heapq.heappop(self._finish_retries)
+            _, key, serial = heapq.heappop(self._finish_retries)
             batch = self._batches.get(key)
-            if batch is not None and not batch.result_durable:
+            if batch is not None and batch.serial == serial and not batch.result_durable:
                 self._finish(batch)
         self._check_deadlines()
         self._poll_observed()
@@ -439,7 +448,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             if branch.state is BranchState.ABORTED:
                 self._dispatch(branch_id)
         for batch in self._batches.values():
-            if batch.progress.finished and not batch.result_durable:
+            if batch.finishing and not batch.result_durable:
                 self._finish(batch)
         log.warning("checkpoint.lost", redispatched=len(live))
 
@@ -477,8 +486,10 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, batch: Batch) -> None:
+        """Write the batch's result (again, after a failed write or a lost checkpoint actor)."""
         if not self._runs(batch.execution_id):
             return
+        batch.finishing = True
         result = batch.progress.result()
         payload = self._serialize_result(result)
         batch.result_payload = payload
@@ -486,12 +497,12 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
             status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
             update: Any = ExecutionUpdate(batch.execution_id, status, result=payload)
-            what = ("execution", batch.key, status.value)
+            what = ("execution", batch.key, status.value, batch.serial)
         else:
             p = batch.parent
             update = OperationUpdate(p.execution_id, p.branch_id, p.op_id, OpKind.CHILDREN, p.name,
                                      OpStatus.SUCCEEDED, attempt=p.attempt, payload=payload)
-            what = ("children", batch.key, "")
+            what = ("children", batch.key, "", batch.serial)
         branch_id = batch.key if batch.parent is None else batch.parent.branch_id
         self._to_checkpoint(Checkpoint(branch_id, update, sync=True,
                                          reply_to=Forward(self._wired().self_ref, *what)))
@@ -511,10 +522,10 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                                                result.status))
 
     def _durable(self, message: Durable) -> None:
-        kind, key, status = message.what
+        kind, key, status, serial = message.what
         batch = self._batches.get(key)
-        if batch is None:
-            return  # its execution was cancelled, lost or retried meanwhile
+        if batch is None or batch.serial != serial:
+            return  # its execution was cancelled, lost or retried meanwhile: not this batch's
         if message.error is not None:
             if isinstance(message.error, LeaseLostError):
                 self._lose(batch.execution_id,
@@ -522,7 +533,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                 return
             # Nobody is told the batch ended until its result is durable; try again later.
             log.error("batch.result_not_durable", batch=key, error=repr(message.error))
-            heapq.heappush(self._finish_retries, (self._clock.time() + _FINISH_RETRY, key))
+            heapq.heappush(self._finish_retries,
+                           (self._clock.time() + _FINISH_RETRY, key, batch.serial))
             return
         batch.result_durable = True
         if kind == "execution":
@@ -530,6 +542,9 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             execution.mode = ExecutionMode.FINISHED
             execution.status = ExecutionStatus(status)
             execution.result = batch.progress.result()
+            record_end(execution.trace, execution.status, execution.result,
+                       execution.trace_events, time.time_ns())
+            execution.trace = None
             self._keeper.drop(key)
             self._to_checkpoint(DropLease(key))
             log.info("execution.finished", execution_id=key, status=status)
@@ -548,7 +563,7 @@ def _timer_update(record: Any) -> OperationUpdate:
 
 def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
     batch = actor._batches.get(message.batch_key)
-    if batch is not None:
+    if batch is not None and batch.finishing and not batch.result_durable:
         actor._finish(batch)
 
 

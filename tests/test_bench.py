@@ -65,3 +65,14 @@ def test_the_async_suite_reports_each_figure_of_its_issue_beside_a_same_run_base
         assert figure["baseline_name"], figure["name"]
         assert math.isfinite(figure["value"]) and figure["value"] >= 0, figure
         assert math.isfinite(figure["baseline"]) and figure["baseline"] >= 0, figure
+
+
+@pytest.mark.timeout(300)
+def test_the_tracing_suite_puts_traced_steps_beside_the_same_steps_untraced() -> None:
+    done = _bench("--json", "--only", "tracing")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    (figure,) = json.loads(done.stdout)["suites"]["tracing"]
+    assert figure["name"] == "step latency p50, traced execution"
+    assert figure["baseline_name"] == "the same steps, execution not sampled"
+    assert figure["extra"]["spans_exported"] > figure["extra"]["steps_each"]  # it did trace

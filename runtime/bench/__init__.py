@@ -14,10 +14,11 @@ Suite = Callable[[bool], list[Figure]]
 
 
 def suites() -> dict[str, Suite]:
-    from runtime.bench import async_branches, digest, durable, messaging, scheduler
+    from runtime.bench import async_branches, digest, durable, messaging, scheduler, tracing
 
+    # tracing sets an OpenTelemetry provider for the process: it runs last.
     return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run,
-            "scheduler": scheduler.run, "async": async_branches.run}
+            "scheduler": scheduler.run, "async": async_branches.run, "tracing": tracing.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
