@@ -45,6 +45,7 @@ from actors.control import (
     RetryExecution,
     SchedulerLost,
     StoreChanged,
+    WorkerBack,
 )
 from actors.errors import LeaseLostError, StepFailedError
 from actors.execution_spans import record_end
@@ -128,6 +129,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         self._epoch = epoch_base  # run epochs grow across every branch: a floor fences them all
         self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
+        self._down: set[int] = set()  # workers lost and not back yet: nothing is sent to them
         self._executions = {}
         self._batches: dict[str, Batch] = {}
         self._branches: dict[str, TrackedBranch] = {}
@@ -312,9 +314,14 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         if not self._runs(branch.spec.execution_id):
             return
         branch.epoch = self._new_epoch()
+        live = [w for w in range(len(self._load)) if w not in self._down]
+        if not live:  # every worker is being restarted: try again in a moment
+            branch.state = BranchState.ABORTED
+            heapq.heappush(self._retries, (self._clock.time() + 0.2, branch_id, branch.epoch))
+            return
         branch.state = BranchState.DISPATCHED
         branch.suspended_on = None
-        worker = min(range(len(self._load)), key=self._load.__getitem__)
+        worker = min(live, key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
         trace = branch.batch.trace
@@ -452,8 +459,12 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                 self._finish(batch)
         log.warning("checkpoint.lost", redispatched=len(live))
 
+    def _worker_back(self, message: WorkerBack) -> None:
+        self._down.discard(int(message.worker_id))
+
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)
+        self._down.add(index)
         for branch_id, branch in self._branches.items():
             if branch.state is BranchState.DISPATCHED and branch.worker == index:
                 self._release(branch)
@@ -589,6 +600,7 @@ _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     Tick: ExecutionActor._tick,
     CheckpointLost: ExecutionActor._checkpoint_lost,
     WorkerLost: ExecutionActor._worker_lost,
+    WorkerBack: ExecutionActor._worker_back,
     SchedulerLost: ExecutionActor._scheduler_lost,
     Durable: ExecutionActor._durable,
     AwaitResult: ExecutionActor._await,

@@ -31,7 +31,7 @@ from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
-from actors.control import DeleteExecution, SchedulerLost
+from actors.control import DeleteExecution, SchedulerLost, WorkerBack
 from actors.errors import (
     CallbackError,
     CallbackTimeoutError,
@@ -188,6 +188,7 @@ class DurableServices:
         supervisor.on_give_up = self._on_give_up
         supervisor.on_recovered = self._on_recovered
         supervisor.on_boot_failed = self._on_boot_failed
+        supervisor.on_ready = self._on_ready
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
@@ -254,9 +255,16 @@ class DurableServices:
     # -- processes that crashed, gave up, came back ----------------------------------
 
     def _on_crash(self, actor_id: str) -> None:
+        """A lost worker's runs go to the others at once; the rest waits for the restart."""
         index = self._worker_index.get(actor_id)
         if index is not None:
             self.coordinator.tell(WorkerLost(str(index)))
+
+    def _on_ready(self, actor_id: str) -> None:
+        """A restarted process listens again: give it (and tell about) what it lost."""
+        index = self._worker_index.get(actor_id)
+        if index is not None:
+            self.coordinator.tell(WorkerBack(str(index)))
         elif actor_id == self.checkpoint.actor_id:
             self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
             self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
@@ -293,7 +301,7 @@ class DurableServices:
         if child is not None:
             self._system.node.mark_up(child.spec.address)
         self.coordinator.tell(SystemFault(name, None))
-        self._on_crash(actor_id)  # what it lost while down is sent again now that it listens
+        self._on_ready(actor_id)  # what it lost while down is sent again now that it listens
 
     def raise_if_unavailable(self) -> None:
         """A new call fails at once, typed, while a framework process cannot be kept alive."""

@@ -24,7 +24,6 @@ from actors.messages import (
     Checkpoint,
     Checkpoints,
     DescribeExecution,
-    Durable,
     ExecutionStatus,
     ExecutionUpdate,
     LogDelivery,
@@ -84,10 +83,17 @@ def sent(checkpoint: Any) -> list[Checkpoint]:
     return [m for m in found if isinstance(m, Checkpoint)]
 
 
-def succeed(coordinator: Any) -> None:
-    coordinator.tell(BranchRan("e/0", 1, BranchStatus.SUCCEEDED, result=1))
-    coordinator.tell(Durable(("execution", "e", "SUCCEEDED")))  # the result is durable
+def acknowledge_result(coordinator: Any, checkpoint: Any) -> None:
+    """Answer the coordinator's last write of the execution's result as a store would."""
+    coordinator.ask(DescribeExecution("e"))  # the write has left
+    (*_, write) = [m for m in sent(checkpoint) if isinstance(m.update, ExecutionUpdate)]
+    write.reply_to.set(None)  # the result is durable
     coordinator.ask(DescribeExecution("e"))
+
+
+def succeed(coordinator: Any, checkpoint: Any) -> None:
+    coordinator.tell(BranchRan("e/0", 1, BranchStatus.SUCCEEDED, result=1))
+    acknowledge_result(coordinator, checkpoint)
 
 
 def test_a_dispatch_carries_the_execution_span_to_its_run(
@@ -100,9 +106,9 @@ def test_a_dispatch_carries_the_execution_span_to_its_run(
 
 def test_the_execution_span_is_recorded_once_when_it_ends(
         recorded: list[SpanRecord], stopping: None) -> None:
-    coordinator, _ = start(TRACE)
+    coordinator, checkpoint = start(TRACE)
     assert recorded == []
-    succeed(coordinator)
+    succeed(coordinator, checkpoint)
     (execution,) = recorded
     assert (execution.context, execution.parent_id, execution.start_ns) == (
         TRACE.context, 0x999, 1_000)
@@ -116,7 +122,7 @@ def test_the_execution_span_is_recorded_once_when_it_ends(
 def test_an_untraced_execution_sends_no_context_and_records_nothing(
         recorded: list[SpanRecord], stopping: None) -> None:
     coordinator, checkpoint = start(None)
-    succeed(coordinator)
+    succeed(coordinator, checkpoint)
     assert all(m.trace is None for m in sent(checkpoint))
     assert recorded == []
 
@@ -146,8 +152,7 @@ def test_a_retried_execution_runs_under_a_new_span_linked_to_the_first(
                                     Completion.all_successful(), started, trace=TRACE))
     assert started.get(timeout=10) == "created"
     coordinator.tell(BranchRan("e/0", 1, BranchStatus.FAILED, error=KeyError("x")))
-    coordinator.tell(Durable(("execution", "e", "FAILED")))
-    coordinator.ask(DescribeExecution("e"))
+    acknowledge_result(coordinator, checkpoint)
     store.commit([ExecutionUpdate("e", ExecutionStatus.FAILED)], (), 0.0)  # as written
     (first,) = recorded
     assert first.status is SpanStatus.ERROR and first.error is not None
@@ -160,8 +165,7 @@ def test_a_retried_execution_runs_under_a_new_span_linked_to_the_first(
     assert dispatch.trace != TRACE.context  # the retry's own span
     epoch = dispatch.reply_to.epoch
     coordinator.tell(BranchRan("e/0", epoch, BranchStatus.SUCCEEDED, result=1))
-    coordinator.tell(Durable(("execution", "e", "SUCCEEDED")))
-    coordinator.ask(DescribeExecution("e"))
+    acknowledge_result(coordinator, checkpoint)
     _, second = recorded
     assert second.context == dispatch.trace and second.parent_id == TRACE.parent_id
     assert second.links == (TRACE.context,)
