@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- a local Ray, for the tests of the Ray backend ---------------------------------------
 
-_RAY = ray_for_tests.LocalRay()
+_RAY = ray_for_tests.TrackedRay(code_paths=[os.path.dirname(__file__)])
 _RAY_SHAPES = {"ray_local": 1, "ray_cluster": 2}  # the order their tests run in
 
 
@@ -78,7 +78,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[ray_for_tests.LocalRay]:
+def ray_session() -> Iterator[ray_for_tests.TrackedRay]:
     """The session's local Ray: started by ``ray_local``/``ray_cluster``, stopped after their
     last test (and at the session's end, whatever happened)."""
     yield _RAY
@@ -86,13 +86,13 @@ def ray_session() -> Iterator[ray_for_tests.LocalRay]:
 
 
 @pytest.fixture
-def ray_local(ray_session: ray_for_tests.LocalRay) -> ray_for_tests.RunningRay:
+def ray_local(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
     """A one-node local Ray (2 CPUs) this process is connected to; started once per session."""
     return ray_session.one_node()
 
 
 @pytest.fixture
-def ray_cluster(ray_session: ray_for_tests.LocalRay) -> ray_for_tests.RunningRay:
+def ray_cluster(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
     """A simulated two-node Ray cluster (1 CPU each) this process drives; started on demand."""
     return ray_session.two_nodes()
 

@@ -1,4 +1,4 @@
-"""The suite's own local Ray (``tests/ray_for_tests.py``): loopback only, and gone when stopped."""
+"""The suite's own local Ray (``runtime.raybackend.local``): loopback only, gone when stopped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import ray
 
-from ray_for_tests import RunningRay
+from ray_for_tests import RunningRay, ray_processes
 
 
 @ray.remote
@@ -35,7 +35,7 @@ def test_a_local_ray_listens_on_the_loopback_interface_only(ray_local: RunningRa
     _, worker_pid = ray.get(actor.where.remote(), timeout=60)
 
     listening = []
-    for pid in {*ray_local.pids, worker_pid}:
+    for pid in {*ray_processes(), worker_pid}:
         try:
             connections = psutil.Process(pid).net_connections(kind="inet")
         except psutil.NoSuchProcess:
@@ -71,8 +71,8 @@ _STOP_SCRIPT = textwrap.dedent("""
     ray_for_tests.prepare_process()
     import ray
 
-    local = ray_for_tests.LocalRay()
-    running = local.one_node()
+    local = ray_for_tests.TrackedRay()
+    local.one_node()
 
     @ray.remote
     class Pid:
@@ -80,7 +80,7 @@ _STOP_SCRIPT = textwrap.dedent("""
             return os.getpid()
 
     worker = ray.get(Pid.remote().pid.remote(), timeout=60)
-    print(json.dumps(sorted(running.pids | {worker})), flush=True)
+    print(json.dumps(sorted(ray_for_tests.ray_processes() | {worker})), flush=True)
     local.stop()  # raises if one of them still runs
     print("stopped", flush=True)
 """)
