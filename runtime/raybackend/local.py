@@ -69,6 +69,7 @@ class RunningRay:
     shape: RayShape
     address: str  # the GCS address, host:port on loopback
     start_seconds: float  # from the first call until the driver was connected
+    started_at: float  # time.time() as it started
     node_ids: list[str]
 
 
@@ -138,7 +139,7 @@ class LocalRay:
         if self.running is not None and self.running.shape is shape:
             return self.running
         self.stop()
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         self._enter_environment()
         try:
             address = self._start(shape)
@@ -148,6 +149,7 @@ class LocalRay:
 
         self.running = RunningRay(
             shape=shape, address=address, start_seconds=time.perf_counter() - started,
+            started_at=started_at,
             node_ids=[node["NodeID"] for node in _nodes() if node["Alive"]],
         )
         return self.running
