@@ -49,15 +49,15 @@ def test_an_ask_without_blocking_is_a_runtime_future(counter: RayActorRef) -> No
 def test_one_senders_tells_and_asks_reach_the_actor_in_the_order_sent(
         counter: RayActorRef) -> None:
     pending = []
-    for number in range(300):
+    for number in range(600):
         counter.tell(number)
-        if number % 25 == 0:  # asks travel in another concurrency group than tells
+        if number % 10 == 0:  # asks travel in another concurrency group than tells
             pending.append(counter.ask("seen", block=False))
 
     seen = counter.ask("seen", timeout=60)
 
-    assert seen == list(range(300))
-    for number, future in zip(range(0, 300, 25), pending, strict=True):
+    assert seen == list(range(600))
+    for number, future in zip(range(0, 600, 10), pending, strict=True):
         assert future.get(timeout=60) == list(range(number + 1))
 
 

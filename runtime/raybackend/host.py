@@ -20,6 +20,7 @@ put back in each sender's order (``InOrder``) before they reach the pykka inbox.
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import pykka
@@ -74,6 +75,9 @@ class ActorHost:
         context = ray.get_runtime_context()
         self._order: InOrder[tuple[bytes, Future[Future[Any]] | None]] = InOrder(
             resumed=context.was_current_actor_reconstructed)
+        # Held from a message's arrival until it is in the inbox: two groups' threads must
+        # not put released messages into the inbox in another order than released.
+        self._delivering = threading.Lock()
         self._boot: bytes = outcome(True, None)  # the constructor's error, for start_host
         self._pykka: Any = None
         try:
@@ -89,13 +93,13 @@ class ActorHost:
     @ray.method(concurrency_group="mailbox")
     def tell(self, sender: str, number: int, data: bytes) -> None:
         """A message that wants no answer: into the inbox, in the sender's order."""
-        self._release(self._order.arrived(sender, number, (data, None)))
+        self._arrived(sender, number, data, None)
 
     @ray.method(concurrency_group="asks")
     def ask(self, sender: str, number: int, data: bytes) -> bytes:
         """A message whose answer is the return value (``outcome`` bytes): one Ray call."""
         slot: Future[Future[Any]] = Future()  # set once the ask is in the inbox, in order
-        self._release(self._order.arrived(sender, number, (data, slot)))
+        self._arrived(sender, number, data, slot)
         return _outcome_of(slot)
 
     @ray.method(concurrency_group="control")
@@ -117,9 +121,11 @@ class ActorHost:
         except pykka.ActorDeadError:
             return False
 
-    def _release(self, due: list[tuple[bytes, Future[Future[Any]] | None]]) -> None:
-        for data, slot in due:
-            self._deliver(data, slot)
+    def _arrived(self, sender: str, number: int, data: bytes,
+                 slot: Future[Future[Any]] | None) -> None:
+        with self._delivering:
+            for due, due_slot in self._order.arrived(sender, number, (data, slot)):
+                self._deliver(due, due_slot)
 
     def _deliver(self, data: bytes, slot: Future[Future[Any]] | None) -> None:
         try:
