@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import pykka
@@ -57,7 +58,6 @@ class FakeClock:
     def __init__(self, start: float = 1_000_000.0) -> None:
         self._lock = threading.Lock()
         self._now = start
-        self._listeners: list[threading.Event] = []
 
     def time(self) -> float:
         """The fake wall-clock seconds: ``start`` plus every ``advance`` so far.
@@ -72,7 +72,7 @@ class FakeClock:
         return self.time()
 
     def advance(self, seconds: float) -> None:
-        """Move the clock forward by ``seconds`` (>= 0) and wake the actors watching it.
+        """Move the clock forward by ``seconds`` (>= 0).
 
             clock.advance(30)   # a 30 s timer of an actor on this clock is now due
         """
@@ -80,16 +80,6 @@ class FakeClock:
             raise ValueError("a clock does not go back; advance by a positive amount")
         with self._lock:
             self._now += seconds
-            listeners = list(self._listeners)
-        for event in listeners:
-            event.set()
-
-    def subscribe(self) -> threading.Event:
-        """An event set whenever the clock moves (actors poll their timers on it)."""
-        event = threading.Event()
-        with self._lock:
-            self._listeners.append(event)
-        return event
 
 
 class Ticker:
@@ -136,3 +126,8 @@ class Ticker:
                         _log.exception("ticker.tick_failed")
                     continue
                 self._cond.wait(min(remaining, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Look at the clock: apply deferred checkpoints and fire timers that are due."""

@@ -1,7 +1,39 @@
-"""Typed errors of the durable-execution domain.
+"""Typed errors of the durable-execution domain, each saying what happened and what to do.
 
-Every error says what happened and what to do about it. The runtime re-exports
-the ones users catch (``CheckpointError`` among them) from ``runtime``.
+Every error durable-actors raises derives from ``DurableActorsError``; the domain's
+are here, the runtime's (processes, transport, configuration) in ``runtime.errors``.
+``actors`` and ``runtime`` export all of them. The hierarchy::
+
+    DurableActorsError
+    ├── CheckpointError              a checkpoint was not made durable: the branch is replayed
+    │   ├── LeaseLostError           another executor holds the execution now
+    │   └── DigestError              a saved value never got its digest
+    │       └── SnapshotError        the forked snapshot of a saved value failed
+    │           └── UnserializableValueError
+    ├── SerializationError (TypeError)   a value could not be pickled
+    ├── ExecutionMismatchError       an id names an execution of other classes or items
+    ├── ExecutionCancelledError      result() of a cancelled execution
+    ├── ExecutionStateError          an operation its state does not allow
+    ├── UnknownExecutionError (KeyError)
+    ├── ExecutorConflictError        two live systems claim one executor id
+    ├── StoreError                   the store failed
+    │   ├── StoreUnavailableError, StoreLockedError, StoreFullError   (transient)
+    │   └── StoreReadOnlyError, SchemaTooNewError                      (lasting)
+    ├── NonDeterminismError          a replay met other operations than its log
+    ├── StepFailedError              a logged failure whose exception cannot be rebuilt
+    ├── BatchFailedError             BatchResult.values() of a batch with failures
+    ├── ConditionTimeoutError        wait_for_condition ran out of attempts
+    ├── StepTimeoutError (TimeoutError)
+    ├── CallbackError
+    │   ├── UnknownCallbackError (KeyError), CallbackTimeoutError (TimeoutError)
+    │   └── CallbackFailedError      fail_callback() was called with a message
+    ├── BlobCorruptedError, BlobNotFoundError (LookupError), BlobStoreError
+    └── RefUnavailableError          no digest actor is wired in this process
+
+    try:
+        run.result(timeout=60)
+    except ExecutionCancelledError:
+        ...
 """
 
 from __future__ import annotations
@@ -251,3 +283,72 @@ class StepTimeoutError(DurableActorsError, TimeoutError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.step, self.timeout, self.attempt))
+
+
+class BlobCorruptedError(DurableActorsError):
+    """A stored blob's bytes do not hash to its digest; it is never returned.
+
+    ``digest`` names the blob, ``found`` what its bytes hash to now.
+    """
+
+    def __init__(self, digest: str, found: str, where: str = "") -> None:
+        at = f" at {where}" if where else ""
+        super().__init__(
+            f"blob {digest} is corrupted{at}: its bytes hash to {found}; restore it from a "
+            "backup, or delete it and re-run the step that saved it"
+        )
+        self.digest = digest
+        self.found = found
+        self.where = where
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.digest, self.found, self.where))
+
+
+class BlobNotFoundError(DurableActorsError, LookupError):
+    """No blob with this digest is in the blob store."""
+
+    def __init__(self, digest: str, where: str = "") -> None:
+        at = f" in {where}" if where else ""
+        super().__init__(
+            f"no blob {digest}{at}; was the store's blobs directory moved or cleaned? "
+            "point the system at the directory that holds it"
+        )
+        self.digest = digest
+        self.where = where
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.digest, self.where))
+
+
+class BlobStoreError(DurableActorsError):
+    """The blob store could not write a blob (disk full, permissions); the save failed."""
+
+
+class RefUnavailableError(DurableActorsError):
+    """This process has no way to save or load Refs (no digest actor or blob store wired)."""
+
+
+class DigestError(CheckpointError):
+    """A save never became durable: its Ref has no digest and cannot be loaded.
+
+    A ``CheckpointError``: a branch that meets one is not failed but replayed, and
+    the replay saves again.
+    """
+
+
+class SnapshotError(DigestError):
+    """A forked snapshot failed: the child could not serialize the value, died, or hung.
+
+    A ``DigestError`` (so a ``CheckpointError``): the Ref has no digest, a
+    checkpoint naming it fails, and the branch is replayed.
+    """
+
+
+class UnserializableValueError(SnapshotError):
+    """The value given to ``ctx.save`` could not be serialized (found by its forked child).
+
+    Unlike the other snapshot failures this one is not transient: a replay would
+    save the same value and fail the same way. The coordinator fails the branch with
+    it rather than replaying it (the inline path raises at ``save`` instead).
+    """

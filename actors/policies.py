@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from actors.errors import BatchFailedError
-from actors.messages import BranchStatus
+from actors.records._status import BranchStatus
 
 
 def _finite_seconds(value: object) -> bool:

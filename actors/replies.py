@@ -1,7 +1,12 @@
-"""Awaiting a reply future on an event loop without blocking it.
+"""Reply handles: where an actor sends an answer later, and how a loop awaits one.
 
-A reply (a checkpoint's acknowledgement, the scheduler's verdict on a
-suspension) is set by another thread: an actor's, or the transport's reader. A
+A message that wants an answer carries a ``ReplyTo``: a ``pykka.ThreadingFuture``
+inside one process, a picklable handle (an id and an address) across processes,
+or a handle with behaviour (``actors.protocol``'s continuations). Whoever
+answers calls ``set`` or ``set_exception`` once; a handle with a ``reply_group``
+can be answered together with others of the same recipient.
+
+A reply is set by another thread: an actor's, or the transport's reader. A
 pykka future's own ``__await__`` blocks the loop in ``get()`` until then, so an
 async branch waits instead on a *continuation*: the future calls back on
 whatever thread sets it, and the callback wakes the loop once
@@ -10,7 +15,7 @@ whatever thread sets it, and the callback wakes the loop once
 ``AwaitableReply``, the worker's default for in-process pykka use.
 
     reply = AwaitableReply()
-    checkpoint_ref.tell(Checkpoint(branch_id, update, True, reply))
+    checkpoint_ref.tell(Checkpoint(branch_id, update, reply_to=reply))
     await awaited(reply)       # the loop runs other branches meanwhile
 """
 
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import Callable, Generator
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import pykka
 
@@ -106,3 +113,49 @@ class AwaitableReply(pykka.ThreadingFuture[T]):
 
 
 __all__ = ["AwaitableReply", "Notifying", "awaited"]
+
+
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def exception_of(exc_info: Any = None) -> BaseException:
+    """The exception a ``set_exception(exc_info)`` call means (None: the one being handled).
+
+    ``exc_info`` is an ``exc_info`` triple, an exception, or None, as pykka's futures take it.
+    """
+    if exc_info is None:
+        exc_info = sys.exc_info()
+    exc: BaseException = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    return exc
+
+
+class ReplyTo(Protocol):
+    """Where an actor sends a deferred answer.
+
+    ``pykka.ThreadingFuture`` satisfies it inside one process; the runtime hands in
+    a picklable handle (an id and an address) whose ``set`` travels back across
+    processes.
+    """
+
+    def set(self, value: Any = None) -> None: ...
+
+    def set_exception(self, exc_info: Any = None) -> None: ...
+
+
+def reply_group(reply_to: Any) -> tuple[type, Any] | None:
+    """The group a reply handle's answers can travel in, or None to answer it alone.
+
+    A handle class that has ``reply_group`` (a hashable naming its recipient) and
+    ``set_group(answers)`` lets whoever answers many handles at once (the
+    checkpoint actor after a commit) send one message per recipient instead of
+    one per handle: a resume wave of 1,000 branches on two workers is 16
+    ``Bundle``s of up to ``BUNDLE_LIMIT``, not 1,000 ``RunBranch`` messages.
+    """
+    group = getattr(reply_to, "reply_group", None)
+    return None if group is None else (type(reply_to), group)
+
+
+class ActorLike(Protocol):
+    """What a reply handle needs of a ref: pykka's ``ActorRef`` and the runtime's both fit."""
+
+    def tell(self, message: Any) -> None: ...

@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from actors import BranchActor, BranchContext
-from actors.messages import OpStatus
+from actors.records import OpStatus
 from runtime import ActorSystem, SystemConfig
 from runtime.stores import open_store
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from actors.branch import BranchSpec
+from actors.branches._spec import BranchSpec
 from actors.policies import Completion
 from runtime import serialization
 from runtime.config import RestartPolicy

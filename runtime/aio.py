@@ -8,7 +8,7 @@
 * ``await run`` / ``await run.result_async(timeout)`` wait for an execution's
   result as a continuation: no thread waits for it;
 * ``await ref.ask(msg, block=False)`` and ``await ref.proxy().method()``: every
-  ``runtime.Future`` is awaitable (``runtime.future``).
+  ``runtime.Future`` is awaitable (``runtime.remote``).
 
     async def main() -> None:
         async with ActorSystem(config=SystemConfig(workers=2)) as system:
@@ -22,16 +22,15 @@ import asyncio
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from actors.control import CurrentFault
-from actors.faults import describe as describe_fault
-from actors.messages import AwaitResult, DescribeExecution
+from actors.coordinator._faults import describe_fault
 from actors.policies import BatchResult, Completion
+from actors.protocol._coordinator import AwaitResult, CurrentFault, DescribeExecution
 from runtime.errors import Timeout
-from runtime.future import Future
+from runtime.remote._future import Future
 
 if TYPE_CHECKING:
-    from runtime.durable import DurableServices
-    from runtime.executions import Execution
+    from runtime.durable._executions import Execution
+    from runtime.durable._services import DurableServices
 
 
 class _System(Protocol):

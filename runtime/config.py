@@ -103,7 +103,7 @@ class SystemConfig:
     mailbox_window: int = 1024  # messages one process may have in flight to one actor
     send_timeout: float = 30.0  # seconds a sender waits for mailbox room before MailboxFullError
     # Seconds a thread that expects a message soon (an asker, an idle actor) polls before
-    # it sleeps, while such polls keep paying off; 0 never polls (runtime/channel.py).
+    # it sleeps, while such polls keep paying off; 0 never polls (runtime/wire/_channel.py).
     spin_wait: float = 50e-6
     spawn_timeout: float = 30.0  # seconds to wait for a new actor process to report ready
     stop_timeout: float = 5.0  # seconds an actor gets to stop before its process is killed

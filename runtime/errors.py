@@ -1,4 +1,23 @@
-"""Typed errors of the runtime; each says what happened and what to do."""
+"""Typed errors of the runtime; each says what happened and what to do.
+
+These are about processes, messages and configuration; the errors of durable
+executions are ``actors.errors``. Both derive from ``DurableActorsError``, and
+``runtime`` exports all of them::
+
+    DurableActorsError
+    ├── ActorDeadError (pykka.ActorDeadError)   the actor is stopped or its process gone
+    ├── Timeout (pykka.Timeout)                 a blocking call did not complete in time
+    │   └── MailboxFullError                    the receiver's mailbox stayed full
+    ├── RemoteError                             the actor's exception could not be pickled back
+    ├── ConfigurationError (ValueError)         a SystemConfig value or argument is wrong
+    ├── ProcessFaultError                       a framework process cannot be kept alive
+    └── SpawnError                              an actor's process did not start
+
+    try:
+        ref.ask("count", timeout=5)
+    except ActorDeadError:
+        ...
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ entry point; nothing to import or configure.
 * ``fake_clock`` — an ``actors.clock.FakeClock`` for the actors that take a
   clock (``CheckpointActor.start(store=MemoryStore(), clock=fake_clock)``) and
   for ``inline_host``; timers move only when the test calls ``advance``.
-* ``inline_host`` — an ``actors.testing.InlineHost`` on ``fake_clock``: runs a
+* ``inline_host`` — an ``actors.branches.InlineHost`` on ``fake_clock``: runs a
   branch's ``run`` in the test's own process over an in-memory store.
 
     def test_resize_waits_then_succeeds(inline_host):
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from actors.branches._inline_host import InlineHost
 from actors.clock import FakeClock
-from actors.testing import InlineHost
 from runtime.config import SystemConfig
 from runtime.system import ActorSystem
 from runtime.testing import TraceEvents, descendant_pids, wait_for_exit

@@ -16,9 +16,19 @@ from typing import Any
 import cloudpickle
 import pykka
 
+from runtime.cheap_pickling import reducer_for, reducers
 from runtime.errors import DurableActorsError, SerializationError
+from runtime.moved_names import load_moved, names_a_moved_module
 
-loads = pickle.loads
+
+def loads(data: bytes | bytearray | memoryview) -> Any:
+    """Unpickle ``data``; a pickle of an earlier version's layout loads too (``moved_names``)."""
+    try:
+        return pickle.loads(data)
+    except ModuleNotFoundError as exc:
+        if not names_a_moved_module(exc):
+            raise
+        return load_moved(data)
 
 try:  # cloudpickle's own test of what an importable name can stand for
     from cloudpickle.cloudpickle import _should_pickle_by_reference as _by_reference
@@ -28,9 +38,11 @@ except ImportError:  # pragma: no cover - an older cloudpickle: a conservative t
         return getattr(obj, "__module__", "__main__") != "__main__" and "<" not in qualname
 
 
+_cheap = reducers  # class -> its cheap reduce, or None (runtime.cheap_pickling)
+_UNSEEN: Any = object()
 _CODE = (type, types.FunctionType)  # what may travel by value; a tuple: cheaper than a union
 # ... and pykka's own refs and futures, which become the system's when they cross
-# (``runtime.exports``), unless they are the system's already (they pickle themselves).
+# (``runtime.remote``), unless they are the system's already (they pickle themselves).
 _SPECIAL = (type, types.FunctionType, pykka.ActorRef, pykka.Future)
 _pickles_itself: tuple[type, ...] = ()
 
@@ -52,11 +64,17 @@ class _Pickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        cheap = _cheap.get(cls, _UNSEEN)
+        if cheap is _UNSEEN:
+            cheap = reducer_for(cls)
+        if cheap is not None:
+            return cheap(obj)
         if isinstance(obj, _SPECIAL):
             if not isinstance(obj, _CODE):
                 if isinstance(obj, _pickles_itself):
                     return NotImplemented
-                from runtime.exports import crossing
+                from runtime.remote._exports import crossing
 
                 return crossing(obj)
             if obj not in _known_by_reference:

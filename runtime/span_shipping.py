@@ -118,7 +118,7 @@ _shipper: SpanShipper | None = None
 def install_in_child(system_id: str, service_address: str, role: str) -> None:
     """In a child process: ship this process's finished spans to its system's service."""
     global _shipper
-    from runtime.ref import ActorRef
+    from runtime.remote._actor_ref import ActorRef
 
     sink: ActorRef[Any] = ActorRef(system_id=system_id, address=service_address,
                                    actor_id=SINK_ID, name=SINK_ID, class_name="SpanSinkActor")

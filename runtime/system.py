@@ -22,14 +22,12 @@ import pykka
 
 from actors import tracelog
 from actors.errors import CallbackFailedError
-from actors.messages import ExecutionStatus
 from actors.policies import Completion
+from actors.records._status import ExecutionStatus
 from runtime import admission, serialization, tracing
 from runtime.aio import AsyncSystem
 from runtime.config import RestartPolicy, SystemConfig
-from runtime.durable import DurableServices, recover_at_start
-from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
-from runtime.executions import (
+from runtime.durable._executions import (
     Execution,
     check_timeout,
     map_specs,
@@ -37,14 +35,16 @@ from runtime.executions import (
     parallel_specs,
     validate_execution_id,
 )
-from runtime.future import Future
-from runtime.lifeline import ChildProcess
-from runtime.process import BootSpec, child_main
-from runtime.ref import ActorRef
-from runtime.registry import SystemRegistry
-from runtime.socket_dirs import make_socket_dir
-from runtime.supervisor import Child, Supervisor
-from runtime.transport import Node
+from runtime.durable._services import DurableServices, recover_at_start
+from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
+from runtime.processes._child import BootSpec, child_main
+from runtime.processes._lifeline import ChildProcess
+from runtime.processes._registry import SystemRegistry
+from runtime.processes._socket_dirs import make_socket_dir
+from runtime.processes._supervisor import Child, Supervisor
+from runtime.remote._actor_ref import ActorRef
+from runtime.remote._future import Future
+from runtime.wire._node import Node
 
 A = TypeVar("A", bound=pykka.Actor)
 
@@ -88,7 +88,7 @@ def _context(method: str) -> Any:
     if method == "forkserver":
         # Children fork from a server that has already imported the runtime, so a
         # spawn costs a fork, not an interpreter start (see docs/design.md).
-        ctx.set_forkserver_preload(["runtime.process", "runtime.system"])
+        ctx.set_forkserver_preload(["runtime.processes", "runtime.system"])
     return ctx
 
 

@@ -13,10 +13,11 @@ import pykka
 import structlog
 
 from actors import tracelog
+from actors.checkpointing import LeaseDesk
 from actors.clock import FakeClock
-from actors.leasedesk import DESK_MESSAGES, LeaseDesk
+from actors.protocol import DESK_MESSAGES
 from runtime import ActorRef
-from runtime.transport import current_node
+from runtime.wire import current_node
 
 
 class Counter(pykka.ThreadingActor):

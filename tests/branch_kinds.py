@@ -19,7 +19,8 @@ import sys
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
-from actors.branch import BranchActor, is_async_branch
+from actors import BranchActor
+from actors.branches import is_async_branch
 
 B = TypeVar("B", bound=type[BranchActor])
 

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
-from actors.blobs import MemoryBlobStore, using_backend
-from actors.digest import DigestActor, DigestClient
+from actors.refs import DigestActor, DigestClient, MemoryBlobStore, using_backend
 from runtime import ActorSystem, SystemConfig
 from runtime.testing import wait_until
 

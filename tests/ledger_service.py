@@ -15,7 +15,7 @@ import sys
 import time
 
 from runtime import ActorSystem, SystemConfig
-from runtime.ledger import LedgerBranch, LedgerItem
+from runtime.tools.ledger import LedgerBranch, LedgerItem
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ class Relay(pykka.ThreadingActor):
         if kind == "ask":
             return self.target.ask(value, timeout=30)
         if kind == "ask-future":  # a future of its own inside a message to the target
-            from runtime.future import Future
+            from runtime import Future
 
             reply: Future[Any] = Future()
             self.target.tell(("add-and-answer", value, reply))

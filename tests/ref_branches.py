@@ -35,7 +35,7 @@ class MutatesAfterSave(BranchActor):
     """Saves a large nested value, then changes it at once; returns the Ref and the fork count."""
 
     def run(self, ctx: BranchContext, item: Any) -> tuple[Ref, int]:
-        from actors.blobs import current_backend
+        from actors.refs import current_backend
 
         value = {"seed": item, "rows": rows(item, 20_000)}  # ~1 MB pickled: over the threshold
         ref = ctx.save(value)

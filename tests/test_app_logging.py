@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from actors import BranchActor, BranchContext
-from actors.testing import InlineHost
+from actors import BranchActor, BranchContext, InlineHost
 from actors.tracelog import get_logger
 from runtime import ActorSystem, SystemConfig
 from runtime.testing import TraceEvents

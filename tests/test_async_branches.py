@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 
-from actors import AsyncBranchContext, BranchActor
-from actors.branch import BranchSpec
+from actors import AsyncBranchContext, BranchActor, InlineHost
+from actors.branches import BranchSpec, run_branch, run_branch_async
 from actors.errors import DurableActorsError, StepTimeoutError
-from actors.messages import BranchLog, BranchStatus, OpKind, OpStatus
 from actors.policies import Retry
-from actors.replay import run_branch, run_branch_async
-from actors.testing import InlineHost
+from actors.records import BranchLog, BranchStatus, OpKind, OpStatus
 
 from branch_kinds import Kind
 

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from actors import BranchActor, BranchContext, Completion, Retry
-from actors.messages import BranchStatus
-from actors.testing import InlineHost
-from runtime import ActorSystem, ConfigurationError, RestartPolicy, SystemConfig
-from runtime.future import Future, get_all
+from actors import BranchActor, BranchContext, Completion, InlineHost, Retry
+from actors.records import BranchStatus
+from runtime import ActorSystem, ConfigurationError, Future, RestartPolicy, SystemConfig, get_all
 
 NAN, INF = math.nan, math.inf
 

@@ -17,7 +17,7 @@ import pytest
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "bench", "--quick", *args],
+        [sys.executable, "-m", "runtime.tools.cli", "bench", "--quick", *args],
         capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, check=False,
     )
 

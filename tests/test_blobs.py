@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.blobs import BlobCache, BlobCorruptedError, BlobNotFoundError, digest_of
-from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
+from actors.errors import BlobCorruptedError, BlobNotFoundError
+from actors.refs import BlobCache, digest_of
+from runtime.durable import BlobReader, FileBlobStore, blob_dir_for
 
 
 def test_a_blob_is_a_file_named_by_its_digest_and_reads_back(tmp_path: Path) -> None:

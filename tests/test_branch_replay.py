@@ -19,18 +19,16 @@ import pytest
 import structlog
 from structlog.contextvars import merge_contextvars
 
-from actors.branch import BranchActor, BranchSpec, decode_error, encode_error
-from actors.context import ConditionResult
+from actors import BranchActor, ConditionResult, InlineHost
+from actors.branches import BranchSpec, decode_error, encode_error, run_branch
 from actors.errors import (
     CheckpointError,
     ConditionTimeoutError,
     NonDeterminismError,
     StepFailedError,
 )
-from actors.messages import BranchLog, BranchStatus, OpKind, OpStatus
 from actors.policies import BatchResult, BatchStatus, Completion, Retry
-from actors.replay import run_branch
-from actors.testing import InlineHost
+from actors.records import BranchLog, BranchStatus, OpKind, OpStatus
 
 from branch_kinds import Kind
 

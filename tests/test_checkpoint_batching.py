@@ -15,24 +15,14 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.branch import BranchActor, BranchSpec
-from actors.checkpoint import STREAM_CHUNK, CheckpointActor
+from actors import BranchActor, BranchContext
+from actors.branches import BranchSpec
+from actors.bundles import BUNDLE_LIMIT, Bundle
+from actors.checkpointing import STREAM_CHUNK, CheckpointActor
 from actors.clock import FakeClock
-from actors.context import BranchContext
 from actors.errors import CheckpointError
-from actors.messages import (
-    BUNDLE_LIMIT,
-    BranchLog,
-    Bundle,
-    Checkpoint,
-    Checkpoints,
-    LogDelivery,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
-    RunBranch,
-    Update,
-)
+from actors.protocol import Checkpoint, Checkpoints, LogDelivery, RunBranch
+from actors.records import BranchLog, OperationUpdate, OpKind, OpStatus, Update
 from actors.store import MemoryStore
 
 from actors_for_tests import Recorder

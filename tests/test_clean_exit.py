@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from actors.blobs import current_backend
-from actors.execution import ExecutionActor
+from actors.coordinator import CoordinatorActor
+from actors.refs import current_backend
 from runtime import ActorSystem, RestartPolicy, SystemConfig
 from runtime.testing import TraceEvents
 
@@ -148,13 +148,13 @@ def titled(titles: list[str]) -> list[int]:
 def test_shutdown_ends_everything_when_the_coordinator_does_not_stop_in_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    stuck_on_stop = ExecutionActor.on_stop
+    stuck_on_stop = CoordinatorActor.on_stop
 
-    def on_stop(self: ExecutionActor) -> None:
+    def on_stop(self: CoordinatorActor) -> None:
         release.wait(60)  # a coordinator drowning in messages, or stuck in a store call
         stuck_on_stop(self)
 
-    monkeypatch.setattr(ExecutionActor, "on_stop", on_stop)
+    monkeypatch.setattr(CoordinatorActor, "on_stop", on_stop)
     system = system_on(tmp_path)
     try:
         system.map(Squares, [(i, str(tmp_path / "effects"), 0.0) for i in range(3)]).result(60)

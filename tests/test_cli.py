@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from actors import BranchActor, BranchContext
-from actors.branch import encode_error
+from actors.branches import encode_error
 from actors.errors import StoreError
-from actors.messages import (
+from actors.records import (
     BranchStatus,
     BranchUpdate,
     ExecutionStatus,
@@ -28,11 +28,11 @@ from actors.messages import (
     OpStatus,
 )
 from runtime import ActorSystem, serialization
-from runtime.cli import main
-from runtime.demo import choose_execution
-from runtime.inspect_cmd import open_reader
 from runtime.stores import SqliteStore
 from runtime.testing import wait_until
+from runtime.tools.cli import main
+from runtime.tools.demo import choose_execution
+from runtime.tools.inspect_cmd import open_reader
 
 WIDE = "250"  # rich wraps at 80 columns when not on a terminal; assertions want whole lines
 DEMO_ITEMS = 15  # items 0, 7 and 14 are the ones the pretend service shows late

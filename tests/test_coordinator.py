@@ -9,25 +9,22 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.branch import BranchActor, BranchSpec
-from actors.context import BranchContext
-from actors.execution import ExecutionActor
-from actors.messages import (
+from actors import BranchActor, BranchContext
+from actors.branches import BranchSpec
+from actors.bundles import Bundle
+from actors.coordinator import CoordinatorActor
+from actors.policies import Completion
+from actors.protocol import (
     BranchRan,
-    BranchStatus,
-    Bundle,
     Checkpoint,
     Checkpoints,
     DescribeExecution,
     LogDelivery,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
     ResumeBranches,
     StartExecution,
     Wire,
 )
-from actors.policies import Completion
+from actors.records import BranchStatus, OperationUpdate, OpKind, OpStatus
 from actors.store import MemoryStore
 
 from actors_for_tests import LeasingRecorder, Recorder
@@ -54,7 +51,7 @@ def coordinator() -> Iterator[tuple[Any, Any]]:
     store = MemoryStore()
     checkpoint = LeasingRecorder.start(store)
     worker, scheduler = Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator = CoordinatorActor.start(checkpoint=checkpoint, reader=store)
     coordinator.tell(Wire(coordinator, (worker,), scheduler))
     reply = pykka.ThreadingFuture()
     spec = BranchSpec("e", "e/0", Noop, 1, 0)
@@ -94,7 +91,7 @@ def test_a_report_from_an_older_run_is_ignored(coordinator: tuple[Any, Any]) -> 
 def test_when_the_checkpoint_process_is_lost_running_branches_are_dispatched_under_a_new_epoch(
     coordinator: tuple[Any, Any],
 ) -> None:
-    from actors.messages import CheckpointLost
+    from actors.protocol import CheckpointLost
 
     actor, checkpoint = coordinator
     actor.tell(CheckpointLost())  # its LogDelivery for run 1 may have died with it
@@ -115,7 +112,7 @@ def test_reports_in_a_bundle_are_handled_in_order_as_if_told_one_by_one(
 
 
 def test_an_orphan_claimed_by_a_lease_round_while_a_map_starts_it_is_resumed_once() -> None:
-    from actors.ownership import BranchInput, ExecutionSpec, NewExecution, class_ref
+    from actors.records import BranchInput, ExecutionSpec, NewExecution, class_ref
 
     store = MemoryStore()
     spec = ExecutionSpec("map", (class_ref(Noop, pickle.dumps),), None,
@@ -125,7 +122,7 @@ def test_an_orphan_claimed_by_a_lease_round_while_a_map_starts_it_is_resumed_onc
                            "dead", 10.0, now=0.0)  # its owner's lease expired long ago
     checkpoint = LeasingRecorder.start(store)
     worker, scheduler = Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator = CoordinatorActor.start(checkpoint=checkpoint, reader=store)
     try:
         coordinator.tell(Wire(coordinator, (worker,), scheduler))  # its first round: a claim
         reply = pykka.ThreadingFuture()
@@ -141,12 +138,12 @@ def test_an_orphan_claimed_by_a_lease_round_while_a_map_starts_it_is_resumed_onc
 
 
 def test_a_branch_that_ends_after_its_batch_finished_writes_no_second_result() -> None:
-    from actors.messages import ExecutionUpdate
+    from actors.records import ExecutionUpdate
 
     store = MemoryStore()
     checkpoint = LeasingRecorder.start(store)
     worker, scheduler = Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator = CoordinatorActor.start(checkpoint=checkpoint, reader=store)
     try:
         coordinator.tell(Wire(coordinator, (worker,), scheduler))
         reply = pykka.ThreadingFuture()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors.errors import StoreError
-from actors.messages import OpStatus
+from actors.records import OpStatus
 from runtime import ActorSystem, SystemConfig
 from runtime.stores import open_store
 

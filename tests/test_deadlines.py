@@ -7,8 +7,8 @@ import random
 import pytest
 
 from actors.clock import FakeClock
-from actors.messages import SuspensionKey
-from actors.scheduler import Deadlines, SchedulerActor
+from actors.protocol import SuspensionKey
+from actors.scheduling import Deadlines, SchedulerActor
 
 SLACK = 0.005
 

@@ -9,17 +9,18 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.blobs import (
-    BlobCorruptedError,
-    BlobNotFoundError,
-    BlobStoreError,
+from actors.errors import BlobCorruptedError, BlobNotFoundError, BlobStoreError, DigestError
+from actors.refs import (
+    CallbackReply,
+    DigestActor,
+    DigestClient,
+    LoadBlob,
     MemoryBlobStore,
+    StoreBlob,
     digest_of,
+    save,
     using_backend,
 )
-from actors.digest import CallbackReply, DigestActor, DigestClient
-from actors.messages import LoadBlob, StoreBlob
-from actors.ref import DigestError, save
 
 
 @pytest.fixture

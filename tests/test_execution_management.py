@@ -1,7 +1,7 @@
 """Managing stored executions: list, cancel, retry, delete, deadlines, ids that mismatch.
 
 Real processes and a real SQLite file (the ``system`` fixture); the ledger
-(``runtime.ledger``) counts which step bodies ran.
+(``runtime.tools.ledger``) counts which step bodies ran.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from actors.errors import (
 )
 from actors.policies import BatchStatus
 from runtime import ActorSystem
-from runtime.blobgc import digests_in
-from runtime.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger, record
+from runtime.durable import digests_in
 from runtime.stores import open_store
+from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger, record
 
 from conftest import wait_until
 

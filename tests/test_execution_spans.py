@@ -13,24 +13,24 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import spans
-from actors.branch import BranchActor, BranchSpec
-from actors.context import BranchContext
-from actors.control import Answered, AnswerTo, CancelExecution, RetryExecution
-from actors.execution import ExecutionActor
-from actors.messages import (
+from actors import BranchActor, BranchContext, spans
+from actors.branches import BranchSpec
+from actors.coordinator import CoordinatorActor
+from actors.policies import Completion
+from actors.protocol import (
+    Answered,
+    AnswerTo,
     BranchRan,
-    BranchStatus,
+    CancelExecution,
     Checkpoint,
     Checkpoints,
     DescribeExecution,
-    ExecutionStatus,
-    ExecutionUpdate,
     LogDelivery,
+    RetryExecution,
     StartExecution,
     Wire,
 )
-from actors.policies import Completion
+from actors.records import BranchStatus, ExecutionStatus, ExecutionUpdate
 from actors.spans import ExecutionTrace, SpanRecord, SpanStatus, TraceContext
 from actors.store import MemoryStore
 
@@ -59,7 +59,7 @@ def start(trace: ExecutionTrace | None) -> tuple[Any, Any]:
     store = MemoryStore()
     checkpoint = LeasingRecorder.start(store)
     worker, scheduler = Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator = CoordinatorActor.start(checkpoint=checkpoint, reader=store)
     coordinator.tell(Wire(coordinator, (worker,), scheduler))
     reply = pykka.ThreadingFuture()
     spec = BranchSpec("e", "e/0", Noop, 1, 0)
@@ -145,7 +145,7 @@ def test_a_retried_execution_runs_under_a_new_span_linked_to_the_first(
     store = MemoryStore()
     checkpoint = LeasingRecorder.start(store)
     worker, scheduler = Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    coordinator = CoordinatorActor.start(checkpoint=checkpoint, reader=store)
     coordinator.tell(Wire(coordinator, (worker,), scheduler))
     started = pykka.ThreadingFuture()
     coordinator.tell(StartExecution("e", "map", (BranchSpec("e", "e/0", Noop, 1, 0),), None,

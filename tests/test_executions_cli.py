@@ -12,8 +12,8 @@ import pytest
 from actors import BranchActor, BranchContext
 from actors.errors import ExecutionCancelledError
 from runtime import ActorSystem
-from runtime.cli import main
-from runtime.ledger import LedgerBranch, LedgerItem, record
+from runtime.tools.cli import main
+from runtime.tools.ledger import LedgerBranch, LedgerItem, record
 
 from conftest import wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.branch import MAX_MESSAGE_CHARS, StoredError, decode_error, encode_error
+from actors.branches import MAX_MESSAGE_CHARS, StoredError, decode_error, encode_error
 from actors.errors import BatchFailedError
 from actors.tracebacks import MAX_TRACEBACK_CHARS, bounded
 from runtime import ActorSystem, SystemConfig, serialization

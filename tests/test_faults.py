@@ -22,7 +22,7 @@ import pytest
 from actors.errors import StoreFullError, StoreLockedError, StoreReadOnlyError
 from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
 from runtime.errors import ProcessFaultError
-from runtime.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
+from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
 
 from conftest import pid_gone, wait_until
 
@@ -232,7 +232,7 @@ def test_one_checkpoint_crash_reruns_only_the_steps_that_were_in_flight(tmp_path
 
 
 def test_a_failed_coordinator_is_restarted_and_takes_its_executions_back(tmp_path: Path) -> None:
-    from actors.control import Answered
+    from actors.protocol import Answered
 
     ledger = tmp_path / "ledger"
     work = items(ledger, 4, steps=3, wait=0.5)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from actors.blobs import using_backend
-from actors.fork_snapshot import ForkSnapshots, SnapshotError, estimated_bytes
-from actors.ref import PendingDigest, Ref, save
+from actors import Ref
+from actors.errors import SnapshotError
+from actors.refs import ForkSnapshots, PendingDigest, estimated_bytes, save, using_backend
 
 from conftest import DigestRig, digest_rig
 

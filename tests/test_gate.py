@@ -9,12 +9,21 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.blobs import MemoryBlobStore, using_backend
-from actors.digest import DigestActor, DigestClient
+from actors import Ref
+from actors.checkpointing import CheckpointGate
 from actors.errors import CheckpointError
-from actors.gate import CheckpointGate
-from actors.messages import Checkpoint, OperationUpdate, OpKind, OpStatus
-from actors.ref import PendingDigest, Ref, new_token, save, tokens_in
+from actors.protocol import Checkpoint
+from actors.records import OperationUpdate, OpKind, OpStatus
+from actors.refs import (
+    DigestActor,
+    DigestClient,
+    MemoryBlobStore,
+    PendingDigest,
+    new_token,
+    save,
+    tokens_in,
+    using_backend,
+)
 
 from conftest import wait_until
 
@@ -97,7 +106,7 @@ def test_a_failed_digest_fails_the_held_checkpoints_and_the_runs_later_ones() ->
     ref = Ref(cell, 5, "pickle")
     waiter: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
     gate.send(Checkpoint("b", step_done("1", serialized(gate, ref))), sent.append)
-    gate.send(Checkpoint("b", step_done("2", b"x"), True, waiter), sent.append)
+    gate.send(Checkpoint("b", step_done("2", b"x"), reply_to=waiter), sent.append)
     cell.fail(RuntimeError("disk gone"))
     with pytest.raises(CheckpointError, match="never stored"):
         waiter.get(timeout=5)

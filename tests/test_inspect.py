@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.branch import encode_error
-from actors.messages import (
+from actors.branches import encode_error
+from actors.records import (
     BranchStatus,
     BranchUpdate,
     ExecutionStatus,
@@ -21,8 +21,8 @@ from actors.messages import (
     Update,
 )
 from runtime import serialization
-from runtime.cli import main
 from runtime.stores import SqliteStore
+from runtime.tools.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Real service processes (each its own process group, with its framework
 processes), a real SQLite file, real ``kill -9``, ``SIGSTOP`` and ``SIGCONT``.
-Every step's side effects go to a ledger (``runtime.ledger``) that says whether
+Every step's side effects go to a ledger (``runtime.tools.ledger``) that says whether
 any step ran again after its acknowledgement.
 """
 
@@ -23,9 +23,9 @@ import psutil
 import pytest
 
 from actors.errors import StoreError
-from actors.messages import ExecutionStatus
-from runtime.ledger import LedgerItem, expected_total, read_ledger
+from actors.records import ExecutionStatus
 from runtime.stores import open_store
+from runtime.tools.ledger import LedgerItem, expected_total, read_ledger
 
 from conftest import pid_gone, wait_until
 

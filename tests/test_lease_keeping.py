@@ -6,11 +6,10 @@ import threading
 import time
 
 from actors.clock import FakeClock
-from actors.control import FENCE_ALL, FenceRuns
-from actors.fences import RunFences
-from actors.leasekeeper import MARGIN, LeaseKeeper
-from actors.messages import ExecutionRecord, ExecutionStatus
-from actors.ownership import ExecutionClaim, Lease, LeaseRound
+from actors.coordinator import MARGIN, LeaseKeeper
+from actors.protocol import FENCE_ALL, FenceRuns
+from actors.records import ExecutionClaim, ExecutionRecord, ExecutionStatus, Lease, LeaseRound
+from actors.workers import RunFences
 
 LEASE = 9.0
 

@@ -1,4 +1,4 @@
-"""Watching processes by pid (``runtime.lifeline``), on real processes.
+"""Watching processes by pid (``runtime.processes``), on real processes.
 
 The pidfd path is what Linux uses; the fallback path (no ``os.pidfd_open``) is
 what other systems use, and is tested here by taking ``pidfd_open`` away.
@@ -19,7 +19,7 @@ from pathlib import Path
 import multiprocess
 import pytest
 
-from runtime import lifeline
+from runtime.processes import _lifeline as lifeline
 
 from conftest import pid_gone, wait_until
 

@@ -9,25 +9,17 @@ import pykka
 import pytest
 from pykka import ActorDeadError
 
+from actors.bundles import Bundle
+from actors.checkpointing import CheckpointOutbox, LoopOutbox
 from actors.errors import CheckpointError
-from actors.loop_outbox import LoopOutbox
-from actors.messages import (
-    Bundle,
-    Checkpoint,
-    Checkpoints,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
-    Suspend,
-    SuspensionKey,
-)
-from actors.outbox import CheckpointOutbox
+from actors.protocol import Checkpoint, Checkpoints, Suspend, SuspensionKey
+from actors.records import OperationUpdate, OpKind, OpStatus
 from actors.replies import AwaitableReply
 
 
 def checkpoint(branch: str, op_id: str, reply: Any = None) -> Checkpoint:
     update = OperationUpdate("e", branch, op_id, OpKind.STEP, "s", OpStatus.SUCCEEDED, epoch=1)
-    return Checkpoint(branch, update, reply is not None, reply)
+    return Checkpoint(branch, update, reply_to=reply)
 
 
 def suspension(branch: str) -> Suspend:

@@ -9,9 +9,10 @@ import pykka
 import pytest
 from pykka import ActorDeadError
 
+from actors.checkpointing import CheckpointOutbox
 from actors.errors import CheckpointError
-from actors.messages import Checkpoint, Checkpoints, OperationUpdate, OpKind, OpStatus
-from actors.outbox import CheckpointOutbox
+from actors.protocol import Checkpoint, Checkpoints
+from actors.records import OperationUpdate, OpKind, OpStatus
 
 DEADLINE = 5.0
 
@@ -20,7 +21,7 @@ def checkpoint(branch: str, op_id: str, *, epoch: int = 1,
                reply: pykka.ThreadingFuture[Any] | None = None) -> Checkpoint:
     update = OperationUpdate("e", branch, op_id, OpKind.STEP, "s", OpStatus.SUCCEEDED,
                              epoch=epoch)
-    return Checkpoint(branch, update, reply is not None, reply)
+    return Checkpoint(branch, update, reply_to=reply)
 
 
 class HeldTell:

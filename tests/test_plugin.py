@@ -11,11 +11,12 @@ from pathlib import Path
 import pykka
 import pytest
 
-from actors.checkpoint import CheckpointActor
+from actors import InlineHost
+from actors.checkpointing import CheckpointActor
 from actors.clock import FakeClock
-from actors.messages import BranchStatus, Checkpoint
+from actors.protocol import Checkpoint
+from actors.records import BranchStatus
 from actors.store import MemoryStore
-from actors.testing import InlineHost
 from runtime import ActorSystem, SystemConfig
 from runtime.testing import TraceEvents
 
@@ -95,7 +96,7 @@ def test_fake_clock_drives_a_pure_checkpoint_actor(fake_clock: FakeClock) -> Non
     ref = CheckpointActor.start(store=store, clock=fake_clock)
     try:
         reply = pykka.ThreadingFuture[object]()
-        ref.tell(Checkpoint("b-1", None, True, reply))
+        ref.tell(Checkpoint("b-1", None, reply_to=reply))
         assert reply.get(timeout=10) is not None  # the branch's (empty) log
         assert store.calls == 1
     finally:

@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from actors.errors import BatchFailedError
-from actors.messages import BranchStatus
 from actors.policies import BatchProgress, BatchResult, BatchStatus, Completion, Retry
+from actors.records import BranchStatus
 
 OK, FAIL, PENDING = BranchStatus.SUCCEEDED, BranchStatus.FAILED, BranchStatus.PENDING
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.pool import ThreadPool
+from actors.workers import ThreadPool
 
 DEADLINE = 10.0
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from actors.messages import BranchStatus
 from actors.policies import BatchResult, BatchStatus
+from actors.records import BranchStatus
 from runtime import Timeout
 from runtime.progress import track
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from actors.errors import StoreError
-from actors.messages import BranchStatus
-from runtime.inspect_cmd import open_reader
+from actors.records import BranchStatus
 from runtime.testing import wait_until
+from runtime.tools.inspect_cmd import open_reader
 
 HINT = "interrupted; run the same command again to resume"
 
@@ -44,7 +44,7 @@ def test_ctrl_c_on_the_demo_prints_one_line_and_nothing_from_framework_processes
     tmp_path: Path,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    command = [sys.executable, "-m", "runtime.cli", "demo", "--store", url, "--items", "600"]
+    command = [sys.executable, "-m", "runtime.tools.cli", "demo", "--store", url, "--items", "600"]
     demo = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "COLUMNS": "250"})

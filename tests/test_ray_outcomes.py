@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from runtime import Future
 from runtime.errors import RemoteError, SerializationError
-from runtime.future import Future
 from runtime.raybackend.outcomes import outcome, settle
 
 

@@ -1,7 +1,7 @@
 """Phase 1 of the Ray backend: a plain pykka actor hosted in a Ray actor (runtime.raybackend).
 
 Asks and tells reach it from the service process and from another Ray actor, in
-each sender's order; replies resolve ``runtime.future.Future``s, also through a
+each sender's order; replies resolve ``runtime.remote.Future``s, also through a
 future sent inside a message; failures come back as the local backend's errors.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from runtime import Future, get_all
 from runtime.errors import ActorDeadError, SerializationError, SpawnError
-from runtime.future import Future, get_all
 from runtime.raybackend.host import start_host
 from runtime.raybackend.ref import RayActorRef
 

@@ -9,26 +9,23 @@ from typing import Any
 
 import pytest
 
-from actors import BranchActor, BranchContext, Ref
-from actors.blobs import (
-    RefUnavailableError,
+from actors import BranchActor, BranchContext, InlineHost, Ref
+from actors.errors import DigestError, RefUnavailableError
+from actors.records import BranchStatus, OpStatus
+from actors.refs import (
+    DIGEST_BYTES,
+    DigestClient,
+    InlineRefs,
+    PendingDigest,
     current_backend,
     digest_of,
-    using_backend,
-)
-from actors.digest import DigestClient, InlineRefs
-from actors.messages import BranchStatus, OpStatus
-from actors.ref import (
-    DIGEST_BYTES,
-    DigestError,
-    PendingDigest,
     new_token,
     patch,
     pending_refs,
     save,
     tokens_in,
+    using_backend,
 )
-from actors.testing import InlineHost
 
 from conftest import DigestRig, digest_rig, wait_until
 

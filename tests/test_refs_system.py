@@ -8,11 +8,12 @@ from typing import Any
 import psutil
 import pytest
 
-from actors.blobs import BlobCorruptedError, using_backend
-from actors.messages import BranchStatus
-from actors.ref import Ref, Spilled
+from actors import Ref
+from actors.errors import BlobCorruptedError
+from actors.records import BranchStatus
+from actors.refs import Spilled, using_backend
 from runtime import ActorSystem, SystemConfig
-from runtime.blobs import BlobReader, FileBlobStore, blob_dir_for
+from runtime.durable import BlobReader, FileBlobStore, blob_dir_for
 from runtime.serialization import loads
 from runtime.stores import open_store
 from runtime.testing import TraceEvents
@@ -218,7 +219,7 @@ def test_a_suspension_naming_a_pending_ref_is_written_only_once_its_blob_is_dura
 @pytest.mark.parametrize("where", ["result", "step"])
 def test_a_large_value_that_cannot_be_pickled_fails_its_branch_instead_of_replaying_it(
         tmp_path: Path, where: str) -> None:
-    from actors.fork_snapshot import UnserializableValueError
+    from actors.errors import UnserializableValueError
 
     with start(tmp_path, worker_threads=2) as system:
         result = system.map(SavesUnpicklable, [where]).result(timeout=60)

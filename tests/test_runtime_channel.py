@@ -1,4 +1,4 @@
-"""A connection is read by whichever thread waits on it (``runtime.channel``)."""
+"""A connection is read by whichever thread waits on it (``runtime.wire``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime import channel as channel_module
-from runtime.channel import Channel, Pump, SpinWait, cut_frames
 from runtime.config import SystemConfig
 from runtime.errors import ConfigurationError
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
+from runtime.wire import Channel, Pump, SpinWait, cut_frames
+from runtime.wire import _channel as channel_module
 
 from actors_for_tests import Counter
 

@@ -147,7 +147,7 @@ def test_threads_asking_one_actor_at_once_each_get_their_own_replies(
 
 
 def test_replies_answered_as_a_group_reach_every_asker_in_one_frame(system: ActorSystem) -> None:
-    from runtime.transport import REPLIES
+    from runtime.wire._node import REPLIES
 
     ref = system.spawn(GroupAnswerer)
     futures: list[Future[int]] = [Future() for _ in range(5)]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from multiprocess.connection import Connection
 
-from runtime import transport
-from runtime.transport import write_frame
+from runtime.wire import _node as transport
+from runtime.wire import write_frame
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from multiprocess.connection import Connection
 
-from runtime import serialization, transport
-from runtime.future import Future
-from runtime.transport import _LEN, MSG, REPLY, Node, Peer
+from runtime import Future, serialization
+from runtime.wire import Node, Peer
+from runtime.wire import _node as transport
+from runtime.wire._node import _LEN, MSG, REPLY
 
 ADDRESS = "/nonexistent/peer.sock"
 

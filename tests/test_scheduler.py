@@ -9,25 +9,19 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.checkpoint import CheckpointActor
-from actors.clock import FakeClock
-from actors.messages import (
-    BranchLog,
-    BranchStatus,
-    Bundle,
+from actors.bundles import Bundle
+from actors.checkpointing import CheckpointActor
+from actors.clock import FakeClock, Tick
+from actors.protocol import (
     Checkpoint,
     DependencyDone,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
     ResumeBranches,
     ScheduleResume,
     Suspend,
     SuspensionKey,
-    Tick,
-    Update,
 )
-from actors.scheduler import SchedulerActor
+from actors.records import BranchLog, BranchStatus, OperationUpdate, OpKind, OpStatus, Update
+from actors.scheduling import SchedulerActor
 from actors.store import MemoryStore
 
 from actors_for_tests import Recorder
@@ -304,7 +298,7 @@ def test_an_early_result_never_resumes_an_evicted_branch_only_the_durable_one_do
 
 
 def test_when_the_checkpoint_process_is_lost_parked_branches_are_released(rig: Rig) -> None:
-    from actors.messages import CheckpointLost
+    from actors.protocol import CheckpointLost
 
     verdicts = rig.suspend(due_in=5.0)
     rig.scheduler.tell(CheckpointLost())  # the coordinator dispatches it again, anew

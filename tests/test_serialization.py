@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from typing import Any
 
-from actors.messages import (
+from actors.protocol import Checkpoint
+from actors.records import (
     BranchLog,
     BranchStatus,
     BranchUpdate,
-    Checkpoint,
     OperationRecord,
     OperationUpdate,
     OpKind,
@@ -69,6 +71,16 @@ def test_an_update_pickles_its_enum_fields_as_plain_values() -> None:
     assert serialization.loads(data).status is BranchStatus.RUNNING
 
 
+def test_an_update_loads_in_a_process_that_never_saved_one() -> None:
+    data = serialization.dumps(BranchUpdate("e", "e/0", BranchStatus.RUNNING, epoch=1))
+    load = ("import sys; from runtime import serialization; "
+            "print(serialization.loads(sys.stdin.buffer.read()).status.name)")
+    done = subprocess.run([sys.executable, "-c", load], input=data, capture_output=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "RUNNING"
+
+
 def test_records_in_a_log_keep_their_members_by_name_and_share_them() -> None:
     ops = tuple(OperationRecord("e", "e/0", str(i), i, OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
                                 1, None, None, None, 1.0, 1.0) for i in range(3))
@@ -76,3 +88,12 @@ def test_records_in_a_log_keep_their_members_by_name_and_share_them() -> None:
     data = serialization.dumps(log)
     assert data.count(b"SUCCEEDED") == 1  # the pickle memo: one member, referenced thrice
     assert serialization.loads(data) == log
+
+
+def test_a_pickle_naming_a_module_of_the_flat_layout_loads_from_where_it_moved() -> None:
+    update = BranchUpdate("e", "e/0", BranchStatus.RUNNING, epoch=1)
+    written = pickle.dumps(update, protocol=0)  # names each class by module, as text
+    old = written.replace(b"actors.records._updates\n", b"actors.messages\n")
+    old = old.replace(b"actors.records._status\n", b"actors.messages\n")
+    assert b"actors.records" not in old
+    assert serialization.loads(old) == update

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime import ActorSystem, SystemConfig
-from runtime.socket_dirs import OWNER_FILE, PREFIX, owner_of, remove_stale_socket_dirs
+from runtime.processes import OWNER_FILE, PREFIX, owner_of, remove_stale_socket_dirs
 
 from actors_for_tests import Counter
 from conftest import pid_gone, wait_until

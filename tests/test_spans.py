@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import structlog
 
-from actors import BranchActor, BranchContext, Retry, spans
+from actors import BranchActor, BranchContext, InlineHost, Retry, spans
 from actors.spans import SpanRecord, SpanStatus, TraceContext
-from actors.testing import InlineHost
 
 CALLER = TraceContext(trace_id=0xABC, span_id=0x123)
 

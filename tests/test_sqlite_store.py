@@ -19,7 +19,7 @@ from actors.errors import (
     StoreReadOnlyError,
     StoreUnavailableError,
 )
-from actors.messages import (
+from actors.records import (
     BranchStatus,
     BranchUpdate,
     ExecutionStatus,
@@ -277,7 +277,7 @@ def test_an_acknowledged_commit_survives_kill_9_of_the_writer(db: Path) -> None:
     writer = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from actors.messages import ExecutionStatus, ExecutionUpdate
+            from actors.records import ExecutionStatus, ExecutionUpdate
             from runtime.stores.sqlite import SqliteStore
             store = SqliteStore({str(db)!r})
             store.commit([ExecutionUpdate("e1", ExecutionStatus.RUNNING, kind="map")], [], 1.0)

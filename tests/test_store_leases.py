@@ -1,6 +1,6 @@
 """The lease half of the store contract: executors, claims, fencing, renewals, signals.
 
-Every store implements the same rules (``actors.ownership``); each test runs on
+Every store implements the same rules (``actors.records``); each test runs on
 each store.
 """
 
@@ -13,23 +13,21 @@ from pathlib import Path
 import pytest
 
 from actors.errors import ExecutorConflictError, LeaseLostError, UnknownExecutionError
-from actors.messages import (
+from actors.policies import BatchResult, BatchStatus
+from actors.records import (
+    BranchInput,
     BranchStatus,
     BranchUpdate,
     ExecutionStatus,
     ExecutionUpdate,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
-)
-from actors.ownership import (
-    BranchInput,
     ExecutorInfo,
     LeaseFence,
     NewExecution,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
     SignalKind,
 )
-from actors.policies import BatchResult, BatchStatus
 from actors.store import MemoryStore, Store
 from runtime.stores.sqlite import SqliteStore
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from runtime import ActorSystem, SystemConfig
-from runtime.chrome_trace import chrome_trace
-from runtime.demo import Fingerprint
 from runtime.testing import TraceEvents
-from runtime.trace_cmd import load_events
-from runtime.trace_cmd import main as trace_main
+from runtime.tools.chrome_trace import chrome_trace
+from runtime.tools.demo import Fingerprint
+from runtime.tools.trace_cmd import load_events
+from runtime.tools.trace_cmd import main as trace_main
 
 from branch_kinds import Kind
 from branches_for_tests import Waits
@@ -326,7 +326,7 @@ def test_a_trace_of_the_demo_job_exports_one_track_per_process_and_filters_by_ex
     out = tmp_path / "trace.json"
 
     exported = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "trace", str(trace), "--perfetto", str(out)],
+        [sys.executable, "-m", "runtime.tools.cli", "trace", str(trace), "--perfetto", str(out)],
         capture_output=True, text=True, timeout=60, check=True)
     assert "Chrome trace-event JSON" in exported.stdout
     data = assert_valid_trace_event_json(out.read_text())

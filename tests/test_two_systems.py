@@ -14,7 +14,7 @@ import pytest
 
 from actors.errors import ExecutionCancelledError, ExecutionMismatchError
 from runtime import ActorSystem, SystemConfig
-from runtime.ledger import LedgerBranch, LedgerItem, expected_total
+from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total
 
 from branch_kinds import Kind
 from branches_for_tests import Approval, effects

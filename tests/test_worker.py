@@ -14,23 +14,14 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.branch import BranchActor, BranchSpec
+from actors import BranchActor
+from actors.branches import BranchSpec
+from actors.bundles import Bundle
 from actors.errors import CheckpointError
-from actors.messages import (
-    TERMINAL_BRANCH_STATUSES,
-    BranchAborted,
-    BranchLog,
-    BranchRan,
-    BranchStatus,
-    BranchUpdate,
-    Bundle,
-    Checkpoint,
-    Checkpoints,
-    RunBranch,
-    Suspend,
-)
+from actors.protocol import BranchAborted, BranchRan, Checkpoint, Checkpoints, RunBranch, Suspend
+from actors.records import TERMINAL_BRANCH_STATUSES, BranchLog, BranchStatus, BranchUpdate
 from actors.tracelog import capture_events
-from actors.worker import WorkerActor
+from actors.workers import WorkerActor
 from runtime.errors import SerializationError
 
 from actors_for_tests import Recorder

@@ -8,7 +8,7 @@ before ``ray`` is imported:
   ``host.start_host`` to start one;
 * ``ref.RayActorRef``: a picklable ref whose ``tell``/``ask`` reach it from the
   service process or from any other Ray actor; an ask's reply resolves a
-  ``runtime.future.Future``;
+  ``runtime.remote.Future``;
 * ``sequencing.InOrder``: per-sender FIFO, which Ray does not promise a threaded actor;
 * ``replies``: a ``Future`` sent inside a message is answered by whoever receives it;
 * ``wire`` and ``outcomes``: messages and answers as our own pickled bytes;

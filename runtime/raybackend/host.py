@@ -28,11 +28,11 @@ import ray
 
 from actors import tracelog
 from runtime.errors import ActorDeadError, SpawnError
-from runtime.future import Future
 from runtime.raybackend import replies, wire
 from runtime.raybackend.outcomes import outcome, settle
 from runtime.raybackend.ref import RayActorRef, dead_error
 from runtime.raybackend.sequencing import InOrder
+from runtime.remote._future import Future
 
 log = tracelog.get_logger("runtime.raybackend.host")
 
@@ -43,7 +43,7 @@ GROUPS = {"mailbox": 1, "asks": ASK_THREADS, "control": 2}
 
 
 def hosted_class(cls: type[pykka.ThreadingActor]) -> type[pykka.ThreadingActor]:
-    """``cls`` whose asks make ``runtime.future.Future``s; its name and module kept."""
+    """``cls`` whose asks make ``runtime.remote.Future``s; its name and module kept."""
     sub = _hosted_classes.get(cls)
     if sub is None:
         namespace = {

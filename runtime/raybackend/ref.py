@@ -7,7 +7,7 @@ An ask is one Ray call whose return value is the answer; its ``Future`` is
 resolved when the call's object is ready, on Ray's thread.
 
     ref.tell("ping")
-    fut = ref.ask("count", block=False)   # a runtime.future.Future
+    fut = ref.ask("count", block=False)   # a runtime.remote.Future
     fut.get(timeout=5)
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 import ray
 
 from runtime.errors import ActorDeadError, RemoteError
-from runtime.future import Future
 from runtime.raybackend import wire
 from runtime.raybackend.outcomes import settle
+from runtime.remote._future import Future
 
 SENDER = uuid.uuid4().hex  # this process, as the hosts number what it sends them
 _numbers: dict[str, int] = {}  # actor id -> the next number this process sends it

@@ -20,10 +20,10 @@ from typing import Any
 
 import ray
 
-from actors.messages import exception_of
+from actors.replies import exception_of
 from runtime.errors import ActorDeadError
-from runtime.future import Future
 from runtime.raybackend.outcomes import outcome, settle
+from runtime.remote._future import Future
 
 
 class ReplyBook:

@@ -3,7 +3,7 @@
 Records are pickled by us, not by Ray, so that a message that cannot be pickled
 fails at its sender with our ``SerializationError`` (naming the culprit), classes
 defined in ``__main__`` or in functions travel by value as on the local backend,
-and a ``runtime.future.Future`` inside a message is turned into a reply handle
+and a ``runtime.remote.Future`` inside a message is turned into a reply handle
 registered *at send time*, by the pickler that meets it (``reducer_override``).
 Ray carries the bytes.
 
@@ -20,8 +20,8 @@ from typing import Any
 import cloudpickle
 
 from runtime import serialization
-from runtime.future import Future
 from runtime.raybackend import replies
+from runtime.remote._future import Future
 
 loads = pickle.loads
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from actors.errors import StoreUnavailableError
-from actors.store import MemoryStore, Store
+from actors.store._contract import Store
+from actors.store._memory import MemoryStore
 from runtime.stores.sqlite import SqliteStore
 
 DEFAULT_PATH = Path(".durable") / "durable.db"

@@ -27,22 +27,17 @@ from actors.errors import (
     StoreReadOnlyError,
     StoreUnavailableError,
 )
-from actors.messages import (
-    BranchLog,
-    BranchRecord,
-    BranchStatus,
-    BranchUpdate,
-    ExecutionRecord,
-    ExecutionStatus,
-    ExecutionUpdate,
-    OperationRecord,
-    OperationUpdate,
-    OpKind,
-    OpStatus,
-    Update,
+from actors.records._leases import (
+    ExecutionClaim,
+    ExecutorInfo,
+    LeaseFence,
+    LeaseRound,
+    NewExecution,
 )
-from actors.ownership import ExecutionClaim, ExecutorInfo, LeaseFence, LeaseRound, NewExecution
-from actors.store import log_chunks
+from actors.records._rows import BranchLog, BranchRecord, ExecutionRecord, OperationRecord
+from actors.records._status import BranchStatus, ExecutionStatus, OpKind, OpStatus
+from actors.records._updates import BranchUpdate, ExecutionUpdate, OperationUpdate, Update
+from actors.store._contract import log_chunks
 from runtime.stores import sqlite_leases as leases
 
 

@@ -4,7 +4,7 @@ Each function runs inside a write transaction that ``SqliteStore`` opened
 (``BEGIN IMMEDIATE``: it holds the database's write lock), so a check and the
 write that depends on it can never be split by another system's write: two
 systems never both claim one execution, and a stale owner's batch is refused
-by the same transaction that would have written it. ``actors.ownership``
+by the same transaction that would have written it. ``actors.records``
 explains the rules; ``actors.store.MemoryStore`` is the same semantics in memory.
 """
 
@@ -15,8 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from typing import Any
 
 from actors.errors import UnknownExecutionError
-from actors.messages import ExecutionRecord, OperationRecord, OperationUpdate
-from actors.ownership import (
+from actors.records._leases import (
     ExecutionClaim,
     ExecutorInfo,
     Lease,
@@ -26,7 +25,9 @@ from actors.ownership import (
     Signal,
     SignalKind,
 )
-from actors.store import check_executor_free, claimable, lease_lost, reruns
+from actors.records._rows import ExecutionRecord, OperationRecord
+from actors.records._updates import OperationUpdate
+from actors.store._contract import check_executor_free, claimable, lease_lost, reruns
 
 _ACTIVE = "('RUNNING', 'SUSPENDED')"
 _FINISHED = "('SUCCEEDED', 'FAILED', 'CANCELLED')"

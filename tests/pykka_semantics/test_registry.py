@@ -148,8 +148,8 @@ def test_shutdown_takes_the_system_actors_out_of_the_registry(tmp_path: Path) ->
 
 
 def test_an_actor_that_left_the_registry_leaves_no_class_behind() -> None:
-    from runtime import ref as refs
-    from runtime.registry import Entry, Mirror
+    from runtime.processes import Entry, Mirror
+    from runtime.remote import _actor_ref as refs
 
     gone = refs.ActorRef(system_id="sys-test", address="/nowhere", actor_id="a1", name="gone",
                          class_name="Counter")

@@ -1,0 +1,527 @@
+"""The scheduler: durable timers, deferred suspension checkpoints, and resume-once.
+
+Most suspensions are short (a child that finishes in milliseconds, a retry that
+succeeds at once). Writing and evicting a branch for each is wasted work, so a
+suspending branch parks on its worker thread and sends ``Suspend`` here; the
+suspension's checkpoint is *deferred*:
+
+* resumed before the delay ends -> the deferred checkpoint is **cancelled**:
+  nothing is written and the branch goes on in place, without a replay;
+* the delay ends first -> the scheduler **applies** it: the suspension is written
+  through the checkpoint actor and, once that is acknowledged (a continuation),
+  the branch is told to evict itself; its resume later is a replay, asked of the
+  coordinator;
+* a resume while the apply is in flight resumes the still-parked branch in place:
+  it is live in exactly one place;
+* **resume once**: the first resume of a suspension takes effect, later ones are
+  dropped and counted (``scheduler.duplicate_resumes``); a dependency that is
+  done before its branch suspends resumes it at once, with nothing written;
+* parked branches are bounded per worker (``max_parked``): past the bound a
+  suspension is applied at once rather than holding another thread; an async
+  branch parks as a suspended coroutine, holding memory but no thread, and is
+  bounded apart (``max_parked_coroutines``, in the thousands);
+* resume-once facts (resumed, done early) are kept ``remember_for`` seconds
+  (an hour), so a long-running service's scheduler does not grow with every
+  branch it ever ran.
+
+Time comes from a ``Clock``; ``Tick`` makes the actor look at it. In a system a
+ticker thread sends ``Tick`` at the latest deadline within ``slack`` (5 ms) of
+the soonest one (``Deadlines.wake_time``): timers due within the slack resume as
+one wave (one message to the coordinator, whose empty checkpoints coalesce into
+one store call), none fires early, and a timer due alone fires on time; tests
+with a ``FakeClock`` advance the clock and send ``Tick``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors import spans, tracelog
+from actors.bundles import Bundle
+from actors.clock import Clock, Tick, Ticker
+from actors.protocol._checkpoint import Checkpoint, checkpoints
+from actors.protocol._coordinator import CheckpointLost, Durable, ResumeBranches
+from actors.protocol._handles import Forward
+from actors.protocol._scheduler import (
+    DependencyDone,
+    ForgetExecution,
+    ScheduleResume,
+    Suspend,
+    SuspensionKey,
+)
+from actors.records._status import BranchStatus, OpKind
+from actors.records._updates import BranchUpdate
+from actors.replies import ActorLike
+
+log = tracelog.get_logger("actors.scheduler")
+
+COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
+            "scheduler.duplicate_resumes")
+
+DEFERRED, APPLYING, EVICTED, RESUMED = "deferred", "applying", "evicted", "resumed"
+
+
+class Deadlines:
+    """A min-heap of ``(when, what, key)`` that knows when its next wave is due.
+
+    ``wake_time()`` is the latest deadline within ``slack`` of the soonest one.
+    Looking at the clock then (``pop_due``) takes every deadline of that window
+    together, none of them early and the soonest at most ``slack`` late; a
+    deadline with no other near it is taken on time.
+
+        deadlines = Deadlines(slack=0.005)
+        deadlines.push(10.000, "due", key_a)
+        deadlines.push(10.003, "due", key_b)
+        deadlines.wake_time()   # 10.003: both in one wave
+    """
+
+    def __init__(self, slack: float) -> None:
+        self._heap: list[tuple[float, str, SuspensionKey]] = []
+        self._slack = slack
+        self._window: tuple[float, float] | None = None  # (soonest, latest within slack of it)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, when: float, what: str, key: SuspensionKey) -> None:
+        heapq.heappush(self._heap, (when, what, key))
+        window = self._window
+        if window is not None:
+            soonest, latest = window
+            if when < soonest:
+                self._window = None  # a new soonest: wake_time looks again
+            elif latest < when <= soonest + self._slack:
+                self._window = (soonest, when)
+
+    def pop_due(self, now: float) -> Iterator[tuple[str, SuspensionKey]]:
+        """``(what, key)`` of every deadline at or before ``now``, soonest first."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            self._window = None
+            _, what, key = heapq.heappop(heap)
+            yield what, key
+
+    def wake_time(self) -> float | None:
+        """When to look next (see the class docstring); None when nothing is due ever."""
+        heap = self._heap
+        if not heap:
+            return None
+        if self._window is None:
+            # Only the window's entries and their children are visited: a heap's
+            # children are never sooner than their parent.
+            soonest = heap[0][0]
+            limit, latest = soonest + self._slack, soonest
+            size, todo = len(heap), [0]
+            while todo:
+                i = todo.pop()
+                when = heap[i][0]
+                if when <= limit:
+                    latest = max(latest, when)
+                    todo.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
+            self._window = (soonest, latest)
+        return self._window[1]
+
+
+class _Recent:
+    """What the scheduler remembers of (branch, op) pairs, each for ``keep`` seconds.
+
+    Resume-once bookkeeping (resumed, done early, durable word expected) outlives
+    the suspension it is about; kept for ever it would grow with every branch a
+    long-running service ever ran. A fact older than ``keep`` is forgotten: a
+    duplicate resume that late is taken for a first one (the branch's log, read
+    on replay, says the truth either way).
+    """
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self._items: dict[tuple[str, str], tuple[float, Any]] = {}  # in order of setting
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def set(self, key: tuple[str, str], now: float, value: Any = None) -> None:
+        self._items.pop(key, None)  # re-set: moves to the end, with the new time
+        self._items[key] = (now, value)
+
+    def pop(self, key: tuple[str, str]) -> Any:
+        return self._items.pop(key)[1]
+
+    def discard(self, key: tuple[str, str]) -> None:
+        self._items.pop(key, None)
+
+    def forget_older_than(self, now: float) -> None:
+        cutoff = now - self.keep
+        while self._items:
+            key, (when, _) = next(iter(self._items.items()))
+            if when > cutoff:
+                return
+            del self._items[key]
+
+
+@dataclass(eq=False)
+class _Suspension:
+    key: SuspensionKey
+    op_id: str
+    state: str
+    suspend: Suspend | None = None  # None for a branch evicted before this scheduler started
+    parked_on: tuple[str, bool] = ("", False)  # (worker id, as a coroutine) while parked
+    span: spans.Span | None = None  # from the suspension to its resume, when traced
+
+
+# A suspension's span is named for what it waits on: "wait cool", "retry fetch", ...
+_SPAN_KINDS = {OpKind.WAIT: "wait", OpKind.STEP: "retry", OpKind.CONDITION: "condition",
+               OpKind.CHILDREN: "children", OpKind.CALLBACK: "callback"}
+
+
+def _suspension_span(message: Suspend) -> spans.Span | None:
+    if message.trace is None:
+        return None
+    op, kind = message.op, _SPAN_KINDS.get(message.op.kind, message.op.kind.value.lower())
+    attributes: spans.Attributes = {
+        "durable.execution.id": op.execution_id,
+        "durable.branch.id": op.branch_id,
+        "durable.operation.id": op.op_id,
+        "durable.operation.name": op.name,
+        "durable.suspension.kind": kind,
+        "durable.run.epoch": message.key.epoch,
+        "durable.suspension.delay_s": message.delay,
+        "durable.suspension.applied": False,
+    }
+    if op.due_at is not None:
+        attributes["durable.suspension.due_at"] = op.due_at
+    return spans.start(f"{kind} {op.name}", message.trace, attributes)
+
+
+def _span_ended(suspension: _Suspension, outcome: str) -> None:
+    """How the suspension ended: resumed in place, resumed by a replay, or released."""
+    span, suspension.span = suspension.span, None
+    if span is not None:
+        span.attributes["durable.suspension.outcome"] = outcome
+        spans.finish(span)
+
+
+class SchedulerActor(pykka.ThreadingActor):
+    """See the module docstring.
+
+        scheduler = SchedulerActor.start(checkpoint=ckpt, coordinator=coord, clock=FakeClock(),
+                                         autotick=False)
+    """
+
+    def __init__(
+        self,
+        *,
+        checkpoint: ActorLike,
+        coordinator: ActorLike,
+        clock: Clock,
+        self_ref: ActorLike | None = None,
+        max_parked: int = 8,
+        max_parked_coroutines: int = 4096,
+        autotick: bool = True,
+        slack: float = 0.005,
+        remember_for: float = 3600.0,
+    ) -> None:
+        super().__init__()
+        if slack < 0:
+            raise ValueError(f"slack must be >= 0 seconds, got {slack}")
+        self._checkpoint = checkpoint
+        self._coordinator = coordinator
+        self._clock = clock
+        self._self_ref = self_ref
+        self._max_parked = max_parked
+        self._max_parked_coroutines = max_parked_coroutines
+        self._autotick = autotick
+        self._ticker: Ticker | None = None
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
+        # (worker id, parked as a coroutine) -> branches parked there
+        self._parked: dict[tuple[str, bool], int] = {}
+        self._deadlines = Deadlines(slack)  # "apply" (a deferred checkpoint) and "due" (a timer)
+        # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
+        self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
+        self._resumed = _Recent(remember_for)  # whose dependency resumed it
+        self._confirm = _Recent(remember_for)  # resumed early: a durable word will follow
+        # The writes of the message being handled, sent as one message when it is done: a
+        # wave of suspensions applied at once is one message to the checkpoint actor, not
+        # two per suspension (which filled its mailbox while it filled ours).
+        self._writes: list[Checkpoint] = []
+
+    def on_start(self) -> None:
+        if self._self_ref is None:
+            self._self_ref = self.actor_ref
+        if self._autotick:
+            self._ticker = Ticker(self._clock, self._tell_tick, "scheduler-ticker")
+
+    def _tell_tick(self) -> None:
+        self.actor_ref.tell(Tick())
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        for suspension in self._active.values():  # what the trace shows of them ends here
+            _span_ended(suspension, "stopped")
+
+    def metrics(self) -> dict[str, int]:
+        """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""
+        return dict(self._counters)
+
+    def parked(self) -> int:
+        """How many branches are parked right now, on threads or as coroutines."""
+        return sum(self._parked.values())
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self._send_writes()
+
+    def _handle(self, message: Any) -> Any:
+        if isinstance(message, Suspend):
+            self._suspend(message)
+        elif isinstance(message, Bundle):  # a worker loop's suspensions of one turn
+            for item in message.items:
+                self._handle(item)
+            return None
+        elif isinstance(message, Tick):
+            self._tick()
+        elif isinstance(message, DependencyDone):
+            self._dependency_done(message)
+        elif isinstance(message, Durable):
+            self._applied(message)
+        elif isinstance(message, ScheduleResume):
+            self._schedule_resume(message)
+        elif isinstance(message, CheckpointLost):
+            self._checkpoint_lost()
+        elif isinstance(message, ForgetExecution):
+            self._forget_execution(message)
+        else:
+            return super().on_receive(message)
+        now = self._clock.time()
+        for recent in (self._done_early, self._resumed, self._confirm):
+            recent.forget_older_than(now)
+        self._rearm()
+        return None
+
+    def remembered(self) -> int:
+        """How many (branch, op) resume-once facts are kept right now (bounded by age)."""
+        return len(self._done_early) + len(self._resumed) + len(self._confirm)
+
+    # -- suspending ---------------------------------------------------------------
+
+    def _suspend(self, message: Suspend) -> None:
+        key, op = message.key, message.op
+        dependency = (key.branch_id, op.op_id)
+        if dependency in self._done_early:
+            # Done before the branch parked: resume at once; no checkpoint for it, ever.
+            payload = self._done_early.pop(dependency)
+            self._resumed.set(dependency, self._clock.time())
+            message.reply_to.set(("resume", payload))
+            log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
+            return
+        now = self._clock.time()
+        if op.due_at is not None and op.due_at <= now:
+            message.reply_to.set(("resume", None))
+            return
+        old = self._active.get(key.branch_id)
+        if old is not None and old.key >= key:
+            log.warning("suspension.stale", branch_id=key.branch_id, key=repr(key))
+            message.reply_to.set(("evict", None))
+            return
+        if old is not None:
+            self._release_parked(old)  # a newer run superseded it: unwind the old thread
+            _span_ended(old, "superseded")
+        suspension = _Suspension(key, op.op_id, DEFERRED, message,
+                                 (message.worker_id, message.coroutine),
+                                 _suspension_span(message))
+        self._active[key.branch_id] = suspension
+        self._resumed.discard(dependency)
+        self._counters["scheduler.deferred"] += 1
+        parked = self._parked.get(suspension.parked_on, 0) + 1
+        self._parked[suspension.parked_on] = parked
+        log.debug("suspension.deferred", branch_id=key.branch_id, op_id=op.op_id,
+                  delay=message.delay, due_at=op.due_at, worker=message.worker_id,
+                  parked=parked, coroutine=message.coroutine)
+        bound = self._max_parked_coroutines if message.coroutine else self._max_parked
+        if message.delay <= 0 or parked > bound:
+            self._apply(suspension)
+        else:
+            self._deadlines.push(now + message.delay, "apply", key)
+        if op.due_at is not None:
+            self._deadlines.push(op.due_at, "due", key)
+
+    def _send_writes(self) -> None:
+        writes, self._writes = self._writes, []
+        if not writes:
+            return
+        try:
+            self._checkpoint.tell(checkpoints(writes))
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            # Not written: each suspension's continuation hears it and is applied again later.
+            log.warning("checkpoint.unsent", writes=len(writes), error=repr(exc))
+            for write in writes:
+                if write.reply_to is not None:
+                    write.reply_to.set_exception((type(exc), exc, None))
+
+    def _schedule_resume(self, message: ScheduleResume) -> None:
+        key = SuspensionKey(message.branch_id, message.epoch, -1)
+        suspension = _Suspension(key, message.op_id, EVICTED)
+        dependency = (message.branch_id, message.op_id)
+        if dependency in self._done_early:  # done while nobody here knew it waited
+            self._done_early.pop(dependency)
+            self._resumed.set(dependency, self._clock.time())
+            self._to_coordinator(ResumeBranches(((message.branch_id, message.epoch),)))
+            return
+        self._active[message.branch_id] = suspension
+        if message.due_at is not None:
+            self._deadlines.push(message.due_at, "due", key)
+
+    def _to_coordinator(self, message: Any) -> None:
+        """A coordinator that is gone (a shutdown, or restarting after a failure) misses this
+        resume; a restarted one reloads every timer from the store, so nothing is lost."""
+        try:
+            self._coordinator.tell(message)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.info("coordinator.unreachable", message=type(message).__name__, error=repr(exc))
+
+    def _forget_execution(self, message: ForgetExecution) -> None:
+        """A cancelled or lost execution: drop its timers; parked copies unwind (they are
+        fenced on their workers and their reports are stale)."""
+        prefix = f"{message.execution_id}/"
+        for branch_id, suspension in list(self._active.items()):
+            if branch_id.startswith(prefix):
+                del self._active[branch_id]
+                self._release_parked(suspension)
+                _span_ended(suspension, "forgotten")
+
+    # -- time ----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self._clock.time()
+        wave: list[tuple[str, int]] = []
+        for what, key in self._deadlines.pop_due(now):
+            suspension = self._active.get(key.branch_id)
+            if suspension is None or suspension.key != key:
+                continue  # resumed already, or superseded by a newer suspension
+            if what == "apply":
+                if suspension.state == DEFERRED:
+                    self._apply(suspension)
+            else:
+                self._resume(suspension, None, wave)
+        if wave:
+            self._to_coordinator(ResumeBranches(tuple(wave)))  # one message per wave
+
+    def _rearm(self) -> None:
+        if self._ticker is not None:
+            self._ticker.wake_at(self._deadlines.wake_time())
+
+    # -- applying ------------------------------------------------------------------
+
+    def _apply(self, suspension: _Suspension) -> None:
+        assert suspension.suspend is not None and self._self_ref is not None
+        op = suspension.suspend.op
+        suspension.state = APPLYING
+        self._counters["scheduler.applied"] += 1
+        status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
+                              epoch=suspension.key.epoch)  # fenced like the run's own writes
+        span = suspension.span
+        trace = None
+        if span is not None:
+            span.attributes["durable.suspension.applied"] = True
+            trace = span.context
+        if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
+            self._writes.append(Checkpoint(op.branch_id, op, trace=trace))
+        self._writes.append(Checkpoint(op.branch_id, status,
+                                       reply_to=Forward(self._self_ref, suspension.key),
+                                       trace=trace))
+        log.debug("suspension.applying", branch_id=op.branch_id, op_id=op.op_id)
+
+    def _applied(self, message: Durable) -> None:
+        (key,) = message.what
+        suspension = self._active.get(key.branch_id)
+        if suspension is None or suspension.key != key:
+            # Resumed in place while the write was in flight: the branch went on; nothing to do.
+            return
+        assert suspension.suspend is not None
+        if message.error is not None:
+            log.error("suspension.apply_failed", branch_id=key.branch_id,
+                      error=repr(message.error))
+            suspension.state = DEFERRED  # still parked: try again after another delay
+            self._deadlines.push(self._clock.time() + max(suspension.suspend.delay, 0.5), "apply",
+                                 key)
+            return
+        suspension.state = EVICTED
+        self._unpark(suspension)
+        suspension.suspend.reply_to.set(("evict", None))
+        log.debug("suspension.applied", branch_id=key.branch_id, op_id=suspension.op_id)
+
+    # -- resuming ------------------------------------------------------------------
+
+    def _dependency_done(self, message: DependencyDone) -> None:
+        dependency = (message.branch_id, message.op_id)
+        suspension = self._active.get(message.branch_id)
+        if suspension is not None and suspension.op_id == message.op_id:
+            if not message.durable and suspension.state == EVICTED:
+                return  # its replay reads the log: wait for the durable word
+            wave: list[tuple[str, int]] = []
+            self._resume(suspension, message.payload, wave)
+            if not message.durable:
+                self._confirm.set(dependency, self._clock.time())  # a durable word will follow
+            if wave:
+                self._to_coordinator(ResumeBranches(tuple(wave)))
+        elif dependency in self._resumed:
+            if message.durable and dependency in self._confirm:
+                self._confirm.discard(dependency)  # the confirmation of an early resume
+                return
+            self._counters["scheduler.duplicate_resumes"] += 1
+            log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
+        else:
+            self._done_early.set(dependency, self._clock.time(), message.payload)
+            if not message.durable:
+                self._confirm.set(dependency, self._clock.time())
+            else:
+                self._confirm.discard(dependency)
+
+    def _resume(self, suspension: _Suspension, payload: bytes | None,
+                wave: list[tuple[str, int]]) -> None:
+        key = suspension.key
+        del self._active[key.branch_id]
+        self._resumed.set((key.branch_id, suspension.op_id), self._clock.time())
+        if suspension.state in (DEFERRED, APPLYING):
+            assert suspension.suspend is not None
+            if suspension.state == DEFERRED:
+                self._counters["scheduler.cancelled"] += 1
+            self._unpark(suspension)
+            suspension.state = RESUMED
+            _span_ended(suspension, "resumed_in_place")
+            suspension.suspend.reply_to.set(("resume", payload))
+            log.debug("suspension.resumed_in_place", branch_id=key.branch_id,
+                      op_id=suspension.op_id)
+        else:  # evicted: the branch is replayed from its log
+            suspension.state = RESUMED
+            _span_ended(suspension, "replayed")
+            wave.append((key.branch_id, key.epoch))
+
+    def _checkpoint_lost(self) -> None:
+        """The coordinator dispatches every running branch again: let parked copies unwind."""
+        for branch_id, suspension in list(self._active.items()):
+            if suspension.state in (DEFERRED, APPLYING):
+                del self._active[branch_id]
+                self._release_parked(suspension)
+
+    def _release_parked(self, suspension: _Suspension) -> None:
+        if suspension.state in (DEFERRED, APPLYING) and suspension.suspend is not None:
+            self._unpark(suspension)
+            suspension.state = RESUMED
+            _span_ended(suspension, "released")
+            suspension.suspend.reply_to.set(("evict", None))  # its report will be stale
+
+    def _unpark(self, suspension: _Suspension) -> None:
+        where = suspension.parked_on
+        self._parked[where] = max(0, self._parked.get(where, 0) - 1)

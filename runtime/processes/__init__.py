@@ -1,0 +1,38 @@
+"""The process host: actor processes, their supervision, and what each process runs.
+
+``child_main`` is the life of one actor process (boot, host the actor, exit);
+``HostedActor`` hosts a pykka actor behind the process's node; ``Supervisor``
+watches every child and restarts crashed ones; ``ChildProcess`` and the
+lifeline watch processes by pid; ``SystemRegistry`` mirrors pykka's registry in
+every process.
+"""
+
+from runtime.processes._child import BootSpec, child_main
+from runtime.processes._host import HostedActor
+from runtime.processes._lifeline import ChildProcess
+from runtime.processes._registry import Entry, Mirror, SystemRegistry
+from runtime.processes._socket_dirs import (
+    OWNER_FILE,
+    PREFIX,
+    make_socket_dir,
+    owner_of,
+    remove_stale_socket_dirs,
+)
+from runtime.processes._supervisor import Child, Supervisor
+
+__all__ = [
+    "OWNER_FILE",
+    "PREFIX",
+    "BootSpec",
+    "Child",
+    "ChildProcess",
+    "Entry",
+    "HostedActor",
+    "Mirror",
+    "Supervisor",
+    "SystemRegistry",
+    "child_main",
+    "make_socket_dir",
+    "owner_of",
+    "remove_stale_socket_dirs",
+]
