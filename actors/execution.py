@@ -410,6 +410,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         before its next operation and is live in one place only.
         """
         self._checkpoint.tell(HoldLeases(held_epochs(self._keeper.held)))  # it restarted empty
+        self._ask_desk_again()
         live = [b for b, branch in self._branches.items()
                 if branch.state is BranchState.DISPATCHED]
         self._redispatch(live)
