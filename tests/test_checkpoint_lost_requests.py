@@ -12,6 +12,7 @@ drops everything while "dead".
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +20,27 @@ import pykka
 import pytest
 
 from actors.branch import BranchActor, BranchSpec
+from actors.clock import FakeClock
 from actors.context import BranchContext
 from actors.execution import ExecutionActor
-from actors.leasedesk import DESK_MESSAGES
-from actors.messages import CheckpointLost, DescribeExecution, StartExecution, Wire
-from actors.ownership import ClaimExecution, CreateExecution, RenewLeases
+from actors.leasedesk import DESK_MESSAGES, LeaseDesk
+from actors.messages import (
+    CheckpointLost,
+    DescribeExecution,
+    OperationUpdate,
+    OpKind,
+    OpStatus,
+    StartExecution,
+    Wire,
+)
+from actors.ownership import (
+    BranchInput,
+    ClaimExecution,
+    CreateExecution,
+    HoldLeases,
+    NewExecution,
+    RenewLeases,
+)
 from actors.policies import Completion
 from actors.store import MemoryStore
 
@@ -134,3 +151,53 @@ def test_a_lease_round_that_died_with_the_checkpoint_process_is_followed_by_anot
 
 def rounds_answered(checkpoint: Any) -> int:
     return sum(1 for m in checkpoint.ask("seen", timeout=10) if isinstance(m, RenewLeases))
+
+
+class Answer:
+    """A reply handle that keeps what it was answered."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, value: Any = None) -> None:
+        self.value = value
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        raise AssertionError(f"answered with an error: {exc_info!r}")
+
+
+def test_a_restarted_writer_keeps_a_lease_it_took_again_before_it_was_told_the_held_ones() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    first = LeaseDesk(store, clock, executor="local", lease_seconds=10.0)
+    first.handle(CreateExecution(NewExecution("e", "map", "fp", b"", (
+        BranchInput("e/0", 0, pickle.dumps(0)),)), Answer()))
+    assert first.held == {"e": 1}
+    # The checkpoint process restarts: the coordinator's lease round reaches the new desk
+    # before the HoldLeases of its CheckpointLost, and takes "e" again, at epoch 2.
+    restarted = LeaseDesk(store, clock, executor="local", lease_seconds=10.0)
+    round_ = Answer()
+    restarted.handle(RenewLeases(64, round_))
+    assert [c.lease.epoch for c in round_.value.claimed if c.lease] == [2]
+    restarted.handle(HoldLeases({"e": 1}, keep_newer=True))  # what the coordinator knew then
+    assert restarted.held == {"e": 2}
+    update = OperationUpdate("e", "e/0", "1", OpKind.STEP, "s", OpStatus.SUCCEEDED, payload=b"v")
+    store.commit([update], (), clock.time(), restarted.fence())  # not refused
+
+
+def test_a_coordinator_that_starts_afresh_makes_the_writer_hold_exactly_what_it_holds() -> None:
+    store, clock = MemoryStore(), FakeClock()
+    desk = LeaseDesk(store, clock, executor="local", lease_seconds=10.0)
+    desk.handle(CreateExecution(NewExecution("e", "map", "fp", b"", ()), Answer()))
+    desk.handle(HoldLeases({}))  # the earlier coordinator's leases are claimed again, anew
+    assert desk.held == {}
+
+
+def test_the_coordinator_tells_a_restarted_writer_to_keep_the_newer_leases(
+        rig: tuple[Any, Any]) -> None:
+    coordinator, checkpoint = rig
+    assert start(coordinator).get(timeout=10) == "created"
+    crash_and_restart(coordinator, checkpoint)
+    coordinator.ask(DescribeExecution("e"), timeout=10)
+    holds = [m for m in checkpoint.ask("seen", timeout=10) if isinstance(m, HoldLeases)]
+    assert holds[0].keep_newer is False  # at Wire: exactly what it holds (nothing)
+    assert holds[-1] == HoldLeases({"e": 1}, keep_newer=True)
