@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--json", action="store_true", help="print one JSON document")
     chaos.add_argument("--keep", action="store_true",
                        help="keep the ledgers, stores and logs (kept anyway when a check fails)")
+    chaos.add_argument("--trace", action="store_true",
+                       help="write every process's events to trace.jsonl in each round's "
+                       "directory (read it with `trace`); slows the runs down")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default")
     demo.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return chaos_main(branches=args.branches, kills=args.kills, kinds=args.kinds,
                           seed=args.seed, workers=args.workers, as_json=args.json,
-                          keep=args.keep)
+                          keep=args.keep, trace=args.trace)
     if args.command == "demo":
         from runtime.demo import main as demo_main
 

@@ -28,7 +28,13 @@ from typing import Any
 
 from runtime.chaos.processes import Kind, ServiceProcess
 from runtime.chaos.report import CampaignReport, CleanRun
-from runtime.chaos.rounds import RoundReport, describe_store, judge_ledger, judge_store
+from runtime.chaos.rounds import (
+    RoundReport,
+    ServiceError,
+    describe_store,
+    judge_ledger,
+    judge_store,
+)
 from runtime.chaos.watch import Kill, LedgerWatch
 from runtime.chaos.workload import Workload
 from runtime.ledger import read_ledger
@@ -36,6 +42,7 @@ from runtime.ledger import read_ledger
 _TICK = 0.01  # seconds between looks while waiting
 _FIND_TIMEOUT = 30.0  # seconds to wait for a process of a kind to exist (it may be restarting)
 _STOP_KILLING_AT = 0.9  # no kill once this share of the steps was acknowledged
+_MAX_SERVICES = 50  # service processes a round may start before it gives up
 
 
 def _say_to_stderr(message: str) -> None:
@@ -113,9 +120,9 @@ class Campaign:
         services = [ServiceProcess(run_dir, self.workload, 0)]
         started = time.monotonic()
         try:
-            self._kill_loop(report, run_dir, watch, services, kills, hang_after)
-            finished = self._wait(lambda: self._finished(run_dir, services), hang_after,
-                                  report, services, watch)
+            stalled = self._kill_loop(report, run_dir, watch, services, kills, hang_after)
+            finished = not stalled and self._wait(lambda: self._finished(run_dir, services),
+                                                  hang_after, report, services, watch)
             report.seconds = time.monotonic() - started
             report.finished = finished
             if finished:
@@ -149,14 +156,18 @@ class Campaign:
         return report
 
     def _kill_loop(self, report: RoundReport, run_dir: Path, watch: LedgerWatch,
-                   services: list[ServiceProcess], kills: int, hang_after: float) -> None:
+                   services: list[ServiceProcess], kills: int, hang_after: float) -> bool:
+        """Make up to ``kills`` kills while the execution runs; True if it stalled for good
+        (no progress ``hang_after`` seconds after a kill)."""
         total = self.workload.branches * self.workload.steps
         warm = max(1, int(total * self.rng.uniform(0.02, 0.15)))
 
         def over() -> bool:
             return self._finished(run_dir, services) or watch.acks >= total * _STOP_KILLING_AT
 
-        self._wait(lambda: watch.acks >= warm or over(), hang_after, report, services, watch)
+        if not self._wait(lambda: watch.acks >= warm or over(), hang_after, report, services,
+                          watch):
+            return True
         while len(report.kills) + len(report.skipped) < kills and not over():
             kind = self.rng.choice(self.kinds)
             previous = report.kills[-1] if report.kills else None
@@ -165,17 +176,17 @@ class Campaign:
                 if previous is not None and not self._wait(
                         lambda p=previous: watch.recovered(p) or over(),  # type: ignore[misc]
                         hang_after, report, services, watch):
-                    return  # never got over it: the round ends as a hang
+                    return True  # never got over it: the round ends as a hang
                 pause = self.rng.uniform(0.0, 0.3)
             else:
                 spacing = "before-recovery"
                 pause = self.rng.uniform(0.05, 0.4)
             self._wait(over, pause, report, services, watch)
             if over():
-                return
+                return False
             target = self._find(kind, over, report, services, watch)
             if over():
-                return
+                return False
             if target is None:
                 report.skipped.append(kind.value)
                 self.say(f"  no {kind.value} process to kill within {_FIND_TIMEOUT:.0f} s")
@@ -189,6 +200,7 @@ class Campaign:
             self.say(f"  kill -9 {name} (pid {pid}), {spacing}, {watch.acks}/{total} acks")
             if kind is Kind.COORDINATOR:  # a fresh service resumes the execution
                 services.append(ServiceProcess(run_dir, self.workload, len(services)))
+        return False
 
     def _find(self, kind: Kind, over: Callable[[], bool], report: RoundReport,
               services: list[ServiceProcess], watch: LedgerWatch) -> tuple[str, int] | None:
@@ -209,6 +221,7 @@ class Campaign:
         """Wait for ``condition``, noting restarts of killed processes meanwhile."""
         deadline = time.monotonic() + timeout
         while True:
+            self._replace_exited(report, services[-1].run_dir, services)
             self._note_restarts(report, services)
             if condition():
                 return True
@@ -238,9 +251,25 @@ class Campaign:
     def _finished(self, run_dir: Path, services: list[ServiceProcess]) -> bool:
         if (run_dir / "result.json").exists():
             return True
+        # A service that keeps ending by itself without a result ends the round too.
         service = services[-1]
-        # A service that ended by itself without a result (a crash) ends the round too.
-        return not service.alive() and service.proc.returncode not in (None, -9)
+        return len(services) > _MAX_SERVICES or (
+            not service.alive() and service.proc.returncode not in (None, -9))
+
+    def _replace_exited(self, report: RoundReport, run_dir: Path,
+                        services: list[ServiceProcess]) -> None:
+        """A service that ended by itself with an error is started again, as a process
+        manager would; the error is a finding, pinned on the kill before it."""
+        service = services[-1]
+        if (service.alive() or service.proc.returncode == -9 or len(services) > _MAX_SERVICES
+                or (run_dir / "result.json").exists()):
+            return
+        last = service.log_tail(4000).strip().splitlines()
+        why = f"exit code {service.proc.returncode}: {last[-1] if last else 'no output'}"
+        report.service_errors.append(ServiceError(why, report.kills[-1] if report.kills
+                                                  else None, service.log_path.name))
+        self.say(f"  service {service.pid} ended by itself ({why}); starting another")
+        services.append(ServiceProcess(run_dir, self.workload, len(services)))
 
     def _outcome(self, run_dir: Path, service: ServiceProcess) -> dict[str, Any]:
         try:

@@ -29,7 +29,7 @@ def parse_kinds(text: str) -> list[Kind]:
 
 
 def main(*, branches: int, kills: int, kinds: str, seed: int, workers: int, as_json: bool,
-         keep: bool) -> int:
+         keep: bool, trace: bool = False) -> int:
     """Run the campaign; 0 when every check held, 1 when one failed, 2 for bad arguments."""
     try:
         chosen = parse_kinds(kinds)
@@ -38,7 +38,7 @@ def main(*, branches: int, kills: int, kinds: str, seed: int, workers: int, as_j
     except ValueError as exc:
         print(f"durable-actors chaos: {exc}", file=sys.stderr)
         return 2
-    workload = Workload(branches=branches, workers=workers)
+    workload = Workload(branches=branches, workers=workers, trace=trace)
     campaign = Campaign(workload, kills=kills, kinds=chosen, seed=seed,
                         say=lambda line: print(line, file=sys.stderr, flush=True))
     report = campaign.run(keep=True if keep else None)

@@ -42,6 +42,7 @@ class KindFigures:
     completed_after_ack: int = 0
     lost_acks: int = 0
     hangs: int = 0
+    service_errors: int = 0  # service processes that ended with an error, not a result
     skipped: int = 0
 
     @property
@@ -110,12 +111,17 @@ class CampaignReport:
                     row = rows[_NONE if finding.kill is None else finding.kill.kind.value]
                     for target in (row, total):
                         setattr(target, attr, getattr(target, attr) + 1)
+            for error in found.service_errors:
+                row = rows[_NONE if error.kill is None else error.kill.kind.value]
+                row.service_errors += 1
+                total.service_errors += 1
             if not found.finished:
                 hung = rows[_NONE if found.hung_on is None else found.hung_on.kind.value]
                 hung.hangs += 1
                 total.hangs += 1
         if not any(asdict(rows[_NONE])[k] for k in ("reruns", "started_after_ack",
-                                                    "completed_after_ack", "lost_acks", "hangs")):
+                                                    "completed_after_ack", "lost_acks", "hangs",
+                                                    "service_errors")):
             del rows[_NONE]
         rows["all"] = total
         return rows
@@ -131,7 +137,8 @@ class CampaignReport:
 
     def table(self) -> str:
         header = ("kind", "kills", "recovery median", "recovery max", "restart median",
-                  "re-runs", "started after ack", "completed after ack", "lost acks", "hangs")
+                  "re-runs", "started after ack", "completed after ack", "lost acks", "hangs",
+                  "service errors")
         rows: list[tuple[str, ...]] = [header]
         for fig in self.per_kind().values():
             rows.append((fig.kind, f"{fig.kills}" + (f" (+{fig.skipped} skipped)"
@@ -139,7 +146,7 @@ class CampaignReport:
                          _seconds(fig.recovery_median), _seconds(fig.recovery_max),
                          _seconds(fig.restart_median), str(fig.reruns),
                          str(fig.started_after_ack), str(fig.completed_after_ack),
-                         str(fig.lost_acks), str(fig.hangs)))
+                         str(fig.lost_acks), str(fig.hangs), str(fig.service_errors)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = []
         for n, row in enumerate(rows):
@@ -172,6 +179,10 @@ class CampaignReport:
                 if items:
                     found.append(f"{where}: {len(items)} {attr.replace('_', ' ')}, e.g. "
                                  f"{items[0].as_dict()}")
+            for error in r.service_errors:
+                found.append(f"{where}: a service ended with an error after "
+                             f"{error.kill.name if error.kill else 'no kill'}: {error.message} "
+                             f"({error.log})")
             if r.leftovers:
                 found.append(f"{where}: processes outlived the round: {r.leftovers}")
         if found:

@@ -28,6 +28,19 @@ class Finding:
 
 
 @dataclass
+class ServiceError:
+    """A service process that ended by itself: its caller saw an error, not a result."""
+
+    message: str
+    kill: Kill | None
+    log: str  # its log file in the round's directory
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "log": self.log,
+                "after_kill": None if self.kill is None else self.kill.name}
+
+
+@dataclass
 class RoundReport:
     """One execution of the workload, from its first service process to its result."""
 
@@ -45,6 +58,7 @@ class RoundReport:
     completed_after_ack: list[Finding] = field(default_factory=list)
     lost_acks: list[Finding] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)  # typed faults result() raised meanwhile
+    service_errors: list[ServiceError] = field(default_factory=list)
     leftovers: list[int] = field(default_factory=list)  # pids that outlived the round's end
     diagnosis: str = ""  # for a hang: what the store said
     hung_on: Kill | None = None  # the first kill never got over, in a hang
@@ -52,7 +66,8 @@ class RoundReport:
     @property
     def ok(self) -> bool:
         return (self.finished and self.matches_clean and not self.started_after_ack
-                and not self.completed_after_ack and not self.lost_acks and not self.leftovers)
+                and not self.completed_after_ack and not self.lost_acks and not self.leftovers
+                and not self.service_errors)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,7 +80,9 @@ class RoundReport:
             "started_after_ack": [f.as_dict() for f in self.started_after_ack],
             "completed_after_ack": [f.as_dict() for f in self.completed_after_ack],
             "lost_acks": [f.as_dict() for f in self.lost_acks],
-            "faults": self.faults, "leftovers": self.leftovers, "diagnosis": self.diagnosis,
+            "faults": self.faults,
+            "service_errors": [e.as_dict() for e in self.service_errors],
+            "leftovers": self.leftovers, "diagnosis": self.diagnosis,
         }
 
 

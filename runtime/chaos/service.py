@@ -66,7 +66,8 @@ def report_processes(system: ActorSystem, run_dir: Path) -> None:
 
 def serve(run_dir: Path, workload: Workload) -> int:
     config = SystemConfig(workers=workload.workers, lease_seconds=workload.lease_seconds,
-                          poll_interval=0.05)
+                          poll_interval=0.05,
+                          trace_path=str(run_dir / "trace.jsonl") if workload.trace else None)
     with ActorSystem(store=workload.store_url(run_dir), config=config) as system:
         system.start_durable()
         threading.Thread(target=report_processes, args=(system, run_dir),

@@ -35,6 +35,7 @@ class Workload:
     lease_seconds: float = 2.0
     execution_id: str = "chaos-1"
     result_timeout: float = 3600.0
+    trace: bool = False  # every process's events to trace.jsonl in the round's directory
 
     @staticmethod
     def ledger_path(run_dir: Path) -> Path:
