@@ -283,6 +283,7 @@ class ActorSystem(AsyncSystem):
             send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready)
+        self._supervisor.on_exit = self._disconnect
         self._durable: DurableServices | None = None
         with _forkserver_lock:
             if not _live_systems:
@@ -325,6 +326,9 @@ class ActorSystem(AsyncSystem):
     def _new_ready(self) -> tuple[int, Future[Any]]:
         fut: Future[Any] = Future()
         return self.node.register(fut, None), fut
+
+    def _disconnect(self, address: str) -> None:
+        self.node.disconnect(address, "its process exited")
 
     def _start_process(self, spec: BootSpec) -> Any:
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")

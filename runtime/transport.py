@@ -393,6 +393,19 @@ class Node:
             if kind == HELLO:
                 self._attach(self.peer(address), conn)
 
+    def disconnect(self, address: str, reason: str) -> None:
+        """The process at ``address`` is known to have exited: end its connection now.
+
+        The supervisor learns of an exit from the process's sentinel, often before this
+        node's reader has seen the connection end; a message sent in between would go into
+        the dead connection and be dropped. Ended here, the next send waits (within its
+        grace) for the restarted process instead.
+        """
+        peer = self._peers.get(address)
+        conn = None if peer is None else peer.conn
+        if peer is not None and conn is not None:
+            self._break(peer, conn, reason)
+
     def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
         """A connection ended: fail what waits on the peer, wake blocked senders."""
         if conn is not None:
