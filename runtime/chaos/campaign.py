@@ -77,6 +77,7 @@ class Campaign:
         check failed, so the ledgers, stores and service logs can be read).
         """
         report = CampaignReport(self.workload, self.kinds, self.kills, self.seed, str(self.dir))
+        completed = False
         try:
             report.clean = clean or self.clean()
             deadline = self._hang_after(report.clean)
@@ -90,8 +91,9 @@ class Campaign:
                     break  # a hang: the finding; later rounds would hide nothing of it
             if self.kills == 0:
                 report.rounds.append(self.round(1, report.clean.values, 0, deadline))
-        finally:
-            if keep is False or (keep is None and report.ok and self._own_dir):
+            completed = True
+        finally:  # a campaign that broke off keeps its files, whatever ``keep`` says
+            if completed and (keep is False or (keep is None and report.ok and self._own_dir)):
                 shutil.rmtree(self.dir, ignore_errors=True)
         return report
 
@@ -133,6 +135,7 @@ class Campaign:
                                   "after the last kill"}
                 report.diagnosis = describe_store(Workload.store_path(run_dir),
                                                   self.workload.execution_id)
+                report.diagnosis += _service_dump(run_dir, services[-1])
                 report.hung_on = next((k for k in report.kills if k.recovered_after is None),
                                       None)
         finally:
@@ -144,6 +147,7 @@ class Campaign:
         report.services = len(services)
         report.matches_clean = clean_values is None or report.outcome.get("values") == clean_values
         judge_ledger(report, watch.lines)
+        report.torn_lines = list(watch.torn)
         judge_store(report, watch.lines, Workload.store_path(run_dir), self.workload.execution_id)
         totals = read_ledger(Workload.ledger_path(run_dir))  # the shared reading agrees
         if (len(totals.started_after_ack), len(totals.completed_after_ack)) != (
@@ -288,6 +292,20 @@ def _wait_exit(service: ServiceProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while service.alive() and time.monotonic() < deadline:
         time.sleep(_TICK)
+
+
+def _service_dump(run_dir: Path, service: ServiceProcess, timeout: float = 15.0) -> str:
+    """Ask the service what it sees of its hung run (``runtime.chaos.service``)."""
+    if not service.alive():
+        return "; the service process is gone"
+    (run_dir / "dump-request").touch()
+    dump = run_dir / f"dump-{service.pid}.json"
+    deadline = time.monotonic() + timeout
+    while not dump.exists() and time.monotonic() < deadline:
+        time.sleep(_TICK)
+    if not dump.exists():
+        return f"; the service did not answer a dump request within {timeout:.0f} s"
+    return f"; the service sees: {dump.read_text()}"
 
 
 def _faults(run_dir: Path) -> list[str]:

@@ -183,6 +183,9 @@ class CampaignReport:
                 found.append(f"{where}: a service ended with an error after "
                              f"{error.kill.name if error.kill else 'no kill'}: {error.message} "
                              f"({error.log})")
+            if r.torn_lines:
+                found.append(f"{where}: {len(r.torn_lines)} ledger line(s) that are not one "
+                             f"whole write, at offsets {r.torn_lines[:5]}")
             if r.leftovers:
                 found.append(f"{where}: processes outlived the round: {r.leftovers}")
         if found:

@@ -60,6 +60,7 @@ class RoundReport:
     faults: list[str] = field(default_factory=list)  # typed faults result() raised meanwhile
     service_errors: list[ServiceError] = field(default_factory=list)
     leftovers: list[int] = field(default_factory=list)  # pids that outlived the round's end
+    torn_lines: list[int] = field(default_factory=list)  # ledger offsets of malformed lines
     diagnosis: str = ""  # for a hang: what the store said
     hung_on: Kill | None = None  # the first kill never got over, in a hang
 
@@ -67,7 +68,7 @@ class RoundReport:
     def ok(self) -> bool:
         return (self.finished and self.matches_clean and not self.started_after_ack
                 and not self.completed_after_ack and not self.lost_acks and not self.leftovers
-                and not self.service_errors)
+                and not self.service_errors and not self.torn_lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,7 +81,7 @@ class RoundReport:
             "started_after_ack": [f.as_dict() for f in self.started_after_ack],
             "completed_after_ack": [f.as_dict() for f in self.completed_after_ack],
             "lost_acks": [f.as_dict() for f in self.lost_acks],
-            "faults": self.faults,
+            "faults": self.faults, "torn_lines": self.torn_lines,
             "service_errors": [e.as_dict() for e in self.service_errors],
             "leftovers": self.leftovers, "diagnosis": self.diagnosis,
         }

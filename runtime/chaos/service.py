@@ -64,6 +64,42 @@ def report_processes(system: ActorSystem, run_dir: Path) -> None:
             last = now
 
 
+def coordinator_view(system: ActorSystem) -> dict[str, Any]:
+    """What this system's coordinator holds, for a hang's report (read from outside it)."""
+    durable = system._durable
+    hosted = None if durable is None else durable._hosted.pykka_ref
+    actor = None if hosted is None else hosted._actor_weakref()
+    if actor is None:
+        return {"coordinator": "not running"}
+    states: dict[str, int] = {}
+    for branch in list(actor._branches.values()):
+        states[branch.state.value] = states.get(branch.state.value, 0) + 1
+    keeper = actor._keeper
+    return {"branches": states, "retries": len(actor._retries),
+            "lease_round_in_flight": keeper.in_flight, "valid_until": keeper.valid_until,
+            "now": actor._clock.monotonic(), "pending_starts": list(actor._pending_starts),
+            "claiming": list(actor._claiming), "faults": [repr(f) for f in actor._faults.values()],
+            "worker_load": list(actor._load)}
+
+
+def answer_dumps(system: ActorSystem, run: Any, run_dir: Path) -> None:
+    """On ``dump-request`` in the run's directory, write what this service sees of its run."""
+    request = run_dir / "dump-request"
+    while not system.wait_closed(0.2):
+        if not request.exists():
+            continue
+        document: dict[str, Any] = {"service": os.getpid()}
+        for name, look in (("progress", run.progress),
+                           ("coordinator", lambda: coordinator_view(system)),
+                           ("metrics", system.metrics)):
+            try:
+                document[name] = look()
+            except Exception as exc:
+                document[name] = repr(exc)
+        write_atomically(run_dir / f"dump-{os.getpid()}.json", document)
+        request.unlink(missing_ok=True)
+
+
 def serve(run_dir: Path, workload: Workload) -> int:
     config = SystemConfig(workers=workload.workers, lease_seconds=workload.lease_seconds,
                           poll_interval=0.05,
@@ -75,6 +111,8 @@ def serve(run_dir: Path, workload: Workload) -> int:
         run = system.map(LedgerBranch, workload.items(run_dir),
                          execution_id=workload.execution_id,
                          max_concurrency=workload.max_concurrency)
+        threading.Thread(target=answer_dumps, args=(system, run, run_dir),
+                         name="chaos-dumps", daemon=True).start()
         while True:
             try:
                 values = run.result(timeout=workload.result_timeout).values()

@@ -19,6 +19,7 @@ from pathlib import Path
 from runtime.chaos.processes import Kind
 
 _POLL = 0.005  # seconds between reads of the ledger
+_KINDS = frozenset({"start", "body", "ack"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class LedgerWatch:
 
     path: Path
     lines: list[LedgerLine] = field(default_factory=list)
+    torn: list[int] = field(default_factory=list)  # offsets of lines that do not parse
     acks: int = 0
     _offset: int = 0
     _partial: bytes = b""
@@ -110,8 +112,10 @@ class LedgerWatch:
             for raw in complete:
                 fields = raw.decode(errors="replace").split()
                 at, start = start, start + len(raw) + 1
-                if len(fields) >= 3:
+                if len(fields) == 4 and fields[0] in _KINDS and raw.isascii():
                     self._add(LedgerLine(at, now, fields[0], (fields[1], fields[2])))
+                else:  # one write per line: a line that is not one is a finding
+                    self.torn.append(at)
 
     def _add(self, line: LedgerLine) -> None:
         self.lines.append(line)
