@@ -393,17 +393,24 @@ class Node:
             if kind == HELLO:
                 self._attach(self.peer(address), conn)
 
-    def disconnect(self, address: str, reason: str) -> None:
-        """The process at ``address`` is known to have exited: end its connection now.
+    def disconnect(self, address: str, reason: str, wait: float = 1.0) -> None:
+        """The process at ``address`` is known to have exited: see its connection end now.
 
         The supervisor learns of an exit from the process's sentinel, often before this
         node's reader has seen the connection end; a message sent in between would go into
-        the dead connection and be dropped. Ended here, the next send waits (within its
-        grace) for the restarted process instead.
+        the dead connection and be dropped. So this waits (up to ``wait`` seconds) for the
+        reader to reach the end, delivering what the process sent before it died (a reply
+        to a stop), then ends the connection itself; the next send waits (within its
+        grace) for the restarted process.
         """
         peer = self._peers.get(address)
         conn = None if peer is None else peer.conn
-        if peer is not None and conn is not None:
+        if peer is None or conn is None:
+            return
+        deadline = time.monotonic() + wait
+        while peer.conn is conn and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if peer.conn is conn:
             self._break(peer, conn, reason)
 
     def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
