@@ -36,6 +36,7 @@ import itertools
 import os
 import pickle
 import queue
+import socket
 import struct
 import threading
 import time
@@ -132,6 +133,12 @@ def write_frame(conn: Connection, payload: bytes) -> None:
             rest = rest[os.write(fd, rest):]
 
 
+def _shut_down(conn: Connection) -> None:
+    """End both directions of ``conn``'s socket, without closing its descriptor."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class RemoteReply:
     """A reply handle whose future waits in another process; quacks like a pykka Future."""
 
@@ -194,7 +201,9 @@ class Peer:
     consumed: dict[str, int] = field(default_factory=dict)  # actor id -> msgs to credit back
     pending: set[int] = field(default_factory=set)  # reply ids that wait on this peer
     out: deque[bytes] = field(default_factory=deque)  # frames waiting for the writer thread
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while a frame is written, and while the connection is closed (re-entered when a
+    # failed write breaks it): a descriptor number is never closed under a write.
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
     last_send: float = 0.0  # perf_counter of the last frame handed to this peer
     dead_actors: set[str] = field(default_factory=set)
     generation: int = 0  # bumped on every broken connection; wakes blocked senders
@@ -419,7 +428,13 @@ class Node:
             channel = self._channels.pop(id(conn), None)
             if channel is not None:
                 channel.shutdown()  # before the close: nobody may poll a reused descriptor
+            # A writer may hold the descriptor's number, about to write: closed under it,
+            # the number could go to a file opened meanwhile, and the frame into that file.
+            # Shut down first (a write blocked on a full socket fails now), close once no
+            # write is in progress.
             with contextlib.suppress(OSError):
+                _shut_down(conn)
+            with peer.write_lock, contextlib.suppress(OSError):
                 conn.close()
         if peer.conn is not conn:
             return  # a spare connection of a peer that still has its main one
