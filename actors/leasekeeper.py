@@ -111,6 +111,13 @@ class LeaseKeeper:
         self.in_flight = False
         self._next_round = self._clock.time() + self._retry
 
+    def unanswered(self) -> None:
+        """The round in flight will never be answered (the checkpoint process died with it):
+        the next round goes now instead of never."""
+        if self.in_flight:
+            self.in_flight = False
+            self._next_round = self._clock.time()
+
     def wake_time(self) -> float | None:
         """When the coordinator should look at the keeper next (``clock.time()`` seconds)."""
         if self.in_flight:

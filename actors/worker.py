@@ -205,9 +205,15 @@ class _Host:
 
     def take_verdict(self, op: OperationUpdate, outcome: str,
                      payload: bytes | None) -> bytes | None:
-        """Go on in place (the payload), or unwind the run: the suspension is durable."""
+        """Go on in place (the payload); unwind the run, evicted (the suspension is durable);
+        or stop it, aborted ("unwind": nothing of the suspension is durable)."""
         if outcome == "resume":
             return payload
+        if outcome == "unwind":
+            raise CheckpointError(
+                f"the suspension of branch {self._spec.branch_id!r} was not made durable (the "
+                "checkpoint process restarted, or a newer run took over, while it was parked); "
+                "the branch is replayed from its log")
         self._worker.count("branch.evictions")
         raise BranchSuspended(op)
 

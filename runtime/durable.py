@@ -62,7 +62,7 @@ from runtime import otel, serialization, span_shipping
 from runtime.blobgc import collect_blobs
 from runtime.blobs import RefServices
 from runtime.config import RestartPolicy, SystemConfig
-from runtime.errors import ProcessFaultError, Timeout
+from runtime.errors import ActorDeadError, ProcessFaultError, Timeout
 from runtime.executions import Execution, cancelled, new_execution, retried
 from runtime.future import Future, get_all
 from runtime.host import HostedActor
@@ -266,10 +266,26 @@ class DurableServices:
         if index is not None:
             self.coordinator.tell(WorkerBack(str(index)))
         elif actor_id == self.checkpoint.actor_id:
-            self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
+            self._tell_unless_down(self.scheduler, CheckpointLost())  # parked copies unwind...
             self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
         elif actor_id == self.scheduler.actor_id:
             self.coordinator.tell(SchedulerLost())
+
+    def _tell_unless_down(self, ref: ActorRef[Any], message: Any) -> None:
+        """Tell ``ref`` now, or not at all if its process is down.
+
+        A crash hook runs on the supervisor's thread, which is also what restarts a
+        process that is down: waiting for one (a ref's restart grace) would hold up
+        every restart for that long. A restarted actor starts empty anyway.
+        """
+        now: ActorRef[Any] = ActorRef(system_id=ref.system_id, address=ref.address,
+                                      actor_id=ref.actor_id, name=ref.name,
+                                      class_name=ref.class_name, restart_grace=0.0)
+        try:
+            now.tell(message)
+        except ActorDeadError:
+            log.info("crash.not_told", actor=ref.name, message=type(message).__name__,
+                     reason="its process is down too; it restarts empty")
 
     def _on_give_up(self, actor_id: str, why: str) -> None:
         name = self._names.get(actor_id)

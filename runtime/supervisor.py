@@ -83,6 +83,9 @@ class Supervisor:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._closing = False
+        # Told the address of every child that exited, first: nothing is sent into its
+        # dead connection after that (the hooks below send to its next incarnation).
+        self.on_exit: Callable[[str], None] | None = None
         self.on_crash: Callable[[str], None] | None = None  # told the actor id of a crash
         # Told (actor id, why) when a child's restart budget ran out, and (actor id) when
         # a restart after that has held for a while.
@@ -142,6 +145,7 @@ class Supervisor:
 
     def _on_exit(self, child: Child) -> None:
         child.process.join(timeout=1)
+        self._hook(self.on_exit, child.spec.address)
         code = child.process.exitcode
         child.exit_codes.append(code)
         name = child.spec.name

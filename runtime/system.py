@@ -286,7 +286,7 @@ class ActorSystem(AsyncSystem):
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready)
         self._registry = SystemRegistry(self.node)  # mirrored into pykka.ActorRegistry
-        self._supervisor.on_exit = self._registry.process_exited
+        self._supervisor.on_exit = self._process_exited
         self._spawning_services = threading.local()  # the system's own actors: unregistered
         self._durable: DurableServices | None = None
         with _forkserver_lock:
@@ -330,6 +330,10 @@ class ActorSystem(AsyncSystem):
     def _new_ready(self) -> tuple[int, Future[Any]]:
         fut: Future[Any] = Future()
         return self.node.register(fut, None), fut
+
+    def _process_exited(self, actor_id: str, address: str) -> None:
+        self._registry.process_exited(actor_id, address)
+        self.node.disconnect(address, "its process exited")
 
     def _start_process(self, spec: BootSpec) -> ChildProcess:
         # The registry as it is now (a restart reuses its spec): the process boots with it.
