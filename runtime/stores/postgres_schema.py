@@ -1,0 +1,128 @@
+"""The PostgreSQL store's tables, upserts and row decoding: SQLite's, in PostgreSQL's types.
+
+The same tables and columns as ``runtime.stores.sqlite``, plus a ``row_order`` identity
+column where SQLite orders by ``rowid``. The upserts keep SQLite's semantics:
+a ``None`` field keeps what is stored, a SUCCEEDED/FAILED branch or operation
+keeps its first outcome, a create-only branch update never touches a branch
+that exists, and an operation's ``seq`` is the order of its first write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.messages import (
+    BranchRecord,
+    BranchStatus,
+    ExecutionRecord,
+    ExecutionStatus,
+    OperationRecord,
+    OpKind,
+    OpStatus,
+)
+from runtime.stores.sqlite import Migration
+
+# Append only: a released migration is never edited, a new one is added at the end.
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "executions, branches and operations",
+        (
+            """CREATE TABLE executions (
+                execution_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+                spec BYTEA, branch_count BIGINT NOT NULL, result BYTEA, error BYTEA,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+                row_order BIGINT GENERATED ALWAYS AS IDENTITY)""",
+            """CREATE TABLE branches (
+                branch_id TEXT PRIMARY KEY, execution_id TEXT NOT NULL,
+                parent_branch_id TEXT, parent_op_id TEXT, idx BIGINT NOT NULL,
+                status TEXT NOT NULL, input BYTEA, result BYTEA, error BYTEA,
+                epoch BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                row_order BIGINT GENERATED ALWAYS AS IDENTITY)""",
+            "CREATE INDEX branches_by_execution ON branches (execution_id, parent_branch_id, idx)",
+            """CREATE TABLE operations (
+                branch_id TEXT NOT NULL, op_id TEXT NOT NULL, execution_id TEXT NOT NULL,
+                seq BIGINT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+                status TEXT NOT NULL, attempt BIGINT NOT NULL, payload BYTEA, error BYTEA,
+                due_at DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (branch_id, op_id))""",
+            "CREATE UNIQUE INDEX operations_by_branch ON operations (branch_id, seq)",
+            """CREATE INDEX operations_due ON operations (due_at)
+                WHERE due_at IS NOT NULL AND status IN ('SUSPENDED', 'RETRYING')""",
+        ),
+    ),
+]
+
+EXECUTION_COLUMNS = (
+    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at"
+)
+BRANCH_COLUMNS = (
+    "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
+    "error, epoch, created_at, updated_at"
+)
+OPERATION_COLUMNS = (
+    "execution_id, branch_id, op_id, seq, kind, name, status, attempt, payload, error, "
+    "due_at, created_at, updated_at"
+)
+
+# Named parameters may repeat: DO UPDATE reuses the bound values, NULL keeps the stored field.
+# A SUCCEEDED/FAILED row keeps its status: updates from different processes reach the store
+# in either order, and the first outcome written is the one everybody was told.
+UPSERT_EXECUTION = f"""
+INSERT INTO executions AS x ({EXECUTION_COLUMNS})
+VALUES (%(e)s, coalesce(%(kind)s, ''), %(status)s, %(spec)s, coalesce(%(count)s, 0),
+    %(result)s, %(error)s, %(now)s, %(now)s)
+ON CONFLICT (execution_id) DO UPDATE SET
+    kind = coalesce(%(kind)s, x.kind), status = %(status)s, spec = coalesce(%(spec)s, x.spec),
+    branch_count = coalesce(%(count)s, x.branch_count), result = coalesce(%(result)s, x.result),
+    error = coalesce(%(error)s, x.error), updated_at = %(now)s"""
+UPSERT_BRANCH = f"""
+INSERT INTO branches AS x ({BRANCH_COLUMNS})
+VALUES (%(e)s, %(b)s, %(parent)s, %(parent_op)s, coalesce(%(idx)s, 0), %(status)s, %(input)s,
+    %(result)s, %(error)s, coalesce(%(epoch)s, 0), %(now)s, %(now)s)
+ON CONFLICT (branch_id) DO UPDATE SET
+    parent_branch_id = coalesce(%(parent)s, x.parent_branch_id),
+    parent_op_id = coalesce(%(parent_op)s, x.parent_op_id), idx = coalesce(%(idx)s, x.idx),
+    status = %(status)s, input = coalesce(%(input)s, x.input),
+    result = coalesce(%(result)s, x.result), error = coalesce(%(error)s, x.error),
+    epoch = coalesce(%(epoch)s, x.epoch), updated_at = %(now)s
+WHERE NOT %(create_only)s
+    AND NOT (x.status IN ('SUCCEEDED', 'FAILED') AND %(status)s <> x.status)"""
+UPSERT_OPERATION = f"""
+INSERT INTO operations AS x ({OPERATION_COLUMNS})
+VALUES (%(e)s, %(b)s, %(o)s,
+    (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE branch_id = %(b)s),
+    %(kind)s, %(name)s, %(status)s, %(attempt)s, %(payload)s, %(error)s, %(due)s, %(now)s, %(now)s)
+ON CONFLICT (branch_id, op_id) DO UPDATE SET
+    kind = %(kind)s, name = %(name)s, status = %(status)s, attempt = %(attempt)s,
+    payload = coalesce(%(payload)s, x.payload),
+    error = CASE WHEN %(status)s = 'SUCCEEDED' THEN %(error)s ELSE coalesce(%(error)s, x.error) END,
+    due_at = coalesce(%(due)s, x.due_at), updated_at = %(now)s
+WHERE NOT (x.status IN ('SUCCEEDED', 'FAILED') AND %(status)s <> x.status)"""
+
+# Enum members by stored value: a dict lookup instead of the enum machinery, per row.
+_BRANCH_STATUS: dict[Any, BranchStatus] = dict(BranchStatus._value2member_map_)
+_OP_KIND: dict[Any, OpKind] = dict(OpKind._value2member_map_)
+_OP_STATUS: dict[Any, OpStatus] = dict(OpStatus._value2member_map_)
+
+
+def execution_record(r: Any) -> ExecutionRecord:
+    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def branch_record(r: Any) -> BranchRecord:
+    return BranchRecord(
+        r[0], r[1], r[2], r[3], r[4], _BRANCH_STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+
+
+def operation_record(r: Any) -> OperationRecord:
+    return OperationRecord(
+        r[0], r[1], r[2], r[3], _OP_KIND[r[4]], r[5], _OP_STATUS[r[6]], r[7], r[8], r[9], r[10],
+        r[11], r[12],
+    )
+
+
+__all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "MIGRATIONS", "OPERATION_COLUMNS",
+           "UPSERT_BRANCH", "UPSERT_EXECUTION", "UPSERT_OPERATION", "branch_record",
+           "execution_record", "operation_record"]
