@@ -49,7 +49,7 @@ from runtime.errors import ConfigurationError, Timeout
 from runtime.future import Future, get_all
 from runtime.host import HostedActor
 from runtime.ref import SELF, ActorRef
-from runtime.stores import DEFAULT_PATH, open_store
+from runtime.stores import DEFAULT_PATH, open_store, read_only_url
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
@@ -254,9 +254,7 @@ class DurableServices:
 
 
 def _read_only(url: str) -> str:
-    if url.startswith("sqlite://") and "?" not in url:
-        return url + "?mode=ro"
-    return url
+    return read_only_url(url)
 
 
 def map_specs(execution_id: str, branch_cls: Any, items: Iterable[Any]) -> list[BranchSpec]:

@@ -27,7 +27,7 @@ from actors.messages import BranchRecord, BranchStatus, ExecutionRecord, Operati
 from actors.store import Store
 from runtime import serialization
 from runtime.durable import absolute_store_url
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url
 
 _STYLES = {
     "SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "STARTED": "yellow",
@@ -44,7 +44,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_reader(url: str) -> Store:
-    """Open ``url`` only to read: SQLite URLs get ``mode=ro``, so nothing can be written.
+    """Open ``url`` only to read: SQLite and PostgreSQL URLs get ``mode=ro``: nothing is written.
 
         reader = open_reader(absolute_store_url(None))
         try:
@@ -52,10 +52,7 @@ def open_reader(url: str) -> Store:
         finally:
             reader.close()
     """
-    if sqlite_path(url) is not None:
-        base = url.partition("?")[0]
-        return open_store(f"{base}?mode=ro")
-    return open_store(url)
+    return open_store(read_only_url(url))
 
 
 def ago(timestamp: float, now: float) -> str:

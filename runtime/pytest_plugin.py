@@ -6,6 +6,9 @@ entry point; nothing to import or configure.
 * ``actor_system`` — a started ``ActorSystem`` on a SQLite store in the test's
   ``tmp_path``, tracing to ``tmp_path / "trace.jsonl"``; on teardown it is shut
   down and the test fails if any process it started is still running.
+* ``actor_system_store`` — the store URL of ``actor_system`` (a SQLite file in
+  ``tmp_path``); override it in your ``conftest.py`` to run on another store,
+  e.g. a PostgreSQL database.
 * ``actor_system_config`` — the ``SystemConfig`` that ``actor_system`` uses
   (one worker, a trace file); override it in your ``conftest.py`` to change it;
   ``actor_system_exit_timeout`` (10 s) is how long its processes may take to exit.
@@ -53,20 +56,26 @@ def actor_system_config(tmp_path: Path) -> SystemConfig:
 
 
 @pytest.fixture
+def actor_system_store(tmp_path: Path) -> str:
+    """The store URL of ``actor_system``: ``sqlite:///`` + ``tmp_path / "state.db"``."""
+    return f"sqlite:///{tmp_path / STORE_FILE}"
+
+
+@pytest.fixture
 def actor_system_exit_timeout() -> float:
     """Seconds ``actor_system``'s processes get to exit after its shutdown before the test fails."""
     return 10.0
 
 
 @pytest.fixture
-def actor_system(tmp_path: Path, actor_system_config: SystemConfig,
+def actor_system(actor_system_store: str, actor_system_config: SystemConfig,
                  actor_system_exit_timeout: float) -> Iterator[ActorSystem]:
-    """A started system on ``tmp_path / "state.db"``; no process of it outlives the test."""
+    """A started system on ``actor_system_store``; no process of it outlives the test."""
     try:
         before = descendant_pids()
     except ImportError:  # without psutil, check only the processes the system spawned itself
         before = None
-    system = ActorSystem(store=f"sqlite:///{tmp_path / STORE_FILE}", config=actor_system_config)
+    system = ActorSystem(store=actor_system_store, config=actor_system_config)
     try:
         yield system
     finally:

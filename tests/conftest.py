@@ -7,7 +7,9 @@ is ``actor_system`` under the name the older tests use.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -20,10 +22,14 @@ import pytest
 from actors.blobs import MemoryBlobStore, using_backend
 from actors.digest import DigestActor, DigestClient
 from runtime import ActorSystem, SystemConfig
+from runtime.postgres_server import EmbeddedPostgres, ExternalPostgres, server_for_tests
 from runtime.testing import wait_until
 
-__all__ = ["DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
+__all__ = ["STORE_KINDS", "DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
            "wait_until_quiet"]
+
+# Stores the durable end-to-end tests run on (``store_url``): the embedded one and the server.
+STORE_KINDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,3 +113,46 @@ def wait_until_quiet(pid: int, timeout: float = 10.0) -> list[str]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres | ExternalPostgres]:
+    """One PostgreSQL server for the session: ``DURABLE_ACTORS_TEST_POSTGRES``'s, or started here.
+
+    The embedded one is stopped at the end of the session, and the test run fails
+    if its postmaster is still running then.
+    """
+    server = server_for_tests()
+    try:
+        yield server
+    finally:
+        pid = server.pid if isinstance(server, EmbeddedPostgres) else None
+        server.stop()
+        if pid is not None:
+            wait_until(lambda: pid_gone(pid), timeout=15)
+
+
+def database_name(nodeid: str) -> str:
+    """A database name of the test ``nodeid``: readable, unique, under PostgreSQL's 63 bytes."""
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9]+", "_", nodeid.rpartition("::")[2].lower())[:40]
+    return f"t_{readable}_{digest}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: EmbeddedPostgres | ExternalPostgres,
+                 request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database of the session's server, dropped after the test."""
+    name = database_name(request.node.nodeid)
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A store URL of each kind in turn: a SQLite file in ``tmp_path``, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
