@@ -196,10 +196,14 @@ class EmbeddedPostgres(_AdminMixin):
 
     def restart(self, down_seconds: float = 0.0) -> None:
         """Stop the server (fast: clients are disconnected), stay down, start it again."""
-        self._pg_ctl_stop("fast")
+        self.take_down()
         if down_seconds:
             time.sleep(down_seconds)  # the outage itself is what a fault test is about
-        self._pg_ctl_start()
+        self.start()
+
+    def take_down(self) -> None:
+        """Stop the server process, keeping its data: ``start()`` brings it back on its port."""
+        self._pg_ctl_stop("fast")
 
     def stop(self) -> None:
         """Stop the server and delete its files; safe to call twice."""

@@ -21,6 +21,7 @@ from actors.errors import (
 )
 
 REDACTED = "***"
+APPLICATION_NAME = "durable-actors"
 
 
 class Fault(Enum):
@@ -67,6 +68,8 @@ class ConnectionTarget:
                 "the PostgreSQL store URL's mode must be mode=ro (only read) or mode=rw"
             )
         kept = [(k, v) for k, v in options if k != "mode"]
+        if not any(k == "application_name" for k, _ in kept):
+            kept.append(("application_name", APPLICATION_NAME))  # how pg_stat_activity names us
         conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
         try:
             fields = psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -83,7 +86,8 @@ class ConnectionTarget:
         port = fields.get("port", "")
         netloc = (f"{quote(user, safe='')}@" if user else "") + (
             f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-        safe_query = urlencode([(k, v) for k, v in kept if k != "password"])
+        safe_query = urlencode([(k, v) for k, v in kept
+                                if k not in ("password", "application_name")])
         safe = urlunsplit((parts.scheme, netloc, f"/{fields.get('dbname', '')}", safe_query, ""))
         return cls(conninfo, safe, password, "ro" in modes)
 
@@ -165,4 +169,4 @@ def _connect_fault(reason: str, target: ConnectionTarget,
     )
 
 
-__all__ = ["REDACTED", "ConnectionTarget", "Fault", "classify", "import_psycopg"]
+__all__ = ["APPLICATION_NAME", "REDACTED", "ConnectionTarget", "Fault", "classify", "import_psycopg"]
