@@ -206,7 +206,7 @@ def test_a_server_down_past_the_reconnect_timeout_fails_the_batch_and_writes_non
     store.commit([op("1")], [], 1.0)
     own_server.take_down()
     with capture_logs() as logs, pytest.raises(StoreUnavailableError,
-                                               match="did not come back within 0.5s") as caught:
+                                               match=r"did not come back within 0\.5s") as caught:
         store.commit([op("2"), op("3")], [], 2.0)
     own_server.start()
     store.commit([op("4")], [], 3.0)  # the next batch reconnects by itself
@@ -259,7 +259,7 @@ def test_a_row_locked_past_the_lock_timeout_raises_store_locked(postgres_url: st
     store.commit([ExecutionUpdate("e1", ExecutionStatus.RUNNING, kind="map")], [], 1.0)
     holder = psycopg.connect(postgres_url)
     holder.execute("SELECT 1 FROM executions WHERE execution_id = 'e1' FOR UPDATE")
-    with pytest.raises(StoreLockedError, match="more than 0.3s"):
+    with pytest.raises(StoreLockedError, match=r"more than 0\.3s"):
         store.commit([ExecutionUpdate("e1", ExecutionStatus.SUCCEEDED)], [], 2.0)
     holder.rollback()
     store.commit([ExecutionUpdate("e1", ExecutionStatus.SUCCEEDED)], [], 3.0)

@@ -169,4 +169,5 @@ def _connect_fault(reason: str, target: ConnectionTarget,
     )
 
 
-__all__ = ["APPLICATION_NAME", "REDACTED", "ConnectionTarget", "Fault", "classify", "import_psycopg"]
+__all__ = ["APPLICATION_NAME", "REDACTED", "ConnectionTarget", "Fault", "classify",
+           "import_psycopg"]
