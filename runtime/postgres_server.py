@@ -56,7 +56,8 @@ class PostgresServer(Protocol):
     def stop(self) -> None: ...
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -159,7 +160,7 @@ class EmbeddedPostgres(_AdminMixin):
             self._handle.ensure_pgdata_inited()
             (self.pgdata / "pg_hba.conf").write_text(_HBA)
             atexit.register(self.stop)
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self._pg_ctl_start()
         self._admin_socket(
             f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ROLE}') THEN "
@@ -278,5 +279,5 @@ def server_for_tests() -> EmbeddedPostgres | ExternalPostgres:
     return EmbeddedPostgres(durable=False).start()
 
 
-__all__ = ["ENV_VAR", "ROLE", "EmbeddedPostgres", "ExternalPostgres", "PostgresServer",
+__all__ = ["ENV_VAR", "ROLE", "EmbeddedPostgres", "ExternalPostgres", "PostgresServer", "free_port",
            "server_for_tests"]

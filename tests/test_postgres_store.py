@@ -26,7 +26,7 @@ from actors.messages import (
     OpStatus,
     Update,
 )
-from runtime.postgres_server import EmbeddedPostgres, _free_port
+from runtime.postgres_server import EmbeddedPostgres, free_port
 from runtime.stores import PostgresStore, open_store
 from runtime.stores.postgres_faults import APPLICATION_NAME
 
@@ -121,7 +121,7 @@ def test_the_store_names_itself_by_its_url_without_the_password(postgres_url: st
 
 
 def test_an_unreachable_server_raises_store_unavailable_saying_what_to_check() -> None:
-    url = f"postgresql://app:hunter2secret@127.0.0.1:{_free_port()}/app?connect_timeout=5"
+    url = f"postgresql://app:hunter2secret@127.0.0.1:{free_port()}/app?connect_timeout=5"
     with pytest.raises(StoreUnavailableError, match="check that the server runs") as caught:
         open_store(url)
     assert "hunter2secret" not in every_text_of(caught.value)

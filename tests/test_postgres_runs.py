@@ -1,0 +1,59 @@
+"""Durable runs through PostgreSQL faults: the server goes away mid-run, the run still finishes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.messages import OpStatus
+from runtime import ActorSystem, SystemConfig
+from runtime.postgres_server import EmbeddedPostgres
+from runtime.stores import open_store, read_only_url
+
+from branches_for_tests import Squares, effects, expected_squares
+from conftest import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+ITEMS = 12
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres(durable=False) as server:
+        yield server
+
+
+def acknowledged_steps(url: str, execution_id: str) -> set[tuple[str, str]]:
+    store = open_store(read_only_url(url))
+    try:
+        return {(b.branch_id, op.name) for b in store.read_branches(execution_id)
+                for op in store.read_log(b.branch_id).operations
+                if op.status is OpStatus.SUCCEEDED}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("down_seconds", [1.0, 12.0], ids=["brief", "past-reconnect-timeout"])
+def test_a_server_restart_mid_run_delays_the_run_and_it_finishes(
+    own_server: EmbeddedPostgres, tmp_path: Path, down_seconds: float
+) -> None:
+    """Brief: batches wait for the server. Long: batches fail, branches back off and resume."""
+    url = own_server.create_database("app")
+    path = str(tmp_path / "effects")
+    with ActorSystem(store=url, config=SystemConfig(workers=2)) as system:
+        run = system.map(Squares, [(i, path, 0.05) for i in range(ITEMS)], max_concurrency=4,
+                         execution_id="restart-1")
+        wait_until(lambda: len(effects(path)) >= 6, timeout=60)
+        before = acknowledged_steps(url, "restart-1")
+        own_server.restart(down_seconds=down_seconds)
+        result = run.result(timeout=150)
+        assert run.status() == "SUCCEEDED"
+    assert result.values() == [expected_squares(i) for i in range(ITEMS)]
+    runs = Counter((e[0], e[1]) for e in effects(path))
+    assert len(acknowledged_steps(url, "restart-1")) == 3 * ITEMS
+    assert before, "nothing was durable before the restart; nothing to test"
+    twice = [key for key in before if runs[key] != 1]
+    assert twice == [], f"steps durable before the restart that ran again: {twice}"
