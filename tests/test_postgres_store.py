@@ -95,6 +95,18 @@ def test_open_store_opens_postgresql_and_postgres_urls(postgres_url: str) -> Non
     reader.close()
 
 
+def test_libpq_options_in_the_url_reach_the_session_so_a_schema_can_be_chosen(
+    postgres_url: str, admin: psycopg.Connection[Any],
+) -> None:
+    admin.execute("CREATE SCHEMA tenant_a")
+    store = open_store(f"{postgres_url}?options=-c%20search_path%3Dtenant_a")
+    store.commit([ExecutionUpdate("e1", ExecutionStatus.RUNNING)], [], 1.0)
+    found = admin.execute("SELECT to_regclass('tenant_a.executions') IS NOT NULL, "
+                          "to_regclass('public.executions') IS NULL").fetchone()
+    assert found == (True, True)
+    store.close()
+
+
 def test_a_url_with_an_unknown_mode_is_refused(postgres_url: str) -> None:
     with pytest.raises(StoreUnavailableError, match="mode=ro"):
         open_store(f"{postgres_url}?mode=rwc")

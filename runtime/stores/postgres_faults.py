@@ -70,7 +70,9 @@ class ConnectionTarget:
         kept = [(k, v) for k, v in options if k != "mode"]
         if not any(k == "application_name" for k, _ in kept):
             kept.append(("application_name", APPLICATION_NAME))  # how pg_stat_activity names us
-        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+        # quote, not quote_plus: libpq decodes %20 in a URI but takes "+" literally.
+        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path,
+                               urlencode(kept, quote_via=quote), ""))
         try:
             fields = psycopg.conninfo.conninfo_to_dict(conninfo)
         except psycopg.Error as err:
@@ -87,7 +89,7 @@ class ConnectionTarget:
         netloc = (f"{quote(user, safe='')}@" if user else "") + (
             f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
         safe_query = urlencode([(k, v) for k, v in kept
-                                if k not in ("password", "application_name")])
+                                if k not in ("password", "application_name")], quote_via=quote)
         safe = urlunsplit((parts.scheme, netloc, f"/{fields.get('dbname', '')}", safe_query, ""))
         return cls(conninfo, safe, password, "ro" in modes)
 
