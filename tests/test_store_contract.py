@@ -214,6 +214,23 @@ def test_operation_seq_is_the_order_of_first_write_within_the_branch(store: Stor
     assert [(o.op_id, o.seq) for o in store.read_log("b0").operations] == [("1", 0)]
 
 
+@durable_kinds
+def test_a_batch_committed_twice_leaves_what_it_leaves_once(
+    durable_url: str, opened: Callable[[str], Store]
+) -> None:
+    """What makes it safe to run a batch again when its COMMIT's fate is unknown."""
+    once, twice = MemoryStore(), opened(durable_url)
+    for store in (once, twice):
+        replay(store)
+    batch = [op("b1", "4"), op("b1", "4", OpStatus.SUCCEEDED, payload=b"p"),
+             BranchUpdate("e1", "b2", BranchStatus.PENDING, index=2, input=b"i", create_only=True),
+             op("b2", "1"), ExecutionUpdate("e1", ExecutionStatus.RUNNING)]
+    once.commit(batch, [], 30.0)
+    twice.commit(batch, [], 30.0)
+    twice.commit(batch, [], 30.0)
+    assert snapshot(twice) == snapshot(once)
+
+
 def test_an_update_and_a_read_in_one_batch_read_what_the_batch_wrote(store: Store) -> None:
     logs = store.commit([op("b", "1"), op("b", "1", OpStatus.SUCCEEDED, payload=b"p")], ["b"],
                         1.0)

@@ -1,18 +1,20 @@
 """The PostgreSQL store: the SQLite store's tables and semantics on a server, for many hosts.
 
-Every ``commit`` is one transaction: a checkpoint batch is written whole or not
-at all, its upserts pipelined in one round trip (psycopg's ``executemany``).
-Readers in other processes (``inspect``, the coordinator) open their own
-``PostgresStore`` (``read_only=True`` if they never write).
+Every ``commit`` is one transaction, sent as one pipeline (``BEGIN``, the
+upserts, ``COMMIT``): a checkpoint batch is written whole or not at all, in one
+round trip to the server. Readers in other processes (``inspect``, the
+coordinator) open their own ``PostgresStore`` (``read_only=True`` if they never
+write).
 
 Faults are typed: a server that cannot be reached, refused credentials or a
-missing database raise ``StoreUnavailableError`` saying what to do; a
-connection lost before its transaction committed is replaced (reconnecting with
-back-off for up to ``reconnect_timeout`` seconds) and the batch runs again, so
-a server restart costs a pause, not a failure; a connection lost while its
-COMMIT was in flight fails the batch (it was not acknowledged, and the next call
-reconnects); serialization failures and deadlocks are retried. No message
-carries the password.
+missing database raise ``StoreUnavailableError`` saying what to do. A lost
+connection is replaced (reconnecting with back-off for up to
+``reconnect_timeout`` seconds) and the transaction runs again on the new one,
+so a server restart costs a pause, not a failure. That holds even when the
+lost COMMIT may have landed: a batch's upserts are idempotent, and a caller is
+answered only after a COMMIT returned. A server that stays away longer fails
+the batch, with nothing acknowledged. Serialization failures and deadlocks are
+retried. No message carries the password.
 
 Needs psycopg 3: ``pip install 'durable-actors[postgres]'``.
 """
@@ -192,40 +194,28 @@ class PostgresStore:
     def _typed(self, err: Exception, connecting: bool = False) -> StoreError:
         return self._classify(err, connecting)[1]
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, begin: str,
-             write: bool) -> T:
-        """``work`` in one transaction; retried when it certainly did not commit."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, begin: str) -> T:
+        """``work`` in one transaction, sent as one pipeline; run again where that is safe.
+
+        A lost connection runs the whole transaction again on a new one, whether or not
+        its COMMIT had reached the server: a batch's upserts are idempotent (a batch
+        applied twice leaves the rows it leaves once), and the caller is answered only
+        after a COMMIT returned. Serialization failures and deadlocks run it again too.
+        """
         psycopg = self._psycopg
         conflicts = 0
         with self._lock:
             while True:
                 conn = self._live()
-                committing = False
                 try:
-                    conn.execute(begin)
-                    try:
-                        result = work(conn)
-                    except BaseException:
-                        if not conn.broken and not conn.closed:
-                            conn.execute("ROLLBACK")
-                        raise
-                    committing = True
-                    conn.execute("COMMIT")
-                    return result
+                    return self._attempt(conn, work, begin)
                 except psycopg.Error as err:
                     fault, typed = self._classify(err)
                     if fault is Fault.CONNECTION_LOST:
                         self._discard()
-                        if write and committing:
-                            raise StoreUnavailableError(
-                                f"the connection to {self.where} was lost while its COMMIT was "
-                                "in flight; the batch was not acknowledged (it may or may not "
-                                "be written; its branches replay from the log); the next call "
-                                "reconnects"
-                            ) from None
                         log.warning("store.connection_lost", store=self.target.safe_url,
                                     error=str(typed), retrying=True)
-                        continue  # it did not commit: the whole transaction runs again
+                        continue
                     if fault is Fault.CONFLICT and conflicts < _CONFLICT_RETRIES:
                         conflicts += 1
                         log.info("store.conflict_retried", store=self.target.safe_url,
@@ -235,6 +225,21 @@ class PostgresStore:
                     if fault is Fault.OTHER:
                         raise  # the caller's own data error (a NOT NULL, a type): as is
                     raise typed from None
+
+    def _attempt(self, conn: psycopg.Connection[Any],
+                 work: Callable[[psycopg.Connection[Any]], T], begin: str) -> T:
+        """BEGIN, ``work``, COMMIT in one pipeline: one round trip unless ``work`` reads."""
+        try:
+            with conn.pipeline():
+                conn.execute(begin)
+                result = work(conn)
+                conn.execute("COMMIT")
+            return result
+        except BaseException:
+            idle = self._psycopg.pq.TransactionStatus.IDLE
+            if not conn.closed and not conn.broken and conn.info.transaction_status != idle:
+                conn.execute("ROLLBACK")  # a failed statement left the transaction open
+            raise
 
     @contextmanager
     def _snapshot(self) -> Iterator[psycopg.Connection[Any]]:
@@ -303,7 +308,7 @@ class PostgresStore:
                              (number, migration.description, time.time()))
 
         try:
-            self._run(apply, begin="BEGIN", write=True)
+            self._run(apply, begin="BEGIN")
         except self._psycopg.Error as err:
             raise self._typed(err, connecting=True) from None
 
@@ -356,11 +361,11 @@ class PostgresStore:
                     cursor.executemany(UPSERT_OPERATION, operations)
             return _read_logs(conn, read_logs) if read_logs else {}
 
-        return self._run(write, begin="BEGIN", write=True)
+        return self._run(write, begin="BEGIN")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall(),
-                         begin="BEGIN READ ONLY", write=False)
+                         begin="BEGIN READ ONLY")
 
     def read_execution(self, execution_id: str) -> ExecutionRecord | None:
         rows = self._read(
@@ -384,7 +389,7 @@ class PostgresStore:
 
     def read_log(self, branch_id: str) -> BranchLog:
         return self._run(lambda conn: _read_logs(conn, [branch_id])[branch_id],
-                         begin=_READ_SNAPSHOT, write=False)
+                         begin=_READ_SNAPSHOT)
 
     def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
         """The logs of ``branch_ids``, ``chunk`` branches at a time, all from one snapshot.
