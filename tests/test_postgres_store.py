@@ -318,3 +318,28 @@ def test_no_log_line_of_a_failing_store_carries_the_password(
     seen = repr(logs) + caplog.text + every_text_of(caught.value)
     assert own_server.password not in seen
     assert "store.reconnected" in [e["event"] for e in logs]
+
+
+# -- waking observers -----------------------------------------------------------------------
+
+
+def test_a_listener_hears_of_an_execution_change_once_its_batch_commits(
+    postgres_url: str,
+) -> None:
+    from runtime.stores.postgres_changes import ExecutionChanges
+
+    store = PostgresStore(postgres_url)
+    changes = ExecutionChanges(postgres_url)
+    store.commit([op("1"), op("2")], [], 1.0)  # steps only: nobody is woken
+    assert changes.wait(timeout=0.2) == set()
+    store.commit([ExecutionUpdate("e1", ExecutionStatus.RUNNING, kind="map"),
+                  ExecutionUpdate("e1", ExecutionStatus.SUCCEEDED),
+                  ExecutionUpdate("e2", ExecutionStatus.RUNNING)], [], 2.0)
+    assert changes.wait(timeout=10) == {"e1", "e2"}
+    with pytest.raises(Exception):  # noqa: B017 - a batch that fails notifies nobody
+        store.commit([ExecutionUpdate("e3", ExecutionStatus.RUNNING),
+                      OperationUpdate("e3", "b", "1", OpKind.STEP, None,  # type: ignore[arg-type]
+                                      OpStatus.STARTED)], [], 3.0)
+    assert changes.wait(timeout=0.2) == set()
+    changes.close()
+    store.close()

@@ -15,8 +15,12 @@ as the SQLite files. Without either, the suite says so and reports nothing.
   Baseline: raw ``executemany`` of 250 rows per transaction into the same
   server (or, for SQLite, the same disk).
 * **NOTIFY cost**: a raw one-row commit that also sends ``pg_notify`` in the
-  same transaction, pipelined (what waking observers with LISTEN/NOTIFY would
-  add to every batch), beside the same row committed without it.
+  same transaction, pipelined (what a batch that changes an execution's status
+  pays to wake observers; step batches send none), beside the same row
+  committed without it.
+* **Observer wake-up**: from a store commit that changes an execution to an
+  ``ExecutionChanges`` listener in another thread holding its id, beside one
+  ``read_execution`` (what each round of polling costs, however often it polls).
 """
 
 from __future__ import annotations
@@ -64,20 +68,25 @@ def _raw_connection(url: str) -> Any:
     return conn
 
 
-def raw_commits(conn: Any, ops: int, label: str, notify: bool = False) -> list[float]:
-    """Seconds per one-row ``INSERT`` committed on its own: psycopg's cheapest durable write.
-
-    With ``notify`` the row and a ``pg_notify`` go in one transaction, as a batch would.
-    """
+def raw_commits(conn: Any, ops: int, label: str) -> list[float]:
+    """Seconds per one-row ``INSERT`` committed on its own: psycopg's cheapest durable write."""
     samples = []
     for i in range(ops):
         started = time.perf_counter()
-        if notify:
-            with conn.pipeline(), conn.transaction():
-                conn.execute(_INSERT, (label, str(i), PAYLOAD, time.time()))
+        conn.execute(_INSERT, (label, str(i), PAYLOAD, time.time()))  # autocommit
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def raw_transactions(conn: Any, ops: int, label: str, notify: bool) -> list[float]:
+    """Seconds per pipelined ``BEGIN; INSERT one row; [pg_notify;] COMMIT``, as a batch goes."""
+    samples = []
+    for i in range(ops):
+        started = time.perf_counter()
+        with conn.pipeline(), conn.transaction():
+            conn.execute(_INSERT, (label, str(i), PAYLOAD, time.time()))
+            if notify:
                 conn.execute("SELECT pg_notify('durable_actors', %s)", (label,))
-        else:
-            conn.execute(_INSERT, (label, str(i), PAYLOAD, time.time()))  # autocommit
         samples.append(time.perf_counter() - started)
     return samples
 
@@ -182,8 +191,9 @@ def run(quick: bool) -> list[Figure]:
                 raw_url = server.create_database("durable_bench_raw")
                 raw_rate = raw_executemany_rate(server.create_database("durable_bench_rate"),
                                                 raw_rows)
-                notify = _notify_cost(raw_url, steps)
-                found["notify"] = notify
+                found["notify"] = _notify_cost(raw_url, steps)
+                found["wake"] = _wake_latency(server.create_database("durable_bench_wake"),
+                                              100 if quick else 300)
             else:
                 url = f"sqlite:///{os.path.join(directory, 'state.db')}"
                 raw_url = os.path.join(directory, "raw-commit.db")
@@ -204,7 +214,7 @@ def run(quick: bool) -> list[Figure]:
                            "rate": rate, "raw_rate": raw_rate}
     finally:
         for name in ("durable_bench", "durable_bench_raw", "durable_bench_rate",
-                     "durable_bench_throughput"):
+                     "durable_bench_throughput", "durable_bench_wake"):
             try:
                 server.drop_database(name)
             except Exception:  # the server may be gone already; it is stopped next anyway
@@ -220,10 +230,51 @@ def _notify_cost(url: str, commits: int) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {"plain": [], "notify": []}
     try:
         for done in range(0, commits, 50):
-            found["plain"] += raw_commits(conn, 50, f"plain-{done}")
-            found["notify"] += raw_commits(conn, 50, f"notify-{done}", notify=True)
+            found["plain"] += raw_transactions(conn, 50, f"plain-{done}", notify=False)
+            found["notify"] += raw_transactions(conn, 50, f"notify-{done}", notify=True)
     finally:
         conn.close()
+    return found
+
+
+def _wake_latency(url: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds from a commit changing an execution to a listener's wake-up; and one poll's."""
+    import threading
+
+    from actors.messages import ExecutionStatus, ExecutionUpdate
+    from runtime.stores.postgres import PostgresStore
+    from runtime.stores.postgres_changes import ExecutionChanges
+
+    store, reader = PostgresStore(url), PostgresStore(url, read_only=True)
+    changes = ExecutionChanges(url)
+    woke: list[float] = []
+    found: dict[str, list[float]] = {"wake": [], "poll": []}
+    try:
+        for i in range(rounds):
+            heard = threading.Event()
+
+            def listen(heard: threading.Event = heard) -> None:
+                while not changes.wait(timeout=10):
+                    pass
+                woke.append(time.perf_counter())
+                heard.set()
+
+            listener = threading.Thread(target=listen, daemon=True)
+            listener.start()
+            started = time.perf_counter()
+            store.commit([ExecutionUpdate(f"w{i}", ExecutionStatus.RUNNING, kind="map")], [],
+                         time.time())
+            if not heard.wait(30):
+                raise RuntimeError("a listener was not woken within 30 s of a commit")
+            found["wake"].append(woke[-1] - started)
+            listener.join()
+            polled = time.perf_counter()
+            reader.read_execution(f"w{i}")
+            found["poll"].append(time.perf_counter() - polled)
+    finally:
+        changes.close()
+        reader.close()
+        store.close()
     return found
 
 
@@ -251,12 +302,21 @@ def _figures(found: dict[str, Any], producers: int) -> list[Figure]:
             higher_is_better=True))
     notify = found["notify"]
     figures.append(Figure(
-        "raw 1-row commit with pg_notify (PostgreSQL)", "µs",
+        "raw 1-row transaction with pg_notify (PostgreSQL)", "µs",
         statistics.median(notify["notify"]) * 1e6, statistics.median(notify["plain"]) * 1e6,
-        "the same commit without pg_notify", higher_is_better=False,
+        "the same transaction without pg_notify", higher_is_better=False,
         extra={"commits_each": len(notify["plain"]),
-               "note": "what waking observers by LISTEN/NOTIFY would add to every batch"}))
+               "note": "paid by batches that change an execution's status, not by steps"}))
+    wake = found["wake"]
+    figures.append(Figure(
+        "observer woken by NOTIFY: commit → listener (PostgreSQL)", "µs",
+        statistics.median(wake["wake"]) * 1e6, statistics.median(wake["poll"]) * 1e6,
+        "one read_execution (each round of polling)", higher_is_better=False,
+        extra={"rounds": len(wake["wake"]),
+               "note": "the wake-up includes the commit itself; polling every T seconds "
+                       "also wakes T/2 late on average"}))
     return figures
 
 
-__all__ = ["StepsBesidePostgresCommits", "raw_commits", "raw_executemany_rate", "run"]
+__all__ = ["StepsBesidePostgresCommits", "raw_commits", "raw_executemany_rate",
+           "raw_transactions", "run"]
