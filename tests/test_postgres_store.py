@@ -236,6 +236,8 @@ def test_a_reader_reconnects_and_reads_after_a_server_restart(
     reader = PostgresStore(url, read_only=True)
     own_server.restart()
     assert reader.read_executions() == []
+    own_server.restart()
+    assert [list(chunk) for chunk in reader.read_logs(["b1", "b2"], 1)] == [["b1"], ["b2"]]
     reader.close()
 
 

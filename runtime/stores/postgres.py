@@ -256,8 +256,16 @@ class PostgresStore:
             try:
                 conn.execute(_READ_SNAPSHOT)
             except psycopg.Error as err:
+                fault, typed = self._classify(err)
                 self._discard()
-                raise self._typed(err) from None
+                if fault is not Fault.CONNECTION_LOST:
+                    raise typed from None
+                conn = self._live()  # nothing was read yet: reconnect, with back-off, and begin
+                try:
+                    conn.execute(_READ_SNAPSHOT)
+                except psycopg.Error as again:
+                    self._discard()
+                    raise self._typed(again) from None
             try:
                 yield conn
                 conn.execute("COMMIT")
