@@ -27,7 +27,7 @@ from actors.messages import BranchRecord, BranchStatus, ExecutionRecord, Operati
 from actors.store import Store
 from runtime import serialization
 from runtime.durable import absolute_store_url
-from runtime.stores import open_store, read_only_url
+from runtime.stores import open_store, read_only_url, redacted_url
 
 _STYLES = {
     "SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "STARTED": "yellow",
@@ -127,10 +127,10 @@ def main(store: str | None = None, execution: str | None = None,
         return 1
     try:
         if execution is None:
-            return _list(out, reader, path or url)
+            return _list(out, reader, path or redacted_url(url))
         record = reader.read_execution(execution)
         if record is None:
-            err.print(f"no execution {execution!r} in {path or url}; "
+            err.print(f"no execution {execution!r} in {path or redacted_url(url)}; "
                       "`durable-actors inspect` lists the executions it holds",
                       soft_wrap=True, markup=False)
             return 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +18,7 @@ from runtime.postgres_server import EmbeddedPostgres
 from runtime.stores import open_store, read_only_url
 
 from branches_for_tests import Squares, effects, expected_squares
-from conftest import wait_until
+from conftest import children_of, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 ITEMS = 12
@@ -57,3 +61,25 @@ def test_a_server_restart_mid_run_delays_the_run_and_it_finishes(
     assert before, "nothing was durable before the restart; nothing to test"
     twice = [key for key in before if runs[key] != 1]
     assert twice == [], f"steps durable before the restart that ran again: {twice}"
+
+
+def test_no_trace_line_process_command_line_or_inspect_output_carries_the_password(
+    postgres_server: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    password = postgres_url.partition("://")[2].partition("@")[0].partition(":")[2]
+    assert password
+    trace = tmp_path / "trace.jsonl"
+    config = SystemConfig(workers=1, trace_path=str(trace))
+    with ActorSystem(store=postgres_url, config=config) as system:
+        run = system.map(Squares, [(i, str(tmp_path / "effects"), 0.0) for i in range(3)],
+                         execution_id="quiet-1")
+        run.result(timeout=60)
+        command_lines = " ".join(" ".join(p.cmdline()) for p in children_of(os.getpid()))
+    assert password not in trace.read_text()
+    assert password not in command_lines
+    for args in ([], ["quiet-1"], ["nonesuch"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "inspect", "--store", postgres_url, *args],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+        assert "quiet-1" in shown.stdout + shown.stderr or args == ["nonesuch"], shown
+        assert password not in shown.stdout + shown.stderr

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from actors.errors import StoreUnavailableError
 from actors.store import MemoryStore, Store
@@ -76,6 +76,19 @@ def open_store(
     )
 
 
+def redacted_url(url: str) -> str:
+    """``url`` as it may be shown or logged: any password replaced by ``***``.
+
+        redacted_url("postgresql://app:secret@db/app")   # "postgresql://app:***@db/app"
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
 def read_only_url(url: str) -> str:
     """``url`` opened only to read: ``mode=ro`` for SQLite and PostgreSQL, as is for memory.
 
@@ -90,4 +103,5 @@ def read_only_url(url: str) -> str:
     return f"{base}?{'&'.join([*kept, 'mode=ro'])}"
 
 
-__all__ = ["DEFAULT_PATH", "PostgresStore", "SqliteStore", "open_store", "read_only_url"]
+__all__ = ["DEFAULT_PATH", "PostgresStore", "SqliteStore", "open_store", "read_only_url",
+           "redacted_url"]
