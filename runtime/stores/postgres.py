@@ -205,6 +205,7 @@ class PostgresStore:
         """
         psycopg = self._psycopg
         conflicts = 0
+        lost_since: float | None = None
         with self._lock:
             while True:
                 conn = self._live()
@@ -214,6 +215,9 @@ class PostgresStore:
                     fault, typed = self._classify(err)
                     if fault is Fault.CONNECTION_LOST:
                         self._discard()
+                        lost_since = lost_since or time.monotonic()
+                        if time.monotonic() - lost_since > self.reconnect_timeout:
+                            raise typed from None  # connections keep dying: stop trying
                         log.warning("store.connection_lost", store=self.target.safe_url,
                                     error=str(typed), retrying=True)
                         continue
