@@ -132,6 +132,17 @@ def postgres_server() -> Iterator[EmbeddedPostgres | ExternalPostgres]:
             wait_until(lambda: pid_gone(pid), timeout=15)
 
 
+@pytest.fixture
+def embedded_postgres(postgres_server: EmbeddedPostgres | ExternalPostgres,
+                      ) -> Iterator[EmbeddedPostgres]:
+    """A server started here, which checks passwords: the session's, else one of the test's."""
+    if isinstance(postgres_server, EmbeddedPostgres):
+        yield postgres_server
+        return
+    with EmbeddedPostgres(durable=False) as server:
+        yield server
+
+
 def database_name(nodeid: str) -> str:
     """A database name of the test ``nodeid``: readable, unique, under PostgreSQL's 63 bytes."""
     digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]

@@ -8,7 +8,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from runtime.postgres_server import EmbeddedPostgres
 from runtime.stores import open_store, read_only_url
 
 from branches_for_tests import Squares, effects, expected_squares
-from conftest import children_of, wait_until
+from conftest import children_of, database_name, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 ITEMS = 12
@@ -64,10 +63,10 @@ def test_a_server_restart_mid_run_delays_the_run_and_it_finishes(
 
 
 def test_no_trace_line_process_command_line_or_inspect_output_carries_the_password(
-    postgres_server: Any, postgres_url: str, tmp_path: Path
+    embedded_postgres: EmbeddedPostgres, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    password = postgres_url.partition("://")[2].partition("@")[0].partition(":")[2]
-    assert password
+    password = embedded_postgres.password
+    postgres_url = embedded_postgres.create_database(database_name(request.node.nodeid))
     trace = tmp_path / "trace.jsonl"
     config = SystemConfig(workers=1, trace_path=str(trace))
     with ActorSystem(store=postgres_url, config=config) as system:

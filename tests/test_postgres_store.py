@@ -30,7 +30,7 @@ from runtime.postgres_server import EmbeddedPostgres, free_port
 from runtime.stores import PostgresStore, open_store
 from runtime.stores.postgres_faults import APPLICATION_NAME
 
-from conftest import wait_until
+from conftest import database_name, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -120,13 +120,15 @@ def test_without_psycopg_the_error_names_the_extra_to_install(
         open_store("postgresql://app:secret@db.internal/app")
 
 
-def test_the_store_names_itself_by_its_url_without_the_password(postgres_url: str) -> None:
-    store = PostgresStore(postgres_url)
-    password = psycopg.conninfo.conninfo_to_dict(postgres_url)["password"]
-    assert isinstance(password, str)
-    assert password not in store.where
-    assert store.target.safe_url.startswith("postgresql://durable@127.0.0.1:")
+def test_the_store_names_itself_by_its_url_without_the_password(
+    embedded_postgres: EmbeddedPostgres, request: pytest.FixtureRequest,
+) -> None:
+    url = embedded_postgres.create_database(database_name(request.node.nodeid))
+    store = PostgresStore(url)
+    assert embedded_postgres.password not in store.where
+    assert store.target.safe_url.startswith(f"postgresql://durable@127.0.0.1:{embedded_postgres.port}/")
     store.close()
+    embedded_postgres.drop_database(database_name(request.node.nodeid))
 
 
 # -- connecting -----------------------------------------------------------------------------
@@ -140,11 +142,10 @@ def test_an_unreachable_server_raises_store_unavailable_saying_what_to_check() -
 
 
 def test_a_wrong_password_raises_store_unavailable_without_either_password(
-    postgres_server: Any, postgres_url: str,
+    embedded_postgres: EmbeddedPostgres,
 ) -> None:
-    right = psycopg.conninfo.conninfo_to_dict(postgres_url)["password"]
-    assert isinstance(right, str)
-    wrong = postgres_url.replace(right, "not-the-password-42")
+    right = embedded_postgres.password
+    wrong = embedded_postgres.url("postgres", password="not-the-password-42")
     with pytest.raises(StoreUnavailableError, match="check the user and password") as caught:
         open_store(wrong)
     text = every_text_of(caught.value)
