@@ -39,11 +39,8 @@ from actors.errors import (
 from actors.messages import (
     BranchLog,
     BranchRecord,
-    BranchUpdate,
     ExecutionRecord,
-    ExecutionUpdate,
     OperationRecord,
-    OperationUpdate,
     Update,
 )
 from actors.store import log_chunks
@@ -60,6 +57,8 @@ from runtime.stores.postgres_schema import (
     branch_record,
     execution_record,
     operation_record,
+    read_logs_of,
+    rows_by_table,
 )
 
 if TYPE_CHECKING:
@@ -341,33 +340,7 @@ class PostgresStore:
                 f"{self.where} was opened read-only (read_only=True or mode=ro); open it "
                 "read-write to write"
             )
-        executions: list[dict[str, Any]] = []
-        branches: list[dict[str, Any]] = []
-        operations: list[dict[str, Any]] = []
-        # One executemany per table keeps each table's order (what upserts and seq depend on):
-        # the tables do not refer to each other.
-        for u in updates:
-            if isinstance(u, OperationUpdate):
-                operations.append({
-                    "e": u.execution_id, "b": u.branch_id, "o": u.op_id, "kind": u.kind._value_,
-                    "name": u.name, "status": u.status._value_, "attempt": u.attempt,
-                    "payload": u.payload, "error": u.error, "due": u.due_at, "now": now})
-            elif isinstance(u, BranchUpdate):
-                branches.append({
-                    "e": u.execution_id, "b": u.branch_id, "parent": u.parent_branch_id,
-                    "parent_op": u.parent_op_id, "idx": u.index, "status": u.status._value_,
-                    "input": u.input, "result": u.result, "error": u.error, "epoch": u.epoch,
-                    "now": now, "create_only": u.create_only})
-            elif isinstance(u, ExecutionUpdate):
-                executions.append({
-                    "e": u.execution_id, "kind": u.kind, "status": u.status._value_,
-                    "spec": u.spec, "count": u.branch_count, "result": u.result,
-                    "error": u.error, "now": now})
-            else:
-                raise TypeError(
-                    f"commit() takes ExecutionUpdate, BranchUpdate or OperationUpdate, "
-                    f"not {type(u).__name__}"
-                )
+        executions, branches, operations = rows_by_table(updates, now)
 
         if len(updates) == 1 and not read_logs and not executions:
             # One statement is a transaction of its own: no BEGIN/COMMIT to send. A lone
@@ -388,7 +361,7 @@ class PostgresStore:
                 if executions:  # delivered on COMMIT only; see postgres_changes
                     cursor.executemany(NOTIFY_SQL, [(e,) for e in
                                                     dict.fromkeys(x["e"] for x in executions)])
-            return _read_logs(conn, read_logs) if read_logs else {}
+            return read_logs_of(conn, read_logs) if read_logs else {}
 
         return self._run(write, begin="BEGIN")
 
@@ -417,7 +390,7 @@ class PostgresStore:
         return [branch_record(row) for row in rows]
 
     def read_log(self, branch_id: str) -> BranchLog:
-        return self._run(lambda conn: _read_logs(conn, [branch_id])[branch_id],
+        return self._run(lambda conn: read_logs_of(conn, [branch_id])[branch_id],
                          begin=_READ_SNAPSHOT)
 
     def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
@@ -429,7 +402,7 @@ class PostgresStore:
         with self._snapshot() as conn:
             for branch_chunk in chunks:
                 try:
-                    logs = _read_logs(conn, branch_chunk)
+                    logs = read_logs_of(conn, branch_chunk)
                 except self._psycopg.Error as err:
                     raise self._typed(err) from None
                 yield logs
@@ -447,23 +420,6 @@ class PostgresStore:
         with self._lock:
             self._closed = True
             self._discard()
-
-
-def _read_logs(conn: psycopg.Connection[Any], branch_ids: Sequence[str]) -> dict[str, BranchLog]:
-    wanted = list(dict.fromkeys(branch_ids))
-    found: dict[str, BranchRecord] = {}
-    ops: dict[str, list[OperationRecord]] = {b: [] for b in wanted}
-    for row in conn.execute(
-        f"SELECT {BRANCH_COLUMNS} FROM branches WHERE branch_id = ANY(%s)", (wanted,)
-    ):
-        found[row[1]] = branch_record(row)
-    for row in conn.execute(
-        f"SELECT {OPERATION_COLUMNS} FROM operations WHERE branch_id = ANY(%s) "
-        "ORDER BY branch_id, seq",
-        (wanted,),
-    ):
-        ops[row[1]].append(operation_record(row))
-    return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
 
 
 __all__ = ["MIGRATIONS", "PostgresStore"]

@@ -9,16 +9,22 @@ that exists, and an operation's ``seq`` is the order of its first write.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from actors.messages import (
+    BranchLog,
     BranchRecord,
     BranchStatus,
+    BranchUpdate,
     ExecutionRecord,
     ExecutionStatus,
+    ExecutionUpdate,
     OperationRecord,
+    OperationUpdate,
     OpKind,
     OpStatus,
+    Update,
 )
 from runtime.stores.sqlite import Migration
 
@@ -123,6 +129,61 @@ def operation_record(r: Any) -> OperationRecord:
     )
 
 
+Row = dict[str, Any]
+
+
+def rows_by_table(updates: Sequence[Update], now: float) -> tuple[list[Row], list[Row], list[Row]]:
+    """The upserts' parameters, per table (executions, branches, operations), in order.
+
+    One executemany per table keeps each table's order (what upserts and seq depend on):
+    the tables do not refer to each other.
+    """
+    executions: list[Row] = []
+    branches: list[Row] = []
+    operations: list[Row] = []
+    for u in updates:
+        if isinstance(u, OperationUpdate):
+            operations.append({
+                "e": u.execution_id, "b": u.branch_id, "o": u.op_id, "kind": u.kind._value_,
+                "name": u.name, "status": u.status._value_, "attempt": u.attempt,
+                "payload": u.payload, "error": u.error, "due": u.due_at, "now": now})
+        elif isinstance(u, BranchUpdate):
+            branches.append({
+                "e": u.execution_id, "b": u.branch_id, "parent": u.parent_branch_id,
+                "parent_op": u.parent_op_id, "idx": u.index, "status": u.status._value_,
+                "input": u.input, "result": u.result, "error": u.error, "epoch": u.epoch,
+                "now": now, "create_only": u.create_only})
+        elif isinstance(u, ExecutionUpdate):
+            executions.append({
+                "e": u.execution_id, "kind": u.kind, "status": u.status._value_,
+                "spec": u.spec, "count": u.branch_count, "result": u.result,
+                "error": u.error, "now": now})
+        else:
+            raise TypeError(
+                f"commit() takes ExecutionUpdate, BranchUpdate or OperationUpdate, "
+                f"not {type(u).__name__}"
+            )
+    return executions, branches, operations
+
+
+def read_logs_of(conn: Any, branch_ids: Sequence[str]) -> dict[str, BranchLog]:
+    """The logs of ``branch_ids`` (each once), read on ``conn`` inside its transaction."""
+    wanted = list(dict.fromkeys(branch_ids))
+    found: dict[str, BranchRecord] = {}
+    ops: dict[str, list[OperationRecord]] = {b: [] for b in wanted}
+    for row in conn.execute(
+        f"SELECT {BRANCH_COLUMNS} FROM branches WHERE branch_id = ANY(%s)", (wanted,)
+    ):
+        found[row[1]] = branch_record(row)
+    for row in conn.execute(
+        f"SELECT {OPERATION_COLUMNS} FROM operations WHERE branch_id = ANY(%s) "
+        "ORDER BY branch_id, seq",
+        (wanted,),
+    ):
+        ops[row[1]].append(operation_record(row))
+    return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
+
+
 __all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "MIGRATIONS", "OPERATION_COLUMNS",
            "UPSERT_BRANCH", "UPSERT_EXECUTION", "UPSERT_OPERATION", "branch_record",
-           "execution_record", "operation_record"]
+           "execution_record", "operation_record", "read_logs_of", "rows_by_table"]
