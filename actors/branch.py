@@ -110,7 +110,9 @@ class BranchHost(Protocol):
     """
 
     # A host may also have ``epoch``, the number of the run it hosts: contexts then
-    # stamp it on every update they make (the checkpoint actor fences by it).
+    # stamp it on every update they make (the checkpoint actor fences by it); and
+    # ``ensure_current()``, which a context calls before every operation and which
+    # raises ``CheckpointError`` when the run is stale (``actors.fences``).
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
         """Make ``update`` durable, in order with the branch's earlier updates.

@@ -78,17 +78,20 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pykka
 import structlog
 
 from actors.clock import Clock
-from actors.errors import CheckpointError
+from actors.errors import CheckpointError, LeaseLostError
+from actors.faults import StoreFault, WatchFaults
 from actors.inbox import PeekableInbox
+from actors.leasedesk import DESK_MESSAGES, LeaseDesk, split_refused
 from actors.messages import (
     BUNDLE_LIMIT,
+    ActorLike,
     BranchLog,
     Checkpoint,
     Checkpoints,
@@ -96,6 +99,7 @@ from actors.messages import (
     Update,
     reply_group,
 )
+from actors.ownership import ExecutorInfo
 from actors.store import Store
 
 COUNTERS = (
@@ -177,6 +181,9 @@ class CheckpointActor(pykka.ThreadingActor):
         max_bytes: int = 750 * 1024,
         window: float = 0.01,
         quiet_gap: float = _QUIET_GAP,
+        executor: str | None = None,
+        lease_seconds: float = 10.0,
+        is_dead: Callable[[ExecutorInfo], bool] | None = None,
     ) -> None:
         super().__init__()
         if max_ops < 1 or max_bytes < 1 or window < 0 or quiet_gap < 0:
@@ -195,6 +202,11 @@ class CheckpointActor(pykka.ThreadingActor):
         self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
         self._log = structlog.get_logger().bind(actor="checkpoint")
+        # With an executor id, writes are fenced by the leases it holds (actors/leasedesk.py).
+        self._desk = None if executor is None else LeaseDesk(
+            store, clock, executor=executor, lease_seconds=lease_seconds, is_dead=is_dead)
+        self._fault_watcher: ActorLike | None = None  # told when the store fails and recovers
+        self._store_fault: BaseException | None = None
 
     def metrics(self) -> dict[str, int]:
         """Monotonic counters: ``ref.proxy().metrics().get()["checkpoint.batches"]``."""
@@ -206,6 +218,16 @@ class CheckpointActor(pykka.ThreadingActor):
             return None
         if isinstance(message, Checkpoints):
             self._write(list(message.items), loaded=len(message.items) > 1)
+            return None
+        if isinstance(message, DESK_MESSAGES):
+            if self._desk is None:
+                raise TypeError("this checkpoint actor has no executor id: it holds no leases")
+            self._desk.handle(message)
+            return None
+        if isinstance(message, WatchFaults):
+            self._fault_watcher = message.watcher
+            if self._store_fault is not None:
+                message.watcher.tell(StoreFault(self._store_fault))
             return None
         return super().on_receive(message)
 
@@ -331,18 +353,55 @@ class CheckpointActor(pykka.ThreadingActor):
         if not batch.updates and len(read_logs) > STREAM_CHUNK:
             self._answer_as_read(batch, read_logs, started)
             return
+        desk = self._desk
         try:
-            logs = self._store.commit(batch.updates, read_logs, self._clock.time())
+            if desk is None:
+                logs = self._store.commit(batch.updates, read_logs, self._clock.time())
+            else:
+                logs = self._store.commit(batch.updates, read_logs, self._clock.time(),
+                                          fence=desk.fence())
+        except LeaseLostError as exc:
+            self._refused(batch, exc)
+            return
         except BaseException as exc:
             self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._store_ok()
         counters["checkpoint.updates"] += len(batch.updates)
         if batch.empties:
             counters["checkpoint.empty_batches"] += 1
         self._log_batch(batch, started)
         self._answer(batch.messages, logs)
+
+    def _refused(self, batch: CheckpointBatch, error: LeaseLostError) -> None:
+        """Answer the refused executions' waiters with ``error``; write the rest again."""
+        assert self._desk is not None
+        self._desk.refused(error)
+        self._counters["checkpoint.fenced"] += 1
+        keep, drop = split_refused(batch.messages, frozenset(error.execution_ids))
+        for msg in drop:
+            if msg.reply_to is not None:
+                self._reply_error(msg.reply_to, msg.branch_id, error)
+        if keep:
+            rest = CheckpointBatch(self._max_ops, self._max_bytes)
+            for msg in keep:
+                rest.add(msg)
+            self._commit(rest)
+
+    def _store_ok(self) -> None:
+        if self._store_fault is not None:
+            self._store_fault = None
+            self._log.info("store.recovered")
+            if self._fault_watcher is not None:
+                self._fault_watcher.tell(StoreFault(None))
+
+    def _store_failed(self, exc: BaseException) -> None:
+        first = self._store_fault is None or type(self._store_fault) is not type(exc)
+        self._store_fault = exc
+        if first and self._fault_watcher is not None:
+            self._fault_watcher.tell(StoreFault(exc))
 
     def _answer_as_read(self, batch: CheckpointBatch, read_logs: list[str],
                         started: float) -> None:
@@ -366,6 +425,7 @@ class CheckpointActor(pykka.ThreadingActor):
             if not isinstance(exc, Exception):
                 raise
             return
+        self._store_ok()
         self._counters["checkpoint.empty_batches"] += 1
         self._log_batch(batch, started)
 
@@ -405,6 +465,7 @@ class CheckpointActor(pykka.ThreadingActor):
     def _fail(self, batch: CheckpointBatch, exc: BaseException) -> None:
         """Fail every waiter of ``batch``; remember branches whose unwatched update was lost."""
         self._counters["checkpoint.failed_batches"] += 1
+        self._store_failed(exc)
         last_by_branch = {m.branch_id: m for m in batch.messages}
         unwatched = [m for m in batch.messages if m.reply_to is None and m.update is not None]
         self._counters["checkpoint.lost_updates"] += len(unwatched)

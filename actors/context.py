@@ -84,6 +84,8 @@ class BranchContext:
         # The run's epoch, when the host has one: its updates carry it from the start
         # instead of being copied by the host to add it (a copy per update per branch).
         self._epoch: int | None = getattr(host, "epoch", None)
+        # A host that can tell a stale run is asked before every operation (a fence).
+        self._ensure_current: Callable[[], None] | None = getattr(host, "ensure_current", None)
         self._log = log.by_op_id()
         self._calls = 0
         self._inside: str | None = None
@@ -434,6 +436,8 @@ class BranchContext:
             )
         if not isinstance(name, str) or not name:
             raise TypeError(f"an operation needs a non-empty str name, not {name!r}")
+        if self._ensure_current is not None:
+            self._ensure_current()  # a stale run stops here, before its next step runs
         self._calls += 1
         op_id = str(self._calls)
         record = self._log.get(op_id)

@@ -32,6 +32,55 @@ class CheckpointError(DurableActorsError):
         return (type(self), (str(self), self.original))
 
 
+class LeaseLostError(CheckpointError):
+    """Another executor holds the execution now; this system's writes for it are refused.
+
+    Raised to callers of a system that lost an execution's lease (it was paused or
+    cut off past ``SystemConfig.lease_seconds`` and another system took over).
+    ``execution_ids`` names them; observe one with ``system.execution(id)``.
+    """
+
+    def __init__(self, message: str, execution_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.execution_ids = execution_ids
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.execution_ids))
+
+
+class ExecutionMismatchError(DurableActorsError):
+    """An execution id already names an execution made of another class or other items.
+
+    Use another id for the new work, or call with the class and items it was created with.
+    """
+
+
+class ExecutionCancelledError(DurableActorsError):
+    """The execution was cancelled (``system.cancel`` or its deadline).
+
+    ``system.retry(id)`` runs it again from its log.
+    """
+
+
+class ExecutionStateError(DurableActorsError):
+    """The execution is not in a state where this applies (retry a running one, delete an
+    active one); the message says what state it is in and what to do."""
+
+
+class UnknownExecutionError(DurableActorsError, KeyError):
+    """No execution with this id is known to the system or its store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ExecutorConflictError(DurableActorsError):
+    """Another live system uses this ``SystemConfig.executor_id`` on the same store.
+
+    Give every service instance its own executor id (or leave it unset for a random one).
+    """
+
+
 class StoreError(DurableActorsError):
     """The store could not be used; the message says why and what to do."""
 
@@ -42,6 +91,10 @@ class StoreUnavailableError(StoreError):
 
 class StoreLockedError(StoreError):
     """The store stayed locked by another writer past the deadline."""
+
+
+class StoreFullError(StoreError):
+    """The store's disk is full; writes are retried until space is freed."""
 
 
 class StoreReadOnlyError(StoreError):

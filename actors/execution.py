@@ -1,39 +1,54 @@
-"""The coordinator: creates executions, dispatches branches to workers, keeps batches and timers.
+"""The coordinator: runs the branches of the executions its system owns.
 
-One actor owns the whole life of every execution of a system:
+One actor per system. ``actors.lifecycle`` (mixed in) decides which executions
+this system runs (creating, claiming, observing, cancelling them, and the lease
+rounds); this module runs their branches:
 
-* ``StartExecution`` writes the execution and its branches (create-only, so a
-  restart never resets a finished branch) and dispatches them within
-  ``max_concurrency``; a stored execution is resumed, a finished one answered.
 * Dispatching a branch is sending its *empty checkpoint* with a ``LogDelivery``
   reply handle: the checkpoint actor hands the log to a worker. No thread waits,
   so a wave of resumes coalesces into one store call.
 * Workers report ``BranchRan``. An evicted branch is resumed by the scheduler
   (``ResumeBranches``), never while its old run has not reported yet; children's
   results go to the scheduler as ``DependencyDone``. ``epoch`` fences reports of
-  older runs. This actor's own timer thread only retries aborted runs.
+  older runs, and every redispatch of a run that may still be live fences it on
+  the workers first (``FenceRuns``): it stops before its next operation.
 * When a batch finishes (``Completion`` decides), its ``BatchResult`` is written
   through the checkpoint actor: the execution's result, or the parent's
   ``CHILDREN`` operation; the acknowledgement comes back as ``Durable``, a
   continuation, and only then are waiters answered or the parent resumed.
+* A lost process is recovered from: a worker (its runs replay elsewhere), the
+  checkpoint actor (every live run is fenced and dispatched again), the
+  scheduler (the timers of evicted branches are given again).
 """
 
 from __future__ import annotations
 
 import heapq
 import pickle
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
 import structlog
 
-from actors.batches import Batch, TrackedBranch, TrackedExecution, describe, seed
+from actors.batches import Batch, BranchState, ExecutionMode, TrackedBranch, seed
 from actors.branch import BranchSpec, encode_error
 from actors.clock import Clock, SystemClock, Ticker
-from actors.errors import DurableActorsError, StepFailedError
+from actors.control import (
+    Answered,
+    CancelExecution,
+    CurrentFault,
+    DeleteExecution,
+    FenceRuns,
+    RetryExecution,
+    SchedulerLost,
+    StoreChanged,
+)
+from actors.errors import LeaseLostError, StepFailedError
+from actors.faults import StoreFault, SystemFault, WatchFaults
 from actors.fork_snapshot import unserializable_cause
+from actors.leasekeeper import LeaseKeeper
+from actors.lifecycle import ExecutionLifecycle
 from actors.messages import (
     ActorLike,
     AwaitResult,
@@ -64,21 +79,24 @@ from actors.messages import (
     Wire,
     WorkerLost,
 )
+from actors.ownership import DropLease, HoldLeases, held_epochs
 from actors.policies import BatchProgress, BatchResult, BatchStatus
 from actors.store import Store
 
 log = structlog.get_logger("actors.execution")
 
-
-class UnknownExecutionError(DurableActorsError, KeyError):
-    """No execution with this id is known to the system or its store."""
+_FINISH_RETRY = 1.0  # seconds before a batch result whose write failed is written again
 
 
-class ExecutionActor(pykka.ThreadingActor):
+class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     """Coordinates executions; see the module docstring.
 
-        coordinator = ExecutionActor.start(checkpoint=ckpt, reader=store)
+        coordinator = ExecutionActor.start(checkpoint=ckpt, reader=store, executor="svc-1")
         coordinator.tell(Wire(self_ref=coordinator, workers=(worker,), scheduler=scheduler))
+
+    ``executor`` is this system's executor id (the checkpoint actor must hold
+    leases for the same one); ``epoch_base`` starts run epochs above those of an
+    earlier coordinator of the same system (a restart after a failure).
     """
 
     def __init__(
@@ -89,6 +107,11 @@ class ExecutionActor(pykka.ThreadingActor):
         clock: Clock | None = None,
         serialize: Callable[[object], bytes] = pickle.dumps,
         deserialize: Callable[[bytes], Any] = pickle.loads,
+        executor: str = "local",
+        lease_seconds: float = 10.0,
+        recover: bool = True,
+        poll_interval: float = 0.25,
+        epoch_base: int = 0,
     ) -> None:
         super().__init__()
         self._checkpoint = checkpoint
@@ -96,14 +119,21 @@ class ExecutionActor(pykka.ThreadingActor):
         self._clock = clock or SystemClock()
         self._serialize = serialize
         self._deserialize = deserialize
+        self._executor = executor
+        self._keeper = LeaseKeeper(self._clock, lease_seconds=lease_seconds, recover=recover)
+        self._poll_interval = poll_interval
+        self._epoch_base = epoch_base
         self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
-        self._executions: dict[str, TrackedExecution] = {}
+        self._executions = {}
         self._batches: dict[str, Batch] = {}
         self._branches: dict[str, TrackedBranch] = {}
+        self._faults: dict[str, BaseException] = {}
         self._ticker: Ticker | None = None
         self._retries: list[tuple[float, str, int]] = []  # (when, branch, epoch) after an abort
+        self._finish_retries: list[tuple[float, str]] = []  # (when, batch key)
         self._wave: list[Checkpoint] = []  # dispatches of the message being handled
+        self._init_lifecycle()
 
     def on_start(self) -> None:
         self._ticker = Ticker(self._clock, self._tell_tick, "coordinator-ticker")
@@ -123,6 +153,9 @@ class ExecutionActor(pykka.ThreadingActor):
             return handler(self, message)
         finally:
             self._send_dispatches()
+            if self._wiring is not None:
+                self._maybe_renew()
+                self._rearm()
 
     def _send_dispatches(self) -> None:
         """Send the empty checkpoints of this message's dispatches as one message (a wave)."""
@@ -132,7 +165,18 @@ class ExecutionActor(pykka.ThreadingActor):
         elif wave:
             self._checkpoint.tell(Checkpoints(tuple(wave)))
 
-    # -- wiring and queries --------------------------------------------------------
+    def _rearm(self) -> None:
+        if self._ticker is None:
+            return
+        times = [self._keeper.wake_time(), self._next_poll(), self._next_deadline()]
+        if self._retries:
+            times.append(self._retries[0][0])
+        if self._finish_retries:
+            times.append(self._finish_retries[0][0])
+        found = [t for t in times if t is not None]
+        self._ticker.wake_at(min(found) if found else None)
+
+    # -- wiring ------------------------------------------------------------------------
 
     def _wired(self) -> Wire:
         if self._wiring is None or not self._wiring.workers:
@@ -142,131 +186,26 @@ class ExecutionActor(pykka.ThreadingActor):
     def _wire(self, message: Wire) -> None:
         self._wiring = message
         self._load = [0] * len(message.workers)
+        self._checkpoint.tell(WatchFaults(message.self_ref))
+        # The writer holds what this coordinator holds: nothing yet. Executions this
+        # executor owned before (an earlier life, a failed coordinator) are claimed
+        # again at a new epoch by the first lease round, and resumed.
+        self._checkpoint.tell(HoldLeases(held_epochs(self._keeper.held)))
 
-    def _describe(self, message: DescribeExecution) -> dict[str, Any]:
-        return describe(self._known(message.execution_id), self._branches)
+    def _workers_tell(self, message: Any) -> None:
+        for worker in self._wired().workers:
+            try:
+                worker.tell(message)
+            except Exception as exc:  # a worker being restarted: it learns from its next run
+                log.warning("worker.tell_failed", message=type(message).__name__,
+                            error=repr(exc))
 
-    def _await(self, message: AwaitResult) -> None:
-        try:
-            execution = self._known(message.execution_id)
-        except UnknownExecutionError as exc:
-            message.reply_to.set_exception((type(exc), exc, None))
-            return
-        if execution.result is not None:
-            message.reply_to.set(execution.result)
-        else:
-            execution.waiters.append(message.reply_to)
+    # -- batches ------------------------------------------------------------------------
 
-    def _known(self, execution_id: str) -> TrackedExecution:
-        execution = self._executions.get(execution_id)
-        if execution is None:
-            raise UnknownExecutionError(
-                f"no execution {execution_id!r} in this system; start it with map() or parallel()"
-            )
-        return execution
-
-    # -- starting and resuming --------------------------------------------------------
-
-    def _start_execution(self, message: StartExecution) -> None:
-        eid = message.execution_id
-        if eid in self._executions:
-            done = self._executions[eid].result is not None
-            message.reply_to.set("finished" if done else "resumed")
-            return
-        stored = self._reader.read_execution(eid)
-        specs = list(message.specs)
-        if stored is None:
-            self._create(message, specs)
-            return
-        if stored.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
-            batch = self._new_batch(eid, eid, None, stored.branch_count, message, [])
-            result = self._deserialize(stored.result) if stored.result is not None else None
-            self._executions[eid] = TrackedExecution(eid, batch, stored.status, result)
-            message.reply_to.set("finished")
-            return
-        self._resume(message, specs, stored.branch_count)
-        message.reply_to.set("resumed")
-
-    def _create(self, message: StartExecution, specs: list[BranchSpec]) -> None:
-        eid = message.execution_id
-        batch = self._new_batch(eid, eid, None, len(specs), message, specs)
-        self._executions[eid] = TrackedExecution(eid, batch)
-        created = ExecutionUpdate(eid, ExecutionStatus.RUNNING, kind=message.kind,
-                                  branch_count=len(specs))
-        writes = [Checkpoint(eid, created, sync=False)]
-        writes += [
-            Checkpoint(spec.branch_id, BranchUpdate(eid, spec.branch_id, BranchStatus.PENDING,
-                                                    index=spec.index,
-                                                    input=self._serialize(spec.input),
-                                                    create_only=True), sync=False)
-            for spec in specs
-        ]
-        # The last write answers the caller: everything before it is durable by then.
-        last = writes[-1]
-        writes[-1] = Checkpoint(last.branch_id, last.update, sync=True, reply_to=message.reply_to)
-        self._checkpoint.tell(Checkpoints(tuple(writes)))  # one message, however many branches
-        log.info("execution.created", execution_id=eid, branches=len(specs))
-        self._start_more(batch)
-
-    def _resume(self, message: StartExecution, specs: list[BranchSpec], count: int) -> None:
-        eid = message.execution_id
-        records = [b for b in self._reader.read_branches(eid) if b.parent_branch_id is None]
-        by_index = {b.index: b for b in records}
-        rebuilt = []
-        missing = []
-        for index in range(count):
-            record = by_index.get(index)
-            given = specs[index] if index < len(specs) else None
-            cls = given.branch_cls if given is not None else specs[0].branch_cls
-            if record is not None:
-                item = self._deserialize(record.input) if record.input else None
-            else:  # created in a later transaction that a crash cut off: take the caller's
-                item = given.input if given is not None else None
-                missing.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
-            rebuilt.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
-        if missing:
-            self._checkpoint.tell(Checkpoints(tuple(
-                Checkpoint(m.branch_id, BranchUpdate(eid, m.branch_id, BranchStatus.PENDING,
-                                                     index=m.index,
-                                                     input=self._serialize(m.input),
-                                                     create_only=True), sync=False)
-                for m in missing
-            )))
-        batch = self._new_batch(eid, eid, None, count, message, rebuilt)
-        self._executions[eid] = TrackedExecution(eid, batch)
-        self._seed(batch, {b.branch_id: b for b in records})
-        timers = self._reload_timers(batch)
-        log.info("execution.resumed", execution_id=eid, branches=count, timers=timers,
-                 finished=batch.progress.total - len(batch.waiting) - timers)
-        self._after_change(batch)
-
-    def _reload_timers(self, batch: Batch) -> int:
-        """Branches evicted on a timer that is not due yet wait for it, not for a replay now.
-
-        The store's pending timers decide, not the branch rows: a row's status is written
-        by the worker and the scheduler, whose updates may reach the store in either order.
-        """
-        scheduler = self._wired().scheduler
-        now, reloaded = self._clock.time(), 0
-        pending = {op.branch_id: op for op in self._reader.read_due_timers()
-                   if op.execution_id == batch.execution_id and (op.due_at or 0.0) > now}
-        for branch_id in list(batch.waiting):
-            timer = pending.get(branch_id)
-            if timer is None or timer.due_at is None:
-                continue
-            branch = self._branches[branch_id]
-            batch.waiting.remove(branch_id)
-            batch.running += 1
-            batch.progress.start(branch.spec.index)
-            branch.state = "suspended"
-            scheduler.tell(ScheduleResume(branch_id, branch.epoch, timer.op_id, timer.due_at))
-            reloaded += 1
-        return reloaded
-
-    def _new_batch(self, key: str, eid: str, parent: OperationUpdate | None, total: int,
-                   source: StartExecution | StartChildren, specs: Sequence[BranchSpec]) -> Batch:
-        batch = Batch(key, eid, parent, BatchProgress(total, source.completion),
-                       [s.branch_id for s in specs], source.max_concurrency)
+    def _new_batch(self, key: str, eid: str, specs: Sequence[BranchSpec], completion: Any,
+                   max_concurrency: int | None, parent: OperationUpdate | None = None) -> Batch:
+        batch = Batch(key, eid, parent, BatchProgress(len(specs), completion),
+                      [s.branch_id for s in specs], max_concurrency)
         self._batches[key] = batch
         for spec in specs:
             self._branches[spec.branch_id] = TrackedBranch(spec, batch)
@@ -276,13 +215,39 @@ class ExecutionActor(pykka.ThreadingActor):
     def _seed(self, batch: Batch, records: dict[str, Any]) -> None:
         seed(batch, self._branches, records, self._deserialize)
 
+    def _reload_timers(self, batch: Batch) -> int:
+        """Branches evicted on a timer that is not due yet wait for it, not for a replay now.
+
+        The store's pending timers decide, not the branch rows: a row's status is written
+        by the worker and the scheduler, whose updates may reach the store in either order.
+        """
+        scheduler = self._wired().scheduler
+        now, reloaded = self._clock.time(), 0
+        pending = {op.branch_id: op for op in self._reader.read_due_timers(batch.execution_id)
+                   if (op.due_at or 0.0) > now}
+        for branch_id in list(batch.waiting):
+            timer = pending.get(branch_id)
+            if timer is None or timer.due_at is None:
+                continue
+            branch = self._branches[branch_id]
+            branch.epoch = max(branch.epoch, self._epoch_base)
+            batch.waiting.remove(branch_id)
+            batch.running += 1
+            batch.progress.start(branch.spec.index)
+            branch.state = BranchState.SUSPENDED
+            branch.suspended_on = _timer_update(timer)
+            scheduler.tell(ScheduleResume(branch_id, branch.epoch, timer.op_id, timer.due_at))
+            reloaded += 1
+        return reloaded
+
     def _start_children(self, message: StartChildren) -> None:
         parent = message.parent
         key = f"{parent.branch_id}/{parent.op_id}"
-        if key in self._batches:
-            return  # a replay announcing the same batch again
-        batch = self._new_batch(key, parent.execution_id, parent, len(message.specs), message,
-                                message.specs)
+        tracked = self._executions.get(parent.execution_id)
+        if key in self._batches or tracked is None or not tracked.active:
+            return  # a replay announcing the same batch again, or a stale run's
+        batch = self._new_batch(key, parent.execution_id, message.specs, message.completion,
+                                message.max_concurrency, parent)
         stored = {b.branch_id: b for b in self._reader.read_branches(parent.execution_id)
                   if b.parent_branch_id == parent.branch_id}
         self._seed(batch, stored)
@@ -296,7 +261,13 @@ class ExecutionActor(pykka.ThreadingActor):
         else:
             self._start_more(batch)
 
+    def _runs(self, execution_id: str) -> bool:
+        tracked = self._executions.get(execution_id)
+        return tracked is not None and tracked.active and not tracked.cancelling
+
     def _start_more(self, batch: Batch) -> None:
+        if not self._runs(batch.execution_id):
+            return
         limit = batch.max_concurrency
         while batch.waiting and not batch.progress.finished and (
             limit is None or batch.running < limit
@@ -309,8 +280,11 @@ class ExecutionActor(pykka.ThreadingActor):
     def _dispatch(self, branch_id: str) -> None:
         wiring = self._wired()
         branch = self._branches[branch_id]
-        branch.epoch += 1
-        branch.state = "dispatched"
+        if not self._runs(branch.spec.execution_id):
+            return
+        branch.epoch = max(branch.epoch + 1, self._epoch_base + 1)
+        branch.state = BranchState.DISPATCHED
+        branch.suspended_on = None
         worker = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
@@ -319,15 +293,25 @@ class ExecutionActor(pykka.ThreadingActor):
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
                                      epoch=branch.epoch))
 
+    def _redispatch(self, branch_ids: Sequence[str]) -> None:
+        """Dispatch runs that may still be live elsewhere: fence those copies first."""
+        if not branch_ids:
+            return
+        for branch_id in branch_ids:
+            self._release(self._branches[branch_id])
+            self._dispatch(branch_id)
+        fences = tuple((b, self._branches[b].epoch) for b in branch_ids)
+        self._workers_tell(FenceRuns(branches=fences))
+
     def _current(self, branch_id: str, epoch: int) -> TrackedBranch | None:
         branch = self._branches.get(branch_id)
-        if branch is None or branch.epoch != epoch or branch.state != "dispatched":
+        if branch is None or branch.epoch != epoch or branch.state is not BranchState.DISPATCHED:
             log.info("branch.stale_report", branch_id=branch_id, epoch=epoch)
             return None
-        self._release_worker(branch)
+        self._release(branch)
         return branch
 
-    def _release_worker(self, branch: TrackedBranch) -> None:
+    def _release(self, branch: TrackedBranch) -> None:
         """The branch no longer counts towards its worker's load (its run ended or was lost)."""
         if branch.worker is not None:
             self._load[branch.worker] -= 1
@@ -338,9 +322,9 @@ class ExecutionActor(pykka.ThreadingActor):
         if branch is None:
             return
         if message.status is BranchStatus.SUSPENDED:
-            self._suspended(branch)
+            self._suspended(branch, message.suspended_on)
             return
-        branch.state = "done"
+        branch.state = BranchState.DONE
         batch = branch.batch
         batch.running -= 1
         if message.status is BranchStatus.SUCCEEDED:
@@ -349,9 +333,10 @@ class ExecutionActor(pykka.ThreadingActor):
             batch.progress.fail(branch.spec.index, message.error or RuntimeError("branch failed"))
         self._after_change(batch)
 
-    def _suspended(self, branch: TrackedBranch) -> None:
+    def _suspended(self, branch: TrackedBranch, op: OperationUpdate | None) -> None:
         """Evicted: the scheduler resumes it (``ResumeBranches``) when its wait is over."""
-        branch.state = "suspended"
+        branch.state = BranchState.SUSPENDED
+        branch.suspended_on = op
         if branch.resume_pending:  # the scheduler resumed it before this eviction report came
             branch.resume_pending = False
             self._dispatch(branch.spec.branch_id)
@@ -360,14 +345,16 @@ class ExecutionActor(pykka.ThreadingActor):
         for branch_id, epoch in message.branches:
             branch = self._branches.get(branch_id)
             if branch is None:
-                log.warning("resume.unknown_branch", branch_id=branch_id)
-            elif branch.state == "suspended":
+                log.info("resume.unknown_branch", branch_id=branch_id)
+            elif branch.state is BranchState.SUSPENDED:
                 self._dispatch(branch_id)
-            elif branch.state == "dispatched" and branch.epoch == epoch:
+            elif branch.state is BranchState.DISPATCHED and branch.epoch == epoch:
                 branch.resume_pending = True  # live until its run reports; never two copies
 
     def _aborted(self, message: BranchAborted) -> None:
         branch = self._current(message.branch_id, message.epoch)
+        if isinstance(message.error, LeaseLostError):
+            self._keeper.failed()  # ask the store who owns it now: a round at once
         if branch is None:
             return
         unserializable = unserializable_cause(message.error)
@@ -384,51 +371,82 @@ class ExecutionActor(pykka.ThreadingActor):
                                        error=unserializable), current=branch)
             return
         branch.aborts += 1
-        branch.state = "aborted"
+        branch.state = BranchState.ABORTED
         delay = min(30.0, 0.05 * 2 ** min(branch.aborts, 10))
         log.warning("branch.retry_after_abort", branch_id=message.branch_id,
                     error=repr(message.error), attempt=branch.aborts, delay=delay)
         heapq.heappush(self._retries, (self._clock.time() + delay, message.branch_id, branch.epoch))
-        if self._ticker is not None:
-            self._ticker.wake_at(self._retries[0][0])
 
     def _tick(self, message: Tick) -> None:
-        """Retry the aborted runs whose back-off is over."""
+        """Retry aborted runs and unwritten results; lease rounds, deadlines, observers."""
         now = self._clock.time()
         while self._retries and self._retries[0][0] <= now:
             _, branch_id, epoch = heapq.heappop(self._retries)
             branch = self._branches.get(branch_id)
-            if branch is not None and branch.epoch == epoch and branch.state == "aborted":
+            if branch is not None and branch.epoch == epoch and (
+                    branch.state is BranchState.ABORTED):
                 self._dispatch(branch_id)
-        if self._ticker is not None:
-            self._ticker.wake_at(self._retries[0][0] if self._retries else None)
+        while self._finish_retries and self._finish_retries[0][0] <= now:
+            _, key = heapq.heappop(self._finish_retries)
+            batch = self._batches.get(key)
+            if batch is not None and not batch.result_durable:
+                self._finish(batch)
+        self._check_deadlines()
+        self._poll_observed()
 
     def _checkpoint_lost(self, message: CheckpointLost) -> None:
         """Acknowledgements it held will never come: dispatch and write again what was in flight.
 
-        A branch counted as running may in fact still run; dispatching it under a new
-        epoch fences that copy at its next checkpoint, so it is live in one place only.
+        A branch counted as running may in fact still run, or wait in a worker's queue;
+        it is fenced on the workers and dispatched under a new epoch, so that it stops
+        before its next operation and is live in one place only.
         """
-        for branch_id, branch in self._branches.items():
-            if branch.state == "dispatched":
-                self._release_worker(branch)
-                self._dispatch(branch_id)
+        self._checkpoint.tell(HoldLeases(held_epochs(self._keeper.held)))  # it restarted empty
+        live = [b for b, branch in self._branches.items()
+                if branch.state is BranchState.DISPATCHED]
+        self._redispatch(live)
         for batch in self._batches.values():
             if batch.progress.finished and not batch.result_durable:
                 self._finish(batch)
-        log.warning("checkpoint.lost", redispatched=len(self._wave))
+        log.warning("checkpoint.lost", redispatched=len(live))
 
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)
         for branch_id, branch in self._branches.items():
-            if branch.state == "dispatched" and branch.worker == index:
-                self._release_worker(branch)
+            if branch.state is BranchState.DISPATCHED and branch.worker == index:
+                self._release(branch)
                 log.warning("branch.worker_lost", branch_id=branch_id, worker=index)
                 self._dispatch(branch_id)  # replays from its log on another run
+
+    def _scheduler_lost(self, message: SchedulerLost) -> None:
+        """The scheduler restarted empty: give it the evicted branches' timers again.
+
+        A branch evicted on a timer waits for it again (one already due fires at once);
+        one evicted on a dependency (children, a callback) is replayed, which finds the
+        dependency done or suspends on it again. Parked runs lose their scheduler's
+        answer and abort, and are dispatched again like any aborted run.
+        """
+        scheduler = self._wired().scheduler
+        timers = 0
+        replay = []
+        for branch_id, branch in self._branches.items():
+            if branch.state is not BranchState.SUSPENDED:
+                continue
+            op = branch.suspended_on
+            if op is not None and op.due_at is not None and op.kind is not OpKind.CALLBACK:
+                scheduler.tell(ScheduleResume(branch_id, branch.epoch, op.op_id, op.due_at))
+                timers += 1
+            else:
+                replay.append(branch_id)
+        for branch_id in replay:
+            self._dispatch(branch_id)
+        log.warning("scheduler.lost", timers=timers, replayed=len(replay))
 
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, batch: Batch) -> None:
+        if not self._runs(batch.execution_id):
+            return
         result = batch.progress.result()
         payload = self._serialize_result(result)
         batch.result_payload = payload
@@ -462,23 +480,28 @@ class ExecutionActor(pykka.ThreadingActor):
 
     def _durable(self, message: Durable) -> None:
         kind, key, status = message.what
-        batch = self._batches[key]
+        batch = self._batches.get(key)
+        if batch is None:
+            return  # its execution was cancelled, lost or retried meanwhile
         if message.error is not None:
+            if isinstance(message.error, LeaseLostError):
+                self._lose(batch.execution_id,
+                           self._reader.read_execution(batch.execution_id))
+                return
             # Nobody is told the batch ended until its result is durable; try again later.
             log.error("batch.result_not_durable", batch=key, error=repr(message.error))
-            retry = threading.Timer(1.0, self.actor_ref.tell, args=(RetryFinish(key),))
-            retry.daemon = True
-            retry.start()
+            heapq.heappush(self._finish_retries, (self._clock.time() + _FINISH_RETRY, key))
             return
         batch.result_durable = True
         if kind == "execution":
             execution = self._executions[key]
+            execution.mode = ExecutionMode.FINISHED
             execution.status = ExecutionStatus(status)
             execution.result = batch.progress.result()
-            for waiter in execution.waiters:
-                waiter.set(execution.result)
-            execution.waiters.clear()
+            self._keeper.drop(key)
+            self._checkpoint.tell(DropLease(key))
             log.info("execution.finished", execution_id=key, status=status)
+            self._answer_waiters(execution)
         elif batch.parent is not None:
             # The scheduler resumes the parent once: in place if parked, else by replay.
             parent = batch.parent
@@ -486,8 +509,15 @@ class ExecutionActor(pykka.ThreadingActor):
                                                         batch.result_payload))
 
 
+def _timer_update(record: Any) -> OperationUpdate:
+    return OperationUpdate(record.execution_id, record.branch_id, record.op_id, record.kind,
+                           record.name, record.status, due_at=record.due_at)
+
+
 def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
-    actor._finish(actor._batches[message.batch_key])
+    batch = actor._batches.get(message.batch_key)
+    if batch is not None:
+        actor._finish(batch)
 
 
 def _bundle(actor: ExecutionActor, message: Bundle) -> None:
@@ -512,7 +542,16 @@ _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     Tick: ExecutionActor._tick,
     CheckpointLost: ExecutionActor._checkpoint_lost,
     WorkerLost: ExecutionActor._worker_lost,
+    SchedulerLost: ExecutionActor._scheduler_lost,
     Durable: ExecutionActor._durable,
     AwaitResult: ExecutionActor._await,
     DescribeExecution: ExecutionActor._describe,
+    Answered: ExecutionActor._answered,
+    CancelExecution: ExecutionActor._cancel,
+    RetryExecution: ExecutionActor._retry,
+    DeleteExecution: ExecutionActor._delete,
+    CurrentFault: ExecutionActor._fault_of,
+    StoreFault: ExecutionActor._store_fault,
+    SystemFault: ExecutionActor._system_fault,
+    StoreChanged: ExecutionActor._store_changed,
 }

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from actors.branch import BranchSpec
+    from actors.ownership import NewExecution
     from actors.policies import Completion
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -32,6 +33,12 @@ class ExecutionStatus(StrEnum):
     SUSPENDED = "SUSPENDED"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # by system.cancel or its deadline; system.retry runs it again
+
+    @property
+    def finished(self) -> bool:
+        """Whether the execution ended (only ``system.retry`` starts it again)."""
+        return self in _FINISHED_EXECUTIONS
 
 
 class BranchStatus(StrEnum):
@@ -58,6 +65,9 @@ class OpStatus(StrEnum):
     FAILED = "FAILED"
 
 
+_FINISHED_EXECUTIONS = frozenset(
+    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
 TERMINAL_OP_STATUSES = frozenset({OpStatus.SUCCEEDED, OpStatus.FAILED})
 TERMINAL_BRANCH_STATUSES = frozenset({BranchStatus.SUCCEEDED, BranchStatus.FAILED})
 
@@ -139,6 +149,11 @@ class ExecutionRecord:
     error: bytes | None
     created_at: float
     updated_at: float
+    fingerprint: str | None = None  # what it was created from (see ``actors.ownership``)
+    owner: str | None = None  # the executor holding its lease
+    lease_epoch: int = 0  # bumped by every claim: writes under an older epoch are refused
+    lease_expires_at: float | None = None
+    deadline_at: float | None = None  # past it, the owner cancels the execution
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +331,10 @@ class StartChildren:
 class StartExecution:
     """Create an execution (or resume the one stored under ``execution_id``).
 
-    Answered on ``reply_to`` with "created", "resumed" or "finished" once the
-    execution and its branches are durable.
+    Answered on ``reply_to`` with "created", "resumed", "finished" or "observing"
+    (another system runs it) once the execution and its branches are durable, or
+    with ``ExecutionMismatchError`` when the id names an execution made of other
+    classes or items.
     """
 
     execution_id: str
@@ -326,6 +343,7 @@ class StartExecution:
     max_concurrency: int | None
     completion: Completion
     reply_to: ReplyTo
+    new: NewExecution | None = None  # the rows to create, with its spec and fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,12 +505,13 @@ class DependencyDone:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleResume:
-    """An evicted branch (e.g. found suspended in the store at start) is due at ``due_at``."""
+    """An evicted branch waits on ``op_id``: resume it at ``due_at``, or (None) when its
+    dependency is done (found suspended at start, or given again to a restarted scheduler)."""
 
     branch_id: str
     epoch: int
     op_id: str
-    due_at: float
+    due_at: float | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ import pykka
 import structlog
 
 from actors.clock import Clock, Ticker
+from actors.control import ForgetExecution
 from actors.messages import (
     ActorLike,
     BranchStatus,
@@ -247,6 +248,8 @@ class SchedulerActor(pykka.ThreadingActor):
             self._schedule_resume(message)
         elif isinstance(message, CheckpointLost):
             self._checkpoint_lost()
+        elif isinstance(message, ForgetExecution):
+            self._forget_execution(message)
         else:
             return super().on_receive(message)
         now = self._clock.time()
@@ -300,8 +303,25 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
-        self._active[message.branch_id] = _Suspension(key, message.op_id, EVICTED)
-        self._deadlines.push(message.due_at, "due", key)
+        suspension = _Suspension(key, message.op_id, EVICTED)
+        dependency = (message.branch_id, message.op_id)
+        if dependency in self._done_early:  # done while nobody here knew it waited
+            self._done_early.pop(dependency)
+            self._resumed.set(dependency, self._clock.time())
+            self._coordinator.tell(ResumeBranches(((message.branch_id, message.epoch),)))
+            return
+        self._active[message.branch_id] = suspension
+        if message.due_at is not None:
+            self._deadlines.push(message.due_at, "due", key)
+
+    def _forget_execution(self, message: ForgetExecution) -> None:
+        """A cancelled or lost execution: drop its timers; parked copies unwind (they are
+        fenced on their workers and their reports are stale)."""
+        prefix = f"{message.execution_id}/"
+        for branch_id, suspension in list(self._active.items()):
+            if branch_id.startswith(prefix):
+                del self._active[branch_id]
+                self._release_parked(suspension)
 
     # -- time ----------------------------------------------------------------------
 

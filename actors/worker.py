@@ -23,7 +23,9 @@ import structlog
 
 from actors.branch import BranchSpec, BranchSuspended
 from actors.clock import Clock, SystemClock
+from actors.control import FenceRuns, LeaseValidUntil
 from actors.errors import CheckpointError
+from actors.fences import RunFences
 from actors.gate import CheckpointGate
 from actors.messages import (
     TERMINAL_BRANCH_STATUSES,
@@ -77,6 +79,24 @@ class _Host:
         self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
+
+    def ensure_current(self) -> None:
+        """Raise ``CheckpointError`` if this run must not start another operation.
+
+        The run was superseded or its execution fenced (see ``actors.fences``), or
+        the system's leases stay unconfirmed past ``lease_wait``: nothing it would do
+        now could be written, and another system may be running it.
+        """
+        fences = self._worker.fences
+        spec = self._spec
+        reason = fences.stale(spec.execution_id, spec.branch_id, self.epoch)
+        if reason is None and not fences.wait_confirmed(self._worker.lease_wait):
+            reason = "this system's leases were not confirmed in time (the store is down?)"
+        if reason is not None:
+            raise CheckpointError(
+                f"run {self.epoch} of branch {spec.branch_id!r} stops before its next "
+                f"operation: {reason}"
+            )
 
     def _stamped(self, update: Update) -> Update:
         """This run's epoch on an update of its own branch: the checkpoint actor fences by it."""
@@ -191,8 +211,11 @@ class WorkerActor(pykka.ThreadingActor):
         scheduler: ActorLike,
         suspend_delay: float = 0.1,
         suspend_delays: dict[str, float] | None = None,
+        lease_wait: float = 5.0,
     ) -> None:
         super().__init__()
+        self.fences = RunFences()
+        self.lease_wait = lease_wait  # seconds an operation waits for unconfirmed leases
         self.scheduler_ref = scheduler
         self._delays = {kind: suspend_delay for kind in _DELAY_KINDS.values()}
         self._delays.update(suspend_delays or {})
@@ -234,6 +257,12 @@ class WorkerActor(pykka.ThreadingActor):
             for other in (m for m in message.items if not isinstance(m, RunBranch)):
                 self.on_receive(other)
             return None
+        if isinstance(message, FenceRuns):
+            self.fences.update(message)
+            return None
+        if isinstance(message, LeaseValidUntil):
+            self.fences.confirm(message.deadline)
+            return None
         return super().on_receive(message)
 
     def _start(self, runs: Sequence[RunBranch]) -> None:
@@ -258,6 +287,11 @@ class WorkerActor(pykka.ThreadingActor):
 
     def _run(self, message: RunBranch) -> None:
         spec, epoch = message.spec, message.epoch
+        stale = self.fences.stale(spec.execution_id, spec.branch_id, epoch)
+        if stale is not None:  # queued before it was superseded: it never starts
+            log.info("branch.stale_run_dropped", branch_id=spec.branch_id, epoch=epoch,
+                     reason=stale)
+            return
         host = _Host(self, spec, epoch)
         try:
             outcome = run_branch(spec, message.log, host)

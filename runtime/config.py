@@ -29,12 +29,17 @@ class RestartPolicy:
     backoff: float = 0.1  # seconds before the first restart; doubles each time
     max_backoff: float = 5.0
     within: float = 60.0
+    # Past max_restarts within ``within``: None leaves the actor dead; a number keeps
+    # restarting it every that many seconds (the framework's own processes do so).
+    then_every: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_restarts < 0:
             raise ConfigurationError("RestartPolicy.max_restarts must be >= 0")
         if self.backoff < 0 or self.max_backoff < 0 or self.within <= 0:
             raise ConfigurationError("RestartPolicy delays must be >= 0 and within > 0")
+        if self.then_every is not None and not self.then_every > 0:
+            raise ConfigurationError("RestartPolicy.then_every must be None or > 0 seconds")
 
     def delay(self, restart_number: int) -> float:
         """Seconds to wait before the ``restart_number``-th restart (1-based)."""
@@ -79,6 +84,11 @@ class SystemConfig:
     # serializes it copy-on-write, where the worker measured a fork to cost at most half
     # of pickling it inline (docs/refs.md); None: always serialize on the branch thread.
     fork_snapshot_bytes: int | None = 256 * 1024
+    # Executions that outlive their caller (several systems may share one store).
+    executor_id: str | None = None  # stable name of this service instance (None: random)
+    lease_seconds: float = 10.0  # an owner that stops renewing this long loses its executions
+    recover: bool = True  # at start and when a lease expires, take over orphaned executions
+    poll_interval: float = 0.25  # seconds between store reads for executions run elsewhere
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -113,6 +123,17 @@ class SystemConfig:
                 raise ConfigurationError(f"suspend_delays[{kind!r}] must be >= 0, got {delay!r}")
         if self.max_parked is not None and self.max_parked < 0:
             raise ConfigurationError("SystemConfig.max_parked must be >= 0")
+        if self.executor_id is not None and (
+                not isinstance(self.executor_id, str) or not self.executor_id.strip()):
+            raise ConfigurationError(
+                f"SystemConfig.executor_id must be None or a non-blank str, got "
+                f"{self.executor_id!r}")
+        for name in ("lease_seconds", "poll_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    0 < value < float("inf")):
+                raise ConfigurationError(
+                    f"SystemConfig.{name} must be a number of seconds > 0, got {value!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
 

@@ -1,37 +1,52 @@
 """Durable executions on top of the runtime: where the actors of ``actors/`` are placed.
 
-* the checkpoint actor in a process of its own, the only writer of the store;
+* the checkpoint actor in a process of its own, the only writer of the store,
+  which also takes and renews this system's execution leases;
 * ``SystemConfig.workers`` worker processes, each running branches on a pool;
+* the scheduler and the digest actor, each in a process of its own;
 * the coordinator in the service process (it answers ``run.status()`` and
   ``run.result()`` locally), reading the store through a read-only connection.
+  It is supervised like the others: one that fails is started again and claims
+  its executions back from the store.
 
-All of it starts on the first ``map``/``parallel``/``metrics`` call, so a system
-used only for ``spawn`` stays light.
+Every framework process is restarted when it dies; past its restart budget it
+keeps being tried at a slower pace while every waiting caller is told why
+(``ProcessFaultError``). All of it starts on the first ``map``/``parallel``/
+``metrics`` call, or at start when the store holds executions to recover.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pykka.messages import ProxyCall
 
-from actors.branch import BranchSpec, check_branch_class, decode_error, encode_error
+from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
-from actors.errors import CallbackError, CallbackTimeoutError, UnknownCallbackError
+from actors.control import DeleteExecution, SchedulerLost
+from actors.errors import (
+    CallbackError,
+    CallbackTimeoutError,
+    LeaseLostError,
+    UnknownCallbackError,
+    UnknownExecutionError,
+)
 from actors.execution import ExecutionActor
+from actors.faults import SystemFault
+from actors.leasedesk import SettleInStore
 from actors.messages import (
-    AwaitResult,
     Checkpoint,
     CheckpointLost,
     DependencyDone,
-    DescribeExecution,
+    ExecutionStatus,
     OperationUpdate,
     OpKind,
     OpStatus,
@@ -39,15 +54,19 @@ from actors.messages import (
     Wire,
     WorkerLost,
 )
-from actors.policies import BatchResult, Completion
+from actors.ownership import ExecutorInfo, ReleaseLeases
+from actors.policies import Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
 from runtime import serialization
+from runtime.blobgc import collect_blobs
 from runtime.blobs import RefServices
-from runtime.config import RestartPolicy
-from runtime.errors import ConfigurationError, Timeout
+from runtime.config import RestartPolicy, SystemConfig
+from runtime.errors import ProcessFaultError, Timeout
+from runtime.executions import Execution, cancelled, new_execution, retried
 from runtime.future import Future, get_all
 from runtime.host import HostedActor
+from runtime.liveness import executor_is_dead, this_executor
 from runtime.ref import SELF, ActorRef
 from runtime.stores import DEFAULT_PATH, open_store, read_only_url
 
@@ -56,8 +75,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("runtime.durable")
 
-# Framework processes restart quickly after a crash; their state is in the store.
-SERVICE_RESTART = RestartPolicy(max_restarts=10, backoff=0.05, max_backoff=2.0, within=60.0)
+# Framework processes restart quickly after a crash; their state is in the store. Past the
+# budget they are tried every 10 s while callers are told the cause.
+SERVICE_RESTART = RestartPolicy(max_restarts=10, backoff=0.05, max_backoff=2.0, within=60.0,
+                                then_every=10.0)
+_COORDINATOR = "coordinator"
 
 
 def absolute_store_url(url: str | None) -> str:
@@ -75,78 +97,57 @@ def absolute_store_url(url: str | None) -> str:
 
 
 class StoreCheckpointActor(CheckpointActor):
-    """The checkpoint actor as hosted by the runtime: it opens its store in its own process."""
+    """The checkpoint actor as hosted by the runtime: it opens its store in its own process
+    and registers its system there as an executor."""
 
     def __init__(self, store_url: str, *, synchronous: str, lock_timeout: float, max_ops: int,
-                 max_bytes: int, window: float) -> None:
-        super().__init__(store=open_store(store_url, synchronous=synchronous,
-                                          lock_timeout=lock_timeout),
-                         clock=SystemClock(), max_ops=max_ops, max_bytes=max_bytes, window=window)
+                 max_bytes: int, window: float, executor: ExecutorInfo,
+                 lease_seconds: float) -> None:
+        store = open_store(store_url, synchronous=synchronous, lock_timeout=lock_timeout)
+        try:
+            found = store.read_executor(executor.executor_id)
+            alive = found is None or not executor_is_dead(found[0])
+            store.register_executor(executor, lease_seconds, time.time(), alive=alive)
+        except BaseException:
+            store.close()
+            raise
+        super().__init__(store=store, clock=SystemClock(), max_ops=max_ops, max_bytes=max_bytes,
+                         window=window, executor=executor.executor_id,
+                         lease_seconds=lease_seconds, is_dead=executor_is_dead)
 
 
-class Execution:
-    """The handle of one execution: its id, status, progress and result.
-
-        run = system.map(Resize, items, execution_id="nightly-1")
-        run.status()               # "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED"
-        run.progress()             # {"done": 3, "running": 2, "suspended": 0, "failed": 0, ...}
-        result = run.result(timeout=60)
-    """
-
-    def __init__(self, services: DurableServices, execution_id: str, started: str) -> None:
-        self._services = services
-        self.id = execution_id
-        self.started = started  # "created" | "resumed" | "finished"
-
-    def __repr__(self) -> str:
-        return f"<Execution {self.id!r} {self.status()}>"
-
-    def status(self) -> str:
-        status: str = self.progress()["status"]
-        return status
-
-    def progress(self) -> dict[str, Any]:
-        """Counts of the execution's branches: done, running, suspended, failed, pending."""
-        found: dict[str, Any] = self._services.coordinator.ask(DescribeExecution(self.id),
-                                                              timeout=30)
-        return found
-
-    def result(self, timeout: float | None = None) -> BatchResult:
-        """Block until the execution has finished; its ``BatchResult``.
-
-        Raises ``Timeout`` if it has not finished within ``timeout`` seconds.
-        """
-        future: Future[BatchResult] = Future()
-        self._services.coordinator.tell(AwaitResult(self.id, future))
-        return future.get(timeout=timeout)
+def default_executor_id() -> str:
+    return f"{this_executor('').host}-{uuid.uuid4().hex[:8]}"
 
 
 class DurableServices:
-    """The checkpoint actor, the workers and the coordinator of one system."""
+    """The checkpoint actor, the workers, the scheduler and the coordinator of one system."""
 
     def __init__(self, system: ActorSystem) -> None:
         config = system.config
+        self._system = system
+        self._config = config
         if system.store_url is None:
             DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)  # the embedded default
         self.store_url = absolute_store_url(system.store_url)
+        self.executor = this_executor(config.executor_id or default_executor_id())
+        self.faults: dict[str, ProcessFaultError] = {}
+        self._closing = False
         self.checkpoint: ActorRef[Any] = system.spawn(
             StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,
             lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
             max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+            executor=self.executor, lease_seconds=config.lease_seconds,
             name="checkpoint", restart=SERVICE_RESTART,
         )
-        self.reader: Store = open_store(_read_only(self.store_url),
+        self.reader: Store = open_store(read_only_url(self.store_url),
                                         lock_timeout=config.store_lock_timeout)
-        hosted = HostedActor(system.node, "coordinator", "coordinator")
-        hosted.start(ExecutionActor, (), {
-            "checkpoint": self.checkpoint, "reader": self.reader,
-            "serialize": serialization.dumps, "deserialize": serialization.loads,
-        })
-        self._hosted = hosted
         self.coordinator: ActorRef[Any] = ActorRef(
-            system_id=system.id, address=system.node.address, actor_id="coordinator",
-            name="coordinator", class_name="ExecutionActor",
+            system_id=system.id, address=system.node.address, actor_id=_COORDINATOR,
+            name=_COORDINATOR, class_name="ExecutionActor",
         )
+        self.coordinator_generation = 0
+        self._hosted = self._start_coordinator()
         self.scheduler: ActorRef[Any] = system.spawn(
             SchedulerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
             clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
@@ -161,12 +162,61 @@ class DurableServices:
                          name=f"worker-{i}", worker_id=f"worker-{i}", restart=SERVICE_RESTART,
                          scheduler=self.scheduler,
                          suspend_delay=config.suspend_checkpoint_delay,
-                         suspend_delays=dict(config.suspend_delays or {}))
+                         suspend_delays=dict(config.suspend_delays or {}),
+                         lease_wait=config.lease_seconds)
             for i in range(config.workers)
         ]
         self._worker_index = {ref.actor_id: i for i, ref in enumerate(self.workers)}
-        system._supervisor.on_crash = self._on_crash
+        self._names = {ref.actor_id: ref.name for ref in
+                       (self.checkpoint, self.scheduler, self.refs.digest, *self.workers)}
+        supervisor = system._supervisor
+        supervisor.on_crash = self._on_crash
+        supervisor.on_give_up = self._on_give_up
+        supervisor.on_recovered = self._on_recovered
+        self._wire()
+        threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
+                         daemon=True).start()
+
+    # -- the coordinator, supervised ----------------------------------------------------
+
+    def _start_coordinator(self) -> HostedActor:
+        config = self._config
+        hosted = HostedActor(self._system.node, _COORDINATOR, _COORDINATOR)
+        hosted.start(ExecutionActor, (), {
+            "checkpoint": self.checkpoint, "reader": self.reader,
+            "serialize": serialization.dumps, "deserialize": serialization.loads,
+            "executor": self.executor.executor_id, "lease_seconds": config.lease_seconds,
+            "recover": config.recover, "poll_interval": config.poll_interval,
+            # Run epochs above every epoch an earlier coordinator of this system issued.
+            "epoch_base": self.coordinator_generation * 1_000_000_000,
+        })
+        return hosted
+
+    def _wire(self) -> None:
         self.coordinator.tell(Wire(self.coordinator, tuple(self.workers), self.scheduler))
+        for name, fault in self.faults.items():
+            self.coordinator.tell(SystemFault(name, fault))
+
+    def _watch_coordinator(self) -> None:
+        """Restart the coordinator if it fails; it claims its executions back from the store."""
+        while True:
+            hosted = self._hosted
+            hosted.finished.wait()
+            if self._closing or not hosted.failed:
+                return
+            log.error("coordinator.failed", action="restart",
+                      generation=self.coordinator_generation + 1)
+            self.coordinator_generation += 1
+            try:
+                self._hosted = self._start_coordinator()
+                self._wire()
+            except Exception as exc:  # nothing can run without it: say so to every caller
+                log.error("coordinator.restart_failed", error=repr(exc))
+                self.faults[_COORDINATOR] = ProcessFaultError(
+                    _COORDINATOR, f"the coordinator failed and could not be restarted: {exc!r}")
+                return
+
+    # -- processes that crashed, gave up, came back ----------------------------------
 
     def _on_crash(self, actor_id: str) -> None:
         index = self._worker_index.get(actor_id)
@@ -175,21 +225,76 @@ class DurableServices:
         elif actor_id == self.checkpoint.actor_id:
             self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
             self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
+        elif actor_id == self.scheduler.actor_id:
+            self.coordinator.tell(SchedulerLost())
+
+    def _on_give_up(self, actor_id: str, why: str) -> None:
+        name = self._names.get(actor_id)
+        if name is None:
+            return  # a user's actor: its RestartPolicy said what happens
+        fault = ProcessFaultError(name, why)
+        self.faults[name] = fault
+        self.coordinator.tell(SystemFault(name, fault))
+
+    def _on_recovered(self, actor_id: str) -> None:
+        name = self._names.get(actor_id)
+        if name is not None and self.faults.pop(name, None) is not None:
+            self.coordinator.tell(SystemFault(name, None))
+
+    def raise_if_unavailable(self) -> None:
+        """A new call fails at once, typed, while a framework process cannot be kept alive."""
+        for fault in self.faults.values():
+            raise fault
+
+    # -- executions ------------------------------------------------------------------------
 
     def start(self, kind: str, specs: Sequence[BranchSpec], execution_id: str,
               max_concurrency: int | None, completion: Completion,
-              timeout: float) -> Execution:
+              timeout: float | None, wait: float) -> Execution:
+        new = new_execution(kind, specs, completion, max_concurrency, timeout)
+        self.raise_if_unavailable()
         reply: Future[Any] = Future()
         self.coordinator.tell(StartExecution(execution_id, kind, tuple(specs), max_concurrency,
-                                             completion, reply))
+                                             completion, reply, new))
         try:
-            started = reply.get(timeout=timeout)
+            started = reply.get(timeout=wait)
         except Timeout:
-            raise Timeout(f"execution {execution_id!r} was not durable within {timeout}s") from None
+            self.raise_if_unavailable()
+            raise Timeout(f"execution {execution_id!r} was not durable within {wait}s") from None
         return Execution(self, execution_id, started or "created")
 
+    def execution(self, execution_id: str) -> Execution:
+        if self.reader.read_execution(execution_id) is None:
+            raise UnknownExecutionError(f"no execution {execution_id!r} in this system's store")
+        return Execution(self, execution_id, "stored")
+
+    def executions(self, status: Any = None) -> list[Execution]:
+        records = self.reader.read_executions(status)
+        return [Execution(self, r.execution_id, "stored") for r in reversed(records)]
+
+    def cancel(self, execution_id: str) -> bool:
+        return cancelled(self, execution_id)
+
+    def retry(self, execution_id: str) -> Execution:
+        return retried(self, execution_id)
+
+    def delete(self, execution_id: str) -> bool:
+        record = self.reader.read_execution(execution_id)
+        payloads = list(self.reader.read_payloads(execution_id)) if record is not None else []
+        reply: Future[bool] = Future()
+        self.coordinator.tell(DeleteExecution(execution_id, reply))
+        deleted = reply.get(timeout=60)
+        if deleted and payloads:
+            collect_blobs(self.reader, Path(self.refs.blob_dir), payloads, execution_id)
+        return deleted
+
     def settle_callback(self, callback_id: str, ok: bool, outcome: Any) -> bool:
-        """Write a callback's outcome, then resume its branch once; see ``complete_callback``."""
+        """Write a callback's outcome, then resume its branch once; see ``complete_callback``.
+
+        If this system runs the execution, the outcome is written with its lease and its
+        branch is resumed at once; otherwise it is written for the owner, who resumes it
+        at its next lease round.
+        """
         branch_id, op_id = parse_callback_id(callback_id)
         op = self._callback_op(callback_id, branch_id, op_id)
         if op.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
@@ -203,12 +308,20 @@ class DurableServices:
                                  error=None if ok else encode_error(outcome, serialization.dumps))
         reply: Future[Any] = Future()
         self.checkpoint.tell(Checkpoint(branch_id, update, sync=True, reply_to=reply))
-        reply.get(timeout=30)
+        owned = True
+        try:
+            reply.get(timeout=30)
+        except LeaseLostError:  # another system runs it: write it for that owner
+            owned = False
+            settled: Future[Any] = Future()
+            self.checkpoint.tell(SettleInStore(update, settled))
+            settled.get(timeout=30)
         stored = self._callback_op(callback_id, branch_id, op_id)
         if stored.status is not update.status or stored.payload != update.payload:
             # Its timeout was written first: the first outcome stands (see the store).
             raise CallbackTimeoutError(f"callback {callback_id!r} timed out while completing it")
-        self.scheduler.tell(DependencyDone(branch_id, op_id, payload))
+        if owned:
+            self.scheduler.tell(DependencyDone(branch_id, op_id, payload))
         return True
 
     def _callback_op(self, callback_id: str, branch_id: str, op_id: str) -> Any:
@@ -245,46 +358,58 @@ class DurableServices:
                 totals[name] = totals.get(name, 0) + value
         return totals
 
+    # -- stopping ------------------------------------------------------------------------
+
     def close(self) -> None:
+        """Stop the coordinator (no new dispatch) before the processes stop."""
+        self._closing = True
         ref = self._hosted.pykka_ref
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)
+
+    def release_leases(self, timeout: float) -> None:
+        """Once the workers are stopped: give the leases up, so another system takes over now."""
+        reply: Future[Any] = Future()
+        try:
+            self.checkpoint.tell(ReleaseLeases((), reply, everything=True))
+            reply.get(timeout=timeout)
+        except Exception as exc:  # gone or slow: the leases expire by themselves
+            log.info("lease.release_skipped", error=repr(exc))
+
+    def close_stores(self) -> None:
         self.reader.close()
         self.refs.close()
 
 
-def _read_only(url: str) -> str:
-    return read_only_url(url)
+def has_work_to_recover(store_url: str, lock_timeout: float) -> bool:
+    """Whether a store (that exists) holds unfinished executions: a system starts its
+    durable services at once for them, without waiting for a ``map``."""
+    try:
+        reader = open_store(read_only_url(store_url), lock_timeout=lock_timeout)
+    except Exception:
+        return False
+    try:
+        return any(reader.read_executions(status) for status in
+                   (ExecutionStatus.RUNNING, ExecutionStatus.SUSPENDED))
+    finally:
+        reader.close()
 
 
-def map_specs(execution_id: str, branch_cls: Any, items: Iterable[Any]) -> list[BranchSpec]:
-    cls = check_branch_class(branch_cls)
-    return [BranchSpec(execution_id, f"{execution_id}/{i}", cls, item, i)
-            for i, item in enumerate(items)]
+def recover_at_start(system: ActorSystem, config: SystemConfig) -> None:
+    """Start the durable services of ``system`` if its store has work to recover; look again
+    every lease while nothing started them (another system on the store may die later)."""
+    url = absolute_store_url(system.store_url)
+    if system.store_url is None and not DEFAULT_PATH.exists():
+        return
+    while not system.closed and not system.durable_started:
+        if has_work_to_recover(url, config.store_lock_timeout):
+            try:
+                system.start_durable()
+            except Exception as exc:
+                log.error("recovery.start_failed", error=repr(exc))
+            return
+        if system.wait_closed(config.lease_seconds):
+            return
 
 
-def parallel_specs(execution_id: str, branches: Iterable[Any]) -> list[BranchSpec]:
-    specs = []
-    for i, entry in enumerate(branches):
-        if isinstance(entry, tuple) and len(entry) == 2:
-            cls, item = entry
-        else:
-            cls, item = entry, None
-        specs.append(BranchSpec(execution_id, f"{execution_id}/{i}", check_branch_class(cls),
-                                item, i))
-    return specs
-
-
-def new_execution_id() -> str:
-    return f"exec-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
-def validate_execution_id(execution_id: str) -> str:
-    if not isinstance(execution_id, str) or not execution_id or "/" in execution_id:
-        raise ConfigurationError(
-            f"execution_id must be a non-empty string without '/', got {execution_id!r}"
-        )
-    return execution_id
-
-
-__all__ = ["DurableServices", "Execution"]
+__all__ = ["DurableServices", "Execution", "has_work_to_recover", "recover_at_start"]

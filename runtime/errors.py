@@ -51,6 +51,23 @@ class ConfigurationError(DurableActorsError, ValueError):
     """A ``SystemConfig`` value or an ``ActorSystem`` argument is wrong."""
 
 
+class ProcessFaultError(DurableActorsError):
+    """A framework process of the system could not be kept alive.
+
+    ``process`` names it ("checkpoint", "scheduler", "worker-0"...); the message
+    says how it kept ending (e.g. "crashed 11 times in 60 s: last exit SIGBUS
+    before it was ready"). The system keeps trying to restart it; executions
+    stay resumable and go on once it stays up.
+    """
+
+    def __init__(self, process: str, message: str) -> None:
+        super().__init__(message)
+        self.process = process
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.process, str(self)))
+
+
 class SpawnError(DurableActorsError):
     """An actor's process could not be started or did not report ready in time."""
 
@@ -61,6 +78,7 @@ __all__ = [
     "ConfigurationError",
     "DurableActorsError",
     "MailboxFullError",
+    "ProcessFaultError",
     "RemoteError",
     "SerializationError",
     "SpawnError",

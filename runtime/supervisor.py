@@ -4,12 +4,16 @@ One thread in the service process waits on every child's sentinel at once, so
 a crash (``kill -9`` included) is seen the moment the kernel reaps the process.
 A child that exits while nobody asked it to stop has crashed; with a
 ``RestartPolicy`` it is started again, after a backoff, at the same address.
+Past the policy's budget it stays dead, or (``then_every``) is tried again at
+that pace while ``on_give_up`` tells the system why it cannot be kept alive;
+``on_recovered`` tells it when a restart held again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +28,8 @@ from runtime.process import EXIT_STOPPED, BootSpec
 
 log = structlog.get_logger("runtime.supervisor")
 
+_HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
+
 
 @dataclass(eq=False)
 class Child:
@@ -34,20 +40,48 @@ class Child:
     restarts: list[float] = field(default_factory=list)
     restart_due: float | None = None
     exit_codes: list[int] = field(default_factory=list)
+    ready: Any = None  # the boot's ready future: its error says why a boot failed
+    given_up: bool = False  # past its restart budget (and told so)
+    started_at: float = field(default_factory=time.monotonic)
+
+
+def describe_exit(code: int | None, ready: Any) -> str:
+    """How a child ended, for people: a signal's name, a boot error, an exit code."""
+    boot_error: BaseException | None = None
+    if ready is not None and ready.done():
+        try:
+            ready.get(timeout=0)
+        except BaseException as exc:
+            boot_error = exc
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        where = "" if (ready is None or ready.done()) else (
+            " before it was ready (while starting, e.g. opening its store)")
+        return f"{name}{where}"
+    if boot_error is not None:
+        return f"its start failed with {type(boot_error).__name__}: {boot_error}"
+    return f"exit code {code}"
 
 
 class Supervisor:
     """Owns the children of one system: their processes, exits and restarts."""
 
     def __init__(self, start_process: Callable[[BootSpec], Any],
-                 new_ready_id: Callable[[], int]) -> None:
+                 new_ready: Callable[[], tuple[int, Any]]) -> None:
         self._start_process = start_process
-        self._new_ready_id = new_ready_id
+        self._new_ready = new_ready
         self.children: dict[str, Child] = {}
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._closing = False
         self.on_crash: Callable[[str], None] | None = None  # told the actor id of a crash
+        # Told (actor id, why) when a child's restart budget ran out, and (actor id) when
+        # a restart after that has held for a while.
+        self.on_give_up: Callable[[str, str], None] | None = None
+        self.on_recovered: Callable[[str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -80,6 +114,8 @@ class Supervisor:
                 due = [c.restart_due for c in self.children.values()
                        if c.state == "restarting" and c.restart_due is not None]
             timeout = max(0.0, min(due) - time.monotonic()) if due else None
+            if any(c.given_up for c in self.children.values()):
+                timeout = _HELD if timeout is None else min(timeout, _HELD)
             ready = wait([*watched, self._wake_r], timeout=timeout)
             for sentinel in ready:
                 if sentinel == self._wake_r:
@@ -87,12 +123,14 @@ class Supervisor:
                     continue
                 self._on_exit(watched[sentinel])
             self._restart_due()
+            self._check_recovered()
 
     def _on_exit(self, child: Child) -> None:
         child.process.join(timeout=1)
         code = child.process.exitcode
         child.exit_codes.append(code)
         name = child.spec.name
+        how = describe_exit(code, child.ready)
         if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
             child.state = "stopped"
             log.debug("actor.exited", name=name, code=code)
@@ -100,11 +138,7 @@ class Supervisor:
         if self._closing:
             child.state = "stopped"
             return
-        if self.on_crash is not None:
-            try:
-                self.on_crash(child.spec.actor_id)
-            except Exception as exc:  # a hook must not stop the supervisor
-                log.error("supervisor.on_crash_failed", error=repr(exc))
+        self._hook(self.on_crash, child.spec.actor_id)
         now = time.monotonic()
         policy = child.policy
         recent = [t for t in child.restarts if policy is not None and now - t < policy.within]
@@ -112,12 +146,44 @@ class Supervisor:
             child.restarts = recent
             child.state = "restarting"
             child.restart_due = now + policy.delay(len(recent) + 1)
-            log.warning("actor.crashed", name=name, exitcode=code, action="restart",
+            log.warning("actor.crashed", name=name, exitcode=code, how=how, action="restart",
                         restart=len(recent) + 1, of=policy.max_restarts)
+            return
+        crashes = len(recent) + 1
+        why = (f"the {name} process crashed {crashes} times in {policy.within:g} s: last exit "
+               f"{how}") if policy is not None else f"the {name} process crashed: {how}"
+        if policy is not None and policy.then_every is not None:
+            child.restarts = recent
+            child.state = "restarting"
+            child.restart_due = now + policy.then_every
+            log.error("actor.crashed", name=name, exitcode=code, how=how,
+                      action=f"restart every {policy.then_every:g} s", reason=why)
         else:
             child.state = "dead"
-            log.warning("actor.crashed", name=name, exitcode=code, action="none",
+            log.warning("actor.crashed", name=name, exitcode=code, how=how, action="none",
                         reason="no restart policy" if policy is None else "restart limit reached")
+        if not child.given_up:
+            child.given_up = True
+            self._hook(self.on_give_up, child.spec.actor_id, why)
+
+    def _hook(self, hook: Callable[..., None] | None, *args: Any) -> None:
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception as exc:  # a hook must not stop the supervisor
+            log.error("supervisor.hook_failed", error=repr(exc))
+
+    def _check_recovered(self) -> None:
+        """A child past its budget that has now run for a while is told as recovered."""
+        now = time.monotonic()
+        with self._lock:
+            back = [c for c in self.children.values() if c.given_up and c.state == "running"
+                    and now - c.started_at > _HELD]
+        for child in back:
+            child.given_up = False
+            log.info("actor.recovered", name=child.spec.name)
+            self._hook(self.on_recovered, child.spec.actor_id)
 
     def _restart_due(self) -> None:
         now = time.monotonic()
@@ -128,14 +194,16 @@ class Supervisor:
             if self._closing:
                 return
             spec = child.spec
-            child.spec = BootSpec(**{**spec.__dict__, "ready_reply_id": self._new_ready_id()})
+            ready_id, child.ready = self._new_ready()
+            child.spec = BootSpec(**{**spec.__dict__, "ready_reply_id": ready_id})
             try:
                 child.process = self._start_process(child.spec)
-            except Exception as exc:
-                child.state = "dead"
+            except Exception as exc:  # e.g. the forkserver could not be started: try later
+                child.restart_due = now + (child.policy.max_backoff if child.policy else 1.0)
                 log.error("actor.restart_failed", name=spec.name, error=repr(exc))
                 continue
             child.restarts.append(now)
             child.restart_due = None
+            child.started_at = now
             child.state = "running"
             log.info("actor.restarted", name=spec.name, pid=child.process.pid)

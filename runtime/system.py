@@ -21,18 +21,20 @@ import pykka
 import structlog
 
 from actors.errors import CallbackFailedError
+from actors.messages import ExecutionStatus
 from actors.policies import Completion
 from runtime import serialization, tracing
 from runtime.config import RestartPolicy, SystemConfig
-from runtime.durable import (
-    DurableServices,
+from runtime.durable import DurableServices, recover_at_start
+from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
+from runtime.executions import (
     Execution,
+    check_timeout,
     map_specs,
     new_execution_id,
     parallel_specs,
     validate_execution_id,
 )
-from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
 from runtime.future import Future
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
@@ -267,6 +269,7 @@ class ActorSystem:
         self._lock = threading.Lock()
         self._durable_lock = threading.Lock()
         self._closed = False
+        self._closed_event = threading.Event()
         if self.config.trace_path is not None or not structlog.is_configured():
             # A service that configured structlog itself keeps its configuration
             # unless it asked for a trace file.
@@ -276,7 +279,7 @@ class ActorSystem:
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
             send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
-        self._supervisor = Supervisor(self._start_process, self._new_ready_id)
+        self._supervisor = Supervisor(self._start_process, self._new_ready)
         self._durable: DurableServices | None = None
         with _forkserver_lock:
             if not _live_systems:
@@ -284,6 +287,11 @@ class ActorSystem:
             _live_systems.add(self)
         atexit.register(self.shutdown)
         log.info("system.started", system=self.id, start_method=self.config.start_method)
+        if self.config.recover:
+            # Executions left unfinished in the store (a crashed service, another instance
+            # that died) are taken over without anyone calling map() again.
+            threading.Thread(target=recover_at_start, args=(self, self.config),
+                             name="da-recover", daemon=True).start()
 
     # -- context manager --------------------------------------------------------
 
@@ -297,11 +305,23 @@ class ActorSystem:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def durable_started(self) -> bool:
+        return self._durable is not None
+
+    def start_durable(self) -> None:
+        """Start the durable services now (they start by themselves on first use)."""
+        self._services()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Block until the system is shut down or ``timeout`` seconds pass; whether it is."""
+        return self._closed_event.wait(timeout)
+
     # -- spawning -----------------------------------------------------------------
 
-    def _new_ready_id(self) -> int:
+    def _new_ready(self) -> tuple[int, Future[Any]]:
         fut: Future[Any] = Future()
-        return self.node.register(fut, None)
+        return self.node.register(fut, None), fut
 
     def _start_process(self, spec: BootSpec) -> Any:
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
@@ -351,7 +371,7 @@ class ActorSystem:
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
-        self._supervisor.add(Child(spec, restart, process))
+        self._supervisor.add(Child(spec, restart, process, ready=ready))
         log.debug("actor.spawned", name=name, pid=process.pid)
         return ActorRef(system_id=self.id, address=spec.address, actor_id=actor_id, name=name,
                         class_name=actor_class.__name__, restart_grace=grace)
@@ -381,6 +401,8 @@ class ActorSystem:
         if self._closed:
             raise ActorDeadError("this actor system is shut down; start a new one")
         with self._durable_lock:
+            if self._closed:
+                raise ActorDeadError("this actor system is shut down; start a new one")
             if self._durable is None:
                 self._durable = DurableServices(self)
             return self._durable
@@ -393,23 +415,28 @@ class ActorSystem:
         max_concurrency: int | None = None,
         execution_id: str | None = None,
         completion: Completion | None = None,
+        timeout: float | None = None,
     ) -> Execution:
         """Run ``branch_class().run(ctx, item)`` for every item, durably; the execution handle.
 
-        ``execution_id`` names the execution: if the store already holds it, it is
-        resumed (or, finished, its stored result is returned). ``completion``
-        defaults to fail-fast (``Completion.all_successful()``).
+        ``execution_id`` names the execution: if the store already holds it, from this
+        system or any other on the store, this is a handle to it (the system holding
+        its lease runs it, the others observe it); a different class or different
+        items under that id raise ``ExecutionMismatchError``. ``completion`` defaults
+        to fail-fast (``Completion.all_successful()``). ``timeout`` is a deadline in
+        seconds: past it the execution is cancelled.
 
             run = system.map(Resize, ["a.png", "b.png"], max_concurrency=100)
             thumbnails = run.result(timeout=60).values()
         """
-        if max_concurrency is not None and max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be >= 1, got {max_concurrency!r}")
-        eid = validate_execution_id(execution_id or new_execution_id())
+        if max_concurrency is not None and (
+                isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
+                or max_concurrency < 1):
+            raise ConfigurationError(
+                f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = map_specs(eid, branch_class, items)
-        return self._services().start("map", specs, eid, max_concurrency,
-                                      completion or Completion.all_successful(),
-                                      self.config.spawn_timeout)
+        return self._start("map", specs, eid, max_concurrency, completion, timeout)
 
     def parallel(
         self,
@@ -417,16 +444,74 @@ class ActorSystem:
         *,
         execution_id: str | None = None,
         completion: Completion | None = None,
+        timeout: float | None = None,
     ) -> Execution:
         """Run different branch classes side by side (classes, or ``(cls, input)`` pairs).
 
             run = system.parallel([FetchPrices, (FetchStock, "sku-1")], execution_id="p-1")
         """
-        eid = validate_execution_id(execution_id or new_execution_id())
+        eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = parallel_specs(eid, branches)
-        return self._services().start("parallel", specs, eid, None,
-                                      completion or Completion.all_successful(),
+        return self._start("parallel", specs, eid, None, completion, timeout)
+
+    def _start(self, kind: str, specs: Any, eid: str, max_concurrency: int | None,
+               completion: Completion | None, timeout: float | None) -> Execution:
+        deadline = check_timeout(timeout, f"{kind}")
+        if deadline == 0:
+            raise ConfigurationError(f"{kind}(timeout=0) would cancel it at once; give seconds > 0")
+        return self._services().start(kind, specs, eid, max_concurrency,
+                                      completion or Completion.all_successful(), deadline,
                                       self.config.spawn_timeout)
+
+    def execution(self, execution_id: str) -> Execution:
+        """The handle of a stored execution, from any system on the store.
+
+        Raises ``UnknownExecutionError`` if the store holds none.
+
+            run = system.execution("nightly-1")
+            run.status(), run.progress()
+        """
+        return self._services().execution(validate_execution_id(execution_id))
+
+    def executions(self, status: str | None = None) -> list[Execution]:
+        """Handles of the stored executions (or those with ``status``), newest first.
+
+            [run.id for run in system.executions(status="FAILED")]
+        """
+        wanted = None
+        if status is not None:
+            try:
+                wanted = ExecutionStatus(status)
+            except ValueError:
+                raise ConfigurationError(
+                    f"status={status!r} is not one of "
+                    f"{', '.join(s.value for s in ExecutionStatus)}") from None
+        return self._services().executions(wanted)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel an execution from any system: no new step starts, suspended branches never
+        resume, ``result()`` raises ``ExecutionCancelledError``. False if it had finished.
+
+            system.cancel("nightly-1")
+        """
+        return self._services().cancel(validate_execution_id(execution_id))
+
+    def retry(self, execution_id: str) -> Execution:
+        """Run a FAILED or CANCELLED execution again from its log, on this system.
+
+        Steps that succeeded are not run again; failed branches run again.
+
+            run = system.retry("nightly-1"); run.result(timeout=600)
+        """
+        return self._services().retry(validate_execution_id(execution_id))
+
+    def delete(self, execution_id: str) -> bool:
+        """Delete a finished execution: its rows, and the blobs no other execution refers to.
+
+        Raises ``ExecutionStateError`` for an unfinished one (cancel it first); False if
+        there was none.
+        """
+        return self._services().delete(validate_execution_id(execution_id))
 
     def complete_callback(self, callback_id: str, value: Any = None) -> bool:
         """Complete ``ctx.create_callback``'s id with ``value``; its branch resumes once.
@@ -462,6 +547,9 @@ class ActorSystem:
             if self._closed:
                 return
             self._closed = True
+        self._closed_event.set()
+        with self._durable_lock:  # a start under way ends first; none begins after
+            pass
         budget = self.config.stop_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         if self._durable is not None:
@@ -475,6 +563,9 @@ class ActorSystem:
         # Users' actors and workers first, the scheduler next, the checkpoint actor last:
         # everyone else's final writes and replies go through it.
         for rank in (0, 1, 2):
+            if rank == 2 and self._durable is not None:
+                # Workers are stopped: give the leases up, so another system takes over now.
+                self._durable.release_leases(max(0.1, min(2.0, deadline - time.monotonic())))
             stops = []
             for child in (c for c in children if _stop_rank(c.spec.name) == rank):
                 fut: Future[Any] = Future()
@@ -495,6 +586,8 @@ class ActorSystem:
                 child.process.kill()
                 child.process.join(timeout=2)
         self._supervisor.close()
+        if self._durable is not None:
+            self._durable.close_stores()
         self.node.close()
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)

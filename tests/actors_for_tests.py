@@ -12,6 +12,8 @@ from typing import Any
 import pykka
 import structlog
 
+from actors.clock import FakeClock
+from actors.leasedesk import DESK_MESSAGES, LeaseDesk
 from runtime import ActorRef
 from runtime.transport import current_node
 
@@ -178,6 +180,24 @@ class Recorder(pykka.ThreadingActor):
             return list(self.seen)
         self.seen.append(message)
         return None
+
+
+class LeasingRecorder(Recorder):
+    """A ``Recorder`` that answers lease requests as the checkpoint actor's desk does.
+
+    Its desk works on ``store`` (shared with the coordinator's reader in tests), so
+    a coordinator started against it creates and claims executions for real.
+    """
+
+    def __init__(self, store: Any, executor: str = "local") -> None:
+        super().__init__()
+        self.desk = LeaseDesk(store, FakeClock(), executor=executor, lease_seconds=10.0)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, DESK_MESSAGES):
+            self.desk.handle(message)
+            return None
+        return super().on_receive(message)
 
 
 class GroupAnswerer(pykka.ThreadingActor):

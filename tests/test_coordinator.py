@@ -29,7 +29,7 @@ from actors.messages import (
 from actors.policies import Completion
 from actors.store import MemoryStore
 
-from actors_for_tests import Recorder
+from actors_for_tests import LeasingRecorder, Recorder
 
 
 class Noop(BranchActor):
@@ -50,13 +50,16 @@ def dispatches(checkpoint: Any) -> list[tuple[str, int]]:
 
 @pytest.fixture
 def coordinator() -> Iterator[tuple[Any, Any]]:
-    checkpoint, worker, scheduler = Recorder.start(), Recorder.start(), Recorder.start()
-    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=MemoryStore())
+    store = MemoryStore()
+    checkpoint = LeasingRecorder.start(store)
+    worker, scheduler = Recorder.start(), Recorder.start()
+    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
     coordinator.tell(Wire(coordinator, (worker,), scheduler))
     reply = pykka.ThreadingFuture()
     spec = BranchSpec("e", "e/0", Noop, 1, 0)
     coordinator.tell(StartExecution("e", "map", (spec,), None, Completion.all_successful(), reply))
-    coordinator.ask(DescribeExecution("e"))  # the start is handled
+    assert reply.get(timeout=10) == "created"  # durable and leased
+    coordinator.ask(DescribeExecution("e"))  # its dispatch wave has left
     yield coordinator, checkpoint
     pykka.ActorRegistry.stop_all()
 

@@ -52,10 +52,12 @@ from actors import BranchActor, BranchContext
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
 from actors.messages import Checkpoint, OperationUpdate, OpKind, OpStatus
+from actors.ownership import CreateExecution, NewExecution
 from runtime.bench.report import Figure, moved
 from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor
 from runtime.future import Future, get_all
+from runtime.liveness import this_executor
 from runtime.stores.sqlite import SqliteStore
 from runtime.system import ActorSystem
 
@@ -129,6 +131,13 @@ def step_succeeded(branch_id: str, i: int) -> OperationUpdate:
     """The ``i``-th step result of ``branch_id``, as every throughput figure writes it."""
     return OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
                            attempt=1, payload=_PAYLOAD)
+
+
+def hold_bench_execution(checkpoint: Any) -> None:
+    """Create the execution the throughput updates belong to: the actor writes it fenced."""
+    created: Future[Any] = Future()
+    checkpoint.tell(CreateExecution(NewExecution("bench", "map", "bench", b"", ()), created))
+    created.get(timeout=60)
 
 
 class CheckpointProducer(pykka.ThreadingActor):
@@ -335,7 +344,9 @@ def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
         StoreCheckpointActor, f"sqlite:///{store_path}", synchronous=config.sqlite_synchronous,
         lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
         max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
     )
+    hold_bench_execution(checkpoint)
     refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
     proxies = [ref.proxy() for ref in refs]
     get_all([p.produce(checkpoint, f"warm-{i}", 500) for i, p in enumerate(proxies)])

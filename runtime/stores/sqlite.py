@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +21,7 @@ from urllib.parse import quote
 from actors.errors import (
     SchemaTooNewError,
     StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreReadOnlyError,
     StoreUnavailableError,
@@ -39,7 +40,9 @@ from actors.messages import (
     OpStatus,
     Update,
 )
+from actors.ownership import ExecutionClaim, ExecutorInfo, LeaseFence, LeaseRound, NewExecution
 from actors.store import log_chunks
+from runtime.stores import sqlite_leases as leases
 
 
 class Migration(NamedTuple):
@@ -75,12 +78,32 @@ MIGRATIONS: list[Migration] = [
                 WHERE due_at IS NOT NULL AND status IN ('SUSPENDED', 'RETRYING')""",
         ),
     ),
+    Migration(
+        "executors, execution leases and fingerprints, signals",
+        (
+            "ALTER TABLE executions ADD COLUMN fingerprint TEXT",
+            "ALTER TABLE executions ADD COLUMN owner TEXT",
+            "ALTER TABLE executions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE executions ADD COLUMN lease_expires_at REAL",
+            "ALTER TABLE executions ADD COLUMN deadline_at REAL",
+            "CREATE INDEX executions_by_status ON executions (status, created_at)",
+            "CREATE INDEX operations_by_execution ON operations (execution_id)",
+            """CREATE TABLE executors (
+                executor_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+                started_at REAL NOT NULL, heartbeat_at REAL NOT NULL)""",
+            """CREATE TABLE signals (
+                signal_id INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL,
+                kind TEXT NOT NULL, branch_id TEXT, op_id TEXT, created_at REAL NOT NULL)""",
+            "CREATE INDEX signals_by_execution ON signals (execution_id)",
+        ),
+    ),
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
 
 _EXECUTION_COLUMNS = (
-    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at"
+    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at, "
+    "fingerprint, owner, lease_epoch, lease_expires_at, deadline_at"
 )
 _BRANCH_COLUMNS = (
     "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
@@ -95,13 +118,15 @@ _OPERATION_COLUMNS = (
 # A SUCCEEDED/FAILED branch or operation keeps its status: updates from different processes
 # (a deferred suspension, a completion, a timeout) can reach the store in either order, and
 # the first outcome written is the one everybody was told.
-_UPSERT_EXECUTION = f"""
-INSERT INTO executions ({_EXECUTION_COLUMNS})
+_UPSERT_EXECUTION = """
+INSERT INTO executions (execution_id, kind, status, spec, branch_count, result, error,
+    created_at, updated_at)
 VALUES (?1, coalesce(?2, ''), ?3, ?4, coalesce(?5, 0), ?6, ?7, ?8, ?8)
 ON CONFLICT (execution_id) DO UPDATE SET
     kind = coalesce(?2, kind), status = ?3, spec = coalesce(?4, spec),
     branch_count = coalesce(?5, branch_count), result = coalesce(?6, result),
-    error = coalesce(?7, error), updated_at = ?8"""
+    error = coalesce(?7, error), updated_at = ?8
+WHERE status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"""
 _UPSERT_BRANCH = f"""
 INSERT INTO branches ({_BRANCH_COLUMNS})
 VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6, ?7, ?8, ?9, coalesce(?10, 0), ?11, ?11)
@@ -127,7 +152,8 @@ _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8
 
 
 def _execution(r: Any) -> ExecutionRecord:
-    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8],
+                           r[9], r[10], r[11], r[12], r[13])
 
 
 # Enum members by stored value: a dict lookup, where ``OpStatus(value)`` goes through
@@ -340,15 +366,21 @@ class SqliteStore:
                 reason = f"{err}; it is not a durable-actors SQLite store, choose another path"
             return StoreUnavailableError(f"cannot open {where}: {reason}")
         if code == _FULL:
-            return StoreError(f"{where} could not write: the disk is full; free space and retry")
+            return StoreFullError(
+                f"{where} could not write: the disk is full; free space and it is retried")
         if code in (_IOERR, _CORRUPT, _NOTADB):
             return StoreError(f"{where} failed ({err}); check the disk and the file, then retry")
         return None
 
     def commit(
-        self, updates: Sequence[Update], read_logs: Sequence[str], now: float
+        self, updates: Sequence[Update], read_logs: Sequence[str], now: float,
+        fence: LeaseFence | None = None,
     ) -> dict[str, BranchLog]:
-        """Apply ``updates`` in order, then read ``read_logs``; one transaction, all or nothing."""
+        """Apply ``updates`` in order, then read ``read_logs``; one transaction, all or nothing.
+
+        With ``fence``, writes to executions it does not hold are refused in the same
+        transaction (``LeaseLostError``); see ``actors.store.Store.commit``.
+        """
         executions: list[tuple[Any, ...]] = []
         branches: list[tuple[Any, ...]] = []
         operations: list[tuple[Any, ...]] = []
@@ -375,6 +407,8 @@ class SqliteStore:
         with self._lock:
             conn = self._live()
             with self._transaction(conn):
+                if fence is not None:
+                    leases.check_fence(conn, fence, {u.execution_id for u in updates})
                 if executions:
                     conn.executemany(_UPSERT_EXECUTION, executions)
                 if branches:
@@ -414,9 +448,107 @@ class SqliteStore:
         )
         return _execution(rows[0]) if rows else None
 
-    def read_executions(self) -> list[ExecutionRecord]:
-        rows = self._read(f"SELECT {_EXECUTION_COLUMNS} FROM executions ORDER BY created_at, rowid")
+    def read_executions(self, status: ExecutionStatus | None = None) -> list[ExecutionRecord]:
+        if status is None:
+            rows = self._read(
+                f"SELECT {_EXECUTION_COLUMNS} FROM executions ORDER BY created_at, rowid")
+        else:
+            rows = self._read(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE status = ? "
+                              "ORDER BY created_at, rowid", (status.value,))
         return [_execution(row) for row in rows]
+
+    @staticmethod
+    def _execution_in(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
+        row = conn.execute(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE execution_id = ?",
+                           (execution_id,)).fetchone()
+        return None if row is None else _execution(row)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one write transaction (``BEGIN IMMEDIATE``), under the lock."""
+        with self._lock:
+            conn = self._live()
+            with self._transaction(conn):
+                yield conn
+
+    # -- executors and leases (the SQL is in ``sqlite_leases``) ----------------------------
+
+    def register_executor(self, executor: ExecutorInfo, lease_seconds: float, now: float,
+                          alive: bool) -> None:
+        with self._writing() as conn:
+            leases.register_executor(conn, executor, lease_seconds, now, alive)
+
+    def read_executor(self, executor_id: str) -> tuple[ExecutorInfo, float] | None:
+        with self._lock, self._translated():
+            return leases.read_executor(self._live(), executor_id)
+
+    def read_executors(self) -> list[tuple[ExecutorInfo, float]]:
+        with self._lock, self._translated():
+            return leases.read_executors(self._live())
+
+    def create_execution(self, new: NewExecution, executor: str, lease_seconds: float,
+                         now: float) -> ExecutionClaim:
+        with self._writing() as conn:
+            return leases.create_execution(conn, self._execution_in, new, executor,
+                                           lease_seconds, now)
+
+    def claim_execution(self, execution_id: str, executor: str, lease_seconds: float,
+                        now: float, dead_owners: Collection[str] = ()) -> ExecutionClaim:
+        with self._writing() as conn:
+            return leases.claim_execution(conn, self._execution_in, execution_id, executor,
+                                          lease_seconds, now, dead_owners)
+
+    def renew_leases(self, executor: str, held: Mapping[str, int], lease_seconds: float,
+                     now: float, claim_orphans: int = 0,
+                     skip: Collection[str] = (), dead_owners: Collection[str] = ()
+                     ) -> LeaseRound:
+        with self._writing() as conn:
+            return leases.renew_leases(conn, self._execution_in, executor, held, lease_seconds,
+                                       now, claim_orphans, skip, dead_owners)
+
+    def release_leases(self, executor: str, held: Mapping[str, int], now: float) -> None:
+        with self._writing() as conn:
+            leases.release_leases(conn, executor, held, now)
+
+    def cancel_execution(self, execution_id: str, now: float) -> ExecutionRecord:
+        with self._writing() as conn:
+            return leases.cancel_execution(conn, self._execution_in, execution_id, now)
+
+    def settle_operation(self, update: OperationUpdate, now: float) -> OperationRecord:
+        u = update
+        row = (u.execution_id, u.branch_id, u.op_id, u.kind._value_, u.name, u.status._value_,
+               u.attempt, u.payload, u.error, u.due_at, now)
+
+        def read_op() -> OperationRecord:
+            found = self._read_logs(conn, [u.branch_id])[u.branch_id].by_op_id()
+            return found[u.op_id]
+
+        with self._writing() as conn:
+            return leases.settle_operation(conn, _UPSERT_OPERATION, row, read_op, update, now)
+
+    def reopen_execution(self, execution_id: str, executor: str, lease_seconds: float,
+                         now: float, deadline_at: float | None) -> ExecutionClaim:
+        def read_ops(eid: str) -> list[OperationRecord]:
+            rows = conn.execute(
+                f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE execution_id = ?", (eid,))
+            return [_operation(row) for row in rows]
+
+        with self._writing() as conn:
+            return leases.reopen_execution(conn, self._execution_in, read_ops, execution_id,
+                                           executor, lease_seconds, now, deadline_at)
+
+    def delete_execution(self, execution_id: str) -> bool:
+        with self._writing() as conn:
+            return leases.delete_execution(conn, self._execution_in, execution_id)
+
+    def read_payloads(self, execution_id: str | None = None,
+                      exclude: str | None = None) -> Iterator[bytes]:
+        """Read in one snapshot; the rows are materialized before they are handed out."""
+        with self._lock:
+            conn = self._live()
+            with self._transaction(conn, "BEGIN"):
+                found = list(leases.read_payloads(conn, execution_id, exclude))
+        yield from found
 
     def read_branches(self, execution_id: str) -> list[BranchRecord]:
         rows = self._read(
@@ -445,11 +577,13 @@ class SqliteStore:
                 for branch_chunk in chunks:
                     yield self._read_logs(conn, branch_chunk)
 
-    def read_due_timers(self) -> list[OperationRecord]:
+    def read_due_timers(self, execution_id: str | None = None) -> list[OperationRecord]:
         """Operations suspended or retrying with a ``due_at``, soonest first."""
+        where = "" if execution_id is None else " AND execution_id = ?"
         rows = self._read(
             f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE due_at IS NOT NULL "
-            "AND status IN ('SUSPENDED', 'RETRYING') ORDER BY due_at"
+            f"AND status IN ('SUSPENDED', 'RETRYING'){where} ORDER BY due_at",
+            () if execution_id is None else (execution_id,),
         )
         return [_operation(row) for row in rows]
 

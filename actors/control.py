@@ -1,0 +1,141 @@
+"""Messages that control executions and fence runs, and the ``AnswerTo`` continuation.
+
+* The service asks the coordinator to ``CancelExecution``, ``RetryExecution``,
+  ``DeleteExecution``, and for an execution's ``CurrentFault``.
+* The coordinator fences runs on the workers (``FenceRuns``) before it
+  dispatches them again elsewhere, cancels, or loses a lease, so that a queued
+  or running copy learns it is stale **before its next operation**, not after
+  its next step; and it tells the workers until when the system's leases are
+  confirmed (``LeaseValidUntil``), so that a paused system that wakes past its
+  lease starts no step before a renewal says it still owns the work.
+* ``AnswerTo`` is a reply handle that tells its target ``Answered(what, value)``:
+  a continuation for requests whose answer the coordinator needs (an
+  execution created, a lease round), so that no thread of it waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actors.messages import ActorLike, ReplyTo, exception_of
+
+
+@dataclass(frozen=True, slots=True)
+class CancelExecution:
+    """Cancel ``execution_id``: no new step starts, suspended branches never resume."""
+
+    execution_id: str
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class RetryExecution:
+    """Run a ``FAILED`` or ``CANCELLED`` execution again from its log."""
+
+    execution_id: str
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExecution:
+    """Delete a finished execution's rows (the runtime then collects its blobs)."""
+
+    execution_id: str
+    reply_to: ReplyTo
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentFault:
+    """Ask for the fault that keeps ``execution_id`` from advancing now, or None."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLost:
+    """The scheduler's process died: the timers of evicted branches must be given again."""
+
+
+@dataclass(frozen=True, slots=True)
+class FenceRuns:
+    """Runs older than these epochs, and every run of these executions, are stale.
+
+    A worker aborts a stale run before it calls its next operation, and drops a
+    queued one before it starts.
+    """
+
+    branches: tuple[tuple[str, int], ...] = ()
+    executions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseValidUntil:
+    """This system's leases are confirmed until ``deadline`` (``time.monotonic()`` seconds).
+
+    Past it, a worker starts no operation until a renewal confirms them again.
+    """
+
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetExecution:
+    """The scheduler drops the timers and parked branches of a cancelled or lost execution."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChanged:
+    """Rows of these executions changed in the store (a store that can notify, e.g.
+    PostgreSQL's LISTEN/NOTIFY): observers read them now, an owner takes its signals now,
+    instead of at their next poll or lease round. Empty: anything may have changed."""
+
+    execution_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What an ``AnswerTo`` handle was answered with: ``value``, or ``error``."""
+
+    what: tuple[Any, ...]
+    value: Any = None
+    error: BaseException | None = None
+
+
+class AnswerTo:
+    """A reply handle: tells ``target`` ``Answered(what, value)`` (or the error) when answered.
+
+        checkpoint.tell(ClaimExecution("nightly-1", AnswerTo(coordinator, "claimed", "nightly-1")))
+    """
+
+    __slots__ = ("target", "what")
+
+    def __init__(self, target: ActorLike, *what: Any) -> None:
+        self.target = target
+        self.what = what
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AnswerTo, (self.target, *self.what))
+
+    def set(self, value: Any = None) -> None:
+        self.target.tell(Answered(self.what, value))
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self.target.tell(Answered(self.what, None, exception_of(exc_info)))
+
+
+__all__ = [
+    "AnswerTo",
+    "Answered",
+    "CancelExecution",
+    "CurrentFault",
+    "DeleteExecution",
+    "FenceRuns",
+    "ForgetExecution",
+    "LeaseValidUntil",
+    "RetryExecution",
+    "SchedulerLost",
+    "StoreChanged",
+]

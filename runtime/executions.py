@@ -1,0 +1,206 @@
+"""The ``Execution`` handle, and what a new execution is made of, built at the caller.
+
+``system.map``/``parallel`` build the rows of a new execution in the caller's
+thread: every item and branch class is pickled there, so a bad one raises
+``SerializationError`` naming it, at the call, and never reaches the
+coordinator; the fingerprint that tells a different execution under the same id
+is computed there too.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from actors.branch import BranchSpec, check_branch_class
+from actors.control import CancelExecution, CurrentFault, RetryExecution
+from actors.faults import describe as describe_fault
+from actors.messages import AwaitResult, DescribeExecution
+from actors.ownership import (
+    BranchClassRef,
+    BranchInput,
+    ExecutionSpec,
+    NewExecution,
+    class_ref,
+    fingerprint_of,
+)
+from actors.policies import BatchResult, Completion
+from runtime import serialization
+from runtime.errors import ConfigurationError, Timeout
+from runtime.future import Future
+
+if TYPE_CHECKING:
+    from runtime.durable import DurableServices
+
+_ASK_TIMEOUT = 30.0  # seconds a status question may take (the coordinator answers at once)
+_REREGISTER = 1.0  # seconds between checks that the coordinator that holds our wait is alive
+
+
+class Execution:
+    """The handle of one execution: its id, status, progress and result.
+
+        run = system.map(Resize, items, execution_id="nightly-1")
+        run.status()               # "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "CANCELLED"
+        run.progress()             # {"done": 3, "running": 2, "suspended": 0, "failed": 0, ...}
+        result = run.result(timeout=60)
+
+    A handle works from any system on the store: the system holding the
+    execution's lease runs it, the others observe it through the store.
+    ``started`` says what the call that made the handle found: "created",
+    "resumed", "finished", "observing" (another system runs it) or "stored"
+    (``system.execution(id)``).
+    """
+
+    def __init__(self, services: DurableServices, execution_id: str, started: str) -> None:
+        self._services = services
+        self.id = execution_id
+        self.started = started
+
+    def __repr__(self) -> str:
+        return f"<Execution {self.id!r} {self.status()}>"
+
+    def status(self) -> str:
+        status: str = self.progress()["status"]
+        return status
+
+    def progress(self) -> dict[str, Any]:
+        """Counts of the execution's branches (done, running, suspended, failed, pending),
+        its ``status``, and ``fault`` while a store or process fault holds it up."""
+        found: dict[str, Any] = self._services.coordinator.ask(DescribeExecution(self.id),
+                                                              timeout=_ASK_TIMEOUT)
+        return found
+
+    def result(self, timeout: float | None = None) -> BatchResult:
+        """Block until the execution has finished; its ``BatchResult``.
+
+        Raises ``Timeout`` if it has not finished within ``timeout`` seconds, chained
+        (``__cause__``) to the fault that held it up, if any;
+        ``ExecutionCancelledError`` if it was cancelled; a lasting fault (a read-only
+        store, a process that cannot be kept alive) at once, typed.
+        """
+        timeout = check_timeout(timeout, "result")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        services = self._services
+        while True:
+            generation = services.coordinator_generation
+            future: Future[BatchResult] = Future()
+            services.coordinator.tell(AwaitResult(self.id, future))
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                wait = _REREGISTER if remaining is None else max(0.0, min(remaining, _REREGISTER))
+                try:
+                    return future.get(timeout=wait)
+                except Timeout:
+                    if remaining is not None and remaining <= _REREGISTER:
+                        raise self._timed_out(timeout) from self._fault()
+                    if services.coordinator_generation != generation:
+                        break  # its coordinator was restarted: wait on the new one
+
+    def _fault(self) -> BaseException | None:
+        try:
+            fault: BaseException | None = self._services.coordinator.ask(
+                CurrentFault(self.id), timeout=5)
+        except Exception:
+            return None
+        return fault
+
+    def _timed_out(self, timeout: float | None) -> Timeout:
+        fault = self._fault()
+        held = "" if fault is None else f"; it is held up by {describe_fault(fault)}"
+        return Timeout(f"execution {self.id!r} did not finish within {timeout}s{held}")
+
+    def cancel(self) -> bool:
+        """``system.cancel(self.id)``."""
+        return self._services.cancel(self.id)
+
+    def retry(self) -> Execution:
+        """``system.retry(self.id)``."""
+        return self._services.retry(self.id)
+
+
+def check_timeout(timeout: float | None, what: str) -> float | None:
+    """``timeout`` if it is None or a number >= 0, else ``ConfigurationError``."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+            timeout >= 0) or timeout == float("inf"):
+        raise ConfigurationError(
+            f"{what}(timeout={timeout!r}): give None to wait for ever, or seconds >= 0")
+    return float(timeout)
+
+
+def map_specs(execution_id: str, branch_cls: Any, items: Iterable[Any]) -> list[BranchSpec]:
+    cls = check_branch_class(branch_cls)
+    return [BranchSpec(execution_id, f"{execution_id}/{i}", cls, item, i)
+            for i, item in enumerate(items)]
+
+
+def parallel_specs(execution_id: str, branches: Iterable[Any]) -> list[BranchSpec]:
+    specs = []
+    for i, entry in enumerate(branches):
+        if isinstance(entry, tuple) and len(entry) == 2:
+            cls, item = entry
+        else:
+            cls, item = entry, None
+        specs.append(BranchSpec(execution_id, f"{execution_id}/{i}", check_branch_class(cls),
+                                item, i))
+    return specs
+
+
+def new_execution(kind: str, specs: Sequence[BranchSpec], completion: Completion,
+                  max_concurrency: int | None, timeout: float | None) -> NewExecution:
+    """The rows of a new execution; ``SerializationError`` names a bad item or class."""
+    eid = specs[0].execution_id if specs else ""
+    refs: dict[type, BranchClassRef] = {}
+    for branch in specs:
+        cls = branch.branch_cls
+        if cls not in refs:
+            refs[cls] = class_ref(cls, _pickler(
+                f"branch class {cls.__qualname__} of {kind}() execution {eid!r}"))
+    classes = [branch.branch_cls for branch in specs]
+    stored = tuple(refs[c] for c in classes) if kind == "parallel" else tuple(refs.values())
+    spec = ExecutionSpec(kind, stored, max_concurrency, completion, timeout)
+    inputs = tuple(
+        BranchInput(s.branch_id, s.index, serialization.dumps_or_raise(
+            s.input, f"item {s.index} of {kind}() execution {eid!r}"))
+        for s in specs)
+    fingerprint = fingerprint_of(kind, classes, [s.input for s in specs], serialization.dumps)
+    deadline = None if timeout is None else time.time() + timeout
+    return NewExecution(eid, kind, fingerprint, serialization.dumps(spec), inputs, deadline)
+
+
+def _pickler(what: str) -> Callable[[object], bytes]:
+    def pickle_class(cls: object) -> bytes:
+        return serialization.dumps_or_raise(cls, what)
+
+    return pickle_class
+
+
+def new_execution_id() -> str:
+    return f"exec-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def validate_execution_id(execution_id: object) -> str:
+    if not isinstance(execution_id, str) or not execution_id.strip() or "/" in execution_id:
+        raise ConfigurationError(
+            f"execution_id must be a non-blank string without '/', got {execution_id!r}"
+        )
+    return execution_id
+
+
+def retried(services: DurableServices, execution_id: str) -> Execution:
+    reply: Future[Any] = Future()
+    services.coordinator.tell(RetryExecution(execution_id, reply))
+    return Execution(services, execution_id, reply.get(timeout=_ASK_TIMEOUT))
+
+
+def cancelled(services: DurableServices, execution_id: str) -> bool:
+    reply: Future[bool] = Future()
+    services.coordinator.tell(CancelExecution(execution_id, reply))
+    return reply.get(timeout=_ASK_TIMEOUT)
+
+
+__all__ = ["Execution", "check_timeout", "map_specs", "new_execution", "new_execution_id",
+           "parallel_specs", "validate_execution_id"]
