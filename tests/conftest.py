@@ -21,12 +21,15 @@ import pytest
 
 from actors.blobs import MemoryBlobStore, using_backend
 from actors.digest import DigestActor, DigestClient
+from actors.store import MemoryStore, Store
 from runtime import ActorSystem, SystemConfig
 from runtime.postgres_server import EmbeddedPostgres, ExternalPostgres, server_for_tests
+from runtime.stores.postgres import LeaseClock, PostgresStore
+from runtime.stores.sqlite import SqliteStore
 from runtime.testing import wait_until
 
-__all__ = ["STORE_KINDS", "DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
-           "wait_until_quiet"]
+__all__ = ["STORE_KINDS", "DigestRig", "children_of", "contract_store", "digest_rig", "pid_gone",
+           "wait_until", "wait_until_quiet"]
 
 # Stores the durable end-to-end tests run on (``store_url``): the embedded one and the server.
 STORE_KINDS = ("sqlite", "postgresql")
@@ -158,6 +161,19 @@ def postgres_url(postgres_server: EmbeddedPostgres | ExternalPostgres,
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+def contract_store(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Store:
+    """A fresh store of ``kind`` ("memory" or one of ``STORE_KINDS``) for the contract suites.
+
+    PostgreSQL keeps lease times on the callers' clock here (``LeaseClock.CALLER``): the
+    contract is stated in the ``now`` each call passes, and the tests pass a fake one.
+    """
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SqliteStore(tmp_path / "state.db")
+    return PostgresStore(request.getfixturevalue("postgres_url"), lease_clock=LeaseClock.CALLER)
 
 
 @pytest.fixture(params=STORE_KINDS)

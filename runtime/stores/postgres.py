@@ -21,58 +21,60 @@ Needs psycopg 3: ``pip install 'durable-actors[postgres]'``.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from actors.errors import (
-    SchemaTooNewError,
-    StoreError,
-    StoreReadOnlyError,
-    StoreUnavailableError,
-)
+from actors.errors import SchemaTooNewError, StoreReadOnlyError, StoreUnavailableError
 from actors.messages import (
     BranchLog,
     BranchRecord,
     ExecutionRecord,
+    ExecutionStatus,
     OperationRecord,
+    OperationUpdate,
     Update,
 )
+from actors.ownership import ExecutionClaim, ExecutorInfo, LeaseFence, LeaseRound, NewExecution
 from actors.store import log_chunks
+from runtime.stores import postgres_leases as leases
 from runtime.stores.postgres_changes import NOTIFY_SQL
-from runtime.stores.postgres_faults import ConnectionTarget, Fault, classify, import_psycopg
 from runtime.stores.postgres_schema import (
     BRANCH_COLUMNS,
     EXECUTION_COLUMNS,
+    FENCE,
+    FENCED_UPSERT_BRANCH,
+    FENCED_UPSERT_OPERATION,
     MIGRATIONS,
     OPERATION_COLUMNS,
     UPSERT_BRANCH,
     UPSERT_EXECUTION,
     UPSERT_OPERATION,
+    Row,
     branch_record,
     execution_record,
     operation_record,
+    read_logs_later,
     read_logs_of,
     rows_by_table,
 )
+from runtime.stores.postgres_session import READ_SNAPSHOT, PostgresSession
 
 if TYPE_CHECKING:
     import psycopg
 
-T = TypeVar("T")
-log = structlog.get_logger("runtime.stores.postgres")
-
 _SCHEMA_LOCK = 0x6475_7261  # pg_advisory_xact_lock key: one process migrates at a time
-_CONFLICT_RETRIES = 8  # serialization failures and deadlocks retried this many times
-_READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"  # one snapshot for all reads
 
 
-class PostgresStore:
+class LeaseClock(StrEnum):
+    """Whose clock a ``PostgresStore`` keeps lease expiries and heartbeats on."""
+
+    SERVER = "server"  # the server's: one clock for every host (the default)
+    CALLER = "caller"  # the ``now`` each call passes, as SQLite does (tests with a fake clock)
+
+
+class PostgresStore(PostgresSession):
     """The ``Store`` of ``actors.store`` on a PostgreSQL database.
 
         store = PostgresStore("postgresql://app:secret@db.internal:5432/app")
@@ -92,6 +94,11 @@ class PostgresStore:
     transactions are read-only and never migrates; its ``commit`` raises
     ``StoreReadOnlyError``. One instance may be shared by threads (a lock
     serializes them); other processes open their own.
+
+    ``lease_clock``: lease expiries and executor heartbeats are kept on the
+    server's clock, so that hosts whose clocks differ agree on when a lease
+    expires (``runtime.stores.postgres_leases`` says why);
+    ``LeaseClock.CALLER`` keeps them on the ``now`` each call passes instead.
     """
 
     def __init__(
@@ -101,184 +108,18 @@ class PostgresStore:
         lock_timeout: float = 5.0,
         read_only: bool = False,
         reconnect_timeout: float = 10.0,
+        lease_clock: LeaseClock = LeaseClock.SERVER,
     ) -> None:
-        self._psycopg = import_psycopg()
-        self.target = ConnectionTarget.parse(url, self._psycopg)
-        self.read_only = read_only or self.target.read_only
-        self.lock_timeout = lock_timeout
-        self.reconnect_timeout = reconnect_timeout
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._closed = False
+        self.lease_clock = LeaseClock(lease_clock)
+        self._signal_rounds = leases.SignalRounds()
+        super().__init__(url, lock_timeout=lock_timeout, read_only=read_only,
+                         reconnect_timeout=reconnect_timeout)
         try:
-            self._conn = self._connect()
+            assert self._conn is not None
             self._migrate(self._conn)
         except BaseException:
             self.close()
             raise
-
-    @property
-    def where(self) -> str:
-        """The store as people read it: its URL without the password."""
-        return f"the PostgreSQL store at {self.target.safe_url}"
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        """One connection attempt; raises the typed error of a failed one."""
-        try:
-            return self._connect_once()
-        except self._psycopg.Error as err:
-            raise self._typed(err, connecting=True) from None
-
-    def _connect_once(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] = self._psycopg.connect(self.target.conninfo,
-                                                             autocommit=True)
-        try:
-            # Session settings, again on every reconnect: the store's rules, not the server's.
-            conn.execute(f"SET lock_timeout = {max(1, round(self.lock_timeout * 1000))}")
-            if self.read_only:
-                conn.execute("SET default_transaction_read_only = on")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _reconnect(self, cause: str) -> psycopg.Connection[Any]:
-        """A new connection, retried with back-off for ``reconnect_timeout`` seconds."""
-        deadline = time.monotonic() + self.reconnect_timeout
-        delay = 0.05
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                self._conn = self._connect_once()
-            except self._psycopg.Error as failed:
-                fault, err = self._classify(failed, connecting=True)
-                if fault is Fault.REFUSED:
-                    raise err from None  # credentials or a dropped database: waiting won't help
-                if time.monotonic() + delay > deadline:
-                    raise StoreUnavailableError(
-                        f"{self.where} went away ({cause}) and did not come back within "
-                        f"{self.reconnect_timeout}s ({attempts} attempts; last: {err}); nothing "
-                        "was acknowledged that was not committed; retry once the server is back"
-                    ) from None
-                log.warning("store.reconnecting", store=self.target.safe_url, attempt=attempts,
-                            error=str(err), retry_in=delay)
-                time.sleep(delay)  # back-off between attempts against a server that is down
-                delay = min(delay * 2, 1.0)
-                continue
-            log.info("store.reconnected", store=self.target.safe_url, attempts=attempts)
-            return self._conn
-
-    def _live(self) -> psycopg.Connection[Any]:
-        if self._closed:
-            raise StoreUnavailableError(f"{self.where} is closed; open a new one")
-        conn = self._conn
-        if conn is None or conn.closed or conn.broken:
-            conn = self._reconnect("its connection was closed")
-        return conn
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # a broken connection may fail to close
-                conn.close()
-
-    # -- transactions and errors ------------------------------------------------------------
-
-    def _classify(self, err: Exception, connecting: bool = False) -> tuple[Fault, StoreError]:
-        return classify(err, self.target, self.where, self.lock_timeout, self.read_only,
-                        connecting)
-
-    def _typed(self, err: Exception, connecting: bool = False) -> StoreError:
-        return self._classify(err, connecting)[1]
-
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, begin: str | None) -> T:
-        """``work`` in one transaction, sent as one pipeline; run again where that is safe.
-
-        A lost connection runs the whole transaction again on a new one, whether or not
-        its COMMIT had reached the server: a batch's upserts are idempotent (a batch
-        applied twice leaves the rows it leaves once), and the caller is answered only
-        after a COMMIT returned. Serialization failures and deadlocks run it again too.
-        """
-        psycopg = self._psycopg
-        conflicts = 0
-        lost_since: float | None = None
-        with self._lock:
-            while True:
-                conn = self._live()
-                try:
-                    return self._attempt(conn, work, begin)
-                except psycopg.Error as err:
-                    fault, typed = self._classify(err)
-                    if fault is Fault.CONNECTION_LOST:
-                        self._discard()
-                        lost_since = lost_since or time.monotonic()
-                        if time.monotonic() - lost_since > self.reconnect_timeout:
-                            raise typed from None  # connections keep dying: stop trying
-                        log.warning("store.connection_lost", store=self.target.safe_url,
-                                    error=str(typed), retrying=True)
-                        continue
-                    if fault is Fault.CONFLICT and conflicts < _CONFLICT_RETRIES:
-                        conflicts += 1
-                        log.info("store.conflict_retried", store=self.target.safe_url,
-                                 attempt=conflicts, error=str(typed))
-                        time.sleep(0.001 * 2 ** conflicts)  # let the other transaction finish
-                        continue
-                    if fault is Fault.OTHER:
-                        raise  # the caller's own data error (a NOT NULL, a type): as is
-                    raise typed from None
-
-    def _attempt(self, conn: psycopg.Connection[Any],
-                 work: Callable[[psycopg.Connection[Any]], T], begin: str | None) -> T:
-        """BEGIN, ``work``, COMMIT in one pipeline: one round trip unless ``work`` reads.
-
-        ``begin=None``: ``work`` is one statement, its own transaction (autocommit).
-        """
-        if begin is None:
-            return work(conn)
-        try:
-            with conn.pipeline():
-                conn.execute(begin)
-                result = work(conn)
-                conn.execute("COMMIT")
-            return result
-        except BaseException:
-            idle = self._psycopg.pq.TransactionStatus.IDLE
-            if not conn.closed and not conn.broken and conn.info.transaction_status != idle:
-                conn.execute("ROLLBACK")  # a failed statement left the transaction open
-            raise
-
-    @contextmanager
-    def _snapshot(self) -> Iterator[psycopg.Connection[Any]]:
-        """One read-only snapshot (for streaming reads that cannot be run again)."""
-        psycopg = self._psycopg
-        with self._lock:
-            conn = self._live()
-            try:
-                conn.execute(_READ_SNAPSHOT)
-            except psycopg.Error as err:
-                fault, typed = self._classify(err)
-                self._discard()
-                if fault is not Fault.CONNECTION_LOST:
-                    raise typed from None
-                conn = self._live()  # nothing was read yet: reconnect, with back-off, and begin
-                try:
-                    conn.execute(_READ_SNAPSHOT)
-                except psycopg.Error as again:
-                    self._discard()
-                    raise self._typed(again) from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except psycopg.Error as err:
-                self._discard()
-                raise self._typed(err) from None
-            except BaseException:
-                if not conn.broken and not conn.closed:
-                    conn.execute("ROLLBACK")
-                raise
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -331,27 +172,47 @@ class PostgresStore:
 
     # -- the Store protocol -----------------------------------------------------------------
 
-    def commit(
-        self, updates: Sequence[Update], read_logs: Sequence[str], now: float
-    ) -> dict[str, BranchLog]:
-        """Apply ``updates`` in order, then read ``read_logs``; one transaction, all or nothing."""
+    def _writable(self) -> None:
         if self.read_only:
             raise StoreReadOnlyError(
                 f"{self.where} was opened read-only (read_only=True or mode=ro); open it "
                 "read-write to write"
             )
+
+    def commit(
+        self, updates: Sequence[Update], read_logs: Sequence[str], now: float,
+        fence: LeaseFence | None = None,
+    ) -> dict[str, BranchLog]:
+        """Apply ``updates`` in order, then read ``read_logs``; one transaction, all or nothing.
+
+        With ``fence``, the executions written are locked and checked first, in the
+        same transaction (``LeaseLostError`` if one is not held at its epoch; see
+        ``actors.store.Store.commit``). One round trip either way.
+        """
+        self._writable()
         executions, branches, operations = rows_by_table(updates, now)
+        fenced: Row = {}
+        if fence is not None:
+            ids = sorted({u.execution_id for u in updates})
+            fenced = {"fx": fence.executor, "fids": ids,
+                      "feps": [fence.epochs.get(eid) for eid in ids]}
 
         if len(updates) == 1 and not read_logs and not executions:
             # One statement is a transaction of its own: no BEGIN/COMMIT to send. A lone
             # branch's sync step is this case; it saves a fifth of its commit's latency.
-            sql, row = (UPSERT_BRANCH, branches[0]) if branches else \
-                (UPSERT_OPERATION, operations[0])
-            self._run(lambda conn: conn.execute(sql, row), begin=None)
+            # Fenced, the fence is the statement's FROM: checked, locked, written at once.
+            if branches:
+                sql, row = (FENCED_UPSERT_BRANCH if fenced else UPSERT_BRANCH), branches[0]
+            else:
+                sql, row = (FENCED_UPSERT_OPERATION if fenced else UPSERT_OPERATION), \
+                    operations[0]
+            self._run(lambda conn: conn.execute(sql, {**row, **fenced}), begin=None)
             return {}
 
-        def write(conn: psycopg.Connection[Any]) -> dict[str, BranchLog]:
+        def write(conn: psycopg.Connection[Any]) -> Any:
             with conn.cursor() as cursor:
+                if fenced:
+                    cursor.execute(f"SELECT {FENCE}", fenced)
                 if executions:
                     cursor.executemany(UPSERT_EXECUTION, executions)
                 if branches:
@@ -361,9 +222,10 @@ class PostgresStore:
                 if executions:  # delivered on COMMIT only; see postgres_changes
                     cursor.executemany(NOTIFY_SQL, [(e,) for e in
                                                     dict.fromkeys(x["e"] for x in executions)])
-            return read_logs_of(conn, read_logs) if read_logs else {}
+            return read_logs_later(conn, read_logs) if read_logs else dict
 
-        return self._run(write, begin="BEGIN")
+        found: dict[str, BranchLog] = self._run_fetching(write, begin="BEGIN")
+        return found
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall(),
@@ -375,10 +237,12 @@ class PostgresStore:
         )
         return execution_record(rows[0]) if rows else None
 
-    def read_executions(self) -> list[ExecutionRecord]:
+    def read_executions(self, status: ExecutionStatus | None = None) -> list[ExecutionRecord]:
+        """Every execution (or those with ``status``), oldest first."""
+        where, params = ("", ()) if status is None else ("WHERE status = %s", (status.value,))
         rows = self._read(
-            f"SELECT {EXECUTION_COLUMNS} FROM executions ORDER BY created_at, row_order"
-        )
+            f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY created_at, row_order",
+            params)
         return [execution_record(row) for row in rows]
 
     def read_branches(self, execution_id: str) -> list[BranchRecord]:
@@ -391,7 +255,7 @@ class PostgresStore:
 
     def read_log(self, branch_id: str) -> BranchLog:
         return self._run(lambda conn: read_logs_of(conn, [branch_id])[branch_id],
-                         begin=_READ_SNAPSHOT)
+                         begin=READ_SNAPSHOT)
 
     def read_logs(self, branch_ids: Sequence[str], chunk: int) -> Iterator[dict[str, BranchLog]]:
         """The logs of ``branch_ids``, ``chunk`` branches at a time, all from one snapshot.
@@ -407,19 +271,108 @@ class PostgresStore:
                     raise self._typed(err) from None
                 yield logs
 
-    def read_due_timers(self) -> list[OperationRecord]:
+    def read_due_timers(self, execution_id: str | None = None) -> list[OperationRecord]:
         """Operations suspended or retrying with a ``due_at``, soonest first."""
+        where = "" if execution_id is None else " AND execution_id = %s"
         rows = self._read(
             f"SELECT {OPERATION_COLUMNS} FROM operations WHERE due_at IS NOT NULL "
-            "AND status IN ('SUSPENDED', 'RETRYING') ORDER BY due_at"
+            f"AND status IN ('SUSPENDED', 'RETRYING'){where} ORDER BY due_at",
+            () if execution_id is None else (execution_id,),
         )
         return [operation_record(row) for row in rows]
 
-    def close(self) -> None:
-        """Close the connection; safe to call twice."""
-        with self._lock:
-            self._closed = True
-            self._discard()
+    def read_payloads(self, execution_id: str | None = None,
+                      exclude: str | None = None) -> Iterator[bytes]:
+        """Read in one snapshot; the rows are materialized before they are handed out."""
+        yield from self._run(lambda conn: leases.read_payloads(conn, execution_id, exclude),
+                             begin=READ_SNAPSHOT)
+
+    # -- executors and leases (the SQL is in ``postgres_leases``) -----------------------------
+
+    def _call(self, executor: str, lease_seconds: float, now: float) -> leases.LeaseCall:
+        clock = now if self.lease_clock is LeaseClock.CALLER else None
+        return leases.LeaseCall(executor, lease_seconds, now, clock)
+
+    def register_executor(self, executor: ExecutorInfo, lease_seconds: float, now: float,
+                          alive: bool) -> None:
+        self._writable()
+        call = self._call(executor.executor_id, lease_seconds, now)
+        self._run_fetching(lambda conn: leases.register_executor(conn, call, executor, alive),
+                           begin="BEGIN")
+
+    def read_executor(self, executor_id: str) -> tuple[ExecutorInfo, float] | None:
+        """The executor and its last heartbeat (by the store's lease clock)."""
+        found = self._run(lambda conn: leases.read_executors(conn, executor_id),
+                          begin="BEGIN READ ONLY")
+        return found[0] if found else None
+
+    def read_executors(self) -> list[tuple[ExecutorInfo, float]]:
+        return self._run(lambda conn: leases.read_executors(conn, None), begin="BEGIN READ ONLY")
+
+    def create_execution(self, new: NewExecution, executor: str, lease_seconds: float,
+                         now: float) -> ExecutionClaim:
+        self._writable()
+        call = self._call(executor, lease_seconds, now)
+        claim: ExecutionClaim = self._run_fetching(
+            lambda conn: leases.create_execution(conn, call, new), begin="BEGIN")
+        return claim
+
+    def claim_execution(self, execution_id: str, executor: str, lease_seconds: float,
+                        now: float, dead_owners: Collection[str] = ()) -> ExecutionClaim:
+        self._writable()
+        call = self._call(executor, lease_seconds, now)
+        claim: ExecutionClaim = self._run_fetching(
+            lambda conn: leases.claim_execution(conn, call, execution_id, dead_owners),
+            begin="BEGIN")
+        return claim
+
+    def renew_leases(self, executor: str, held: Mapping[str, int], lease_seconds: float,
+                     now: float, claim_orphans: int = 0,
+                     skip: Collection[str] = (), dead_owners: Collection[str] = ()
+                     ) -> LeaseRound:
+        self._writable()
+        call = self._call(executor, lease_seconds, now)
+        rounds = self._signal_rounds
+        round_id, acked = rounds.new_round(), rounds.acked
+        found: LeaseRound = self._run_fetching(
+            lambda conn: leases.renew_leases(conn, call, held, claim_orphans, skip, dead_owners,
+                                             round_id, acked), begin="BEGIN")
+        rounds.acked = round_id  # its signals reached the caller: the next round deletes them
+        return found
+
+    def release_leases(self, executor: str, held: Mapping[str, int], now: float) -> None:
+        self._writable()
+        call = self._call(executor, 0.0, now)
+        self._run_fetching(lambda conn: leases.release_leases(conn, call, held), begin="BEGIN")
+
+    def cancel_execution(self, execution_id: str, now: float) -> ExecutionRecord:
+        self._writable()
+        call = self._call("", 0.0, now)
+        record: ExecutionRecord = self._run_fetching(
+            lambda conn: leases.cancel_execution(conn, call, execution_id), begin="BEGIN")
+        return record
+
+    def settle_operation(self, update: OperationUpdate, now: float) -> OperationRecord:
+        self._writable()
+        row = rows_by_table([update], now)[2][0]
+        op: OperationRecord = self._run_fetching(
+            lambda conn: leases.settle_operation(conn, UPSERT_OPERATION, row), begin="BEGIN")
+        return op
+
+    def reopen_execution(self, execution_id: str, executor: str, lease_seconds: float,
+                         now: float, deadline_at: float | None) -> ExecutionClaim:
+        self._writable()
+        call = self._call(executor, lease_seconds, now)
+        claim: ExecutionClaim = self._run_fetching(
+            lambda conn: leases.reopen_execution(conn, call, execution_id, deadline_at),
+            begin="BEGIN")
+        return claim
+
+    def delete_execution(self, execution_id: str) -> bool:
+        self._writable()
+        deleted: bool = self._run_fetching(
+            lambda conn: leases.delete_execution(conn, execution_id), begin="BEGIN")
+        return deleted
 
 
-__all__ = ["MIGRATIONS", "PostgresStore"]
+__all__ = ["MIGRATIONS", "LeaseClock", "PostgresStore"]

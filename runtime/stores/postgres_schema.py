@@ -4,12 +4,18 @@ The same tables and columns as ``runtime.stores.sqlite``, plus a ``row_order`` i
 column where SQLite orders by ``rowid``. The upserts keep SQLite's semantics:
 a ``None`` field keeps what is stored, a SUCCEEDED/FAILED branch or operation
 keeps its first outcome, a create-only branch update never touches a branch
-that exists, and an operation's ``seq`` is the order of its first write.
+that exists, and an operation's ``seq`` is the order of its first write, and a
+finished execution keeps its status.
+
+Migration 2 adds what SQLite's adds (lease columns, ``executors``, ``signals``),
+plus ``signals.taken_by`` (see ``postgres_leases``) and ``durable_actors_fence``,
+the function that locks and checks a fenced batch's executions, so that the
+fence costs no round trip of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.messages import (
@@ -27,6 +33,8 @@ from actors.messages import (
     Update,
 )
 from runtime.stores.sqlite import Migration
+
+FENCE_SQLSTATE = "DA001"  # what durable_actors_fence raises: the batch's lease is lost
 
 # Append only: a released migration is never edited, a new one is added at the end.
 MIGRATIONS: list[Migration] = [
@@ -57,10 +65,56 @@ MIGRATIONS: list[Migration] = [
                 WHERE due_at IS NOT NULL AND status IN ('SUSPENDED', 'RETRYING')""",
         ),
     ),
+    Migration(
+        "executors, execution leases and fingerprints, signals, the lease fence",
+        (
+            """ALTER TABLE executions ADD COLUMN fingerprint TEXT, ADD COLUMN owner TEXT,
+                ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN lease_expires_at DOUBLE PRECISION,
+                ADD COLUMN deadline_at DOUBLE PRECISION""",
+            "CREATE INDEX executions_by_status ON executions (status, created_at)",
+            "CREATE INDEX operations_by_execution ON operations (execution_id)",
+            """CREATE TABLE executors (
+                executor_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL, heartbeat_at DOUBLE PRECISION NOT NULL)""",
+            # taken_by: the lease round that took the signal, until its owner saw the round's
+            # answer (a round whose answer was lost hands its signals out again).
+            """CREATE TABLE signals (
+                signal_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                execution_id TEXT NOT NULL, kind TEXT NOT NULL, branch_id TEXT, op_id TEXT,
+                created_at DOUBLE PRECISION NOT NULL, taken_by TEXT)""",
+            "CREATE INDEX signals_by_execution ON signals (execution_id)",
+            "CREATE INDEX signals_by_round ON signals (taken_by) WHERE taken_by IS NOT NULL",
+            # Locks the rows of the executions a batch writes (FOR SHARE: a claim waits for
+            # the batch), then refuses the whole transaction if any is not held at its epoch.
+            f"""CREATE FUNCTION durable_actors_fence(
+                    fence_executor TEXT, fence_ids TEXT[], fence_epochs BIGINT[])
+                RETURNS void LANGUAGE plpgsql AS $$
+                DECLARE
+                    refused TEXT[];
+                BEGIN
+                    PERFORM 1 FROM executions WHERE execution_id = ANY(fence_ids)
+                        ORDER BY execution_id FOR SHARE;
+                    SELECT array_agg(w.id ORDER BY w.id) INTO refused
+                        FROM unnest(fence_ids, fence_epochs) AS w(id, epoch)
+                        LEFT JOIN executions x ON x.execution_id = w.id
+                        WHERE x.execution_id IS NULL OR x.owner IS DISTINCT FROM fence_executor
+                            OR x.lease_epoch IS DISTINCT FROM w.epoch;
+                    IF refused IS NOT NULL THEN
+                        RAISE EXCEPTION USING ERRCODE = '{FENCE_SQLSTATE}',
+                            MESSAGE = fence_executor, DETAIL = array_to_json(refused)::text;
+                    END IF;
+                END
+                $$""",
+        ),
+    ),
 ]
 
-EXECUTION_COLUMNS = (
+_EXECUTION_WRITES = (
     "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at"
+)
+EXECUTION_COLUMNS = (
+    f"{_EXECUTION_WRITES}, fingerprint, owner, lease_epoch, lease_expires_at, deadline_at"
 )
 BRANCH_COLUMNS = (
     "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
@@ -74,19 +128,22 @@ OPERATION_COLUMNS = (
 # Named parameters may repeat: DO UPDATE reuses the bound values, NULL keeps the stored field.
 # A SUCCEEDED/FAILED row keeps its status: updates from different processes reach the store
 # in either order, and the first outcome written is the one everybody was told.
+# A finished execution (SUCCEEDED, FAILED, CANCELLED) is never overwritten by a commit.
 UPSERT_EXECUTION = f"""
-INSERT INTO executions AS x ({EXECUTION_COLUMNS})
+INSERT INTO executions AS x ({_EXECUTION_WRITES})
 VALUES (%(e)s, coalesce(%(kind)s, ''), %(status)s, %(spec)s, coalesce(%(count)s, 0),
     %(result)s, %(error)s, %(now)s, %(now)s)
 ON CONFLICT (execution_id) DO UPDATE SET
     kind = coalesce(%(kind)s, x.kind), status = %(status)s, spec = coalesce(%(spec)s, x.spec),
     branch_count = coalesce(%(count)s, x.branch_count), result = coalesce(%(result)s, x.result),
-    error = coalesce(%(error)s, x.error), updated_at = %(now)s"""
-UPSERT_BRANCH = f"""
-INSERT INTO branches AS x ({BRANCH_COLUMNS})
-VALUES (%(e)s, %(b)s, %(parent)s, %(parent_op)s, coalesce(%(idx)s, 0), %(status)s, %(input)s,
-    %(result)s, %(error)s, coalesce(%(epoch)s, 0), %(now)s, %(now)s)
-ON CONFLICT (branch_id) DO UPDATE SET
+    error = coalesce(%(error)s, x.error), updated_at = %(now)s
+WHERE x.status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')"""
+# The values of a branch or operation row, cast: the same list serves a VALUES row and the
+# SELECT of a fenced upsert (where a NULL would otherwise be taken for text).
+_BRANCH_VALUES = """%(e)s::text, %(b)s::text, %(parent)s::text, %(parent_op)s::text,
+    coalesce(%(idx)s::bigint, 0), %(status)s::text, %(input)s::bytea, %(result)s::bytea,
+    %(error)s::bytea, coalesce(%(epoch)s::bigint, 0), %(now)s::float8, %(now)s::float8"""
+_BRANCH_CONFLICT = """ON CONFLICT (branch_id) DO UPDATE SET
     parent_branch_id = coalesce(%(parent)s, x.parent_branch_id),
     parent_op_id = coalesce(%(parent_op)s, x.parent_op_id), idx = coalesce(%(idx)s, x.idx),
     status = %(status)s, input = coalesce(%(input)s, x.input),
@@ -94,17 +151,36 @@ ON CONFLICT (branch_id) DO UPDATE SET
     epoch = coalesce(%(epoch)s, x.epoch), updated_at = %(now)s
 WHERE NOT %(create_only)s
     AND NOT (x.status IN ('SUCCEEDED', 'FAILED') AND %(status)s <> x.status)"""
-UPSERT_OPERATION = f"""
-INSERT INTO operations AS x ({OPERATION_COLUMNS})
-VALUES (%(e)s, %(b)s, %(o)s,
+_OPERATION_VALUES = """%(e)s::text, %(b)s::text, %(o)s::text,
     (SELECT coalesce(max(seq) + 1, 0) FROM operations WHERE branch_id = %(b)s),
-    %(kind)s, %(name)s, %(status)s, %(attempt)s, %(payload)s, %(error)s, %(due)s, %(now)s, %(now)s)
-ON CONFLICT (branch_id, op_id) DO UPDATE SET
+    %(kind)s::text, %(name)s::text, %(status)s::text, %(attempt)s::bigint, %(payload)s::bytea,
+    %(error)s::bytea, %(due)s::float8, %(now)s::float8, %(now)s::float8"""
+_OPERATION_CONFLICT = """ON CONFLICT (branch_id, op_id) DO UPDATE SET
     kind = %(kind)s, name = %(name)s, status = %(status)s, attempt = %(attempt)s,
     payload = coalesce(%(payload)s, x.payload),
     error = CASE WHEN %(status)s = 'SUCCEEDED' THEN %(error)s ELSE coalesce(%(error)s, x.error) END,
     due_at = coalesce(%(due)s, x.due_at), updated_at = %(now)s
 WHERE NOT (x.status IN ('SUCCEEDED', 'FAILED') AND %(status)s <> x.status)"""
+UPSERT_BRANCH = f"""
+INSERT INTO branches AS x ({BRANCH_COLUMNS})
+VALUES ({_BRANCH_VALUES})
+{_BRANCH_CONFLICT}"""
+UPSERT_OPERATION = f"""
+INSERT INTO operations AS x ({OPERATION_COLUMNS})
+VALUES ({_OPERATION_VALUES})
+{_OPERATION_CONFLICT}"""
+
+# A batch's fence: a statement of its own in a transaction, or the FROM of a lone upsert
+# (which is then its own transaction, fence and write in one statement).
+FENCE = "durable_actors_fence(%(fx)s::text, %(fids)s::text[], %(feps)s::bigint[])"
+FENCED_UPSERT_BRANCH = f"""
+INSERT INTO branches AS x ({BRANCH_COLUMNS})
+SELECT {_BRANCH_VALUES} FROM {FENCE} AS fence
+{_BRANCH_CONFLICT}"""
+FENCED_UPSERT_OPERATION = f"""
+INSERT INTO operations AS x ({OPERATION_COLUMNS})
+SELECT {_OPERATION_VALUES} FROM {FENCE} AS fence
+{_OPERATION_CONFLICT}"""
 
 # Enum members by stored value: a dict lookup instead of the enum machinery, per row.
 _BRANCH_STATUS: dict[Any, BranchStatus] = dict(BranchStatus._value2member_map_)
@@ -113,7 +189,8 @@ _OP_STATUS: dict[Any, OpStatus] = dict(OpStatus._value2member_map_)
 
 
 def execution_record(r: Any) -> ExecutionRecord:
-    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8],
+                           r[9], r[10], r[11], r[12], r[13])
 
 
 def branch_record(r: Any) -> BranchRecord:
@@ -168,22 +245,33 @@ def rows_by_table(updates: Sequence[Update], now: float) -> tuple[list[Row], lis
 
 def read_logs_of(conn: Any, branch_ids: Sequence[str]) -> dict[str, BranchLog]:
     """The logs of ``branch_ids`` (each once), read on ``conn`` inside its transaction."""
+    return read_logs_later(conn, branch_ids)()
+
+
+def read_logs_later(conn: Any, branch_ids: Sequence[str]) -> Callable[[], dict[str, BranchLog]]:
+    """Queue the reads of ``read_logs_of``; the returned call fetches them (in a pipeline,
+    after the statements queued meanwhile)."""
     wanted = list(dict.fromkeys(branch_ids))
-    found: dict[str, BranchRecord] = {}
-    ops: dict[str, list[OperationRecord]] = {b: [] for b in wanted}
-    for row in conn.execute(
-        f"SELECT {BRANCH_COLUMNS} FROM branches WHERE branch_id = ANY(%s)", (wanted,)
-    ):
-        found[row[1]] = branch_record(row)
-    for row in conn.execute(
+    branch_rows = conn.execute(
+        f"SELECT {BRANCH_COLUMNS} FROM branches WHERE branch_id = ANY(%s)", (wanted,))
+    op_rows = conn.execute(
         f"SELECT {OPERATION_COLUMNS} FROM operations WHERE branch_id = ANY(%s) "
-        "ORDER BY branch_id, seq",
-        (wanted,),
-    ):
-        ops[row[1]].append(operation_record(row))
-    return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
+        "ORDER BY branch_id, seq", (wanted,))
+
+    def fetch() -> dict[str, BranchLog]:
+        found: dict[str, BranchRecord] = {}
+        ops: dict[str, list[OperationRecord]] = {b: [] for b in wanted}
+        for row in branch_rows:
+            found[row[1]] = branch_record(row)
+        for row in op_rows:
+            ops[row[1]].append(operation_record(row))
+        return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
+
+    return fetch
 
 
-__all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "MIGRATIONS", "OPERATION_COLUMNS",
+__all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "FENCE", "FENCED_UPSERT_BRANCH",
+           "FENCED_UPSERT_OPERATION", "FENCE_SQLSTATE", "MIGRATIONS", "OPERATION_COLUMNS",
            "UPSERT_BRANCH", "UPSERT_EXECUTION", "UPSERT_OPERATION", "branch_record",
-           "execution_record", "operation_record", "read_logs_of", "rows_by_table"]
+           "execution_record", "operation_record", "read_logs_later", "read_logs_of",
+           "rows_by_table"]
