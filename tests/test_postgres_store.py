@@ -7,9 +7,8 @@ Tests that stop, restart or reconfigure a server start one of their own
 from __future__ import annotations
 
 import sys
-import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -28,9 +27,9 @@ from actors.messages import (
 )
 from runtime.postgres_server import EmbeddedPostgres, free_port
 from runtime.stores import PostgresStore, open_store
-from runtime.stores.postgres_faults import APPLICATION_NAME
 
 from conftest import database_name, wait_until
+from postgres_for_tests import in_thread, store_backends
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -51,30 +50,6 @@ def admin(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A raw connection to the test's database, outside the store (autocommit)."""
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         yield conn
-
-
-def store_backends(conn: psycopg.Connection[Any], waiting_on_a_lock: bool = False) -> list[int]:
-    """The pids of the store's sessions on ``conn``'s database."""
-    sql = ("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-           "AND datname = current_database()")
-    if waiting_on_a_lock:
-        sql += " AND wait_event_type = 'Lock'"
-    return [pid for (pid,) in conn.execute(sql, (APPLICATION_NAME,))]
-
-
-def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run ``work`` in a thread; its result or exception lands in the returned list."""
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def every_text_of(exc: BaseException) -> str:
