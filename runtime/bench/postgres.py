@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from typing import Any
 
 from actors import BranchActor, BranchContext
@@ -38,6 +39,7 @@ from runtime.bench.durable import (
     RAW_BATCH,
     CheckpointProducer,
     SequentialSteps,
+    hold_bench_execution,
     raw_batch_rate,
     raw_pipe_round_trips,
     step_latency,
@@ -46,6 +48,7 @@ from runtime.bench.report import Figure
 from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor
 from runtime.future import get_all
+from runtime.liveness import this_executor
 from runtime.system import ActorSystem
 
 ENV_VAR = "DURABLE_ACTORS_BENCH_POSTGRES"
@@ -143,7 +146,9 @@ def throughput(system: ActorSystem, store_url: str, producers: int, per_producer
         StoreCheckpointActor, store_url, synchronous=config.sqlite_synchronous,
         lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
         max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
     )
+    hold_bench_execution(checkpoint)
     refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
     proxies = [ref.proxy() for ref in refs]
     try:
