@@ -31,7 +31,7 @@ from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
-from actors.control import DeleteExecution, SchedulerLost
+from actors.control import DeleteExecution, SchedulerLost, StoreChanged
 from actors.errors import (
     CallbackError,
     CallbackTimeoutError,
@@ -68,7 +68,7 @@ from runtime.future import Future, get_all
 from runtime.host import HostedActor
 from runtime.liveness import executor_is_dead, this_executor
 from runtime.ref import SELF, ActorRef
-from runtime.stores import DEFAULT_PATH, open_store, read_only_url
+from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
@@ -176,6 +176,9 @@ class DurableServices:
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
+        # A store that notifies (PostgreSQL): the coordinator reads what changed at once.
+        self.changes = listen_for_changes(
+            self.store_url, lambda ids: self.coordinator.tell(StoreChanged(ids)))
 
     # -- the coordinator, supervised ----------------------------------------------------
 
@@ -363,6 +366,8 @@ class DurableServices:
     def close(self) -> None:
         """Stop the coordinator (no new dispatch) before the processes stop."""
         self._closing = True
+        if self.changes is not None:
+            self.changes.close()
         ref = self._hosted.pykka_ref
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)

@@ -240,3 +240,75 @@ def test_a_claim_whose_answer_was_lost_is_answered_with_the_epoch_stored(
     record = store.read_execution("e1")
     assert claim.lease is not None and record is not None
     assert claim.lease.epoch == record.lease_epoch
+
+
+# -- who hears of it ---------------------------------------------------------------------
+
+
+NOTIFYING: dict[str, Any] = {
+    "claim": lambda s: s.claim_execution("e1", "b", LEASE, time.time(), dead_owners=("a",)),
+    "orphan claim": lambda s: s.renew_leases("b", {}, LEASE, time.time(), claim_orphans=1,
+                                             dead_owners=("a",)),
+    "release": lambda s: s.release_leases("a", {"e1": 1}, time.time()),
+    "cancel": lambda s: s.cancel_execution("e1", time.time()),
+    "callback settled": lambda s: s.settle_operation(OperationUpdate(
+        "e1", "e1/0", "1", OpKind.CALLBACK, "approval", OpStatus.SUCCEEDED, payload=b"ok"),
+        time.time()),
+}
+
+
+@pytest.mark.parametrize("write", list(NOTIFYING), ids=list(NOTIFYING))
+def test_a_write_that_an_owner_or_observer_must_hear_of_notifies_its_execution(
+    postgres_url: str, stores: list[PostgresStore], write: str,
+) -> None:
+    from runtime.stores.postgres_changes import ExecutionChanges
+
+    store = opened(stores, postgres_url)
+    store.create_execution(new_execution(), "a", LEASE, time.time())
+    changes = ExecutionChanges(postgres_url)
+    try:
+        NOTIFYING[write](store)
+        assert changes.wait(timeout=10) == {"e1"}
+    finally:
+        changes.close()
+
+
+def test_renewing_and_a_refused_claim_notify_nobody(
+    postgres_url: str, stores: list[PostgresStore],
+) -> None:
+    from runtime.stores.postgres_changes import ExecutionChanges
+
+    store = opened(stores, postgres_url)
+    store.create_execution(new_execution(), "a", LEASE, time.time())
+    changes = ExecutionChanges(postgres_url)
+    try:
+        store.renew_leases("a", {"e1": 1}, LEASE, time.time(), claim_orphans=5)
+        store.claim_execution("e1", "b", LEASE, time.time())
+        assert changes.wait(timeout=0.3) == set()
+    finally:
+        changes.close()
+
+
+def test_a_listener_that_lost_its_server_says_anything_may_have_changed_then_hears_again(
+    tmp_path: Any,
+) -> None:
+    from runtime.postgres_server import EmbeddedPostgres
+    from runtime.stores.postgres_changes import ChangeListener
+
+    heard: list[tuple[str, ...]] = []
+    with EmbeddedPostgres(durable=False) as server:
+        url = server.create_database("app")
+        store = PostgresStore(url)
+        listener = ChangeListener(url, heard.append)
+        try:
+            store.create_execution(new_execution("e1"), "a", LEASE, time.time())
+            store.cancel_execution("e1", time.time())
+            wait_until(lambda: ("e1",) in heard, timeout=30)
+            server.restart()
+            wait_until(lambda: () in heard, timeout=60)
+            store.create_execution(new_execution("e2"), "a", LEASE, time.time())
+            store.cancel_execution("e2", time.time())
+            wait_until(lambda: ("e2",) in heard, timeout=30)
+        finally:
+            listener.close()
+            store.close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from runtime import ActorSystem, SystemConfig
 from runtime.postgres_server import EmbeddedPostgres
 from runtime.stores import open_store, read_only_url
 
-from branches_for_tests import Squares, effects, expected_squares
+from branches_for_tests import Approval, Squares, effects, expected_squares
 from conftest import children_of, database_name, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -82,3 +84,47 @@ def test_no_trace_line_process_command_line_or_inspect_output_carries_the_passwo
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
         assert "quiet-1" in shown.stdout + shown.stderr or args == ["nonesuch"], shown
         assert password not in shown.stdout + shown.stderr
+
+
+# -- woken by the store, not by a poll ------------------------------------------------------
+
+QUIET = SystemConfig(workers=1, lease_seconds=120.0, poll_interval=60.0)  # rounds every 40 s
+
+
+def test_a_callback_completed_by_another_system_resumes_its_branch_before_the_next_lease_round(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "ids")
+    with ActorSystem(store=postgres_url, config=QUIET) as owner, \
+            ActorSystem(store=postgres_url, config=QUIET) as other:
+        run = owner.map(Approval, [(path, None)], execution_id="approval-1")
+        callback_id = wait_until(lambda: effects(path), timeout=30)[0][0]
+        wait_until(lambda: run.progress()["suspended"] == 1, timeout=30)
+        assert other.complete_callback(callback_id, "yes") is True
+        assert run.result(timeout=20).values() == [("approved", "yes")]
+
+
+def test_an_observer_hears_an_execution_finish_before_its_next_poll(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "ids")
+    with ActorSystem(store=postgres_url, config=QUIET) as owner, \
+            ActorSystem(store=postgres_url, config=QUIET) as observer:
+        run = owner.map(Approval, [(path, None)], execution_id="approval-2")
+        callback_id = wait_until(lambda: effects(path), timeout=30)[0][0]
+        watched = observer.execution("approval-2")
+        outcome: list[Any] = []
+        asking = threading.Event()
+
+        def wait_for_it() -> None:
+            asking.set()
+            outcome.append(watched.result(timeout=30))
+
+        waiter = threading.Thread(target=wait_for_it, daemon=True)
+        waiter.start()
+        asking.wait(timeout=10)
+        watched.progress()  # after the waiter's own request: it polled once, found it running
+        owner.complete_callback(callback_id, "yes")
+        assert run.result(timeout=30).values() == [("approved", "yes")]
+        waiter.join(timeout=40)
+        assert outcome and outcome[0].values() == [("approved", "yes")]

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from actors.errors import StoreUnavailableError
 from actors.store import MemoryStore, Store
 from runtime.stores.postgres import PostgresStore  # imports psycopg only when one is opened
+from runtime.stores.postgres_changes import ChangeListener
 from runtime.stores.sqlite import SqliteStore
 
 DEFAULT_PATH = Path(".durable") / "durable.db"
@@ -76,6 +78,20 @@ def open_store(
     )
 
 
+def listen_for_changes(url: str, on_change: Callable[[tuple[str, ...]], None],
+                       ) -> ChangeListener | None:
+    """Hear of changes to the store's executions as they commit, where the store can say
+    (PostgreSQL's LISTEN/NOTIFY); None for a store that cannot (SQLite, memory).
+
+        listener = listen_for_changes(url, lambda ids: print("changed:", ids))
+        if listener is not None:
+            listener.close()
+    """
+    if url.partition("://")[0].lower() not in _POSTGRES_SCHEMES:
+        return None
+    return ChangeListener(url, on_change)
+
+
 def redacted_url(url: str) -> str:
     """``url`` as it may be shown or logged: any password replaced by ``***``.
 
@@ -103,5 +119,5 @@ def read_only_url(url: str) -> str:
     return f"{base}?{'&'.join([*kept, 'mode=ro'])}"
 
 
-__all__ = ["DEFAULT_PATH", "PostgresStore", "SqliteStore", "open_store", "read_only_url",
-           "redacted_url"]
+__all__ = ["DEFAULT_PATH", "ChangeListener", "PostgresStore", "SqliteStore",
+           "listen_for_changes", "open_store", "read_only_url", "redacted_url"]

@@ -17,16 +17,29 @@ Step checkpoints send nothing: the notification costs nothing on the step path.
 A notification is a hint to read the store, not a record: one sent while no
 listener was connected is gone, so a listener reads the store once after
 connecting, and again after any reconnect.
+
+Besides those batches, a claim, a release, a cancel, a callback settled by
+another system, a reopening and a deletion notify the execution's id.
+``ChangeListener`` is what a service runs: a thread that hands every batch of
+changed ids to a callback (the runtime tells its coordinator ``StoreChanged``),
+reconnecting with back-off, and that hands ``()`` ("anything may have changed")
+after a reconnect.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from runtime.stores.postgres_faults import ConnectionTarget, classify, import_psycopg
 
 if TYPE_CHECKING:
     import psycopg
+
+log = structlog.get_logger("runtime.stores.postgres")
 
 CHANNEL = "durable_actors_executions"
 NOTIFY_SQL = "SELECT pg_notify('durable_actors_executions', %s)"
@@ -64,4 +77,63 @@ class ExecutionChanges:
         self._conn.close()
 
 
-__all__ = ["CHANNEL", "NOTIFY_SQL", "ExecutionChanges"]
+class ChangeListener:
+    """Calls ``on_change(execution_ids)`` from a thread of its own as changes are notified.
+
+        listener = ChangeListener(url, lambda ids: coordinator.tell(StoreChanged(ids)))
+        ...
+        listener.close()
+
+    ``()`` means anything may have changed (notifications were missed while the
+    listener reconnected). A failing ``on_change`` is logged and the listener goes on.
+    """
+
+    def __init__(self, url: str, on_change: Callable[[tuple[str, ...]], None], *,
+                 poll: float = 0.25, max_backoff: float = 5.0) -> None:
+        self._url = url
+        self._on_change = on_change
+        self._poll = poll  # how soon close() is noticed
+        self._max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="da-store-changes",
+                                        daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        delay, missed = 0.05, False
+        while not self._stop.is_set():
+            try:
+                changes = ExecutionChanges(self._url)
+            except Exception as exc:  # the server is away: try again, slower each time
+                log.warning("store.changes_unavailable", error=str(exc), retry_in=delay)
+                missed = True
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            delay = 0.05
+            try:
+                if missed:
+                    self._tell(())
+                missed = True  # from here on, a lost connection may lose notifications
+                while not self._stop.is_set():
+                    changed = changes.wait(self._poll)
+                    if changed:
+                        self._tell(tuple(sorted(changed)))
+            except Exception as exc:
+                log.warning("store.changes_lost", error=changes.target.scrub(str(exc)))
+            finally:
+                changes.close()
+
+    def _tell(self, execution_ids: tuple[str, ...]) -> None:
+        try:
+            self._on_change(execution_ids)
+        except Exception as exc:  # the receiver is restarting or gone: it reads the store anyway
+            log.info("store.change_not_told", error=repr(exc))
+
+    def close(self) -> None:
+        """Stop listening; returns once the thread ended (within ``poll`` seconds)."""
+        self._stop.set()
+        self._thread.join(timeout=self._poll + 5.0)
+
+
+__all__ = ["CHANNEL", "NOTIFY_SQL", "ChangeListener", "ExecutionChanges"]
