@@ -301,6 +301,7 @@ def test_a_listener_that_lost_its_server_says_anything_may_have_changed_then_hea
         store = PostgresStore(url)
         listener = ChangeListener(url, heard.append)
         try:
+            assert listener.listening.wait(timeout=30)
             store.create_execution(new_execution("e1"), "a", LEASE, time.time())
             store.cancel_execution("e1", time.time())
             wait_until(lambda: ("e1",) in heard, timeout=30)

@@ -21,6 +21,8 @@ as the SQLite files. Without either, the suite says so and reports nothing.
 * **Observer wake-up**: from a store commit that changes an execution to an
   ``ExecutionChanges`` listener in another thread holding its id, beside one
   ``read_execution`` (what each round of polling costs, however often it polls).
+* **Fence cost** and **callback resumed from another system** (with and without
+  LISTEN/NOTIFY): see ``runtime.bench.postgres_leases``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import uuid
 from typing import Any
 
 from actors import BranchActor, BranchContext
+from runtime.bench import postgres_leases as leases
 from runtime.bench.durable import (
     RAW_BATCH,
     CheckpointProducer,
@@ -199,6 +202,14 @@ def run(quick: bool) -> list[Figure]:
                 found["notify"] = _notify_cost(raw_url, steps)
                 found["wake"] = _wake_latency(server.create_database("durable_bench_wake"),
                                               100 if quick else 300)
+                found["fence"] = leases.fence_cost(server.create_database("durable_bench_fence"),
+                                                   steps)
+                _say("fenced and unfenced commits")
+                found["resumed"] = {
+                    kind: leases.callback_resume(server.create_database(f"durable_bench_{kind}"),
+                                                 5 if quick else 15, kind == "notified")
+                    for kind in ("notified", "polled")}
+                _say("callbacks completed on another system, with and without NOTIFY")
             else:
                 url = f"sqlite:///{os.path.join(directory, 'state.db')}"
                 raw_url = os.path.join(directory, "raw-commit.db")
@@ -219,7 +230,8 @@ def run(quick: bool) -> list[Figure]:
                            "rate": rate, "raw_rate": raw_rate}
     finally:
         for name in ("durable_bench", "durable_bench_raw", "durable_bench_rate",
-                     "durable_bench_throughput", "durable_bench_wake"):
+                     "durable_bench_throughput", "durable_bench_wake", "durable_bench_fence",
+                     "durable_bench_notified", "durable_bench_polled"):
             try:
                 server.drop_database(name)
             except Exception:  # the server may be gone already; it is stopped next anyway
@@ -320,7 +332,7 @@ def _figures(found: dict[str, Any], producers: int) -> list[Figure]:
         extra={"rounds": len(wake["wake"]),
                "note": "the wake-up includes the commit itself; polling every T seconds "
                        "also wakes T/2 late on average"}))
-    return figures
+    return figures + leases.figures(found["fence"], found["resumed"])
 
 
 __all__ = ["StepsBesidePostgresCommits", "raw_commits", "raw_executemany_rate",

@@ -95,6 +95,7 @@ class ChangeListener:
         self._poll = poll  # how soon close() is noticed
         self._max_backoff = max_backoff
         self._stop = threading.Event()
+        self.listening = threading.Event()  # set while connected and listening
         self._thread = threading.Thread(target=self._listen, name="da-store-changes",
                                         daemon=True)
         self._thread.start()
@@ -111,6 +112,7 @@ class ChangeListener:
                 delay = min(delay * 2, self._max_backoff)
                 continue
             delay = 0.05
+            self.listening.set()
             try:
                 if missed:
                     self._tell(())
@@ -122,6 +124,7 @@ class ChangeListener:
             except Exception as exc:
                 log.warning("store.changes_lost", error=changes.target.scrub(str(exc)))
             finally:
+                self.listening.clear()
                 changes.close()
 
     def _tell(self, execution_ids: tuple[str, ...]) -> None:
