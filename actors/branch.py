@@ -9,17 +9,15 @@ one run of a branch over its log. Both reach the outside world only through a
 from __future__ import annotations
 
 import abc
+import inspect
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from actors.errors import StepFailedError
 from actors.messages import OperationUpdate, Update
 from actors.policies import Completion
-
-if TYPE_CHECKING:
-    from actors.context import BranchContext
 
 
 class BranchActor(abc.ABC):
@@ -36,16 +34,29 @@ class BranchActor(abc.ABC):
     branch holds no thread at all, so a million branches cost a million log rows,
     not a million threads.
 
+    ``run`` may be ``async def``: the branch then runs on its worker's event loop,
+    gets an ``AsyncBranchContext`` and awaits every operation; while it is parked
+    it is a suspended coroutine, not a parked thread.
+
         class Resize(BranchActor):
             def run(self, ctx: BranchContext, item: str) -> str:
                 raw = ctx.step("download", download, item, retry=Retry(attempts=3))
                 ctx.wait("cooldown", seconds=2)
                 return ctx.step("resize", resize, raw)
+
+        class Fetch(BranchActor):
+            async def run(self, ctx: AsyncBranchContext, url: str) -> str:
+                page = await ctx.step("get", http_get, url, timeout=30)
+                await ctx.wait("cool", seconds=1)
+                return page
     """
 
     @abc.abstractmethod
-    def run(self, ctx: BranchContext, item: Any) -> Any:
-        """Do the branch's work through ``ctx``; the return value is the branch's result."""
+    def run(self, ctx: Any, item: Any) -> Any:
+        """Do the branch's work through ``ctx``; the return value is the branch's result.
+
+        ``ctx`` is a ``BranchContext``, or an ``AsyncBranchContext`` for ``async def run``.
+        """
 
 
 def check_branch_class(branch_cls: object) -> type[BranchActor]:
@@ -58,6 +69,11 @@ def check_branch_class(branch_cls: object) -> type[BranchActor]:
     if getattr(branch_cls, "__abstractmethods__", None):
         raise TypeError(f"{branch_cls.__qualname__} does not implement run(self, ctx, item)")
     return branch_cls
+
+
+def is_async_branch(branch_cls: type[BranchActor]) -> bool:
+    """Whether ``branch_cls.run`` is ``async def``: the branch runs on an event loop."""
+    return inspect.iscoroutinefunction(branch_cls.run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,4 +266,5 @@ __all__ = [
     "check_branch_class",
     "decode_error",
     "encode_error",
+    "is_async_branch",
 ]

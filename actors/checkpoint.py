@@ -368,7 +368,8 @@ class CheckpointActor(pykka.ThreadingActor):
             if not isinstance(exc, Exception):
                 raise
             return
-        self._store_ok()
+        if batch.updates:  # a read alone says nothing about a store that cannot write
+            self._store_ok()
         counters["checkpoint.updates"] += len(batch.updates)
         if batch.empties:
             counters["checkpoint.empty_batches"] += 1
@@ -425,7 +426,6 @@ class CheckpointActor(pykka.ThreadingActor):
             if not isinstance(exc, Exception):
                 raise
             return
-        self._store_ok()
         self._counters["checkpoint.empty_batches"] += 1
         self._log_batch(batch, started)
 

@@ -57,16 +57,22 @@ class SchedulerLost:
     """The scheduler's process died: the timers of evicted branches must be given again."""
 
 
+FENCE_ALL = 2**62  # an execution floor above every run epoch: none of its runs is current
+
+
 @dataclass(frozen=True, slots=True)
 class FenceRuns:
-    """Runs older than these epochs, and every run of these executions, are stale.
+    """Runs older than these epochs are stale: per branch, and per execution (a floor).
 
-    A worker aborts a stale run before it calls its next operation, and drops a
-    queued one before it starts.
+    A worker aborts a stale run before it calls its next operation, and reports a
+    queued one as aborted before it starts. An execution's floor is set, not
+    raised: ``FENCE_ALL`` stops every run of a cancelled or lost execution, and a
+    coordinator that owns it again lowers it to its next epoch. Run epochs only
+    grow within a coordinator, so a floor never lets an older run through.
     """
 
     branches: tuple[tuple[str, int], ...] = ()
-    executions: tuple[str, ...] = ()
+    executions: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ class AnswerTo:
 
 
 __all__ = [
+    "FENCE_ALL",
     "AnswerTo",
     "Answered",
     "CancelExecution",

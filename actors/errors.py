@@ -210,3 +210,30 @@ class CallbackTimeoutError(CallbackError, TimeoutError):
 
 class CallbackFailedError(CallbackError):
     """Outside code failed the callback with ``system.fail_callback(id, error)``."""
+
+
+class StepTimeoutError(DurableActorsError, TimeoutError):
+    """A step's attempt ran past the ``timeout`` given to ``ctx.step``; it counts as failed.
+
+    An async step function is cancelled; a sync one is abandoned (it runs on to its
+    end in the background and its result is dropped), so a step with a timeout must
+    be safe to run again. A ``Retry`` of the step applies to it like to any failure.
+
+        try:
+            page = await ctx.step("get", fetch, url, timeout=10)
+        except StepTimeoutError as err:
+            ctx.logger.warning("slow", step=err.step, seconds=err.timeout)
+    """
+
+    def __init__(self, step: str, timeout: float, attempt: int = 1) -> None:
+        super().__init__(
+            f"step {step!r} did not finish within its timeout of {timeout} s (attempt "
+            f"{attempt}); the attempt counts as failed: raise timeout=, or give the step a "
+            "Retry(...) to try again"
+        )
+        self.step = step
+        self.timeout = timeout
+        self.attempt = attempt
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step, self.timeout, self.attempt))

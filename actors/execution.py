@@ -122,7 +122,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         self._executor = executor
         self._keeper = LeaseKeeper(self._clock, lease_seconds=lease_seconds, recover=recover)
         self._poll_interval = poll_interval
-        self._epoch_base = epoch_base
+        self._epoch = epoch_base  # run epochs grow across every branch: a floor fences them all
         self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
         self._executions = {}
@@ -157,13 +157,36 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                 self._maybe_renew()
                 self._rearm()
 
+    def _to_checkpoint(self, message: Any) -> None:
+        """Tell the checkpoint actor; if it cannot take it (gone, past its restarts), every
+        reply handle in the message is failed here, so that its continuation still runs."""
+        try:
+            self._checkpoint.tell(message)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.warning("checkpoint.unsent", message=type(message).__name__, error=repr(exc))
+            items = message.items if isinstance(message, Checkpoints) else (message,)
+            for item in items:
+                reply_to = getattr(item, "reply_to", None)
+                if reply_to is not None:
+                    try:
+                        reply_to.set_exception((type(exc), exc, None))
+                    except Exception as err:
+                        log.warning("checkpoint.unsent_reply_failed", error=repr(err))
+
+    def _to_scheduler(self, message: Any) -> None:
+        """Tell the scheduler; one that is gone is given everything again when it is back."""
+        try:
+            self._wired().scheduler.tell(message)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.warning("scheduler.unsent", message=type(message).__name__, error=repr(exc))
+
     def _send_dispatches(self) -> None:
         """Send the empty checkpoints of this message's dispatches as one message (a wave)."""
         wave, self._wave = self._wave, []
         if len(wave) == 1:
-            self._checkpoint.tell(wave[0])
+            self._to_checkpoint(wave[0])
         elif wave:
-            self._checkpoint.tell(Checkpoints(tuple(wave)))
+            self._to_checkpoint(Checkpoints(tuple(wave)))
 
     def _rearm(self) -> None:
         if self._ticker is None:
@@ -186,11 +209,11 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     def _wire(self, message: Wire) -> None:
         self._wiring = message
         self._load = [0] * len(message.workers)
-        self._checkpoint.tell(WatchFaults(message.self_ref))
+        self._to_checkpoint(WatchFaults(message.self_ref))
         # The writer holds what this coordinator holds: nothing yet. Executions this
         # executor owned before (an earlier life, a failed coordinator) are claimed
         # again at a new epoch by the first lease round, and resumed.
-        self._checkpoint.tell(HoldLeases(held_epochs(self._keeper.held)))
+        self._to_checkpoint(HoldLeases(held_epochs(self._keeper.held)))
 
     def _workers_tell(self, message: Any) -> None:
         for worker in self._wired().workers:
@@ -221,7 +244,6 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         The store's pending timers decide, not the branch rows: a row's status is written
         by the worker and the scheduler, whose updates may reach the store in either order.
         """
-        scheduler = self._wired().scheduler
         now, reloaded = self._clock.time(), 0
         pending = {op.branch_id: op for op in self._reader.read_due_timers(batch.execution_id)
                    if (op.due_at or 0.0) > now}
@@ -230,13 +252,13 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             if timer is None or timer.due_at is None:
                 continue
             branch = self._branches[branch_id]
-            branch.epoch = max(branch.epoch, self._epoch_base)
+            branch.epoch = self._new_epoch()
             batch.waiting.remove(branch_id)
             batch.running += 1
             batch.progress.start(branch.spec.index)
             branch.state = BranchState.SUSPENDED
             branch.suspended_on = _timer_update(timer)
-            scheduler.tell(ScheduleResume(branch_id, branch.epoch, timer.op_id, timer.due_at))
+            self._to_scheduler(ScheduleResume(branch_id, branch.epoch, timer.op_id, timer.due_at))
             reloaded += 1
         return reloaded
 
@@ -282,7 +304,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         branch = self._branches[branch_id]
         if not self._runs(branch.spec.execution_id):
             return
-        branch.epoch = max(branch.epoch + 1, self._epoch_base + 1)
+        branch.epoch = self._new_epoch()
         branch.state = BranchState.DISPATCHED
         branch.suspended_on = None
         worker = min(range(len(self._load)), key=self._load.__getitem__)
@@ -292,6 +314,14 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
                                      epoch=branch.epoch))
+
+    def _new_epoch(self) -> int:
+        self._epoch += 1
+        return self._epoch
+
+    def _peek_epoch(self) -> int:
+        """The epoch the next run will get: every run before it is older."""
+        return self._epoch + 1
 
     def _redispatch(self, branch_ids: Sequence[str]) -> None:
         """Dispatch runs that may still be live elsewhere: fence those copies first."""
@@ -363,7 +393,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             # again and fail the same way, so the branch fails instead of retrying for ever.
             log.error("branch.failed_unserializable", branch_id=message.branch_id,
                       error=str(unserializable))
-            self._checkpoint.tell(Checkpoint(message.branch_id, BranchUpdate(
+            self._to_checkpoint(Checkpoint(message.branch_id, BranchUpdate(
                 branch.spec.execution_id, message.branch_id, BranchStatus.FAILED,
                 error=encode_error(unserializable, self._serialize), epoch=branch.epoch),
                 sync=False))
@@ -401,10 +431,13 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         it is fenced on the workers and dispatched under a new epoch, so that it stops
         before its next operation and is live in one place only.
         """
-        self._checkpoint.tell(HoldLeases(held_epochs(self._keeper.held)))  # it restarted empty
+        self._to_checkpoint(HoldLeases(held_epochs(self._keeper.held)))  # it restarted empty
         live = [b for b, branch in self._branches.items()
                 if branch.state is BranchState.DISPATCHED]
         self._redispatch(live)
+        for branch_id, branch in self._branches.items():  # it is back: no need to wait
+            if branch.state is BranchState.ABORTED:
+                self._dispatch(branch_id)
         for batch in self._batches.values():
             if batch.progress.finished and not batch.result_durable:
                 self._finish(batch)
@@ -426,7 +459,6 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         dependency done or suspends on it again. Parked runs lose their scheduler's
         answer and abort, and are dispatched again like any aborted run.
         """
-        scheduler = self._wired().scheduler
         timers = 0
         replay = []
         for branch_id, branch in self._branches.items():
@@ -434,7 +466,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                 continue
             op = branch.suspended_on
             if op is not None and op.due_at is not None and op.kind is not OpKind.CALLBACK:
-                scheduler.tell(ScheduleResume(branch_id, branch.epoch, op.op_id, op.due_at))
+                self._to_scheduler(ScheduleResume(branch_id, branch.epoch, op.op_id, op.due_at))
                 timers += 1
             else:
                 replay.append(branch_id)
@@ -461,13 +493,13 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                                      OpStatus.SUCCEEDED, attempt=p.attempt, payload=payload)
             what = ("children", batch.key, "")
         branch_id = batch.key if batch.parent is None else batch.parent.branch_id
-        self._checkpoint.tell(Checkpoint(branch_id, update, sync=True,
+        self._to_checkpoint(Checkpoint(branch_id, update, sync=True,
                                          reply_to=Forward(self._wired().self_ref, *what)))
         if batch.parent is not None:
             # A parent still parked may go on now; an evicted one waits for the durable word.
             parent = batch.parent
             early = DependencyDone(parent.branch_id, parent.op_id, payload, durable=False)
-            self._wired().scheduler.tell(early)
+            self._to_scheduler(early)
 
     def _serialize_result(self, result: BatchResult) -> bytes:
         try:
@@ -499,13 +531,13 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             execution.status = ExecutionStatus(status)
             execution.result = batch.progress.result()
             self._keeper.drop(key)
-            self._checkpoint.tell(DropLease(key))
+            self._to_checkpoint(DropLease(key))
             log.info("execution.finished", execution_id=key, status=status)
             self._answer_waiters(execution)
         elif batch.parent is not None:
             # The scheduler resumes the parent once: in place if parked, else by replay.
             parent = batch.parent
-            self._wired().scheduler.tell(DependencyDone(parent.branch_id, parent.op_id,
+            self._to_scheduler(DependencyDone(parent.branch_id, parent.op_id,
                                                         batch.result_payload))
 
 

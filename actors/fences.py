@@ -8,7 +8,10 @@ and the worker checks before a queued run starts and before every operation:
 
 * a run of a branch older than the branch's fenced epoch is stale (the branch
   was dispatched again after the checkpoint actor or the coordinator restarted);
-* every run of a fenced execution is stale (cancelled, or its lease was lost);
+* a run older than its execution's floor is stale: every run of a cancelled or
+  lost execution (``FENCE_ALL``), the runs from before a retry or a re-claim;
+* a run given before the worker saw its checkpoint process go away is stale: the
+  coordinator dispatches every such run again (``fence_all_before``);
 * past ``valid_until`` (``LeaseValidUntil``) the system's leases are not
   confirmed: another system may own the work by now, so an operation waits for
   the next renewal (a paused process that wakes up starts nothing until then).
@@ -23,7 +26,7 @@ from __future__ import annotations
 import threading
 import time
 
-from actors.control import FenceRuns
+from actors.control import FENCE_ALL, FenceRuns
 
 
 class RunFences:
@@ -32,15 +35,23 @@ class RunFences:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._epochs: dict[str, int] = {}  # branch id -> oldest run epoch still current
-        self._executions: set[str] = set()
+        self._floors: dict[str, int] = {}  # execution id -> oldest run epoch still current
         self.valid_until: float | None = None  # None: no leases to confirm (never told)
+        self.floor_all = 0  # every run older than this is stale (its checkpoint process died)
 
     def update(self, fence: FenceRuns) -> None:
         with self._lock:
             for branch_id, epoch in fence.branches:
                 if epoch > self._epochs.get(branch_id, -1):
                     self._epochs[branch_id] = epoch
-            self._executions.update(fence.executions)
+            self._floors.update(fence.executions)
+            self._lock.notify_all()  # an operation waiting for a renewal may be stale now
+
+    def fence_all_before(self, epoch: int) -> None:
+        with self._lock:
+            if epoch > self.floor_all:
+                self.floor_all = epoch
+                self._lock.notify_all()
 
     def confirm(self, deadline: float) -> None:
         with self._lock:
@@ -50,23 +61,36 @@ class RunFences:
 
     def stale(self, execution_id: str, branch_id: str, epoch: int | None) -> str | None:
         """Why the run ``epoch`` of ``branch_id`` must not go on, or None."""
-        if execution_id in self._executions:
-            return f"execution {execution_id!r} was cancelled here, or another system took it"
+        if epoch is not None and epoch < self.floor_all:
+            return "the checkpoint process it wrote to went away; it is dispatched again"
+        floor = self._floors.get(execution_id)
+        if floor is not None and (epoch is None or epoch < floor):
+            if floor >= FENCE_ALL:
+                return f"execution {execution_id!r} was cancelled, or another system took it"
+            return f"execution {execution_id!r} was taken up again from run {floor}"
         current = self._epochs.get(branch_id)
         if epoch is not None and current is not None and epoch < current:
             return f"superseded by run {current}"
         return None
 
-    def wait_confirmed(self, timeout: float) -> bool:
-        """Whether the leases are confirmed now, waiting up to ``timeout`` for a renewal."""
+    def check(self, execution_id: str, branch_id: str, epoch: int | None,
+              timeout: float) -> str | None:
+        """Why the run must stop before its next operation, or None to go on.
+
+        Past ``valid_until`` it waits, up to ``timeout``, for a renewal or a fence.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self.valid_until is not None and time.monotonic() >= self.valid_until:
+            while True:
+                reason = self.stale(execution_id, branch_id, epoch)
+                if reason is not None:
+                    return reason
+                if self.valid_until is None or time.monotonic() < self.valid_until:
+                    return None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    return "this system's leases were not confirmed in time (is the store down?)"
                 self._lock.wait(remaining)
-        return True
 
 
 __all__ = ["RunFences"]

@@ -38,6 +38,7 @@ from actors.batches import (
 from actors.branch import BranchSpec, decode_error
 from actors.clock import Clock
 from actors.control import (
+    FENCE_ALL,
     Answered,
     AnswerTo,
     CancelExecution,
@@ -163,7 +164,7 @@ class ExecutionLifecycle:
             return
         self._pending_starts[eid] = [message]
         new = message.new or self._new_execution(message)
-        self._checkpoint.tell(CreateExecution(new, AnswerTo(self._me(), "created", eid)))
+        self._to_checkpoint(CreateExecution(new, AnswerTo(self._me(), "created", eid)))
 
     def _new_execution(self, message: StartExecution) -> NewExecution:
         """The rows of an execution started without them (the runtime builds them itself)."""
@@ -217,7 +218,7 @@ class ExecutionLifecycle:
                 self._answer_start(tracked, start)
         else:  # the store decides: free, expired, ours, or its owner known dead
             self._claiming[eid] = starts
-            self._checkpoint.tell(ClaimExecution(eid, AnswerTo(self._me(), "claimed", eid)))
+            self._to_checkpoint(ClaimExecution(eid, AnswerTo(self._me(), "claimed", eid)))
 
     def _refuse_mismatched(self, starts: list[StartExecution], record: ExecutionRecord,
                            ) -> list[StartExecution]:
@@ -270,6 +271,8 @@ class ExecutionLifecycle:
         tracked.result, tracked.cancelling = None, False
         tracked.fingerprint, tracked.deadline_at = record.fingerprint, record.deadline_at
         tracked.lease, tracked.spec = claim.lease, spec
+        # Runs from before (a cancel, a lost lease) stay stale; the runs from now on go.
+        self._workers_tell(FenceRuns(executions=((eid, self._peek_epoch()),)))
         moved = self._keeper.hold(claim.lease, self._clock.monotonic() - 1.0)
         if moved is not None:
             self._workers_tell(LeaseValidUntil(moved))
@@ -315,7 +318,7 @@ class ExecutionLifecycle:
         log.error("execution.cannot_run", execution_id=eid, error=repr(error))
         self._unloadable.add(eid)
         self._keeper.drop(eid)
-        self._checkpoint.tell(ReleaseLeases((eid,)))
+        self._to_checkpoint(ReleaseLeases((eid,)))
         self._executions.pop(eid, None)
 
     def _observe(self, record: ExecutionRecord) -> TrackedExecution:
@@ -434,7 +437,7 @@ class ExecutionLifecycle:
                     tracked.execution_id not in self._claiming) and (
                     tracked.execution_id not in self._unloadable):
                 self._claiming[tracked.execution_id] = []
-                self._checkpoint.tell(ClaimExecution(
+                self._to_checkpoint(ClaimExecution(
                     tracked.execution_id, AnswerTo(self._me(), "claimed", tracked.execution_id)))
 
     def _store_changed(self, message: StoreChanged) -> None:
@@ -463,7 +466,7 @@ class ExecutionLifecycle:
         if not self._keeper.due():
             return
         self._keeper.sent()
-        self._checkpoint.tell(RenewLeases(self._keeper.claim_batch,
+        self._to_checkpoint(RenewLeases(self._keeper.claim_batch,
                                           AnswerTo(self._me(), "renewed"),
                                           tuple(sorted(self._unloadable))))
 
@@ -506,8 +509,8 @@ class ExecutionLifecycle:
 
     def _stop_runs(self, eid: str) -> None:
         """No run of ``eid`` starts another operation; its timers and parked branches go."""
-        self._workers_tell(FenceRuns(executions=(eid,)))
-        self._wired().scheduler.tell(ForgetExecution(eid))
+        self._workers_tell(FenceRuns(executions=((eid, FENCE_ALL),)))
+        self._to_scheduler(ForgetExecution(eid))
         self._forget_branches(eid)
 
     def _forget_branches(self, eid: str) -> None:
@@ -520,6 +523,15 @@ class ExecutionLifecycle:
                 self._release(branch)
 
     def _release(self, branch: TrackedBranch) -> None:
+        raise NotImplementedError
+
+    def _to_checkpoint(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def _to_scheduler(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def _peek_epoch(self) -> int:
         raise NotImplementedError
 
     def _signalled(self, signal: Signal) -> None:
@@ -541,7 +553,7 @@ class ExecutionLifecycle:
             payload = self._serialize((False, decode_error(op.error, self._deserialize)))
         else:
             return
-        self._wired().scheduler.tell(DependencyDone(signal.branch_id, signal.op_id, payload))
+        self._to_scheduler(DependencyDone(signal.branch_id, signal.op_id, payload))
 
     # -- cancel, retry, delete ------------------------------------------------------------
 
@@ -562,7 +574,7 @@ class ExecutionLifecycle:
             message.reply_to.set(False)
         else:
             rid = self._request(message.reply_to)
-            self._checkpoint.tell(CancelInStore(tracked.execution_id,
+            self._to_checkpoint(CancelInStore(tracked.execution_id,
                                                 AnswerTo(self._me(), "cancelled_in_store", rid)))
 
     def _cancel_owned(self, tracked: TrackedExecution, reply_to: ReplyTo | None,
@@ -575,7 +587,7 @@ class ExecutionLifecycle:
             return  # its write is in flight: answered together when it lands
         tracked.cancelling = True
         log.info("execution.cancelling", execution_id=eid, reason=reason)
-        self._checkpoint.tell(Checkpoint(eid, ExecutionUpdate(eid, ExecutionStatus.CANCELLED),
+        self._to_checkpoint(Checkpoint(eid, ExecutionUpdate(eid, ExecutionStatus.CANCELLED),
                                          sync=True,
                                          reply_to=AnswerTo(self._me(), "cancel_written", eid)))
 
@@ -603,7 +615,7 @@ class ExecutionLifecycle:
             ExecutionMode.FINISHED, ExecutionStatus.CANCELLED, None)
         tracked.cancelling = False
         self._keeper.drop(eid)
-        self._checkpoint.tell(DropLease(eid))
+        self._to_checkpoint(DropLease(eid))
         log.info("execution.cancelled", execution_id=eid)
         self._answer_waiters(tracked)
 
@@ -637,7 +649,7 @@ class ExecutionLifecycle:
             timeout = self._deserialize(record.spec).timeout
         deadline = None if timeout is None else self._clock.time() + timeout
         rid = self._request(message.reply_to)
-        self._checkpoint.tell(ReopenExecution(eid, deadline,
+        self._to_checkpoint(ReopenExecution(eid, deadline,
                                               AnswerTo(self._me(), "reopened", rid)))
 
     def _reopened(self, rid: int, claim: ExecutionClaim | None,
@@ -678,7 +690,7 @@ class ExecutionLifecycle:
                 message.reply_to.set_exception((ExecutionStateError, error, None))
                 return
         rid = self._request(message.reply_to)
-        self._checkpoint.tell(DeleteInStore(eid, AnswerTo(self._me(), "deleted", eid, rid)))
+        self._to_checkpoint(DeleteInStore(eid, AnswerTo(self._me(), "deleted", eid, rid)))
 
     def _deleted(self, eid: str, rid: int, value: Any, error: BaseException | None) -> None:
         reply = self._requests.pop(rid, None)

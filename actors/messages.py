@@ -478,6 +478,8 @@ class Suspend:
     The scheduler answers ``reply_to`` with ``("resume", payload)`` — go on in place,
     nothing was written, or it was and it does not matter — or ``("evict", None)``
     once the suspension is durable: unwind and free the thread; a replay follows.
+    ``coroutine`` says the branch parks as a suspended coroutine (an async branch),
+    which costs memory, not a thread: it counts against another bound.
     """
 
     key: SuspensionKey
@@ -485,6 +487,7 @@ class Suspend:
     delay: float
     worker_id: str
     reply_to: ReplyTo
+    coroutine: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,39 @@ class CheckpointOutbox:
         if own_error is not None:
             raise own_error
 
-    def _drain(self, own: Checkpoint) -> BaseException | None:
+    def send_all(self, messages: list[Checkpoint]) -> None:
+        """Send ``messages`` in order, together (with any queued behind a send in progress).
+
+        Nobody waits here: a failed send answers the waiters of the messages with
+        ``CheckpointError`` and fails their runs' next checkpoints, as for others' messages.
+        """
+        refused: list[tuple[Checkpoint, BaseException]] = []
+        with self._lock:
+            for message in messages:
+                run = _run_of(message)
+                lost = self._lost.get(run)
+                if lost is None:
+                    self._queue.append(message)
+                    continue
+                # An earlier update of its run was lost: nothing after it may be written; a
+                # waiter learns it (and its run is replayed), which settles that loss.
+                refused.append((message, lost))
+                if message.reply_to is not None:
+                    del self._lost[run]
+            start = bool(self._queue) and not self._sending
+            if start:
+                self._sending = True
+        for message, lost in refused:
+            if message.reply_to is not None:
+                with contextlib.suppress(Exception):
+                    message.reply_to.set_exception((CheckpointError, CheckpointError(
+                        f"an earlier checkpoint of branch {message.branch_id!r} that nobody "
+                        f"waited for was not sent ({type(lost).__name__}: {lost}); replay the "
+                        "branch from its log before going on", lost), None))
+        if start:
+            self._drain(None)
+
+    def _drain(self, own: Checkpoint | None) -> BaseException | None:
         own_error: BaseException | None = None
         while True:
             with self._lock:
@@ -86,7 +118,7 @@ class CheckpointOutbox:
             except Exception as exc:  # nothing of this message was sent
                 own_error = self._failed(batch, own, exc) or own_error
 
-    def _failed(self, batch: list[Checkpoint], own: Checkpoint,
+    def _failed(self, batch: list[Checkpoint], own: Checkpoint | None,
                 error: Exception) -> BaseException | None:
         own_error: BaseException | None = None
         for message in batch:

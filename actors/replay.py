@@ -4,6 +4,8 @@ A host calls it to start a branch and again, with the fresh log, each time it
 resumes an evicted branch. The run replays what the log holds and goes on from
 there; when ``run`` returns or raises, the branch's end is checkpointed
 synchronously, so that an acknowledged end is never run again.
+``run_branch_async`` is the same run of an async branch on an event loop: both
+perform the effects of ``run_effects``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,20 @@ from typing import Any
 
 import structlog
 
-from actors.branch import BranchHost, BranchSpec, BranchSuspended, decode_error, encode_error
+from actors.async_context import AsyncBranchContext, AsyncBranchHost
+from actors.branch import (
+    BranchHost,
+    BranchSpec,
+    BranchSuspended,
+    decode_error,
+    encode_error,
+    is_async_branch,
+)
 from actors.context import BranchContext
 from actors.errors import CheckpointError, StepFailedError
 from actors.logcontext import bound_context
 from actors.messages import BranchLog, BranchRecord, BranchStatus, BranchUpdate, OperationUpdate
+from actors.operations import Effects, HostBasics, Invoke, OperationCore, Write
 from actors.store import is_finished
 
 _log = structlog.get_logger("actors.branch")
@@ -51,65 +62,96 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
     returned. Any exception from ``run`` fails the branch, except
     ``CheckpointError``: then nothing after the last acknowledged checkpoint is
     durable, nothing is recorded, and the error propagates so that the host can
-    replay the branch later.
+    replay the branch later. An async branch (``async def run``) runs with
+    ``run_branch_async`` instead.
 
         outcome = run_branch(BranchSpec("e-1", "0", Resize, "a.png"), store.read_log("0"), host)
     """
-    if log.branch_id != spec.branch_id:
-        raise ValueError(f"the log of branch {log.branch_id!r} cannot run {spec.branch_id!r}")
+    _check_log(spec, log)
+    if is_async_branch(spec.branch_cls):
+        raise TypeError(f"{spec.branch_cls.__qualname__} is an async branch (async def run): "
+                        "run it with run_branch_async on an event loop")
     with bound_context(execution_id=spec.execution_id, branch_id=spec.branch_id):
         if is_finished(log.branch):
             assert log.branch is not None
             return _logged_end(log.branch, host)
-        replayed = bool(log.operations)
         ctx = BranchContext(spec, log, host)
-        ctx.logger.info("branch.running", replay=replayed, logged_operations=len(log.operations))
-        try:
-            result = spec.branch_cls().run(ctx, spec.input)
-        except BranchSuspended as suspended:
-            return _suspended(ctx, suspended.op, replayed)
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            if ctx.suspended_on is not None:  # run() wrapped our BranchSuspended in its own error
-                return _suspended(ctx, ctx.suspended_on, replayed)
-            return _fail(spec, ctx, host, exc, replayed)
-        if ctx.suspended_on is not None:
-            ctx.logger.error("branch.swallowed_suspension",
-                             hint="do not catch BaseException around ctx operations in run()")
+        return ctx._drive(run_effects(spec, log, ctx))
+
+
+async def run_branch_async(spec: BranchSpec, log: BranchLog,
+                           host: AsyncBranchHost) -> BranchOutcome:
+    """``run_branch`` for an async branch: the same run, its effects awaited on the loop.
+
+        outcome = await run_branch_async(spec, store.read_log(spec.branch_id), host)
+    """
+    _check_log(spec, log)
+    if not is_async_branch(spec.branch_cls):
+        raise TypeError(f"{spec.branch_cls.__qualname__} is a sync branch (def run): run it "
+                        "with run_branch on a thread")
+    with bound_context(execution_id=spec.execution_id, branch_id=spec.branch_id):
+        if is_finished(log.branch):
+            assert log.branch is not None
+            return _logged_end(log.branch, host)
+        ctx = AsyncBranchContext(spec, log, host)
+        return await ctx._drive(run_effects(spec, log, ctx))
+
+
+def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects[BranchOutcome]:
+    """The run's own decisions, for either kind of context to perform: run ``run``, then
+    write how it ended (a success or a failure), or report the suspension that unwound it."""
+    replayed = bool(log.operations)
+    ctx.logger.info("branch.running", replay=replayed, logged_operations=len(log.operations))
+    try:
+        result = yield Invoke(spec.branch_cls(), spec.input)
+    except BranchSuspended as suspended:
+        return _suspended(ctx, suspended.op, replayed)
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        if ctx.suspended_on is not None:  # run() wrapped our BranchSuspended in its own error
             return _suspended(ctx, ctx.suspended_on, replayed)
-        if ctx.operations_called < len(log.operations):
-            ctx.logger.warning("branch.unvisited_operations", called=ctx.operations_called,
-                               logged=len(log.operations))
-        try:
-            payload = host.serialize(result)
-        except Exception as exc:
-            return _fail(spec, ctx, host, exc, replayed)
-        host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUCCEEDED,
-                                     result=payload, epoch=getattr(host, "epoch", None)),
-                        sync=True)
-        ctx.logger.info("branch.succeeded", step_executions=ctx.step_executions)
-        return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
-                             step_executions=ctx.step_executions)
+        return (yield from _fail(spec, ctx, exc, replayed))
+    if ctx.suspended_on is not None:
+        ctx.logger.error("branch.swallowed_suspension",
+                         hint="do not catch BaseException around ctx operations in run()")
+        return _suspended(ctx, ctx.suspended_on, replayed)
+    if ctx.operations_called < len(log.operations):
+        ctx.logger.warning("branch.unvisited_operations", called=ctx.operations_called,
+                           logged=len(log.operations))
+    try:
+        payload = ctx._serialize(result)
+    except Exception as exc:
+        return (yield from _fail(spec, ctx, exc, replayed))
+    yield Write(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUCCEEDED,
+                             result=payload, epoch=ctx._epoch), sync=True)
+    ctx.logger.info("branch.succeeded", step_executions=ctx.step_executions)
+    return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
+                         step_executions=ctx.step_executions)
 
 
-def _suspended(ctx: BranchContext, op: OperationUpdate, replayed: bool) -> BranchOutcome:
+def _check_log(spec: BranchSpec, log: BranchLog) -> None:
+    if log.branch_id != spec.branch_id:
+        raise ValueError(f"the log of branch {log.branch_id!r} cannot run {spec.branch_id!r}")
+
+
+def _suspended(ctx: OperationCore, op: OperationUpdate, replayed: bool) -> BranchOutcome:
     ctx.logger.info("branch.suspended", op_id=op.op_id, kind=op.kind.value, due_at=op.due_at)
     return BranchOutcome(BranchStatus.SUSPENDED, suspended_on=op, replayed=replayed,
                          step_executions=ctx.step_executions)
 
 
-def _fail(spec: BranchSpec, ctx: BranchContext, host: BranchHost, exc: Exception,
-          replayed: bool) -> BranchOutcome:
-    host.checkpoint(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
-                                 error=encode_error(exc, host.serialize),
-                                 epoch=getattr(host, "epoch", None)), sync=True)
+def _fail(spec: BranchSpec, ctx: OperationCore, exc: Exception,
+          replayed: bool) -> Effects[BranchOutcome]:
+    yield Write(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
+                             error=encode_error(exc, ctx._serialize), epoch=ctx._epoch),
+                sync=True)
     ctx.logger.info("branch.failed", error=repr(exc), step_executions=ctx.step_executions)
     return BranchOutcome(BranchStatus.FAILED, error=exc, replayed=replayed,
                          step_executions=ctx.step_executions)
 
 
-def _logged_end(branch: BranchRecord, host: BranchHost) -> BranchOutcome:
+def _logged_end(branch: BranchRecord, host: HostBasics) -> BranchOutcome:
     _log.info("branch.already_ended", status=branch.status.value)
     if branch.status is BranchStatus.SUCCEEDED:
         result = None if branch.result is None else host.deserialize(branch.result)
@@ -120,4 +162,4 @@ def _logged_end(branch: BranchRecord, host: BranchHost) -> BranchOutcome:
     return BranchOutcome(BranchStatus.FAILED, error=decode_error(branch.error, host.deserialize))
 
 
-__all__ = ["BranchOutcome", "run_branch"]
+__all__ = ["BranchOutcome", "run_branch", "run_branch_async", "run_effects"]

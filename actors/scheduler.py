@@ -17,7 +17,9 @@ suspension's checkpoint is *deferred*:
   dropped and counted (``scheduler.duplicate_resumes``); a dependency that is
   done before its branch suspends resumes it at once, with nothing written;
 * parked branches are bounded per worker (``max_parked``): past the bound a
-  suspension is applied at once rather than holding another thread;
+  suspension is applied at once rather than holding another thread; an async
+  branch parks as a suspended coroutine, holding memory but no thread, and is
+  bounded apart (``max_parked_coroutines``, in the thousands);
 * resume-once facts (resumed, done early) are kept ``remember_for`` seconds
   (an hour), so a long-running service's scheduler does not grow with every
   branch it ever ran.
@@ -46,6 +48,7 @@ from actors.messages import (
     ActorLike,
     BranchStatus,
     BranchUpdate,
+    Bundle,
     Checkpoint,
     CheckpointLost,
     DependencyDone,
@@ -57,6 +60,7 @@ from actors.messages import (
     Suspend,
     SuspensionKey,
     Tick,
+    checkpoints,
 )
 
 log = structlog.get_logger("actors.scheduler")
@@ -173,7 +177,7 @@ class _Suspension:
     op_id: str
     state: str
     suspend: Suspend | None = None  # None for a branch evicted before this scheduler started
-    worker_id: str = ""
+    parked_on: tuple[str, bool] = ("", False)  # (worker id, as a coroutine) while parked
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -191,6 +195,7 @@ class SchedulerActor(pykka.ThreadingActor):
         clock: Clock,
         self_ref: ActorLike | None = None,
         max_parked: int = 8,
+        max_parked_coroutines: int = 4096,
         autotick: bool = True,
         slack: float = 0.005,
         remember_for: float = 3600.0,
@@ -203,16 +208,22 @@ class SchedulerActor(pykka.ThreadingActor):
         self._clock = clock
         self._self_ref = self_ref
         self._max_parked = max_parked
+        self._max_parked_coroutines = max_parked_coroutines
         self._autotick = autotick
         self._ticker: Ticker | None = None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
-        self._parked: dict[str, int] = {}  # worker id -> branches parked on it
+        # (worker id, parked as a coroutine) -> branches parked there
+        self._parked: dict[tuple[str, bool], int] = {}
         self._deadlines = Deadlines(slack)  # "apply" (a deferred checkpoint) and "due" (a timer)
         # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
         self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
         self._resumed = _Recent(remember_for)  # whose dependency resumed it
         self._confirm = _Recent(remember_for)  # resumed early: a durable word will follow
+        # The writes of the message being handled, sent as one message when it is done: a
+        # wave of suspensions applied at once is one message to the checkpoint actor, not
+        # two per suspension (which filled its mailbox while it filled ours).
+        self._writes: list[Checkpoint] = []
 
     def on_start(self) -> None:
         if self._self_ref is None:
@@ -232,12 +243,22 @@ class SchedulerActor(pykka.ThreadingActor):
         return dict(self._counters)
 
     def parked(self) -> int:
-        """How many branches are parked on their threads right now."""
+        """How many branches are parked right now, on threads or as coroutines."""
         return sum(self._parked.values())
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self._send_writes()
+
+    def _handle(self, message: Any) -> Any:
         if isinstance(message, Suspend):
             self._suspend(message)
+        elif isinstance(message, Bundle):  # a worker loop's suspensions of one turn
+            for item in message.items:
+                self._handle(item)
+            return None
         elif isinstance(message, Tick):
             self._tick()
         elif isinstance(message, DependencyDone):
@@ -285,21 +306,28 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if old is not None:
             self._release_parked(old)  # a newer run superseded it: unwind the old thread
-        suspension = _Suspension(key, op.op_id, DEFERRED, message, message.worker_id)
+        suspension = _Suspension(key, op.op_id, DEFERRED, message,
+                                 (message.worker_id, message.coroutine))
         self._active[key.branch_id] = suspension
         self._resumed.discard(dependency)
         self._counters["scheduler.deferred"] += 1
-        parked = self._parked.get(message.worker_id, 0) + 1
-        self._parked[message.worker_id] = parked
+        parked = self._parked.get(suspension.parked_on, 0) + 1
+        self._parked[suspension.parked_on] = parked
         log.debug("suspension.deferred", branch_id=key.branch_id, op_id=op.op_id,
                   delay=message.delay, due_at=op.due_at, worker=message.worker_id,
-                  parked=parked)
-        if message.delay <= 0 or parked > self._max_parked:
+                  parked=parked, coroutine=message.coroutine)
+        bound = self._max_parked_coroutines if message.coroutine else self._max_parked
+        if message.delay <= 0 or parked > bound:
             self._apply(suspension)
         else:
             self._deadlines.push(now + message.delay, "apply", key)
         if op.due_at is not None:
             self._deadlines.push(op.due_at, "due", key)
+
+    def _send_writes(self) -> None:
+        writes, self._writes = self._writes, []
+        if writes:
+            self._checkpoint.tell(checkpoints(writes))
 
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
@@ -354,9 +382,9 @@ class SchedulerActor(pykka.ThreadingActor):
         status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
                               epoch=suspension.key.epoch)  # fenced like the run's own writes
         if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
-            self._checkpoint.tell(Checkpoint(op.branch_id, op, sync=False))
-        self._checkpoint.tell(Checkpoint(op.branch_id, status, sync=True,
-                                         reply_to=Forward(self._self_ref, suspension.key)))
+            self._writes.append(Checkpoint(op.branch_id, op, sync=False))
+        self._writes.append(Checkpoint(op.branch_id, status, sync=True,
+                                       reply_to=Forward(self._self_ref, suspension.key)))
         log.debug("suspension.applying", branch_id=op.branch_id, op_id=op.op_id)
 
     def _applied(self, message: Durable) -> None:
@@ -437,5 +465,5 @@ class SchedulerActor(pykka.ThreadingActor):
             suspension.suspend.reply_to.set(("evict", None))  # its report will be stale
 
     def _unpark(self, suspension: _Suspension) -> None:
-        worker = suspension.worker_id
-        self._parked[worker] = max(0, self._parked.get(worker, 0) - 1)
+        where = suspension.parked_on
+        self._parked[where] = max(0, self._parked.get(where, 0) - 1)

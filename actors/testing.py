@@ -6,6 +6,9 @@ resumes it by replaying it from the store's log, and runs child batches with
 their ``max_concurrency`` and ``Completion``. Nothing runs until the test
 calls ``run_until_idle`` or ``advance``, so every test is deterministic.
 
+Async branches (``async def run``) run too, each run on an event loop of its
+own, their sync step functions on a thread each; a test mixes both kinds freely.
+
     host = InlineHost()
     host.start(Resize, "a.png", branch_id="b")
     host.run_until_idle()        # runs until Resize suspends on ctx.wait("cooldown", seconds=2)
@@ -15,22 +18,26 @@ calls ``run_until_idle`` or ``advance``, so every test is deterministic.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import pickle
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from actors.branch import BranchActor, BranchSpec, BranchSuspended
+from actors.async_context import wait_in_thread
+from actors.branch import BranchActor, BranchSpec, BranchSuspended, is_async_branch
 from actors.clock import FakeClock
 from actors.errors import CheckpointError
 from actors.messages import BranchStatus, BranchUpdate, OperationUpdate, OpKind, OpStatus, Update
 from actors.policies import BatchProgress, Completion
-from actors.replay import BranchOutcome, run_branch
+from actors.replay import BranchOutcome, run_branch, run_branch_async
 from actors.store import MemoryStore
 
 _MAX_RUNS = 100_000  # a test that runs more branch runs than this is looping
+T = TypeVar("T")
 
 
 @dataclass
@@ -201,8 +208,12 @@ class InlineHost:
         self.runs += 1
         if self.runs > _MAX_RUNS:
             raise RuntimeError(f"more than {_MAX_RUNS} branch runs: the test is looping")
+        spec, log = self.specs[branch_id], self.store.read_log(branch_id)
         try:
-            outcome = run_branch(self.specs[branch_id], self.store.read_log(branch_id), self)
+            if is_async_branch(spec.branch_cls):
+                outcome = _on_a_loop(run_branch_async(spec, log, _AwaitingHost(self)))
+            else:
+                outcome = run_branch(spec, log, self)
         except CheckpointError as err:
             self.aborted[branch_id] = err
             return
@@ -253,6 +264,64 @@ class InlineHost:
             if not contextvars.Context().run(self._run_next):
                 raise RuntimeError(f"children {op.name!r} cannot finish: nothing left to run")
         return batch.payload
+
+
+class _AwaitingHost:
+    """An ``InlineHost`` as an ``AsyncBranchHost``: every call is answered at once, as there."""
+
+    def __init__(self, host: InlineHost) -> None:
+        self._host = host
+
+    async def checkpoint(self, update: Update, *, sync: bool) -> None:
+        self._host.checkpoint(update, sync=sync)
+
+    async def suspend(self, op: OperationUpdate) -> bytes | None:
+        return self._host.suspend(op)
+
+    async def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
+                             max_concurrency: int | None, completion: Completion) -> None:
+        self._host.start_children(parent, children, max_concurrency=max_concurrency,
+                                  completion=completion)
+
+    async def call_blocking(self, fn: Callable[[], T]) -> T:
+        return await wait_in_thread(fn, _on_a_new_thread)
+
+    def now(self) -> float:
+        return self._host.now()
+
+    def serialize(self, obj: object) -> bytes:
+        return self._host.serialize(obj)
+
+    def deserialize(self, data: bytes) -> Any:
+        return self._host.deserialize(data)
+
+
+def _on_a_new_thread(task: Callable[[], None]) -> None:
+    threading.Thread(target=task, name="inline-step", daemon=True).start()
+
+
+def _on_a_loop(run: Coroutine[Any, Any, T]) -> T:
+    """Run ``run`` on a new event loop: here, or, when this thread's loop is busy (an async
+    parent parked in place while its children run), on a thread of its own, waited for."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run)
+    outcome: list[tuple[bool, Any]] = []
+
+    def in_thread() -> None:
+        try:
+            outcome.append((True, asyncio.run(run)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=in_thread, name="inline-loop", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 __all__ = ["InlineHost"]

@@ -5,6 +5,8 @@ sent the empty checkpoint on the branch's behalf), so a worker thread is taken
 only to run user code. The branch talks to the checkpoint actor directly; a
 suspension is written, the branch is evicted (its thread goes back to the
 pool) and the coordinator is told, so a suspended branch holds no thread.
+An async branch (``async def run``) runs on the worker's event loop instead
+(``actors.branch_loop``): the same sends, awaited (``actors.async_host``).
 
     worker = WorkerActor.start(checkpoint=ckpt_ref, coordinator=coord_ref, scheduler=sched_ref,
                                threads=16)
@@ -12,7 +14,9 @@ pool) and the coordinator is told, so a suspended branch holds no thread.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import pickle
 import threading
 from collections.abc import Callable, Sequence
@@ -21,12 +25,15 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.branch import BranchSpec, BranchSuspended
+from actors.async_host import AsyncRunHost
+from actors.branch import BranchSpec, BranchSuspended, is_async_branch
+from actors.branch_loop import BranchLoop
 from actors.clock import Clock, SystemClock
 from actors.control import FenceRuns, LeaseValidUntil
 from actors.errors import CheckpointError
 from actors.fences import RunFences
 from actors.gate import CheckpointGate
+from actors.loop_outbox import LoopOutbox
 from actors.messages import (
     TERMINAL_BRANCH_STATUSES,
     ActorLike,
@@ -49,7 +56,8 @@ from actors.messages import (
 from actors.outbox import CheckpointOutbox
 from actors.policies import Completion
 from actors.pool import ThreadPool
-from actors.replay import run_branch
+from actors.replay import BranchOutcome, run_branch, run_branch_async
+from actors.replies import AwaitableReply
 
 log = structlog.get_logger("actors.worker")
 
@@ -79,19 +87,20 @@ class _Host:
         self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
+        # Where this run's checkpoints and suspensions go (an async run's: its loop's outbox).
+        self.to_checkpoint: Callable[[Any], None] = worker.outbox.send
+        self.to_scheduler: Callable[[Any], None] = worker.scheduler_ref.tell
 
-    def ensure_current(self) -> None:
+    def ensure_current(self, wait: float | None = None) -> None:
         """Raise ``CheckpointError`` if this run must not start another operation.
 
         The run was superseded or its execution fenced (see ``actors.fences``), or
-        the system's leases stay unconfirmed past ``lease_wait``: nothing it would do
-        now could be written, and another system may be running it.
+        the system's leases stay unconfirmed past ``wait`` (default ``lease_wait``):
+        nothing it would do now could be written, and another system may run it.
         """
-        fences = self._worker.fences
         spec = self._spec
-        reason = fences.stale(spec.execution_id, spec.branch_id, self.epoch)
-        if reason is None and not fences.wait_confirmed(self._worker.lease_wait):
-            reason = "this system's leases were not confirmed in time (the store is down?)"
+        reason = self._worker.fences.check(spec.execution_id, spec.branch_id, self.epoch,
+                                           self._worker.lease_wait if wait is None else wait)
         if reason is not None:
             raise CheckpointError(
                 f"run {self.epoch} of branch {spec.branch_id!r} stops before its next "
@@ -106,33 +115,44 @@ class _Host:
         return update
 
     def checkpoint(self, update: Update, *, sync: bool) -> None:
+        reply = self.send_checkpoint(update, sync=sync)
+        if reply is not None:
+            try:
+                reply.get()
+            except CheckpointError:
+                raise
+            except Exception as exc:  # the checkpoint actor is gone: nothing was acknowledged
+                raise self.not_acknowledged(exc) from exc
+
+    def send_checkpoint(self, update: Update, *, sync: bool) -> Any:
+        """Send ``update``; the reply that says it is durable, if ``sync``, else None."""
         worker = self._worker
         update = self._stamped(update)
         if isinstance(update, BranchUpdate) and update.status in TERMINAL_BRANCH_STATUSES:
             # The branch's end: written after the run returns, acknowledged as a continuation
             # (ReportWhenDurable), so this thread does not wait for it.
             self.final = update
-            return
+            return None
         if not sync:
-            self._send(Checkpoint(self._spec.branch_id, update, sync=False), worker.outbox.send,
+            self._send(Checkpoint(self._spec.branch_id, update, sync=False), self.to_checkpoint,
                        "a checkpoint")
-            return
+            return None
         reply = worker.future_factory()
-        self._send(Checkpoint(self._spec.branch_id, update, True, reply), worker.outbox.send,
+        self._send(Checkpoint(self._spec.branch_id, update, True, reply), self.to_checkpoint,
                    "a checkpoint")
-        try:
-            reply.get()
-        except CheckpointError:
-            raise
-        except Exception as exc:  # the checkpoint actor is gone: nothing was acknowledged
-            raise CheckpointError(
-                f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
-            ) from exc
+        return reply
+
+    def not_acknowledged(self, exc: Exception) -> CheckpointError:
+        if isinstance(exc, pykka.ActorDeadError):
+            self._worker.checkpoint_lost()
+        return CheckpointError(
+            f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
+        )
 
     def send_final(self, reply_to: ReportWhenDurable) -> None:
         assert self.final is not None
         self._send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
-                   self._worker.outbox.send, "its end")
+                   self.to_checkpoint, "its end")
 
     def _send(self, message: Any, deliver: Callable[[Any], None], what: str) -> None:
         """``deliver`` through the gate; a recipient that is gone or full is a CheckpointError.
@@ -151,27 +171,47 @@ class _Host:
             ) from exc
 
     def suspend(self, op: OperationUpdate) -> bytes | None:
+        op, verdict = self.send_suspension(op)
+        try:
+            outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
+        except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
+            raise self.unanswered(exc) from exc
+        return self.take_verdict(op, outcome, payload)
+
+    def send_suspension(self, op: OperationUpdate, *,
+                        coroutine: bool = False) -> tuple[OperationUpdate, Any]:
+        """Send ``op``'s suspension to the scheduler: the stamped op and the verdict's reply."""
         spec, worker = self._spec, self._worker
         op = self._stamped(op)  # type: ignore[assignment]
         key = SuspensionKey(spec.branch_id, self.epoch, self._suspensions)
         self._suspensions += 1
         verdict = worker.future_factory()
         # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
-        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict),
-                   worker.scheduler_ref.tell, "the suspension")
-        try:
-            outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
-        except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
-            raise CheckpointError(
-                f"the suspension of branch {spec.branch_id!r} was not answered: {exc}", exc
-            ) from exc
+        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict, coroutine),
+                   self.to_scheduler, "the suspension")
+        return op, verdict
+
+    def unanswered(self, exc: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"the suspension of branch {self._spec.branch_id!r} was not answered: {exc}", exc
+        )
+
+    def take_verdict(self, op: OperationUpdate, outcome: str,
+                     payload: bytes | None) -> bytes | None:
+        """Go on in place (the payload), or unwind the run: the suspension is durable."""
         if outcome == "resume":
-            return payload  # type: ignore[no-any-return]
-        worker.count("branch.evictions")
+            return payload
+        self._worker.count("branch.evictions")
         raise BranchSuspended(op)
 
     def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
                        max_concurrency: int | None, completion: Completion) -> None:
+        self.checkpoint(self.create_children(parent, children), sync=True)
+        self.announce_children(parent, children, max_concurrency, completion)
+
+    def create_children(self, parent: OperationUpdate,
+                        children: Sequence[BranchSpec]) -> OperationUpdate:
+        """Send the children's creation; ``parent``, whose sync checkpoint makes them durable."""
         for child in children:
             self.checkpoint(
                 BranchUpdate(child.execution_id, child.branch_id, BranchStatus.PENDING,
@@ -179,7 +219,11 @@ class _Host:
                              input=self.serialize(child.input), create_only=True),
                 sync=False,
             )
-        self.checkpoint(parent, sync=True)  # the children are durable no later than this
+        return parent
+
+    def announce_children(self, parent: OperationUpdate, children: Sequence[BranchSpec],
+                          max_concurrency: int | None, completion: Completion) -> None:
+        """Once the children are durable: have the coordinator schedule them."""
         self._send(StartChildren(parent, tuple(children), max_concurrency, completion),
                    self._worker.coordinator_ref.tell, "the start of its children")
 
@@ -206,7 +250,7 @@ class WorkerActor(pykka.ThreadingActor):
         clock: Clock | None = None,
         serialize: Callable[[object], bytes] = pickle.dumps,
         deserialize: Callable[[bytes], Any] = pickle.loads,
-        future_factory: Callable[[], Any] = pykka.ThreadingFuture,
+        future_factory: Callable[[], Any] = AwaitableReply,
         worker_id: str = "worker",  # distinct per worker: the scheduler bounds parking per worker
         scheduler: ActorLike,
         suspend_delay: float = 0.1,
@@ -215,6 +259,7 @@ class WorkerActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self.fences = RunFences()
+        self._latest_epoch = 0  # the newest run epoch this worker was given
         self.lease_wait = lease_wait  # seconds an operation waits for unconfirmed leases
         self.scheduler_ref = scheduler
         self._delays = {kind: suspend_delay for kind in _DELAY_KINDS.values()}
@@ -229,8 +274,18 @@ class WorkerActor(pykka.ThreadingActor):
         self.future_factory = future_factory
         self.name = worker_id
         self._pool = ThreadPool(threads, name=f"{worker_id}-branch")
+        # Async branches: one event loop; their sync step functions go to the same pool.
+        self._loop = BranchLoop(worker_id, submit=self._run_blocking)
+        self._loop_outbox = LoopOutbox(self._loop.loop, self.outbox.send_all, scheduler.tell)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._counters_lock = threading.Lock()  # branch threads count concurrently
+
+    def checkpoint_lost(self) -> None:
+        """The checkpoint process went away: every run given so far is dispatched again by
+        the coordinator, so none of them starts another step here (queued ones included)."""
+        if self.fences.floor_all <= self._latest_epoch:
+            log.warning("worker.checkpoint_lost", fenced_before=self._latest_epoch + 1)
+            self.fences.fence_all_before(self._latest_epoch + 1)
 
     def delay_for(self, op: OperationUpdate) -> float:
         """How long the suspension checkpoint of ``op`` is deferred (per kind of suspension)."""
@@ -246,6 +301,7 @@ class WorkerActor(pykka.ThreadingActor):
         counters = dict(self._counters)
         counters["worker.checkpoint_messages"] = self.outbox.messages
         counters["worker.checkpoints_combined"] = self.outbox.combined
+        counters["worker.loop_flushes"] = self._loop_outbox.flushes
         return counters
 
     def on_receive(self, message: Any) -> Any:
@@ -269,6 +325,7 @@ class WorkerActor(pykka.ThreadingActor):
         """Mark every run's branch RUNNING under its epoch, in one message; then run each."""
         if not runs:
             return
+        self._latest_epoch = max(self._latest_epoch, *(m.epoch for m in runs))
         running = [Checkpoint(m.spec.branch_id, BranchUpdate(
             m.spec.execution_id, m.spec.branch_id, BranchStatus.RUNNING, epoch=m.epoch),
             sync=False) for m in runs]
@@ -279,18 +336,33 @@ class WorkerActor(pykka.ThreadingActor):
             for m in runs:
                 self._tell_aborted(m.spec.branch_id, m.epoch, exc)
             return
+        on_loop = [m for m in runs if is_async_branch(m.spec.branch_cls)]
+        if on_loop:
+            self._loop.start([functools.partial(self._run_async, m) for m in on_loop])
         for message in runs:
-            self._pool.submit(self._run, message)
+            if not is_async_branch(message.spec.branch_cls):
+                self._pool.submit(self._run, message)
 
     def on_stop(self) -> None:
+        self._loop.stop()
         self._pool.shutdown()
+
+    def _run_blocking(self, task: Callable[[], None]) -> None:
+        self._pool.submit(_call, task)
+
+    def _stale_run(self, spec: BranchSpec, epoch: int) -> bool:
+        """A run queued before it was superseded never starts: it is reported aborted."""
+        stale = self.fences.stale(spec.execution_id, spec.branch_id, epoch)
+        if stale is None:
+            return False
+        log.info("branch.stale_run_dropped", branch_id=spec.branch_id, epoch=epoch, reason=stale)
+        self._tell_aborted(spec.branch_id, epoch, CheckpointError(
+            f"run {epoch} of branch {spec.branch_id!r} did not start: {stale}"))
+        return True
 
     def _run(self, message: RunBranch) -> None:
         spec, epoch = message.spec, message.epoch
-        stale = self.fences.stale(spec.execution_id, spec.branch_id, epoch)
-        if stale is not None:  # queued before it was superseded: it never starts
-            log.info("branch.stale_run_dropped", branch_id=spec.branch_id, epoch=epoch,
-                     reason=stale)
+        if self._stale_run(spec, epoch):
             return
         host = _Host(self, spec, epoch)
         try:
@@ -304,6 +376,34 @@ class WorkerActor(pykka.ThreadingActor):
             log.exception("branch.crashed", branch_id=spec.branch_id)
             self._tell_aborted(spec.branch_id, epoch, exc)
             return
+        self._ran(spec, epoch, host, outcome)
+
+    async def _run_async(self, message: RunBranch) -> None:
+        """``_run`` for an async branch, on the loop; a run cancelled by a stop reports nothing."""
+        spec, epoch = message.spec, message.epoch
+        if self._stale_run(spec, epoch):
+            return
+        host = _Host(self, spec, epoch)
+        host.to_checkpoint = self._loop_outbox.checkpoint
+        host.to_scheduler = self._loop_outbox.suspension
+        try:
+            outcome = await run_branch_async(spec, message.log,
+                                             AsyncRunHost(host, self._loop.call_blocking))
+        except CheckpointError as exc:
+            log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
+            self._tell_aborted(spec.branch_id, epoch, exc)
+            return
+        except asyncio.CancelledError:
+            log.info("branch.cancelled", branch_id=spec.branch_id, reason="the worker stopped")
+            raise
+        except BaseException as exc:
+            log.exception("branch.crashed", branch_id=spec.branch_id)
+            self._tell_aborted(spec.branch_id, epoch, exc)
+            return
+        self._ran(spec, epoch, host, outcome)
+
+    def _ran(self, spec: BranchSpec, epoch: int, host: _Host, outcome: BranchOutcome) -> None:
+        """Count a finished run and report it, once its end is durable."""
         with self._counters_lock:
             self._counters["branch.runs"] += 1
             self._counters["branch.replays"] += int(outcome.replayed)
@@ -334,3 +434,7 @@ class WorkerActor(pykka.ThreadingActor):
             self.coordinator_ref.tell(report)
         except _UNSENT as exc:
             log.warning("branch.report_unsent", branch_id=report.branch_id, error=repr(exc))
+
+
+def _call(task: Callable[[], None]) -> None:
+    task()

@@ -17,6 +17,7 @@ from runtime.errors import (
     RemoteError,
     SerializationError,
     SpawnError,
+    StepTimeoutError,
     Timeout,
 )
 from runtime.future import Future, get_all
@@ -40,6 +41,7 @@ __all__ = [
     "RestartPolicy",
     "SerializationError",
     "SpawnError",
+    "StepTimeoutError",
     "SystemConfig",
     "Timeout",
     "bound",

@@ -89,6 +89,12 @@ class SystemConfig:
     lease_seconds: float = 10.0  # an owner that stops renewing this long loses its executions
     recover: bool = True  # at start and when a lease expires, take over orphaned executions
     poll_interval: float = 0.25  # seconds between store reads for executions run elsewhere
+    # How the framework's own processes (checkpoint, scheduler, digest, workers) restart;
+    # None: 10 restarts within 60 s, then one every 10 s while callers are told why.
+    service_restart: RestartPolicy | None = None
+    # Async branches parked per worker as suspended coroutines during their deferral
+    # delay: each costs memory (docs/concepts.md, "Async branches"), not a thread.
+    max_parked_coroutines: int = 4096
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -134,6 +140,11 @@ class SystemConfig:
                     0 < value < float("inf")):
                 raise ConfigurationError(
                     f"SystemConfig.{name} must be a number of seconds > 0, got {value!r}")
+        if (not isinstance(self.max_parked_coroutines, int)
+                or isinstance(self.max_parked_coroutines, bool) or self.max_parked_coroutines < 0):
+            raise ConfigurationError(
+                f"SystemConfig.max_parked_coroutines must be an int >= 0, got "
+                f"{self.max_parked_coroutines!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
 

@@ -79,6 +79,10 @@ log = structlog.get_logger("runtime.durable")
 # budget they are tried every 10 s while callers are told the cause.
 SERVICE_RESTART = RestartPolicy(max_restarts=10, backoff=0.05, max_backoff=2.0, within=60.0,
                                 then_every=10.0)
+
+
+def service_restart(config: SystemConfig) -> RestartPolicy:
+    return config.service_restart or SERVICE_RESTART
 _COORDINATOR = "coordinator"
 
 
@@ -131,14 +135,14 @@ class DurableServices:
             DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)  # the embedded default
         self.store_url = absolute_store_url(system.store_url)
         self.executor = this_executor(config.executor_id or default_executor_id())
-        self.faults: dict[str, ProcessFaultError] = {}
+        self.faults: dict[str, BaseException] = {}  # process name -> why it cannot run now
         self._closing = False
         self.checkpoint: ActorRef[Any] = system.spawn(
             StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,
             lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
             max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
             executor=self.executor, lease_seconds=config.lease_seconds,
-            name="checkpoint", restart=SERVICE_RESTART,
+            name="checkpoint", restart=service_restart(config),
         )
         self.reader: Store = open_store(read_only_url(self.store_url),
                                         lock_timeout=config.store_lock_timeout)
@@ -151,15 +155,17 @@ class DurableServices:
         self.scheduler: ActorRef[Any] = system.spawn(
             SchedulerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
             clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
-            name="scheduler", restart=SERVICE_RESTART,
+            max_parked_coroutines=config.max_parked_coroutines,
+            name="scheduler", restart=service_restart(config),
         )
-        self.refs = RefServices(system, self.store_url, SERVICE_RESTART)  # the digest actor
+        restart = service_restart(config)
+        self.refs = RefServices(system, self.store_url, restart)  # the digest actor
         self.workers: list[ActorRef[Any]] = [
             system.spawn(self.refs.worker_class, **self.refs.worker_options,
                          checkpoint=self.checkpoint, coordinator=self.coordinator,
                          threads=config.worker_threads, serialize=serialization.dumps,
                          deserialize=serialization.loads, future_factory=Future,
-                         name=f"worker-{i}", worker_id=f"worker-{i}", restart=SERVICE_RESTART,
+                         name=f"worker-{i}", worker_id=f"worker-{i}", restart=restart,
                          scheduler=self.scheduler,
                          suspend_delay=config.suspend_checkpoint_delay,
                          suspend_delays=dict(config.suspend_delays or {}),
@@ -173,6 +179,7 @@ class DurableServices:
         supervisor.on_crash = self._on_crash
         supervisor.on_give_up = self._on_give_up
         supervisor.on_recovered = self._on_recovered
+        supervisor.on_boot_failed = self._on_boot_failed
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
@@ -215,7 +222,7 @@ class DurableServices:
                 self._wire()
             except Exception as exc:  # nothing can run without it: say so to every caller
                 log.error("coordinator.restart_failed", error=repr(exc))
-                self.faults[_COORDINATOR] = ProcessFaultError(
+                self.faults[_COORDINATOR] = ProcessFaultError(  # nothing runs without it
                     _COORDINATOR, f"the coordinator failed and could not be restarted: {exc!r}")
                 return
 
@@ -236,13 +243,32 @@ class DurableServices:
         if name is None:
             return  # a user's actor: its RestartPolicy said what happens
         fault = ProcessFaultError(name, why)
+        self._down(actor_id, name, fault)
+
+    def _down(self, actor_id: str, name: str, fault: BaseException) -> None:
+        """The service's senders fail at once to it (none waits out a restart grace)."""
         self.faults[name] = fault
+        child = self._system._supervisor.children.get(actor_id)
+        if child is not None:
+            self._system.node.mark_down(child.spec.address, str(fault))
         self.coordinator.tell(SystemFault(name, fault))
 
-    def _on_recovered(self, actor_id: str) -> None:
+    def _on_boot_failed(self, actor_id: str, error: BaseException) -> None:
+        """A restart could not boot: its own error is the fault (a read-only store, say)."""
         name = self._names.get(actor_id)
-        if name is not None and self.faults.pop(name, None) is not None:
-            self.coordinator.tell(SystemFault(name, None))
+        if name is not None:
+            self._down(actor_id, name, error)
+
+    def _on_recovered(self, actor_id: str) -> None:
+        """A process that was down runs again: callers may wait for it; resynchronise."""
+        name = self._names.get(actor_id)
+        if name is None or self.faults.pop(name, None) is None:
+            return
+        child = self._system._supervisor.children.get(actor_id)
+        if child is not None:
+            self._system.node.mark_up(child.spec.address)
+        self.coordinator.tell(SystemFault(name, None))
+        self._on_crash(actor_id)  # what it lost while down is sent again now that it listens
 
     def raise_if_unavailable(self) -> None:
         """A new call fails at once, typed, while a framework process cannot be kept alive."""
@@ -254,7 +280,7 @@ class DurableServices:
     def start(self, kind: str, specs: Sequence[BranchSpec], execution_id: str,
               max_concurrency: int | None, completion: Completion,
               timeout: float | None, wait: float) -> Execution:
-        new = new_execution(kind, specs, completion, max_concurrency, timeout)
+        new = new_execution(execution_id, kind, specs, completion, max_concurrency, timeout)
         self.raise_if_unavailable()
         reply: Future[Any] = Future()
         self.coordinator.tell(StartExecution(execution_id, kind, tuple(specs), max_concurrency,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pykka
 
-from actors.errors import CheckpointError, DurableActorsError
+from actors.errors import CheckpointError, DurableActorsError, StepTimeoutError
 
 
 class ActorDeadError(DurableActorsError, pykka.ActorDeadError):
@@ -82,5 +82,6 @@ __all__ = [
     "RemoteError",
     "SerializationError",
     "SpawnError",
+    "StepTimeoutError",
     "Timeout",
 ]

@@ -28,6 +28,7 @@ from actors.ownership import (
 )
 from actors.policies import BatchResult, Completion
 from runtime import serialization
+from runtime.aio import AwaitableExecution
 from runtime.errors import ConfigurationError, Timeout
 from runtime.future import Future
 
@@ -38,13 +39,14 @@ _ASK_TIMEOUT = 30.0  # seconds a status question may take (the coordinator answe
 _REREGISTER = 1.0  # seconds between checks that the coordinator that holds our wait is alive
 
 
-class Execution:
+class Execution(AwaitableExecution):
     """The handle of one execution: its id, status, progress and result.
 
         run = system.map(Resize, items, execution_id="nightly-1")
         run.status()               # "RUNNING" | "SUSPENDED" | "SUCCEEDED" | "FAILED" | "CANCELLED"
         run.progress()             # {"done": 3, "running": 2, "suspended": 0, "failed": 0, ...}
         result = run.result(timeout=60)
+        result = await run         # in a coroutine: the loop runs on meanwhile (runtime.aio)
 
     A handle works from any system on the store: the system holding the
     execution's lease runs it, the others observe it through the store.
@@ -149,10 +151,9 @@ def parallel_specs(execution_id: str, branches: Iterable[Any]) -> list[BranchSpe
     return specs
 
 
-def new_execution(kind: str, specs: Sequence[BranchSpec], completion: Completion,
+def new_execution(eid: str, kind: str, specs: Sequence[BranchSpec], completion: Completion,
                   max_concurrency: int | None, timeout: float | None) -> NewExecution:
     """The rows of a new execution; ``SerializationError`` names a bad item or class."""
-    eid = specs[0].execution_id if specs else ""
     refs: dict[type, BranchClassRef] = {}
     for branch in specs:
         cls = branch.branch_cls

@@ -9,19 +9,26 @@ connection itself while it blocks, when no other thread does (see
 ``runtime.channel``), so its reply wakes no second thread. Pickled, a future
 becomes a *reply handle*: an id and the address of the process that waits on it;
 calling ``set`` on the handle in any process of the system sends the value back.
+
+A coroutine awaits a future without blocking its loop (``await fut``): the
+future calls back on the thread that sets it, which wakes the loop once; while
+someone awaits it, the future counts as a waiter on its connection, so that
+connection's reader reads the reply at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
 from actors.messages import exception_of
+from actors.replies import awaited
 from runtime.errors import Timeout
 
 if TYPE_CHECKING:
@@ -40,7 +47,7 @@ class Future(pykka.Future[T]):
         print(fut.map(lambda n: n + 1).get(timeout=5))
     """
 
-    __slots__ = ("_channel", "_exc", "_reply_id", "_value", "_waiter")
+    __slots__ = ("_channel", "_exc", "_listeners", "_reply_id", "_value", "_waiter")
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +56,7 @@ class Future(pykka.Future[T]):
         self._waiter: threading.Lock | None = None  # held until the value arrives
         self._reply_id: int | None = None  # set when registered with the transport
         self._channel: Channel | None = None  # the connection the reply is expected on
+        self._listeners: list[Callable[[Future[T]], None]] | None = None  # add_done_callback's
 
     def __repr__(self) -> str:
         state = "pending" if not self.done() else ("failed" if self._exc else "done")
@@ -105,6 +113,8 @@ class Future(pykka.Future[T]):
         self._value = value
         if self._waiter is not None:
             self._wake()
+        if self._listeners is not None:
+            self._notify()
 
     def set_exception(self, exc_info: Any = None) -> None:
         exc = exception_of(exc_info)
@@ -113,6 +123,48 @@ class Future(pykka.Future[T]):
         self._exc = exc
         if self._waiter is not None:
             self._wake()
+        if self._listeners is not None:
+            self._notify()
+
+    # -- awaiting on an event loop ---------------------------------------------------------
+
+    def add_done_callback(self, fn: Callable[[Future[T]], None]) -> None:
+        """Run ``fn(self)`` once the value is here, on the thread that sets it (now, if done).
+
+        Until then the future counts as a waiter on the connection its reply comes by,
+        so that connection is read at once rather than after its reader's grace.
+
+            fut.add_done_callback(lambda f: loop.call_soon_threadsafe(wake))
+        """
+        if self._get_hook is not None:
+            raise TypeError("a future made by map/join/filter/reduce has no callbacks; await it")
+        channel, listeners = self._channel, [fn]
+        if channel is not None and not self.done():
+            waiting = channel.waiting()
+            waiting.__enter__()  # left once the reply is here (the listener put first)
+            listeners.insert(0, lambda _f: waiting.__exit__(None, None, None))
+        with _waiter_lock:
+            if self._listeners is None:
+                self._listeners = []
+            self._listeners.extend(listeners)
+        if self.done():
+            self._notify()  # set() may have looked before these were in: each runs once
+
+    def _notify(self) -> None:
+        with _waiter_lock:
+            listeners, self._listeners = self._listeners, []
+        for fn in listeners or ():
+            fn(self)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        """``await fut``: the value (or the exception raised), without blocking the loop."""
+        if self._get_hook is not None:
+            # map/join/filter/reduce compute the value by blocking on others: do it off the loop.
+            value: T = yield from asyncio.to_thread(self.get).__await__()
+            return value
+        if not self.done():
+            yield from awaited(self).__await__()
+        return self.get(timeout=0)
 
     def __reduce__(self) -> tuple[Any, ...]:
         from runtime import transport  # the transport registers us under a reply id

@@ -45,14 +45,19 @@ class Child:
     started_at: float = field(default_factory=time.monotonic)
 
 
-def describe_exit(code: int | None, ready: Any) -> str:
-    """How a child ended, for people: a signal's name, a boot error, an exit code."""
-    boot_error: BaseException | None = None
+def boot_error_of(ready: Any) -> BaseException | None:
+    """The error a child's boot reported (its constructor raised), if it did."""
     if ready is not None and ready.done():
         try:
             ready.get(timeout=0)
         except BaseException as exc:
-            boot_error = exc
+            return exc
+    return None
+
+
+def describe_exit(code: int | None, ready: Any) -> str:
+    """How a child ended, for people: a signal's name, a boot error, an exit code."""
+    boot_error = boot_error_of(ready)
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
@@ -82,6 +87,9 @@ class Supervisor:
         # a restart after that has held for a while.
         self.on_give_up: Callable[[str, str], None] | None = None
         self.on_recovered: Callable[[str], None] | None = None
+        # Told (actor id, error) when a restart's boot failed with an error of its own (the
+        # constructor raised, e.g. its store cannot be written): the cause, typed, at once.
+        self.on_boot_failed: Callable[[str, BaseException], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -131,6 +139,10 @@ class Supervisor:
         child.exit_codes.append(code)
         name = child.spec.name
         how = describe_exit(code, child.ready)
+        boot_error = boot_error_of(child.ready)
+        if boot_error is not None and child.state == "running" and not self._closing:
+            child.given_up = True  # counts as a fault until a restart holds
+            self._hook(self.on_boot_failed, child.spec.actor_id, boot_error)
         if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
             child.state = "stopped"
             log.debug("actor.exited", name=name, code=code)

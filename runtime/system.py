@@ -24,6 +24,7 @@ from actors.errors import CallbackFailedError
 from actors.messages import ExecutionStatus
 from actors.policies import Completion
 from runtime import serialization, tracing
+from runtime.aio import AsyncSystem
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable import DurableServices, recover_at_start
 from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
@@ -244,7 +245,7 @@ def _wait_for(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-class ActorSystem:
+class ActorSystem(AsyncSystem):
     """Hosts actors in OS processes of their own and lets any process talk to any actor.
 
         with ActorSystem(config=SystemConfig(workers=2)) as system:
@@ -252,7 +253,9 @@ class ActorSystem:
             assert ref.ask("count") == 0
 
     Leaving the block, ``shutdown()``, an exception, Ctrl-C, or the death of the
-    service process (any signal) leaves no child process behind.
+    service process (any signal) leaves no child process behind. In a coroutine,
+    ``async with ActorSystem(...) as system`` starts and stops it off the loop
+    (``runtime.aio``).
     """
 
     def __init__(self, store: str | None = None, config: SystemConfig | None = None) -> None:

@@ -228,6 +228,7 @@ class Node:
         self.actors: dict[str, HostedActor] = {}
         self.ctrl_handlers: dict[str, Callable[[str, Any], Any]] = {}
         self._peers: dict[str, Peer] = {}
+        self.down: dict[str, str] = {}  # address -> why its process is down for now
         self._peers_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -329,6 +330,14 @@ class Node:
 
     # -- peers and connections --------------------------------------------------
 
+    def mark_down(self, address: str, reason: str) -> None:
+        """Senders to ``address`` fail at once (``ActorDeadError`` with ``reason``) instead of
+        waiting out a restart grace, until ``mark_up``: its process is past its restarts."""
+        self.down[address] = reason
+
+    def mark_up(self, address: str) -> None:
+        self.down.pop(address, None)
+
     def peer(self, address: str) -> Peer:
         found = self._peers.get(address)
         if found is None:
@@ -344,6 +353,9 @@ class Node:
         peer = self.peer(address)
         if peer.conn is not None:
             return peer
+        down = self.down.get(address)
+        if down is not None:  # past its restart budget: a sender must not wait for it
+            raise ActorDeadError(f"{os.path.basename(address)} is down: {down}")
         deadline = time.monotonic() + (0.0 if self.shutting_down else grace)
         with peer.connect_lock:
             while peer.conn is None:
@@ -353,6 +365,10 @@ class Node:
                     conn = Client(address, family="AF_UNIX", authkey=self.secret)
                     conn.send_bytes(self._frame((HELLO, self.address)))
                 except (OSError, EOFError) as exc:  # gone, refused, or reset mid-handshake
+                    down = self.down.get(address)
+                    if down is not None:  # found past its restarts while we waited
+                        name = os.path.basename(address)
+                        raise ActorDeadError(f"{name} is down: {down}") from exc
                     if time.monotonic() >= deadline:
                         raise ActorDeadError(
                             f"no process listens at {os.path.basename(address)}: the actor is "

@@ -213,3 +213,23 @@ class GroupAnswerer(pykka.ThreadingActor):
         values = [threading.Lock() if v == "a lock" else v for v in values]
         type(handles[0]).set_group(list(zip(handles, values, strict=True)))
         return None
+
+
+class Watcher(pykka.ThreadingActor):
+    """Answers whether a file appeared within a deadline: something only another party makes."""
+
+    def wait_for(self, path: str, timeout: float) -> str:
+        return wait_for_file(path, timeout)
+
+    def on_receive(self, message: Any) -> Any:
+        path, timeout = message
+        return wait_for_file(path, timeout)
+
+
+def wait_for_file(path: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return "seen"
+        time.sleep(0.005)
+    return "not seen"

@@ -2,6 +2,8 @@
 
 Side effects are appended, one line each, to a file named in the item, so a
 test can count exactly which step functions ran, in which process, when.
+Each class is written once, as an async branch, and has a sync twin beside it
+(``@both_kinds``, ``tests/branch_kinds.py``): a test runs ``kind(Squares)``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors import BranchActor, BranchContext, Retry
+from actors import AsyncBranchContext, BranchActor, Retry
+
+from branch_kinds import both_kinds, same_kind
 
 
 def record(path: str, *fields: object) -> None:
@@ -38,14 +42,15 @@ def square_step(path: str, branch: str, name: str, value: int, pause: float = 0.
     return value * value
 
 
+@both_kinds
 class Squares(BranchActor):
     """Three side-effect-counted steps; result = i² + (i+1)² + (i+2)²."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         i, path, pause = item
-        a = ctx.step("a", square_step, path, ctx.branch_id, "a", i, pause)
-        b = ctx.step("b", square_step, path, ctx.branch_id, "b", i + 1, pause)
-        c = ctx.step("c", square_step, path, ctx.branch_id, "c", i + 2, pause)
+        a = await ctx.step("a", square_step, path, ctx.branch_id, "a", i, pause)
+        b = await ctx.step("b", square_step, path, ctx.branch_id, "b", i + 1, pause)
+        c = await ctx.step("c", square_step, path, ctx.branch_id, "c", i + 2, pause)
         return a + b + c
 
 
@@ -53,10 +58,11 @@ def expected_squares(i: int) -> int:
     return i * i + (i + 1) ** 2 + (i + 2) ** 2
 
 
+@both_kinds
 class FailsOn(BranchActor):
     """Records that it ran; fails when ``i == bad``."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         i, bad, path = item
 
         def work() -> int:
@@ -65,13 +71,14 @@ class FailsOn(BranchActor):
                 raise ValueError(f"item {i} is bad")
             return i
 
-        return ctx.step("work", work)
+        return await ctx.step("work", work)
 
 
+@both_kinds
 class Interval(BranchActor):
     """Records its step's start and end (and pid): for concurrency checks."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         i, path, seconds = item
 
         def hold() -> int:
@@ -80,13 +87,14 @@ class Interval(BranchActor):
             record(path, ctx.branch_id, os.getpid(), start, time.time())
             return i
 
-        return ctx.step("hold", hold)
+        return await ctx.step("hold", hold)
 
 
+@both_kinds
 class Burn(BranchActor):
     """CPU-bound: hashes for ``rounds`` rounds; records pid and interval."""
 
-    def run(self, ctx: BranchContext, item: Any) -> str:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> str:
         rounds, path = item
 
         def burn() -> str:
@@ -97,22 +105,24 @@ class Burn(BranchActor):
             record(path, ctx.branch_id, os.getpid(), start, time.time())
             return digest.hex()
 
-        return ctx.step("burn", burn)
+        return await ctx.step("burn", burn)
 
 
+@both_kinds
 class Waits(BranchActor):
     """Waits ``seconds`` (a suspension), then returns its item."""
 
-    def run(self, ctx: BranchContext, item: Any) -> Any:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
         value, seconds = item
-        ctx.wait("pause", seconds=seconds)
+        await ctx.wait("pause", seconds=seconds)
         return value
 
 
+@both_kinds
 class Flaky(BranchActor):
     """A step that fails on its first ``failures`` attempts, counted in a file."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         failures, path = item
 
         def attempt() -> int:
@@ -121,46 +131,53 @@ class Flaky(BranchActor):
                 raise ConnectionError("flaky service")
             return len(effects(path))
 
-        return ctx.step("call", attempt, retry=Retry(attempts=5, backoff=2.0, initial=0.05))
+        return await ctx.step("call", attempt,  # type: ignore[no-any-return]
+                              retry=Retry(attempts=5, backoff=2.0, initial=0.05))
 
 
+@both_kinds
 class Parent(BranchActor):
     """Fans out to ``Squares`` children and sums their results."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         n, path = item
-        children = ctx.map("kids", Squares, [(i, path, 0.0) for i in range(n)], max_concurrency=2)
+        children = await ctx.map("kids", same_kind(self, Squares),
+                                 [(i, path, 0.0) for i in range(n)], max_concurrency=2)
         return sum(children.values())
 
 
+@both_kinds
 class Unpicklable(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> Any:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
         import threading
 
         return threading.Lock()
 
 
+@both_kinds
 class Answer(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> Any:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
         return ("answer", item)
 
 
+@both_kinds
 class WaitsThenStamps(BranchActor):
     """Waits, then records (in a step) when it woke; returns that time."""
 
-    def run(self, ctx: BranchContext, item: Any) -> float:
-        ctx.wait("pause", seconds=item)
-        woke: float = ctx.step("woke", time.time)
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> float:
+        await ctx.wait("pause", seconds=item)
+        woke: float = await ctx.step("woke", time.time)
         return woke
 
 
+@both_kinds
 class WavePart(BranchActor):
     """Waits until an absolute instant shared by the whole wave, then returns."""
 
-    def run(self, ctx: BranchContext, item: Any) -> int:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> int:
         index, target = item
         # Reading the clock here is replay-safe: a replay keeps the first logged due time.
-        ctx.wait("until", seconds=max(0.0, target - time.time()))
+        await ctx.wait("until", seconds=max(0.0, target - time.time()))
         return int(index)
 
 
@@ -169,19 +186,21 @@ def publish(path: str, callback_id: str) -> str:
     return callback_id
 
 
+@both_kinds
 class Approval(BranchActor):
     """Creates a callback, publishes its id (in a step), waits for the outcome."""
 
-    def run(self, ctx: BranchContext, item: Any) -> Any:
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
         path, timeout = item
-        callback = ctx.create_callback("approval", timeout=timeout)
-        ctx.step("publish", publish, path, callback.id)
-        return ("approved", ctx.wait_for_callback(callback))
+        callback = await ctx.create_callback("approval", timeout=timeout)
+        await ctx.step("publish", publish, path, callback.id)
+        return ("approved", await ctx.wait_for_callback(callback))
 
 
+@both_kinds
 class SlowChild(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> float:
-        seconds: float = ctx.step("work", _pause, item)
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> float:
+        seconds: float = await ctx.step("work", _pause, item)
         return seconds
 
 
@@ -190,6 +209,19 @@ def _pause(seconds: float) -> float:
     return seconds
 
 
+@both_kinds
 class WaitsOnOneChild(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> float:
-        return float(sum(ctx.map("child", SlowChild, [item]).values()))
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> float:
+        batch = await ctx.map("child", same_kind(self, SlowChild), [item])
+        return float(sum(batch.values()))
+
+
+@both_kinds
+class WaitsForFile(BranchActor):
+    """A step that waits until a file appears (made by the test), up to a deadline."""
+
+    async def run(self, ctx: AsyncBranchContext, item: Any) -> Any:
+        from actors_for_tests import wait_for_file
+
+        path, timeout = item
+        return await ctx.step("watch", wait_for_file, path, timeout)

@@ -28,6 +28,8 @@ from runtime.stores.postgres import LeaseClock, PostgresStore
 from runtime.stores.sqlite import SqliteStore
 from runtime.testing import wait_until
 
+from branch_kinds import Kind
+
 __all__ = ["STORE_KINDS", "DigestRig", "children_of", "contract_store", "digest_rig", "pid_gone",
            "wait_until", "wait_until_quiet"]
 
@@ -93,6 +95,13 @@ def pid_gone(pid: int) -> bool:
 @pytest.fixture
 def actor_system_config(tmp_path: Any) -> SystemConfig:
     return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0)
+
+
+@pytest.fixture(params=list(Kind), ids=[k.value for k in Kind])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    """Each test that asks for it runs twice: its branches as sync, then as async branches."""
+    kind: Kind = request.param
+    return kind
 
 
 @pytest.fixture

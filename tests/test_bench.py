@@ -61,3 +61,23 @@ def test_bench_postgres_suite_reports_postgresql_beside_sqlite_each_with_its_bas
         assert figure["baseline_name"], figure["name"]
         assert math.isfinite(figure["value"]) and figure["value"] > 0, figure
         assert math.isfinite(figure["baseline"]) and figure["baseline"] > 0, figure
+
+
+@pytest.mark.timeout(300)
+def test_the_async_suite_reports_each_figure_of_its_issue_beside_a_same_run_baseline() -> None:
+    done = _bench("--json", "--only", "async")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)["suites"]["async"]
+    names = [f["name"] for f in figures]
+    assert any("awaited I/O step" in n for n in names)
+    assert any("suspensions not written" in n for n in names)
+    assert any("branches evicted" in n for n in names)
+    assert any("threads per worker" in n for n in names)
+    assert any("resident memory" in n for n in names)
+    assert any("ticks kept" in n for n in names)
+    assert any("loop stall" in n for n in names)
+    for figure in figures:  # a baseline may be 0 (no sync branch evicted): the ratio is then inf
+        assert figure["baseline_name"], figure["name"]
+        assert math.isfinite(figure["value"]) and figure["value"] >= 0, figure
+        assert math.isfinite(figure["baseline"]) and figure["baseline"] >= 0, figure

@@ -1,7 +1,9 @@
 """The branch replay engine, in one process: an InlineHost over a MemoryStore and a FakeClock.
 
 Every suspension is an eviction (``BranchSuspended``) and every resume a replay
-from the store's log, unless a test asks for in-place resumes.
+from the store's log, unless a test asks for in-place resumes. A test that takes
+``kind`` runs its branches once as sync and once as async branches: one body each
+(``tests/branch_kinds.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 from structlog.contextvars import merge_contextvars
 
 from actors.branch import BranchActor, BranchSpec, decode_error, encode_error
-from actors.context import BranchContext, ConditionResult
+from actors.context import ConditionResult
 from actors.errors import (
     CheckpointError,
     ConditionTimeoutError,
@@ -29,6 +31,8 @@ from actors.messages import BranchLog, BranchStatus, OpKind, OpStatus
 from actors.policies import BatchResult, BatchStatus, Completion, Retry
 from actors.replay import run_branch
 from actors.testing import InlineHost
+
+from branch_kinds import Kind
 
 START = 1_000_000.0  # FakeClock's default start
 
@@ -63,16 +67,16 @@ def outcome_of(host: InlineHost, branch_id: str = "branch") -> Any:
 
 
 def test_replay_returns_logged_step_results_without_calling_fn(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     class Pipeline(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> Any:
-            a = ctx.step("a", counted(calls, "a", 1))
-            b = ctx.step("b", counted(calls, "b", 2))
-            ctx.wait("pause", seconds=10)
-            return a + b + ctx.step("c", counted(calls, "c", 3))
+        async def run(self, ctx: Any, item: Any) -> Any:
+            a = await ctx.step("a", counted(calls, "a", 1))
+            b = await ctx.step("b", counted(calls, "b", 2))
+            await ctx.wait("pause", seconds=10)
+            return a + b + await ctx.step("c", counted(calls, "c", 3))
 
-    host.start(Pipeline)
+    host.start(kind(Pipeline))
     host.run_until_idle()
     host.advance(10)
 
@@ -81,14 +85,14 @@ def test_replay_returns_logged_step_results_without_calling_fn(
     assert (host.runs, host.replays, host.step_executions) == (2, 1, 3)
 
 
-def test_operation_ids_follow_call_order_within_the_branch(host: InlineHost) -> None:
+def test_operation_ids_follow_call_order_within_the_branch(host: InlineHost, kind: Kind) -> None:
     class Three(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("fetch", lambda: 1)
-            ctx.wait("cool", seconds=0)
-            ctx.step("store", lambda: 2)
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("fetch", lambda: 1)
+            await ctx.wait("cool", seconds=0)
+            await ctx.step("store", lambda: 2)
 
-    host.start(Three)
+    host.start(kind(Three))
     host.run_until_idle()
 
     assert ops(host) == [
@@ -98,22 +102,24 @@ def test_operation_ids_follow_call_order_within_the_branch(host: InlineHost) -> 
     ]
 
 
-def test_step_success_is_checkpointed_synchronously_before_step_returns(host: InlineHost) -> None:
+def test_step_success_is_checkpointed_synchronously_before_step_returns(
+    host: InlineHost, kind: Kind
+) -> None:
     seen: list[list[Any]] = []
 
     class Observe(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("one", lambda: "v")
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("one", lambda: "v")
             seen.append(ops(host))
 
-    host.start(Observe)
+    host.start(kind(Observe))
     host.run_until_idle()
 
     assert seen == [[("1", OpKind.STEP, "one", OpStatus.SUCCEEDED)]]
 
 
 def test_logged_step_failure_reraises_with_its_type_without_calling_fn(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     caught: list[BaseException] = []
 
@@ -122,15 +128,15 @@ def test_logged_step_failure_reraises_with_its_type_without_calling_fn(
         raise KeyError("missing")
 
     class Catches(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
+        async def run(self, ctx: Any, item: Any) -> str:
             try:
-                ctx.step("boom", boom)
+                await ctx.step("boom", boom)
             except KeyError as exc:
                 caught.append(exc)
-            ctx.wait("pause", seconds=1)
+            await ctx.wait("pause", seconds=1)
             return "done"
 
-    host.start(Catches)
+    host.start(kind(Catches))
     host.run_until_idle()
     host.advance(1)
 
@@ -148,7 +154,7 @@ class NeedsTwoArgsError(Exception):
 
 
 def test_logged_failure_that_cannot_be_loaded_reraises_as_step_failed_error(
-    host: InlineHost,
+    host: InlineHost, kind: Kind
 ) -> None:
     caught: list[BaseException] = []
 
@@ -156,14 +162,14 @@ def test_logged_failure_that_cannot_be_loaded_reraises_as_step_failed_error(
         raise NeedsTwoArgsError("x", "y")
 
     class Catches(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
+        async def run(self, ctx: Any, item: Any) -> None:
             try:
-                ctx.step("boom", boom)
+                await ctx.step("boom", boom)
             except Exception as exc:
                 caught.append(exc)
-            ctx.wait("pause", seconds=1)
+            await ctx.wait("pause", seconds=1)
 
-    host.start(Catches)
+    host.start(kind(Catches))
     host.run_until_idle()
     host.advance(1)
 
@@ -185,15 +191,17 @@ def test_an_exception_that_cannot_be_serialized_is_kept_as_its_text(host: Inline
     assert "holds a lock" in str(decoded)
 
 
-def test_nondeterminism_error_names_the_logged_and_the_called_operation(host: InlineHost) -> None:
+def test_nondeterminism_error_names_the_logged_and_the_called_operation(
+    host: InlineHost, kind: Kind
+) -> None:
     names = ["fetch"]
 
     class Drifts(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step(names[0], lambda: 1)
-            ctx.wait("pause", seconds=1)
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step(names[0], lambda: 1)
+            await ctx.wait("pause", seconds=1)
 
-    host.start(Drifts)
+    host.start(kind(Drifts))
     host.run_until_idle()
     names[0] = "download"  # the code changed while the branch was suspended
     host.advance(1)
@@ -204,17 +212,19 @@ def test_nondeterminism_error_names_the_logged_and_the_called_operation(host: In
     assert "step 'fetch'" in str(error) and "step 'download'" in str(error)
 
 
-def test_nondeterminism_error_names_a_different_kind_at_the_same_op_id(host: InlineHost) -> None:
+def test_nondeterminism_error_names_a_different_kind_at_the_same_op_id(
+    host: InlineHost, kind: Kind
+) -> None:
     first = [True]
 
     class Drifts(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
+        async def run(self, ctx: Any, item: Any) -> None:
             if first[0]:
-                ctx.wait("x", seconds=1)
+                await ctx.wait("x", seconds=1)
             else:
-                ctx.step("x", lambda: 1)
+                await ctx.step("x", lambda: 1)
 
-    host.start(Drifts)
+    host.start(kind(Drifts))
     host.run_until_idle()
     first[0] = False
     host.advance(1)
@@ -225,7 +235,7 @@ def test_nondeterminism_error_names_a_different_kind_at_the_same_op_id(host: Inl
 
 
 def test_crash_before_a_steps_checkpoint_reruns_it_but_never_an_acknowledged_one(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     def charge() -> str:
         calls["charge"] += 1
@@ -234,11 +244,11 @@ def test_crash_before_a_steps_checkpoint_reruns_it_but_never_an_acknowledged_one
         return "charged"
 
     class Order(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            reserved: str = ctx.step("reserve", counted(calls, "reserve", "reserved"))
-            return reserved + "+" + ctx.step("charge", charge)
+        async def run(self, ctx: Any, item: Any) -> str:
+            reserved: str = await ctx.step("reserve", counted(calls, "reserve", "reserved"))
+            return reserved + "+" + await ctx.step("charge", charge)
 
-    host.start(Order)
+    host.start(kind(Order))
     host.run_until_idle()
     assert isinstance(host.aborted["branch"], CheckpointError)
     assert ops(host) == [("1", OpKind.STEP, "reserve", OpStatus.SUCCEEDED)]
@@ -250,13 +260,13 @@ def test_crash_before_a_steps_checkpoint_reruns_it_but_never_an_acknowledged_one
 
 
 def test_a_branch_that_already_ended_is_not_run_again(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     class Once(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> Any:
-            return ctx.step("only", counted(calls, "only", 42))
+        async def run(self, ctx: Any, item: Any) -> Any:
+            return await ctx.step("only", counted(calls, "only", 42))
 
-    host.start(Once)
+    host.start(kind(Once))
     host.run_until_idle()
     outcome = host.replay("branch")
 
@@ -266,24 +276,26 @@ def test_a_branch_that_already_ended_is_not_run_again(
     assert calls["only"] == 1
 
 
-def test_replays_count_only_runs_that_start_from_a_non_empty_log(host: InlineHost) -> None:
+def test_replays_count_only_runs_that_start_from_a_non_empty_log(
+    host: InlineHost, kind: Kind
+) -> None:
     class Waits(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.wait("pause", seconds=1)
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.wait("pause", seconds=1)
 
-    host.start(Waits)
+    host.start(kind(Waits))
     host.run_until_idle()
     assert (outcome_of(host).replayed, host.replays) == (False, 0)
     host.advance(1)
     assert (outcome_of(host).replayed, host.replays) == (True, 1)
 
 
-def test_an_operation_inside_a_step_is_refused(host: InlineHost) -> None:
+def test_an_operation_inside_a_step_is_refused(host: InlineHost, kind: Kind) -> None:
     class Nests(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("outer", lambda: ctx.step("inner", lambda: 1))
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("outer", lambda: ctx.step("inner", lambda: 1))
 
-    host.start(Nests)
+    host.start(kind(Nests))
     host.run_until_idle()
 
     error = outcome_of(host).error
@@ -291,14 +303,16 @@ def test_an_operation_inside_a_step_is_refused(host: InlineHost) -> None:
     assert "inside 'outer'" in str(error)
 
 
-def test_run_that_swallows_the_suspension_still_ends_suspended(host: InlineHost) -> None:
+def test_run_that_swallows_the_suspension_still_ends_suspended(
+    host: InlineHost, kind: Kind
+) -> None:
     class Swallows(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
+        async def run(self, ctx: Any, item: Any) -> str:
             with contextlib.suppress(BaseException):  # the misuse under test
-                ctx.wait("pause", seconds=5)
+                await ctx.wait("pause", seconds=5)
             return "too early"
 
-    host.start(Swallows)
+    host.start(kind(Swallows))
     host.run_until_idle()
 
     assert outcome_of(host).status is BranchStatus.SUSPENDED
@@ -309,7 +323,7 @@ def test_run_that_swallows_the_suspension_still_ends_suspended(host: InlineHost)
 
 
 def test_retry_backs_off_as_suspensions_and_succeeds_on_the_third_attempt(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     def flaky() -> str:
         calls["flaky"] += 1
@@ -318,11 +332,11 @@ def test_retry_backs_off_as_suspensions_and_succeeds_on_the_third_attempt(
         return "ok"
 
     class Fetch(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            ctx.step("prepare", counted(calls, "prepare"))
-            return ctx.step("fetch", flaky, retry=Retry(attempts=3, backoff=2.0, initial=1.0))
+        async def run(self, ctx: Any, item: Any) -> str:
+            await ctx.step("prepare", counted(calls, "prepare"))
+            return await ctx.step("fetch", flaky, retry=Retry(attempts=3, backoff=2.0, initial=1.0))
 
-    host.start(Fetch)
+    host.start(kind(Fetch))
     host.run_until_idle()
     host.advance(0.5)  # the first backoff is 1 s: nothing runs yet
     assert calls["flaky"] == 1
@@ -340,17 +354,17 @@ def test_retry_backs_off_as_suspensions_and_succeeds_on_the_third_attempt(
 
 
 def test_retry_exhausted_fails_the_step_with_the_last_error(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     def always() -> None:
         calls["always"] += 1
         raise TimeoutError(f"attempt {calls['always']}")
 
     class Fetch(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("fetch", always, retry=Retry(attempts=2, initial=1.0))
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("fetch", always, retry=Retry(attempts=2, initial=1.0))
 
-    host.start(Fetch)
+    host.start(kind(Fetch))
     host.run_until_idle()
     host.advance(1)
 
@@ -363,17 +377,17 @@ def test_retry_exhausted_fails_the_step_with_the_last_error(
 
 
 def test_retry_on_fails_at_once_for_an_exception_it_does_not_list(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     def wrong() -> None:
         calls["wrong"] += 1
         raise ValueError("bad input")
 
     class Fetch(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("fetch", wrong, retry=Retry(attempts=5, retry_on=(TimeoutError,)))
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("fetch", wrong, retry=Retry(attempts=5, retry_on=(TimeoutError,)))
 
-    host.start(Fetch)
+    host.start(kind(Fetch))
     host.run_until_idle()
 
     assert isinstance(outcome_of(host).error, ValueError)
@@ -381,7 +395,7 @@ def test_retry_on_fails_at_once_for_an_exception_it_does_not_list(
 
 
 def test_replay_of_a_retry_before_its_due_time_suspends_again_until_then(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     def flaky() -> str:
         calls["flaky"] += 1
@@ -390,10 +404,10 @@ def test_replay_of_a_retry_before_its_due_time_suspends_again_until_then(
         return "ok"
 
     class Fetch(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            return ctx.step("fetch", flaky, retry=Retry(attempts=2, initial=10.0))
+        async def run(self, ctx: Any, item: Any) -> str:
+            return await ctx.step("fetch", flaky, retry=Retry(attempts=2, initial=10.0))
 
-    host.start(Fetch)
+    host.start(kind(Fetch))
     host.run_until_idle()
     host.replay("branch")  # a restarted worker replays too early
 
@@ -406,13 +420,13 @@ def test_replay_of_a_retry_before_its_due_time_suspends_again_until_then(
 # -- wait ------------------------------------------------------------------------------------
 
 
-def test_wait_suspends_then_completes_after_its_due_time(host: InlineHost) -> None:
+def test_wait_suspends_then_completes_after_its_due_time(host: InlineHost, kind: Kind) -> None:
     class Cools(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            ctx.wait("cool", seconds=30)
+        async def run(self, ctx: Any, item: Any) -> str:
+            await ctx.wait("cool", seconds=30)
             return "cooled"
 
-    host.start(Cools)
+    host.start(kind(Cools))
     host.run_until_idle()
     assert outcome_of(host).status is BranchStatus.SUSPENDED
     assert ops(host) == [("1", OpKind.WAIT, "cool", OpStatus.SUSPENDED)]
@@ -426,12 +440,14 @@ def test_wait_suspends_then_completes_after_its_due_time(host: InlineHost) -> No
     assert ops(host) == [("1", OpKind.WAIT, "cool", OpStatus.SUCCEEDED)]
 
 
-def test_replay_of_a_wait_before_its_due_time_keeps_the_first_due_time(host: InlineHost) -> None:
+def test_replay_of_a_wait_before_its_due_time_keeps_the_first_due_time(
+    host: InlineHost, kind: Kind
+) -> None:
     class Cools(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.wait("cool", seconds=30)
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.wait("cool", seconds=30)
 
-    host.start(Cools)
+    host.start(kind(Cools))
     host.run_until_idle()
     host.clock.advance(10)
     host.replay("branch")
@@ -442,7 +458,7 @@ def test_replay_of_a_wait_before_its_due_time_keeps_the_first_due_time(host: Inl
 # -- wait_for_condition ----------------------------------------------------------------------
 
 
-def test_wait_for_condition_keeps_its_state_across_polls(host: InlineHost) -> None:
+def test_wait_for_condition_keeps_its_state_across_polls(host: InlineHost, kind: Kind) -> None:
     seen: list[int] = []
 
     def grown(state: int) -> ConditionResult[int]:
@@ -450,10 +466,10 @@ def test_wait_for_condition_keeps_its_state_across_polls(host: InlineHost) -> No
         return ConditionResult(state + 1 >= 3, state + 1)
 
     class Polls(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> int:
-            return ctx.wait_for_condition("grown", grown, initial_state=0, interval=5.0)
+        async def run(self, ctx: Any, item: Any) -> int:
+            return await ctx.wait_for_condition("grown", grown, initial_state=0, interval=5.0)
 
-    host.start(Polls)
+    host.start(kind(Polls))
     host.run_until_idle()
     host.advance(5)
     host.advance(5)
@@ -466,7 +482,7 @@ def test_wait_for_condition_keeps_its_state_across_polls(host: InlineHost) -> No
     ]
 
 
-def test_wait_for_condition_times_out_after_max_attempts(host: InlineHost) -> None:
+def test_wait_for_condition_times_out_after_max_attempts(host: InlineHost, kind: Kind) -> None:
     polls: list[Any] = []
 
     def never(state: Any) -> tuple[bool, Any]:
@@ -474,10 +490,11 @@ def test_wait_for_condition_times_out_after_max_attempts(host: InlineHost) -> No
         return False, state
 
     class Polls(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.wait_for_condition("never", never, initial_state="s", interval=1.0, max_attempts=2)
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.wait_for_condition("never", never, initial_state="s", interval=1.0,
+                                         max_attempts=2)
 
-    host.start(Polls)
+    host.start(kind(Polls))
     host.run_until_idle()
     host.advance(1)
 
@@ -492,24 +509,24 @@ def test_wait_for_condition_times_out_after_max_attempts(host: InlineHost) -> No
 
 
 class Square(BranchActor):
-    def run(self, ctx: BranchContext, item: int) -> int:
-        return ctx.step("square", lambda: item * item)
+    async def run(self, ctx: Any, item: int) -> int:
+        return await ctx.step("square", lambda: item * item)
 
 
 class FailsOnOdd(BranchActor):
-    def run(self, ctx: BranchContext, item: int) -> int:
+    async def run(self, ctx: Any, item: int) -> int:
         if item % 2:
             raise ValueError(f"odd {item}")
         return item
 
 
-def test_map_starts_children_with_deterministic_ids(host: InlineHost) -> None:
+def test_map_starts_children_with_deterministic_ids(host: InlineHost, kind: Kind) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> BatchResult:
-            ctx.step("prepare", lambda: None)
-            return ctx.map("squares", Square, [1, 2, 3])
+        async def run(self, ctx: Any, item: Any) -> BatchResult:
+            await ctx.step("prepare", lambda: None)
+            return await ctx.map("squares", kind(Square), [1, 2, 3])
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     children = host.store.read_branches("execution")
@@ -520,14 +537,14 @@ def test_map_starts_children_with_deterministic_ids(host: InlineHost) -> None:
 
 
 def test_map_returns_the_batch_result_when_its_parent_is_replayed(
-    host: InlineHost, calls: Counter[str]
+    host: InlineHost, calls: Counter[str], kind: Kind
 ) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> list[Any]:
-            ctx.step("prepare", counted(calls, "prepare"))
-            return ctx.map("squares", Square, [1, 2, 3]).values()
+        async def run(self, ctx: Any, item: Any) -> list[Any]:
+            await ctx.step("prepare", counted(calls, "prepare"))
+            return (await ctx.map("squares", kind(Square), [1, 2, 3])).values()
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     assert outcome_of(host, "p").result == [1, 4, 9]
@@ -536,12 +553,12 @@ def test_map_returns_the_batch_result_when_its_parent_is_replayed(
     assert ops(host, "p")[1] == ("2", OpKind.CHILDREN, "squares", OpStatus.SUCCEEDED)
 
 
-def test_map_is_fail_fast_by_default(host: InlineHost) -> None:
+def test_map_is_fail_fast_by_default(host: InlineHost, kind: Kind) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> BatchResult:
-            return ctx.map("odd", FailsOnOdd, [2, 3, 4], max_concurrency=1)
+        async def run(self, ctx: Any, item: Any) -> BatchResult:
+            return await ctx.map("odd", kind(FailsOnOdd), [2, 3, 4], max_concurrency=1)
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     batch = outcome_of(host, "p").result
@@ -551,12 +568,13 @@ def test_map_is_fail_fast_by_default(host: InlineHost) -> None:
     assert "p/1/2" not in host.outcomes  # never scheduled
 
 
-def test_map_with_all_completed_runs_every_child(host: InlineHost) -> None:
+def test_map_with_all_completed_runs_every_child(host: InlineHost, kind: Kind) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> BatchResult:
-            return ctx.map("odd", FailsOnOdd, [1, 2, 3], completion=Completion.all_completed())
+        async def run(self, ctx: Any, item: Any) -> BatchResult:
+            return await ctx.map("odd", kind(FailsOnOdd), [1, 2, 3],
+                                   completion=Completion.all_completed())
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     batch = outcome_of(host, "p").result
@@ -565,17 +583,17 @@ def test_map_with_all_completed_runs_every_child(host: InlineHost) -> None:
     )
 
 
-def test_map_runs_at_most_max_concurrency_children_at_once(host: InlineHost) -> None:
+def test_map_runs_at_most_max_concurrency_children_at_once(host: InlineHost, kind: Kind) -> None:
     class Sleeper(BranchActor):
-        def run(self, ctx: BranchContext, item: int) -> int:
-            ctx.wait("nap", seconds=1)
+        async def run(self, ctx: Any, item: int) -> int:
+            await ctx.wait("nap", seconds=1)
             return item
 
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> BatchResult:
-            return ctx.map("naps", Sleeper, range(5), max_concurrency=2)
+        async def run(self, ctx: Any, item: Any) -> BatchResult:
+            return await ctx.map("naps", kind(Sleeper), range(5), max_concurrency=2)
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
     assert sorted(b for b in host.outcomes if b != "p") == ["p/1/0", "p/1/1"]
 
@@ -585,27 +603,27 @@ def test_map_runs_at_most_max_concurrency_children_at_once(host: InlineHost) -> 
     assert outcome_of(host, "p").result.values() == [0, 1, 2, 3, 4]
 
 
-def test_parallel_takes_classes_and_class_input_pairs(host: InlineHost) -> None:
+def test_parallel_takes_classes_and_class_input_pairs(host: InlineHost, kind: Kind) -> None:
     class Constant(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
+        async def run(self, ctx: Any, item: Any) -> str:
             return f"constant {item}"
 
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> list[Any]:
-            return ctx.parallel("both", [Constant, (Square, 7)]).values()
+        async def run(self, ctx: Any, item: Any) -> list[Any]:
+            return (await ctx.parallel("both", [kind(Constant), (kind(Square), 7)])).values()
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     assert outcome_of(host, "p").result == ["constant None", 49]
 
 
-def test_map_refuses_a_class_that_is_not_a_branch_actor(host: InlineHost) -> None:
+def test_map_refuses_a_class_that_is_not_a_branch_actor(host: InlineHost, kind: Kind) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.map("bad", dict, [1])  # type: ignore[arg-type]
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.map("bad", dict, [1])  # type: ignore[arg-type]
 
-    host.start(Parent)
+    host.start(kind(Parent))
     host.run_until_idle()
 
     error = outcome_of(host).error
@@ -613,12 +631,12 @@ def test_map_refuses_a_class_that_is_not_a_branch_actor(host: InlineHost) -> Non
     assert "not a BranchActor subclass" in str(error)
 
 
-def test_map_of_no_items_completes_without_suspending(host: InlineHost) -> None:
+def test_map_of_no_items_completes_without_suspending(host: InlineHost, kind: Kind) -> None:
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> BatchResult:
-            return ctx.map("none", Square, [])
+        async def run(self, ctx: Any, item: Any) -> BatchResult:
+            return await ctx.map("none", kind(Square), [])
 
-    host.start(Parent)
+    host.start(kind(Parent))
     host.run_until_idle()
 
     assert outcome_of(host).result.status is BatchStatus.ALL_COMPLETED
@@ -628,15 +646,15 @@ def test_map_of_no_items_completes_without_suspending(host: InlineHost) -> None:
 # -- resumed in place --------------------------------------------------------------------------
 
 
-def test_resumed_in_place_a_wait_goes_on_without_a_replay() -> None:
+def test_resumed_in_place_a_wait_goes_on_without_a_replay(kind: Kind) -> None:
     host = InlineHost(in_place=True)
 
     class Cools(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            ctx.wait("cool", seconds=30)
+        async def run(self, ctx: Any, item: Any) -> str:
+            await ctx.wait("cool", seconds=30)
             return "cooled"
 
-    host.start(Cools)
+    host.start(kind(Cools))
     host.run_until_idle()
 
     assert outcome_of(host).result == "cooled"
@@ -644,7 +662,7 @@ def test_resumed_in_place_a_wait_goes_on_without_a_replay() -> None:
     assert ops(host) == [("1", OpKind.WAIT, "cool", OpStatus.SUCCEEDED)]
 
 
-def test_resumed_in_place_a_retry_runs_its_next_attempt(calls: Counter[str]) -> None:
+def test_resumed_in_place_a_retry_runs_its_next_attempt(calls: Counter[str], kind: Kind) -> None:
     host = InlineHost(in_place=True)
 
     def flaky() -> str:
@@ -654,23 +672,23 @@ def test_resumed_in_place_a_retry_runs_its_next_attempt(calls: Counter[str]) -> 
         return "ok"
 
     class Fetch(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> str:
-            return ctx.step("fetch", flaky, retry=Retry(attempts=2))
+        async def run(self, ctx: Any, item: Any) -> str:
+            return await ctx.step("fetch", flaky, retry=Retry(attempts=2))
 
-    host.start(Fetch)
+    host.start(kind(Fetch))
     host.run_until_idle()
 
     assert (outcome_of(host).result, host.runs, calls["flaky"]) == ("ok", 1, 2)
 
 
-def test_resumed_in_place_a_map_returns_its_batch_result() -> None:
+def test_resumed_in_place_a_map_returns_its_batch_result(kind: Kind) -> None:
     host = InlineHost(in_place=True)
 
     class Parent(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> list[Any]:
-            return ctx.map("squares", Square, [2, 3]).values()
+        async def run(self, ctx: Any, item: Any) -> list[Any]:
+            return (await ctx.map("squares", kind(Square), [2, 3])).values()
 
-    host.start(Parent, branch_id="p")
+    host.start(kind(Parent), branch_id="p")
     host.run_until_idle()
 
     assert outcome_of(host, "p").result == [4, 9]
@@ -680,14 +698,16 @@ def test_resumed_in_place_a_map_returns_its_batch_result() -> None:
 # -- tracing and the driver --------------------------------------------------------------------
 
 
-def test_events_from_user_code_in_a_step_carry_execution_branch_and_op(host: InlineHost) -> None:
+def test_events_from_user_code_in_a_step_carry_execution_branch_and_op(
+    host: InlineHost, kind: Kind
+) -> None:
     class Logs(BranchActor):
-        def run(self, ctx: BranchContext, item: Any) -> None:
-            ctx.step("first", lambda: None)
-            ctx.step("second", lambda: structlog.get_logger().info("inside"))
+        async def run(self, ctx: Any, item: Any) -> None:
+            await ctx.step("first", lambda: None)
+            await ctx.step("second", lambda: structlog.get_logger().info("inside"))
 
     with structlog.testing.capture_logs(processors=[merge_contextvars]) as events:
-        host.start(Logs, execution_id="e-1", branch_id="b-1")
+        host.start(kind(Logs), execution_id="e-1", branch_id="b-1")
         host.run_until_idle()
 
     inside = next(e for e in events if e["event"] == "inside")

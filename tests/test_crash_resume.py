@@ -17,6 +17,7 @@ from actors.messages import OpStatus
 from runtime import ActorSystem, SystemConfig
 from runtime.stores import open_store, read_only_url
 
+from branch_kinds import Kind
 from branches_for_tests import Squares, effects, expected_squares
 from conftest import pid_gone, wait_until
 
@@ -25,12 +26,13 @@ ITEMS = 24
 SERVICE = textwrap.dedent(
     """
     import sys, time
-    from branches_for_tests import Squares
+    import branches_for_tests
     from runtime import ActorSystem, SystemConfig
 
-    store, path = sys.argv[1], sys.argv[2]
+    store, path, branch = sys.argv[1], sys.argv[2], sys.argv[3]
     with ActorSystem(store=store, config=SystemConfig(workers=2)) as system:
-        run = system.map(Squares, [(i, path, 0.05) for i in range({items})],
+        run = system.map(getattr(branches_for_tests, branch),
+                         [(i, path, 0.05) for i in range({items})],
                          max_concurrency=6, execution_id="crash-1")
         run.result(timeout=600)
     """
@@ -56,13 +58,14 @@ def durable_successes(url: str) -> set[tuple[str, str]]:
 
 @pytest.mark.timeout(180)
 def test_kill_9_of_every_process_mid_map_then_resume_loses_nothing(
-    tmp_path: Path, store_url: str
+    tmp_path: Path, store_url: str, kind: Kind
 ) -> None:
     path = str(tmp_path / "effects")
     script = tmp_path / "service.py"
     script.write_text(SERVICE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    service = subprocess.Popen([sys.executable, str(script), store_url, path],
+    service = subprocess.Popen([sys.executable, str(script), store_url, path,
+                                kind(Squares).__qualname__],
                                env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         # Some steps durable, the execution far from finished: pull the plug on everything.
@@ -76,7 +79,8 @@ def test_kill_9_of_every_process_mid_map_then_resume_loses_nothing(
     assert len(acknowledged) < 3 * ITEMS, "the map finished before the kill; nothing to test"
 
     with ActorSystem(store=store_url, config=SystemConfig(workers=2)) as system:
-        run = system.map(Squares, [(i, path, 0.05) for i in range(ITEMS)], execution_id="crash-1")
+        run = system.map(kind(Squares), [(i, path, 0.05) for i in range(ITEMS)],
+                         execution_id="crash-1")
         assert run.started == "resumed"
         result = run.result(timeout=120)
 

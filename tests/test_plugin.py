@@ -20,6 +20,7 @@ from runtime import ActorSystem, SystemConfig
 from runtime.testing import TraceEvents
 
 from actors_for_tests import Counter, Logger
+from branch_kinds import Kind
 from branches_for_tests import Waits
 
 pytest_plugins = ["pytester"]
@@ -81,7 +82,7 @@ def test_inline_host_runs_a_branch_on_the_fake_clock(
     inline_host: InlineHost, fake_clock: FakeClock
 ) -> None:
     assert inline_host.clock is fake_clock
-    inline_host.start(Waits, ("done", 30.0), branch_id="b")
+    inline_host.start(Kind.SYNC(Waits), ("done", 30.0), branch_id="b")
     inline_host.run_until_idle()
     assert inline_host.outcomes["b"].status is BranchStatus.SUSPENDED
     inline_host.advance(30)

@@ -14,6 +14,7 @@ from actors.clock import FakeClock
 from actors.messages import (
     BranchLog,
     BranchStatus,
+    Bundle,
     Checkpoint,
     DependencyDone,
     OperationUpdate,
@@ -69,7 +70,7 @@ class HeldStore(MemoryStore):
 
 class Rig:
     def __init__(self, store: MemoryStore, max_parked: int = 8,
-                 remember_for: float = 3600.0) -> None:
+                 remember_for: float = 3600.0, max_parked_coroutines: int = 4096) -> None:
         self.clock = FakeClock()
         self.store = store
         self.checkpoint = CheckpointActor.start(store=store, clock=self.clock)
@@ -77,7 +78,8 @@ class Rig:
         self.scheduler = SchedulerActor.start(checkpoint=self.checkpoint,
                                               coordinator=self.coordinator, clock=self.clock,
                                               max_parked=max_parked, autotick=False,
-                                              remember_for=remember_for)
+                                              remember_for=remember_for,
+                                              max_parked_coroutines=max_parked_coroutines)
         self.seq = 0
         self.dispatched: dict[str, int] = {}
 
@@ -205,6 +207,38 @@ def test_past_the_parked_bound_a_suspension_is_applied_at_once() -> None:
         rig.settle()
         assert first.answers == []  # parked, deferred
         assert second.answers == [("evict", None)]  # applied without waiting for the delay
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def coroutine_suspension(rig: Rig, branch: str) -> tuple[Suspend, Verdicts]:
+    rig.dispatch(branch, epoch=1)
+    verdicts = Verdicts()
+    op = OperationUpdate("e", branch, "1", OpKind.WAIT, "pause", OpStatus.SUSPENDED,
+                         due_at=rig.clock.time() + 1.0)
+    return Suspend(SuspensionKey(branch, 1, 0), op, DELAY, "w", verdicts, True), verdicts
+
+
+def test_coroutine_suspensions_are_bounded_apart_from_parked_threads() -> None:
+    rig = Rig(MemoryStore(), max_parked=0, max_parked_coroutines=2)
+    try:
+        told = [coroutine_suspension(rig, f"e/{i}") for i in range(3)]
+        for message, _ in told:
+            rig.scheduler.ask(message)
+        rig.settle()
+        assert [v.answers for _, v in told] == [[], [], [("evict", None)]]
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_a_bundle_of_suspensions_applied_at_once_is_one_write() -> None:
+    rig = Rig(MemoryStore(), max_parked_coroutines=0)
+    try:
+        told = [coroutine_suspension(rig, f"e/{i}") for i in range(5)]
+        rig.scheduler.ask(Bundle(tuple(message for message, _ in told)))
+        rig.settle()
+        assert all(v.answers == [("evict", None)] for _, v in told)
+        assert len(rig.store.commits) == 1  # ten updates, one message, one store transaction
     finally:
         pykka.ActorRegistry.stop_all()
 

@@ -22,6 +22,7 @@ from runtime.testing import TraceEvents
 from runtime.trace_cmd import load_events
 from runtime.trace_cmd import main as trace_main
 
+from branch_kinds import Kind
 from branches_for_tests import Waits
 
 T0 = 1_700_000_000.0
@@ -319,7 +320,7 @@ def test_a_trace_of_the_demo_job_exports_one_track_per_process_and_filters_by_ex
     actor_system: ActorSystem, trace_events: TraceEvents, tmp_path: Path
 ) -> None:
     actor_system.map(Fingerprint, range(12), execution_id="demo-12").result(timeout=60)
-    actor_system.map(Waits, [("w", 0.0)], execution_id="other").result(timeout=60)
+    actor_system.map(Kind.SYNC(Waits), [("w", 0.0)], execution_id="other").result(timeout=60)
     trace_events.wait_for("execution.finished", execution_id="other")
     trace = Path(trace_events.path)
     out = tmp_path / "trace.json"

@@ -1,7 +1,12 @@
-"""The worker starts a bundle of runs with one RUNNING message: plain pykka, one process."""
+"""The worker starts a bundle of runs with one RUNNING message: plain pykka, one process.
+
+Every run is fenced by its epoch, for both kinds of branch (``kind``): a sync one on
+the worker's pool, an async one on its event loop.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,7 +16,6 @@ import pytest
 import structlog
 
 from actors.branch import BranchActor, BranchSpec
-from actors.context import BranchContext
 from actors.errors import CheckpointError
 from actors.messages import (
     TERMINAL_BRANCH_STATUSES,
@@ -24,17 +28,20 @@ from actors.messages import (
     Checkpoint,
     Checkpoints,
     RunBranch,
+    Suspend,
 )
 from actors.worker import WorkerActor
 from runtime.errors import SerializationError
 
 from actors_for_tests import Recorder
+from branch_kinds import Kind, both_kinds
 
 DEADLINE = 5.0
 
 
+@both_kinds
 class Echo(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> Any:
+    async def run(self, ctx: Any, item: Any) -> Any:
         return item
 
 
@@ -65,17 +72,17 @@ def actors() -> Iterator[tuple[Any, Any, Any]]:
     pykka.ActorRegistry.stop_all()
 
 
-def run(index: int, epoch: int) -> RunBranch:
+def run(index: int, epoch: int, kind: Kind = Kind.SYNC) -> RunBranch:
     branch_id = f"e/{index}"
-    return RunBranch(BranchSpec("e", branch_id, Echo, index, index), epoch,
+    return RunBranch(BranchSpec("e", branch_id, kind(Echo), index, index), epoch,
                      BranchLog(branch_id, None, ()))
 
 
 def test_a_bundle_of_runs_is_marked_running_in_one_message_with_each_runs_epoch(
-    actors: tuple[Any, Any, Any],
+    actors: tuple[Any, Any, Any], kind: Kind
 ) -> None:
     worker, checkpoint, coordinator = actors
-    worker.tell(Bundle((run(0, 3), run(1, 5), run(2, 7))))
+    worker.tell(Bundle((run(0, 3, kind), run(1, 5, kind), run(2, 7, kind))))
     wait_until(lambda: len(coordinator.ask("seen")) == 3)
     first = checkpoint.ask("seen")[0]
     assert isinstance(first, Checkpoints)
@@ -85,10 +92,10 @@ def test_a_bundle_of_runs_is_marked_running_in_one_message_with_each_runs_epoch(
 
 
 def test_every_run_of_a_bundle_runs_and_reports_under_its_epoch(
-    actors: tuple[Any, Any, Any],
+    actors: tuple[Any, Any, Any], kind: Kind
 ) -> None:
     worker, _, coordinator = actors
-    worker.tell(Bundle((run(0, 3), run(1, 5))))
+    worker.tell(Bundle((run(0, 3, kind), run(1, 5, kind))))
     wait_until(lambda: len(coordinator.ask("seen")) == 2)
     reports = sorted(coordinator.ask("seen"), key=lambda r: r.branch_id)
     assert all(isinstance(r, BranchRan) for r in reports)
@@ -96,9 +103,11 @@ def test_every_run_of_a_bundle_runs_and_reports_under_its_epoch(
         ("e/0", 3, BranchStatus.SUCCEEDED, 0), ("e/1", 5, BranchStatus.SUCCEEDED, 1)]
 
 
-def test_a_runs_updates_carry_its_epoch_from_the_start(actors: tuple[Any, Any, Any]) -> None:
+def test_a_runs_updates_carry_its_epoch_from_the_start(
+    actors: tuple[Any, Any, Any], kind: Kind
+) -> None:
     worker, checkpoint, coordinator = actors
-    worker.tell(run(0, 9))
+    worker.tell(run(0, 9, kind))
     wait_until(lambda: len(coordinator.ask("seen")) == 1)
     updates = [item.update for message in checkpoint.ask("seen")
                for item in (message.items if isinstance(message, Checkpoints) else (message,))]
@@ -107,13 +116,16 @@ def test_a_runs_updates_carry_its_epoch_from_the_start(actors: tuple[Any, Any, A
     assert len(final) == 1 and final[0].epoch == 9
 
 
+@both_kinds
 class Waits(BranchActor):
-    def run(self, ctx: BranchContext, item: Any) -> Any:
-        ctx.wait("cooldown", seconds=60)
+    async def run(self, ctx: Any, item: Any) -> Any:
+        await ctx.wait("cooldown", seconds=60)
         return item
 
 
-def test_a_suspension_the_scheduler_cannot_take_aborts_the_branch_and_fails_nothing() -> None:
+def test_a_suspension_the_scheduler_cannot_take_aborts_the_branch_and_fails_nothing(
+    kind: Kind,
+) -> None:
     # A shutdown stops the scheduler first: the suspension cannot be sent, nothing of it is
     # durable, and the branch must be replayed later, not recorded FAILED for it.
     checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
@@ -121,7 +133,7 @@ def test_a_suspension_the_scheduler_cannot_take_aborts_the_branch_and_fails_noth
     worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
                                scheduler=scheduler, threads=2)
     try:
-        worker.tell(RunBranch(BranchSpec("e", "e/0", Waits, 0, 0), 4,
+        worker.tell(RunBranch(BranchSpec("e", "e/0", kind(Waits), 0, 0), 4,
                               BranchLog("e/0", None, ())))
         wait_until(lambda: len(coordinator.ask("seen")) == 1)
         (report,) = coordinator.ask("seen")
@@ -164,5 +176,57 @@ def test_a_failure_report_to_a_gone_coordinator_is_logged_and_the_pool_goes_on()
             wait_until(lambda: len([e for e in events
                                     if e["event"] == "branch.report_unsent"]) == 2)
         assert not [e for e in events if e["event"] == "pool.task_failed"]
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def parked_runs(count: int) -> Bundle:
+    return Bundle(tuple(RunBranch(BranchSpec("e", f"e/{i}", Waits, i, i), 1,
+                                  BranchLog(f"e/{i}", None, ())) for i in range(count)))
+
+
+def suspensions_told(scheduler: Any) -> list[Any]:
+    """What the scheduler was told, bundles opened: a loop's suspensions of one turn travel
+    together."""
+    return [item for message in scheduler.ask("seen")
+            for item in (message.items if isinstance(message, Bundle) else (message,))]
+
+
+def pool_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("worker-branch")]
+
+
+def test_async_runs_parked_on_their_suspension_hold_no_pool_thread() -> None:
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=1)
+    try:
+        worker.tell(parked_runs(50))
+        wait_until(lambda: len(suspensions_told(scheduler)) == 50)
+        suspensions = suspensions_told(scheduler)
+        assert all(isinstance(s, Suspend) and s.coroutine for s in suspensions)
+        assert pool_threads() == []  # 50 parked branches, no thread of the pool taken
+        for suspension in suspensions:
+            suspension.reply_to.set(("resume", None))  # the scheduler cancels each deferral
+        wait_until(lambda: len(coordinator.ask("seen")) == 50)
+        reports = coordinator.ask("seen")
+        assert sorted(r.result for r in reports) == list(range(50))
+        assert all(r.status is BranchStatus.SUCCEEDED for r in reports)
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_a_stopping_worker_cancels_its_parked_async_runs_and_reports_none() -> None:
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=1)
+    try:
+        with structlog.testing.capture_logs() as events:
+            worker.tell(parked_runs(5))
+            wait_until(lambda: len(suspensions_told(scheduler)) == 5)
+            worker.stop()
+        assert len([e for e in events if e["event"] == "branch.cancelled"]) == 5
+        assert coordinator.ask("seen") == []  # the coordinator replays them after a restart
+        assert not [t for t in threading.enumerate() if t.name == "worker-loop"]
     finally:
         pykka.ActorRegistry.stop_all()

@@ -14,10 +14,10 @@ Suite = Callable[[bool], list[Figure]]
 
 
 def suites() -> dict[str, Suite]:
-    from runtime.bench import digest, durable, messaging, postgres, scheduler
+    from runtime.bench import async_branches, digest, durable, messaging, postgres, scheduler
 
     return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run,
-            "scheduler": scheduler.run, "postgres": postgres.run}
+            "scheduler": scheduler.run, "async": async_branches.run, "postgres": postgres.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ if they never write) and read the last committed state while the writer runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -235,17 +236,32 @@ class SqliteStore:
 
     def _check_writable(self) -> None:
         """Say early, and precisely, why a writer could not write here."""
+        problem = self._unwritable()
+        if problem is not None:
+            raise StoreReadOnlyError(problem)
+
+    def _unwritable(self) -> str | None:
+        """Why a writer cannot write here, or None.
+
+        The ``-wal`` and ``-shm`` files count as much as the file: SQLite maps the
+        ``-shm`` file into memory, and a process that writes to an unwritable mapping
+        is killed by SIGBUS instead of getting an error.
+        """
         file = Path(self.path)
         directory = file.resolve().parent
-        if file.exists() and not os.access(file, os.W_OK):
-            raise StoreReadOnlyError(
-                f"the store file {file} is read-only; {self._read_only_hint()}"
-            )
+        with contextlib.suppress(OSError):
+            if directory.is_dir() and os.statvfs(directory).f_flag & os.ST_RDONLY:
+                return (f"the filesystem holding the store at {file} is mounted read-only; "
+                        f"{self._read_only_hint()}")
+        for part in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+            if part.exists() and not os.access(part, os.W_OK):
+                return f"the store file {part} is read-only; {self._read_only_hint()}"
         if directory.is_dir() and not os.access(directory, os.W_OK):
-            raise StoreReadOnlyError(
+            return (
                 f"the directory {directory} of the store is read-only, and WAL mode writes "
                 f"{file.name}-wal and {file.name}-shm beside the file; {self._read_only_hint()}"
             )
+        return None
 
     def _connect(self) -> sqlite3.Connection:
         target, uri = self.path, False
@@ -368,6 +384,10 @@ class SqliteStore:
         if code == _FULL:
             return StoreFullError(
                 f"{where} could not write: the disk is full; free space and it is retried")
+        if code == _IOERR and not self.read_only:
+            problem = self._unwritable()  # a file or its filesystem turned read-only under us
+            if problem is not None:
+                return StoreReadOnlyError(f"{where} could not write ({err}): {problem}")
         if code in (_IOERR, _CORRUPT, _NOTADB):
             return StoreError(f"{where} failed ({err}); check the disk and the file, then retry")
         return None

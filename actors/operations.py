@@ -1,0 +1,494 @@
+"""The decisions of every durable operation, written once for sync and async branches.
+
+Each operation of a branch context is a generator here. It reads what the log
+holds for the operation, decides, and *yields effects* — call the step function,
+write an update, park on a suspension, start child branches — and gets each
+effect's outcome sent back (or its exception thrown in). ``BranchContext``
+(``actors.context``) performs the effects by blocking its thread;
+``AsyncBranchContext`` (``actors.async_context``) by awaiting them. Replay,
+determinism checks, retries, what is written and when a branch suspends are
+this code, so the two kinds of branch cannot drift apart.
+
+The n-th operation that ``run`` calls gets the op id ``str(n)``. On a replay the
+context meets the same ids, finds what the log says about each, and returns or
+raises what was logged instead of doing the work again. Everything that must
+wait (a timer, a retry's backoff, a condition's next poll, child branches) is a
+suspension, handed to the host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+import structlog
+
+from actors.branch import (
+    BranchActor,
+    BranchSpec,
+    BranchSuspended,
+    decode_error,
+    encode_error,
+)
+from actors.callbacks import Callback, callback_id
+from actors.callbacks import as_record as _as_record
+from actors.errors import (
+    CallbackFailedError,
+    CallbackTimeoutError,
+    ConditionTimeoutError,
+    NonDeterminismError,
+    StepFailedError,
+)
+from actors.logcontext import bound_context
+from actors.messages import BranchLog, OperationRecord, OperationUpdate, OpKind, OpStatus, Update
+from actors.policies import BatchResult, BatchStatus, Completion, Retry
+from actors.ref import spill_if_large, unspill
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+class ConditionResult(NamedTuple, Generic[S]):
+    """What a ``wait_for_condition`` check returns: whether it holds, and the state to keep.
+
+    Any ``(done, state)`` tuple does as well.
+    """
+
+    done: bool
+    state: S
+
+
+# -- effects: what an operation asks its driver to do ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call user code (a step function, a condition check); its outcome is the return value.
+
+    ``timeout`` bounds one attempt (``StepTimeoutError`` past it); ``what`` names the
+    operation for errors and for refusing nested operations.
+    """
+
+    what: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] | None = None
+    timeout: float | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Checkpoint ``update``; with ``sync`` the outcome comes once it is durable."""
+
+    update: Update
+    sync: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Suspend on ``op`` (``BranchHost.suspend``): payload or None, or ``BranchSuspended``."""
+
+    op: OperationUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Durably create and schedule the children of ``parent`` (``BranchHost.start_children``)."""
+
+    parent: OperationUpdate
+    children: tuple[BranchSpec, ...]
+    max_concurrency: int | None
+    completion: Completion
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    """Run the branch's own ``run(ctx, item)``; its outcome is what ``run`` returns."""
+
+    branch: BranchActor
+    item: Any
+
+
+Effect = Call | Write | Park | Spawn | Invoke
+# An operation as its driver sees it: effects out, their outcomes in, the result at the end.
+Effects = Generator[Effect, Any, T]
+
+
+class HostBasics(Protocol):
+    """What the decisions need of a host directly: time and bytes (both kinds of host)."""
+
+    def now(self) -> float: ...
+
+    def serialize(self, obj: object) -> bytes: ...
+
+    def deserialize(self, data: bytes) -> Any: ...
+
+
+def _describe(kind: OpKind, name: str) -> str:
+    return f"{kind.value.lower()} {name!r}"
+
+
+class OperationCore:
+    """A branch run's replay state, and each operation's decisions as a generator of effects.
+
+    ``execution_id``, ``branch_id``, ``input`` (alias ``item``) and ``logger`` (a
+    structlog logger bound with the execution and the branch) describe the run.
+    """
+
+    def __init__(self, spec: BranchSpec, log: BranchLog, host: HostBasics) -> None:
+        self.execution_id = spec.execution_id
+        self.branch_id = spec.branch_id
+        self.input: Any = spec.input
+        self.logger: Any = structlog.get_logger("actors.branch").bind(
+            execution_id=spec.execution_id, branch_id=spec.branch_id
+        )
+        self._now = host.now
+        self._serialize = host.serialize
+        self._deserialize = host.deserialize
+        # The run's epoch, when the host has one: its updates carry it from the start
+        # instead of being copied by the host to add it (a copy per update per branch).
+        self._epoch: int | None = getattr(host, "epoch", None)
+        # A host that can tell a stale run is asked before every operation (a fence).
+        self._ensure_current: Callable[[], None] | None = getattr(host, "ensure_current", None)
+        self._log = log.by_op_id()
+        self._calls = 0
+        self._inside: str | None = None  # the step function or check running now
+        self._busy: str | None = None  # the operation in progress, until its driver is done
+        self._step_executions = 0
+        self._suspended_on: OperationUpdate | None = None
+
+    @property
+    def item(self) -> Any:
+        """The branch's input, as ``map`` calls it."""
+        return self.input
+
+    @property
+    def operations_called(self) -> int:
+        """How many operations this run has called so far (the last op id)."""
+        return self._calls
+
+    @property
+    def step_executions(self) -> int:
+        """Step functions this run actually called (not answered from the log)."""
+        return self._step_executions
+
+    @property
+    def suspended_on(self) -> OperationUpdate | None:
+        """The operation whose suspension unwound this run, if any."""
+        return self._suspended_on
+
+    # -- the operations' decisions ------------------------------------------------------
+
+    def _step(self, name: str, fn: Callable[..., T], args: tuple[Any, ...],
+              kwargs: dict[str, Any], retry: Retry | None,
+              timeout: float | None) -> Effects[T]:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"ctx.step({name!r}, timeout={timeout}): give None or seconds > 0")
+        op_id, record = self._begin(OpKind.STEP, name)
+        with bound_context(op_id=op_id):
+            attempt = 1
+            if record is not None:
+                if record.status is OpStatus.SUCCEEDED:
+                    self.logger.debug("step.replayed", op_id=op_id, step=name)
+                    return self._load(record.payload)  # type: ignore[no-any-return]
+                if record.status is OpStatus.FAILED:
+                    raise self._logged_error(record)
+                if record.status is OpStatus.RETRYING:
+                    yield from self._sleep(self._as_update(record))
+                    attempt = record.attempt + 1
+            while True:
+                started = time.perf_counter()  # for the trace's step span
+                self._step_executions += 1
+                try:
+                    value = yield Call(name, fn, args, kwargs, timeout, attempt)
+                except Exception as exc:
+                    if retry is None or not retry.should_retry(exc, attempt):
+                        yield from self._fail(op_id, OpKind.STEP, name, attempt, exc)
+                        raise
+                    delay = retry.delay(attempt)
+                    self.logger.info(
+                        "step.retrying", op_id=op_id, step=name, attempt=attempt,
+                        delay=delay, error=repr(exc), duration_ms=_ms_since(started),
+                    )
+                    yield from self._sleep(self._update(
+                        op_id, OpKind.STEP, name, OpStatus.RETRYING, attempt=attempt,
+                        error=encode_error(exc, self._serialize),
+                        due_at=self._now() + delay,
+                    ))
+                    attempt += 1
+                    continue
+                # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
+                payload = spill_if_large(value, self._serialize)
+                acked = time.perf_counter()
+                yield Write(self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
+                                         attempt=attempt, payload=payload), sync=True)
+                self.logger.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
+                                  duration_ms=_ms_since(started), checkpoint_ms=_ms_since(acked))
+                return value  # type: ignore[no-any-return]
+
+    def _wait(self, name: str, seconds: float) -> Effects[None]:
+        if seconds < 0:
+            raise ValueError(f"ctx.wait({name!r}, seconds={seconds}): give a duration >= 0")
+        op_id, record = self._begin(OpKind.WAIT, name)
+        with bound_context(op_id=op_id):
+            if record is not None and record.status is OpStatus.SUCCEEDED:
+                return
+            if record is None:
+                timer = self._update(op_id, OpKind.WAIT, name, OpStatus.SUSPENDED,
+                                     due_at=self._now() + seconds)
+            else:
+                timer = self._as_update(record)  # a replay keeps the first due time
+            yield from self._sleep(timer)
+            # Not sync: if lost, a replay finds the timer already due and does not wait again.
+            yield Write(self._update(op_id, OpKind.WAIT, name, OpStatus.SUCCEEDED,
+                                     due_at=timer.due_at), sync=False)
+
+    def _condition(self, name: str, check: Callable[[Any], Any], initial_state: Any,
+                   interval: float, max_attempts: int) -> Effects[Any]:
+        if interval < 0 or max_attempts < 1:
+            raise ValueError(
+                f"ctx.wait_for_condition({name!r}, interval={interval}, "
+                f"max_attempts={max_attempts}): give interval >= 0 and max_attempts >= 1"
+            )
+        op_id, record = self._begin(OpKind.CONDITION, name)
+        with bound_context(op_id=op_id):
+            state: Any = initial_state
+            attempt = 1
+            if record is not None:
+                if record.status is OpStatus.SUCCEEDED:
+                    return self._load(record.payload)
+                if record.status is OpStatus.FAILED:
+                    raise self._logged_error(record)
+                state = self._load(record.payload)
+                yield from self._sleep(self._as_update(record))
+                attempt = record.attempt + 1
+            while True:
+                try:
+                    done, state = _polled(name, (yield Call(name, check, (state,))))
+                except Exception as exc:
+                    yield from self._fail(op_id, OpKind.CONDITION, name, attempt, exc)
+                    raise
+                if done:
+                    yield Write(self._update(op_id, OpKind.CONDITION, name, OpStatus.SUCCEEDED,
+                                             attempt=attempt, payload=self._serialize(state)),
+                                sync=True)
+                    return state
+                if attempt >= max_attempts:
+                    timeout = ConditionTimeoutError(name, attempt, state)
+                    yield from self._fail(op_id, OpKind.CONDITION, name, attempt, timeout)
+                    raise timeout
+                yield from self._sleep(self._update(
+                    op_id, OpKind.CONDITION, name, OpStatus.SUSPENDED, attempt=attempt,
+                    payload=self._serialize(state), due_at=self._now() + interval,
+                ))
+                attempt += 1
+
+    def _create_callback(self, name: str, timeout: float | None) -> Effects[Callback]:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"create_callback({name!r}, timeout={timeout}): give None or > 0")
+        op_id, record = self._begin(OpKind.CALLBACK, name)
+        if record is None:
+            due = None if timeout is None else self._now() + timeout
+            record_update = self._update(op_id, OpKind.CALLBACK, name, OpStatus.STARTED,
+                                         due_at=due)
+            # Sync: outside code may complete the id as soon as it learns it.
+            yield Write(record_update, sync=True)
+            self._log[op_id] = _as_record(record_update, len(self._log))
+        else:
+            due = record.due_at
+        return Callback(callback_id(self.branch_id, op_id), name, op_id, due)
+
+    def _wait_for_callback(self, callback: Callback) -> Effects[Any]:
+        record = self._log.get(callback.op_id)
+        if record is None or record.kind is not OpKind.CALLBACK:
+            raise ValueError(f"{callback!r} was not created by this branch's create_callback()")
+        self._claim(f"wait_for_callback({callback.name!r})")
+        with bound_context(op_id=callback.op_id):
+            if record.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
+                return self._callback_outcome(record.payload, record.error, callback)
+            op = self._update(callback.op_id, OpKind.CALLBACK, callback.name, OpStatus.SUSPENDED,
+                              due_at=callback.timeout_at)
+            payload = yield from self._suspend(op)  # resumed in place with the outcome, or None
+            if payload is not None:
+                return self._callback_outcome(payload, None, callback)
+            timed_out = CallbackTimeoutError(
+                f"callback {callback.id!r} ({callback.name!r}) was not completed in time"
+            )
+            yield Write(self._update(callback.op_id, OpKind.CALLBACK, callback.name,
+                                     OpStatus.FAILED,
+                                     error=encode_error(timed_out, self._serialize)), sync=True)
+            raise timed_out
+
+    def _callback_outcome(self, payload: bytes | None, error: bytes | None,
+                          callback: Callback) -> Any:
+        if error is not None:
+            raise decode_error(error, self._deserialize)
+        ok, value = self._deserialize(payload) if payload is not None else (True, None)
+        if ok:
+            return value
+        raise value if isinstance(value, BaseException) else CallbackFailedError(str(value))
+
+    def _children(
+        self,
+        name: str,
+        pairs: list[tuple[type[BranchActor], Any]],
+        max_concurrency: int | None,
+        completion: Completion | None,
+    ) -> Effects[BatchResult]:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency={max_concurrency}: give None or at least 1")
+        policy = completion if completion is not None else Completion.all_successful()
+        policy.check_total(len(pairs))
+        op_id, record = self._begin(OpKind.CHILDREN, name)
+        with bound_context(op_id=op_id):
+            if record is not None and record.status is OpStatus.SUCCEEDED:
+                return self._batch(self._load(record.payload))
+            if record is not None and record.status is OpStatus.FAILED:
+                raise self._logged_error(record)
+            if not pairs:
+                empty = BatchResult((), (), (), BatchStatus.ALL_COMPLETED)
+                yield Write(self._update(op_id, OpKind.CHILDREN, name, OpStatus.SUCCEEDED,
+                                         payload=self._serialize(empty)), sync=False)
+                return empty
+            specs = tuple(
+                BranchSpec(self.execution_id, f"{self.branch_id}/{op_id}/{index}", cls, item,
+                           index, self.branch_id, op_id)
+                for index, (cls, item) in enumerate(pairs)
+            )
+            parent = self._update(op_id, OpKind.CHILDREN, name, OpStatus.SUSPENDED)
+            yield Spawn(parent, specs, max_concurrency, policy)
+            self.logger.info("children.started", op_id=op_id, children=len(specs))
+            payload = yield from self._suspend(parent)
+            if payload is None:
+                raise RuntimeError(
+                    f"the host resumed children {name!r} in place without their BatchResult; "
+                    "BranchHost.suspend must return it for a CHILDREN operation"
+                )
+            return self._batch(self._deserialize(payload))
+
+    # -- the replay machinery -------------------------------------------------------
+
+    def _begin(self, kind: OpKind, name: str) -> tuple[str, OperationRecord | None]:
+        """The next op id, and what the log holds for it; raises on a different operation."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"an operation needs a non-empty str name, not {name!r}")
+        self._claim(_describe(kind, name))
+        if self._ensure_current is not None:
+            try:
+                self._ensure_current()  # a stale run stops here, before its next step runs
+            except BaseException:
+                self._busy = None
+                raise
+        self._calls += 1
+        op_id = str(self._calls)
+        record = self._log.get(op_id)
+        if record is not None and (record.kind is not kind or record.name != name):
+            raise NonDeterminismError(
+                self.branch_id, op_id, _describe(record.kind, record.name), _describe(kind, name)
+            )
+        return op_id, record
+
+    def _claim(self, what: str) -> None:
+        """Mark ``what`` in progress (its driver unmarks it); refuse it inside or beside another."""
+        if self._suspended_on is not None:
+            raise BranchSuspended(self._suspended_on)  # run() caught the first one; unwind again
+        if self._inside is not None and self._called_from_inside():
+            raise RuntimeError(
+                f"{what} was called inside {self._inside!r}; operations cannot "
+                "nest: call them from run(), one after the other"
+            )
+        if self._busy is not None:
+            raise RuntimeError(
+                f"{what} was called while {self._busy} is in progress; await each ctx "
+                "operation before calling the next (for work side by side, use ctx.map or "
+                "ctx.parallel)"
+            )
+        self._busy = what
+
+    def _called_from_inside(self) -> bool:
+        """Whether an operation called while user code runs is called by that code (nested)."""
+        return True
+
+    def _update(self, op_id: str, kind: OpKind, name: str, status: OpStatus,
+                **fields: Any) -> OperationUpdate:
+        return OperationUpdate(self.execution_id, self.branch_id, op_id, kind, name, status,
+                               epoch=self._epoch, **fields)
+
+    def _as_update(self, record: OperationRecord) -> OperationUpdate:
+        return self._update(record.op_id, record.kind, record.name, record.status,
+                            attempt=record.attempt, payload=record.payload, error=record.error,
+                            due_at=record.due_at)
+
+    def _sleep(self, timer: OperationUpdate) -> Effects[None]:
+        """Suspend until ``timer.due_at``, unless it is already due."""
+        if timer.due_at is not None and timer.due_at > self._now():
+            yield from self._suspend(timer)
+
+    def _suspend(self, op: OperationUpdate) -> Effects[bytes | None]:
+        self.logger.debug("operation.suspending", op_id=op.op_id, kind=op.kind.value,
+                          due_at=op.due_at)
+        try:
+            payload: bytes | None = yield Park(op)
+        except BranchSuspended:
+            self._suspended_on = op
+            raise
+        return payload
+
+    def _fail(self, op_id: str, kind: OpKind, name: str, attempt: int,
+              exc: BaseException) -> Effects[None]:
+        self.logger.info(f"{kind.value.lower()}.failed", op_id=op_id, attempt=attempt,
+                         error=repr(exc))
+        yield Write(self._update(op_id, kind, name, OpStatus.FAILED, attempt=attempt,
+                                 error=encode_error(exc, self._serialize)), sync=True)
+
+    def _load(self, payload: bytes | None) -> Any:
+        return None if payload is None else unspill(self._deserialize(payload))
+
+    def _logged_error(self, record: OperationRecord) -> BaseException:
+        if record.error is None:
+            return StepFailedError(
+                f"{_describe(record.kind, record.name)} is logged as failed without an error",
+                "unknown",
+            )
+        return decode_error(record.error, self._deserialize)
+
+    @staticmethod
+    def _batch(value: object) -> BatchResult:
+        if not isinstance(value, BatchResult):
+            raise TypeError(
+                f"a CHILDREN operation logged {type(value).__name__}, not a BatchResult"
+            )
+        return value
+
+
+def child_pairs(
+    branches: Sequence[type[BranchActor] | tuple[type[BranchActor], Any]],
+    check: Callable[[object], type[BranchActor]],
+) -> list[tuple[type[BranchActor], Any]]:
+    """``parallel``'s branches as ``(cls, input)`` pairs: a bare class gets input ``None``."""
+    pairs: list[tuple[type[BranchActor], Any]] = []
+    for branch in branches:
+        cls, item = branch if isinstance(branch, tuple) else (branch, None)
+        pairs.append((check(cls), item))
+    return pairs
+
+
+def _ms_since(started: float) -> float:
+    """Milliseconds since ``started`` (``time.perf_counter``): a span's length in the trace."""
+    return round((time.perf_counter() - started) * 1e3, 3)
+
+
+def _polled(name: str, answer: Any) -> tuple[bool, Any]:
+    if not (isinstance(answer, tuple) and len(answer) == 2):
+        raise TypeError(
+            f"the check of condition {name!r} returned {answer!r}; return (done, new_state) "
+            "or ConditionResult(done, new_state)"
+        )
+    return bool(answer[0]), answer[1]
+
+
+__all__ = ["Call", "ConditionResult", "Effect", "Effects", "Invoke", "OperationCore", "Park",
+           "Spawn", "Write"]
