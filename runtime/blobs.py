@@ -256,8 +256,16 @@ class RefWorkerActor(WorkerActor):
             install_backend(None)
 
 
-def blob_dir_for(store_url: str) -> str:
-    """The blobs directory beside a store: ``<directory of the SQLite file>/blobs``."""
+def blob_dir_for(store_url: str, blob_dir: str | os.PathLike[str] | None = None) -> str:
+    """The blobs directory of a store: ``blob_dir`` (``SystemConfig.blob_dir``) if given,
+    absolute; else ``<directory of the SQLite file>/blobs``, or ``./.durable/blobs`` for a
+    store that is not a file (every host its own: give a shared ``blob_dir`` instead).
+
+        blob_dir_for("sqlite:///data/state.db")                        # "data/blobs"
+        blob_dir_for("postgresql://db/app", "/mnt/shared/app-blobs")   # "/mnt/shared/app-blobs"
+    """
+    if blob_dir is not None:
+        return str(Path(blob_dir).expanduser().absolute())
     scheme, sep, rest = store_url.partition("://")
     if scheme.lower() == "sqlite" and sep and rest.startswith("/") and ":memory:" not in rest:
         return str(Path(rest[1:].partition("?")[0]).parent / "blobs")
@@ -270,7 +278,7 @@ class RefServices:
     worker_class = RefWorkerActor
 
     def __init__(self, system: ActorSystem, store_url: str, restart: RestartPolicy) -> None:
-        self.blob_dir = blob_dir_for(store_url)
+        self.blob_dir = blob_dir_for(store_url, system.config.blob_dir)
         self.digest: ActorRef[Any] = system.spawn(StoreDigestActor, self.blob_dir,
                                                   name="digest", restart=restart)
         self.worker_options: dict[str, Any] = {

@@ -10,8 +10,9 @@ entry point; nothing to import or configure.
   ``tmp_path``); override it in your ``conftest.py`` to run on another store,
   e.g. a PostgreSQL database.
 * ``actor_system_config`` — the ``SystemConfig`` that ``actor_system`` uses
-  (one worker, a trace file); override it in your ``conftest.py`` to change it;
-  ``actor_system_exit_timeout`` (10 s) is how long its processes may take to exit.
+  (one worker, a trace file, blobs in ``tmp_path / "blobs"``); override it in
+  your ``conftest.py`` to change it; ``actor_system_exit_timeout`` (10 s) is how
+  long its processes may take to exit.
 * ``trace_events`` — a ``runtime.testing.TraceEvents`` over ``actor_system``'s
   trace: assert on the events of every process, waiting with a deadline.
 * ``fake_clock`` — an ``actors.clock.FakeClock`` for the actors that take a
@@ -47,12 +48,15 @@ from runtime.testing import TraceEvents, descendant_pids, wait_for_exit
 
 TRACE_FILE = "trace.jsonl"
 STORE_FILE = "state.db"
+BLOB_DIR = "blobs"
 
 
 @pytest.fixture
 def actor_system_config(tmp_path: Path) -> SystemConfig:
-    """The configuration of ``actor_system``: one worker, tracing to ``tmp_path``."""
-    return SystemConfig(workers=1, trace_path=str(tmp_path / TRACE_FILE))
+    """The configuration of ``actor_system``: one worker, tracing to ``tmp_path``, its
+    blobs in ``tmp_path / "blobs"`` whatever the store."""
+    return SystemConfig(workers=1, trace_path=str(tmp_path / TRACE_FILE),
+                        blob_dir=str(tmp_path / BLOB_DIR))
 
 
 @pytest.fixture

@@ -94,7 +94,8 @@ def pid_gone(pid: int) -> bool:
 
 @pytest.fixture
 def actor_system_config(tmp_path: Any) -> SystemConfig:
-    return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0)
+    return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0,
+                        blob_dir=str(tmp_path / "blobs"))
 
 
 @pytest.fixture(params=list(Kind), ids=[k.value for k in Kind])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -128,3 +131,57 @@ def test_an_observer_hears_an_execution_finish_before_its_next_poll(
         assert run.result(timeout=30).values() == [("approved", "yes")]
         waiter.join(timeout=40)
         assert outcome and outcome[0].values() == [("approved", "yes")]
+
+
+# -- Refs across hosts --------------------------------------------------------------------
+
+BLOB_SERVICE = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    from actors import BranchActor, BranchContext
+    from runtime import ActorSystem, SystemConfig
+
+    class SavesBytes(BranchActor):
+        def run(self, ctx: BranchContext, item):
+            return ctx.save(bytes([item]) * 200_000)
+
+    store, blob_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    config = SystemConfig(workers=1, blob_dir=None if blob_dir == "-" else blob_dir)
+    with ActorSystem(store=store, config=config) as system:
+        if mode == "save":
+            system.map(SavesBytes, [7], execution_id="blobs-1").result(timeout=60)
+        ref = system.execution("blobs-1").result(timeout=60).values()[0]
+        print(json.dumps({"sha256": hashlib.sha256(ref.get(timeout=30)).hexdigest()}))
+    """
+)
+
+
+def run_on_host(host: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A service process whose working directory is ``host``: a host of its own."""
+    host.mkdir(exist_ok=True)
+    script = host / "blob_service.py"
+    script.write_text(BLOB_SERVICE)
+    return subprocess.run([sys.executable, str(script), *args], cwd=host, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_systems_on_two_hosts_share_refs_through_a_shared_blob_dir(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    shared = tmp_path / "shared-blobs"
+    saved = run_on_host(tmp_path / "host-a", postgres_url, str(shared), "save")
+    read = run_on_host(tmp_path / "host-b", postgres_url, str(shared), "read")
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    assert read.returncode == 0, read.stderr[-2000:]
+    expected = hashlib.sha256(bytes([7]) * 200_000).hexdigest()
+    assert json.loads(read.stdout.splitlines()[-1]) == {"sha256": expected}
+    assert any(shared.rglob("*")) and not (tmp_path / "host-a" / ".durable").exists()
+
+
+def test_without_a_shared_blob_dir_another_host_cannot_read_the_refs(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    saved = run_on_host(tmp_path / "host-a", postgres_url, "-", "save")
+    read = run_on_host(tmp_path / "host-b", postgres_url, "-", "read")
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    assert read.returncode != 0 and "blob" in read.stderr.lower(), read.stderr[-2000:]
