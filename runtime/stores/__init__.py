@@ -17,7 +17,10 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from actors.errors import StoreUnavailableError
 from actors.store import MemoryStore, Store
-from runtime.stores.postgres import PostgresStore  # imports psycopg only when one is opened
+from runtime.stores.postgres import (  # imports psycopg only when one is opened
+    LeaseClock,
+    PostgresStore,
+)
 from runtime.stores.postgres_changes import ChangeListener
 from runtime.stores.sqlite import SqliteStore
 
@@ -119,5 +122,5 @@ def read_only_url(url: str) -> str:
     return f"{base}?{'&'.join([*kept, 'mode=ro'])}"
 
 
-__all__ = ["DEFAULT_PATH", "ChangeListener", "PostgresStore", "SqliteStore",
+__all__ = ["DEFAULT_PATH", "ChangeListener", "LeaseClock", "PostgresStore", "SqliteStore",
            "listen_for_changes", "open_store", "read_only_url", "redacted_url"]
