@@ -57,6 +57,7 @@ from runtime.stores.postgres_schema import (
     operation_record,
     read_logs_later,
     read_logs_of,
+    read_payloads,
     rows_by_table,
 )
 from runtime.stores.postgres_session import READ_SNAPSHOT, PostgresSession
@@ -284,7 +285,7 @@ class PostgresStore(PostgresSession):
     def read_payloads(self, execution_id: str | None = None,
                       exclude: str | None = None) -> Iterator[bytes]:
         """Read in one snapshot; the rows are materialized before they are handed out."""
-        yield from self._run(lambda conn: leases.read_payloads(conn, execution_id, exclude),
+        yield from self._run(lambda conn: read_payloads(conn, execution_id, exclude),
                              begin=READ_SNAPSHOT)
 
     # -- executors and leases (the SQL is in ``postgres_leases``) -----------------------------

@@ -90,18 +90,12 @@ class LeaseCall:
                      expires if expires is not None else self.now + self.lease_seconds)
 
 
-def _row_and_clock(cursor: Any) -> tuple[ExecutionRecord | None, float]:
+def _existing(cursor: Any, execution_id: str) -> tuple[ExecutionRecord, float]:
+    """The row ``_READ_EXECUTION`` read, and the store's clock then."""
     row = cursor.fetchone()
     if row is None:
-        return None, 0.0
-    return execution_record(row), row[-1]
-
-
-def _existing(cursor: Any, execution_id: str) -> tuple[ExecutionRecord, float]:
-    record, server_now = _row_and_clock(cursor)
-    if record is None:
         raise UnknownExecutionError(f"no execution {execution_id!r} in this store")
-    return record, server_now
+    return execution_record(row), row[-1]
 
 
 # -- executors ---------------------------------------------------------------------------
@@ -399,22 +393,7 @@ def delete_execution(conn: Any, execution_id: str) -> Fetch:
     return lambda: True
 
 
-def read_payloads(conn: Any, execution_id: str | None, exclude: str | None) -> list[bytes]:
-    where, params = "", ()  # type: str, tuple[str, ...]
-    if execution_id is not None:
-        where, params = "WHERE execution_id = %s", (execution_id,)
-    elif exclude is not None:
-        where, params = "WHERE execution_id <> %s", (exclude,)
-    found: list[bytes] = []
-    for sql in (f"SELECT result, error FROM executions {where}",
-                f"SELECT input, result, error FROM branches {where}",
-                f"SELECT payload, error FROM operations {where}"):
-        for row in conn.execute(sql, params):
-            found += [bytes(field) for field in row if field]
-    return found
-
-
 __all__ = ["CLOCK", "LeaseCall", "SignalRounds", "cancel_execution", "claim_execution",
-           "create_execution", "delete_execution", "read_executors", "read_payloads",
+           "create_execution", "delete_execution", "read_executors",
            "register_executor", "release_leases", "renew_leases", "reopen_execution",
            "settle_operation"]

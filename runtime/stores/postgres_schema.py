@@ -281,8 +281,24 @@ def read_logs_later(conn: Any, branch_ids: Sequence[str]) -> Callable[[], dict[s
     return fetch
 
 
+def read_payloads(conn: Any, execution_id: str | None, exclude: str | None) -> list[bytes]:
+    """Every stored blob field of one execution (or of all but ``exclude``), read on ``conn``."""
+    where, params = "", ()  # type: str, tuple[str, ...]
+    if execution_id is not None:
+        where, params = "WHERE execution_id = %s", (execution_id,)
+    elif exclude is not None:
+        where, params = "WHERE execution_id <> %s", (exclude,)
+    found: list[bytes] = []
+    for sql in (f"SELECT result, error FROM executions {where}",
+                f"SELECT input, result, error FROM branches {where}",
+                f"SELECT payload, error FROM operations {where}"):
+        for row in conn.execute(sql, params):
+            found += [bytes(field) for field in row if field]
+    return found
+
+
 __all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "FENCE", "FENCED_UPSERT_BRANCH",
            "FENCED_UPSERT_OPERATION", "FENCE_SQLSTATE", "MIGRATIONS", "OPERATION_COLUMNS",
            "UPSERT_BRANCH", "UPSERT_EXECUTION", "UPSERT_OPERATION", "branch_record",
            "execution_record", "operation_record", "read_logs_later", "read_logs_of",
-           "rows_by_table"]
+           "read_payloads", "rows_by_table"]
