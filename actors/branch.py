@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import inspect
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +17,9 @@ from typing import Any, Protocol
 from actors.errors import StepFailedError
 from actors.messages import OperationUpdate, Update
 from actors.policies import Completion
+from actors.tracebacks import bounded, keep_traceback, traceback_text
+
+MAX_MESSAGE_CHARS = 4_000  # of a logged failure's text; the exception itself is kept whole
 
 
 class BranchActor(abc.ABC):
@@ -204,6 +206,8 @@ class StoredError:
 
     ``exception`` is ``None`` when it could not be serialized; loading it can
     fail too (its class is gone), and then the text still says what happened.
+    ``message`` and ``traceback`` are bounded (``MAX_MESSAGE_CHARS``,
+    ``actors.tracebacks.MAX_TRACEBACK_CHARS``): their start and end are kept.
     """
 
     type_name: str
@@ -223,14 +227,16 @@ def encode_error(exc: BaseException, serialize: Callable[[object], bytes]) -> by
         inner: bytes | None = serialize(exc)
     except Exception:
         inner = None  # an exception holding a socket or a lock; its text is kept below
-    text = "".join(traceback.format_exception(exc))
-    return serialize(StoredError(f"{cls.__module__}.{cls.__qualname__}", str(exc), text, inner))
+    text = traceback_text(exc)  # bounded: a deep recursion must not fill every log row
+    return serialize(StoredError(f"{cls.__module__}.{cls.__qualname__}",
+                                 bounded(str(exc), MAX_MESSAGE_CHARS), text, inner))
 
 
 def decode_error(data: bytes, deserialize: Callable[[bytes], Any]) -> BaseException:
     """The exception ``encode_error`` stored, or a ``StepFailedError`` that names it.
 
-    The original traceback is attached as a note, since pickling drops it.
+    The original traceback is attached as ``remote_traceback`` and as a note,
+    since pickling drops it.
     """
     stored = deserialize(data)
     if isinstance(stored, BaseException):
@@ -244,8 +250,7 @@ def decode_error(data: bytes, deserialize: Callable[[bytes], Any]) -> BaseExcept
             reason = f"its class could not be loaded ({err!r})"
         else:
             if isinstance(exc, BaseException):
-                exc.add_note(f"logged with this traceback:\n{stored.traceback}")
-                return exc
+                return keep_traceback(exc, stored.traceback, "the logged failure")
             reason = f"it loaded as {type(exc).__name__}"
     else:
         reason = "it could not be serialized"

@@ -19,11 +19,10 @@ import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-import structlog
-
+from actors import tracelog
 from actors.async_context import wait_in_thread
 
-log = structlog.get_logger("actors.branch_loop")
+log = tracelog.get_logger("actors.branch_loop")
 
 T = TypeVar("T")
 Run = Callable[[], Coroutine[Any, Any, None]]

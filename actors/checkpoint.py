@@ -82,8 +82,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.clock import Clock
 from actors.errors import CheckpointError, LeaseLostError
 from actors.faults import StoreFault, WatchFaults
@@ -201,7 +201,7 @@ class CheckpointActor(pykka.ThreadingActor):
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
-        self._log = structlog.get_logger().bind(actor="checkpoint")
+        self._log = tracelog.get_logger("actors.checkpoint").bind(actor="checkpoint")
         # With an executor id, writes are fenced by the leases it holds (actors/leasedesk.py).
         self._desk = None if executor is None else LeaseDesk(
             store, clock, executor=executor, lease_seconds=lease_seconds, is_dead=is_dead)

@@ -12,25 +12,42 @@ import time as _time
 from collections.abc import Callable
 from typing import Protocol
 
+import pykka
+
+from actors import tracelog
+
+_log = tracelog.get_logger("actors.clock")
+
 
 class Clock(Protocol):
-    def time(self) -> float: ...
+    """What actors ask of a clock: ``SystemClock`` in production, ``FakeClock`` in tests."""
 
-    def monotonic(self) -> float: ...
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch, as ``time.time()``: what ``due_at`` holds."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds for measuring intervals, as ``time.monotonic()``."""
+        ...
 
 
 class SystemClock:
     """The real clock."""
 
     def time(self) -> float:
+        """``time.time()``."""
         return _time.time()
 
     def monotonic(self) -> float:
+        """``time.monotonic()``."""
         return _time.monotonic()
 
 
 class FakeClock:
     """A clock that moves only when a test calls ``advance``.
+
+    Read it with ``time()`` (there is no ``now()``): the fake wall-clock seconds,
+    ``start`` plus everything advanced since. ``monotonic()`` is the same number.
 
         clock = FakeClock(start=1_000.0)
         clock.advance(0.5)
@@ -43,13 +60,22 @@ class FakeClock:
         self._listeners: list[threading.Event] = []
 
     def time(self) -> float:
+        """The fake wall-clock seconds: ``start`` plus every ``advance`` so far.
+
+            FakeClock(start=10.0).time()   # 10.0
+        """
         with self._lock:
             return self._now
 
     def monotonic(self) -> float:
+        """The same as ``time()``: a fake clock never jumps."""
         return self.time()
 
     def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (>= 0) and wake the actors watching it.
+
+            clock.advance(30)   # a 30 s timer of an actor on this clock is now due
+        """
         if seconds < 0:
             raise ValueError("a clock does not go back; advance by a positive amount")
         with self._lock:
@@ -102,6 +128,11 @@ class Ticker:
                 remaining = self._deadline - self._clock.time()
                 if remaining <= 0:
                     self._deadline = None
-                    self._tick()
+                    try:
+                        self._tick()
+                    except pykka.ActorDeadError:  # its actor stopped or failed: nothing to wake
+                        self._stopped = True
+                    except Exception:  # a tick that failed must not end the timers for good
+                        _log.exception("ticker.tick_failed")
                     continue
                 self._cond.wait(min(remaining, 1.0))

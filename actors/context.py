@@ -42,7 +42,9 @@ class BranchContext(OperationCore):
     """The durable operations of one branch run; ``run(ctx, item)`` receives it.
 
     ``execution_id``, ``branch_id``, ``input`` (alias ``item``) and ``logger`` (a
-    structlog logger bound with the execution and the branch) describe the run.
+    structlog logger of the application's configuration, bound with the execution
+    and the branch, whose events also reach the system's trace; it logs nothing
+    while ``is_replaying``) describe the run.
     Call its operations from ``run``'s own thread, one at a time, and never from
     inside a step function or a condition check.
 

@@ -36,6 +36,7 @@ from typing import Any
 import pykka
 import structlog
 
+from actors import tracelog
 from actors.blobs import (
     BlobCache,
     BlobCorruptedError,
@@ -49,7 +50,7 @@ from actors.logcontext import bound_context
 from actors.messages import ActorLike, LoadBlob, ReplyTo, StoreBlob, exception_of
 from actors.ref import DigestError, PendingDigest, new_token, patch, producing_digests
 
-log = structlog.get_logger("actors.digest")
+log = tracelog.get_logger("actors.digest")
 
 COUNTERS = ("digest.blobs_written", "digest.dedup_hits", "digest.bytes_written",
             "digest.failed_writes")
@@ -68,7 +69,7 @@ class DigestActor(pykka.ThreadingActor):
         super().__init__()
         self._blobs = blobs
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._log = structlog.get_logger("actors.digest").bind(actor="digest")
+        self._log = tracelog.get_logger("actors.digest").bind(actor="digest")
 
     def metrics(self) -> dict[str, int]:
         """``digest.blobs_written`` (distinct blobs stored), ``digest.dedup_hits``, and more."""

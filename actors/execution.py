@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.batches import Batch, BranchState, ExecutionMode, TrackedBranch, seed
 from actors.branch import BranchSpec, encode_error
 from actors.clock import Clock, SystemClock, Ticker
@@ -83,7 +83,7 @@ from actors.ownership import DropLease, HoldLeases, held_epochs
 from actors.policies import BatchProgress, BatchResult, BatchStatus
 from actors.store import Store
 
-log = structlog.get_logger("actors.execution")
+log = tracelog.get_logger("actors.execution")
 
 _FINISH_RETRY = 1.0  # seconds before a batch result whose write failed is written again
 

@@ -38,8 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import structlog
-
+from actors import tracelog
 from actors.ref import (
     DIGEST_BYTES,
     DigestError,
@@ -50,7 +49,7 @@ from actors.ref import (
     unresolved_digests,
 )
 
-log = structlog.get_logger("actors.fork_snapshot")
+log = tracelog.get_logger("actors.fork_snapshot")
 
 Deliver = Callable[[PendingDigest, bytes, list[PendingDigest]], None]
 

@@ -36,13 +36,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.errors import CheckpointError
 from actors.messages import BranchUpdate, ExecutionUpdate, OperationUpdate
 from actors.ref import PendingDigest, Ref, collecting, patch, tokens_in
 
-log = structlog.get_logger("actors.gate")
+log = tracelog.get_logger("actors.gate")
 
 _UPDATES = (OperationUpdate, BranchUpdate, ExecutionUpdate)
 

@@ -29,8 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.clock import Clock
 from actors.errors import LeaseLostError
 from actors.messages import Checkpoint, OperationUpdate, ReplyTo, exception_of
@@ -48,7 +47,7 @@ from actors.ownership import (
 )
 from actors.store import Store
 
-log = structlog.get_logger("actors.leasedesk")
+log = tracelog.get_logger("actors.leasedesk")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class LeaseDesk:
         # its leases are taken at once instead of when they expire.
         self._is_dead = is_dead
         self.held: dict[str, int] = {}
-        self._log = structlog.get_logger().bind(actor="checkpoint")
+        self._log = tracelog.get_logger("actors.leasedesk").bind(actor="checkpoint")
 
     def fence(self) -> LeaseFence:
         return LeaseFence(self.executor, self.held)
@@ -145,8 +144,10 @@ class LeaseDesk:
         if isinstance(message, HoldLeases):
             self.held = dict(message.epochs)
             return None
-        if isinstance(message, CancelInStore):
-            return store.cancel_execution(message.execution_id, now)
+        if isinstance(message, CancelInStore):  # (whether this call cancelled it, the row)
+            before = store.read_execution(message.execution_id)
+            record = store.cancel_execution(message.execution_id, now)
+            return (before is not None and not before.status.finished, record)
         if isinstance(message, SettleInStore):
             return store.settle_operation(message.update, now)
         if isinstance(message, DeleteInStore):

@@ -24,8 +24,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.batches import (
     Batch,
     BranchState,
@@ -95,7 +94,7 @@ from actors.ownership import (
 )
 from actors.store import Store, claimable
 
-log = structlog.get_logger("actors.execution")
+log = tracelog.get_logger("actors.execution")
 
 
 class ExecutionLifecycle:
@@ -619,16 +618,17 @@ class ExecutionLifecycle:
         log.info("execution.cancelled", execution_id=eid)
         self._answer_waiters(tracked)
 
-    def _cancelled_in_store(self, rid: int, record: ExecutionRecord | None,
+    def _cancelled_in_store(self, rid: int, outcome: tuple[bool, ExecutionRecord] | None,
                             error: BaseException | None) -> None:
         reply = self._requests.pop(rid, None)
         if reply is None:
             return
-        if record is None:
+        if outcome is None:
             reply.set_exception((type(error), error, None))
             return
+        cancelled, record = outcome
         self._observe(record) if not record.status.finished else self._finished_from(record)
-        reply.set(record.status is ExecutionStatus.CANCELLED)
+        reply.set(cancelled)
 
     def _retry(self, message: RetryExecution) -> None:
         eid = message.execution_id

@@ -29,12 +29,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.errors import CheckpointError
 from actors.messages import BUNDLE_LIMIT, Checkpoint, Suspend, bundle
 
-log = structlog.get_logger("actors.loop_outbox")
+log = tracelog.get_logger("actors.loop_outbox")
 
 
 class LoopOutbox:

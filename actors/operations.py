@@ -23,8 +23,8 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-import structlog
-
+from actors import tracelog
+from actors.applog import AppLogger
 from actors.branch import (
     BranchActor,
     BranchSpec,
@@ -135,16 +135,23 @@ class OperationCore:
     """A branch run's replay state, and each operation's decisions as a generator of effects.
 
     ``execution_id``, ``branch_id``, ``input`` (alias ``item``) and ``logger`` (a
-    structlog logger bound with the execution and the branch) describe the run.
+    structlog logger of the application's configuration, bound with the execution
+    and the branch, whose events also reach the system's trace; it logs nothing
+    while ``is_replaying``) describe the run.
     """
 
     def __init__(self, spec: BranchSpec, log: BranchLog, host: HostBasics) -> None:
         self.execution_id = spec.execution_id
         self.branch_id = spec.branch_id
         self.input: Any = spec.input
-        self.logger: Any = structlog.get_logger("actors.branch").bind(
-            execution_id=spec.execution_id, branch_id=spec.branch_id
-        )
+        where = {"execution_id": spec.execution_id, "branch_id": spec.branch_id}
+        cls = spec.branch_cls
+        self.logger: Any = AppLogger(f"{cls.__module__}.{cls.__qualname__}", where,
+                                     quiet=self._is_replaying)
+        self._trace = tracelog.get_logger("actors.branch").bind(**where)  # the framework's events
+        # Operations up to this id are in the log: calling them again is replaying them.
+        self._logged_through = max((int(op.op_id) for op in log.operations
+                                    if op.op_id.isdigit()), default=0)
         self._now = host.now
         self._serialize = host.serialize
         self._deserialize = host.deserialize
@@ -164,6 +171,22 @@ class OperationCore:
     def item(self) -> Any:
         """The branch's input, as ``map`` calls it."""
         return self.input
+
+    @property
+    def is_replaying(self) -> bool:
+        """Whether ``run`` is going again through operations its log already holds.
+
+        True from the start of a replay until ``run`` calls the first operation
+        that was not finished before; ``ctx.logger`` is quiet meanwhile, so a line
+        is logged once, not once per replay.
+
+            if not ctx.is_replaying:
+                metrics.increment("orders.seen")
+        """
+        return self._calls < self._logged_through
+
+    def _is_replaying(self) -> bool:
+        return self._calls < self._logged_through
 
     @property
     def operations_called(self) -> int:
@@ -192,7 +215,7 @@ class OperationCore:
             attempt = 1
             if record is not None:
                 if record.status is OpStatus.SUCCEEDED:
-                    self.logger.debug("step.replayed", op_id=op_id, step=name)
+                    self._trace.debug("step.replayed", op_id=op_id, step=name)
                     return self._load(record.payload)  # type: ignore[no-any-return]
                 if record.status is OpStatus.FAILED:
                     raise self._logged_error(record)
@@ -209,7 +232,7 @@ class OperationCore:
                         yield from self._fail(op_id, OpKind.STEP, name, attempt, exc)
                         raise
                     delay = retry.delay(attempt)
-                    self.logger.info(
+                    self._trace.info(
                         "step.retrying", op_id=op_id, step=name, attempt=attempt,
                         delay=delay, error=repr(exc), duration_ms=_ms_since(started),
                     )
@@ -225,7 +248,7 @@ class OperationCore:
                 acked = time.perf_counter()
                 yield Write(self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
                                          attempt=attempt, payload=payload), sync=True)
-                self.logger.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
+                self._trace.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
                                   duration_ms=_ms_since(started), checkpoint_ms=_ms_since(acked))
                 return value  # type: ignore[no-any-return]
 
@@ -360,7 +383,7 @@ class OperationCore:
             )
             parent = self._update(op_id, OpKind.CHILDREN, name, OpStatus.SUSPENDED)
             yield Spawn(parent, specs, max_concurrency, policy)
-            self.logger.info("children.started", op_id=op_id, children=len(specs))
+            self._trace.info("children.started", op_id=op_id, children=len(specs))
             payload = yield from self._suspend(parent)
             if payload is None:
                 raise RuntimeError(
@@ -428,7 +451,7 @@ class OperationCore:
             yield from self._suspend(timer)
 
     def _suspend(self, op: OperationUpdate) -> Effects[bytes | None]:
-        self.logger.debug("operation.suspending", op_id=op.op_id, kind=op.kind.value,
+        self._trace.debug("operation.suspending", op_id=op.op_id, kind=op.kind.value,
                           due_at=op.due_at)
         try:
             payload: bytes | None = yield Park(op)
@@ -439,7 +462,8 @@ class OperationCore:
 
     def _fail(self, op_id: str, kind: OpKind, name: str, attempt: int,
               exc: BaseException) -> Effects[None]:
-        self.logger.info(f"{kind.value.lower()}.failed", op_id=op_id, attempt=attempt,
+        # A warning: the branch may handle it, but a failed operation is worth seeing.
+        self._trace.warning(f"{kind.value.lower()}.failed", op_id=op_id, attempt=attempt,
                          error=repr(exc))
         yield Write(self._update(op_id, kind, name, OpStatus.FAILED, attempt=attempt,
                                  error=encode_error(exc, self._serialize)), sync=True)

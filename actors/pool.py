@@ -21,9 +21,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import structlog
+from actors import tracelog
 
-log = structlog.get_logger("actors.pool")
+log = tracelog.get_logger("actors.pool")
 
 _Task = tuple[Callable[[Any], None], Any]
 

@@ -32,8 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.blobs import RefBackend, RefUnavailableError, current_backend, require_backend
 from actors.errors import CheckpointError
 
@@ -41,7 +40,7 @@ DIGEST_BYTES = 32  # SHA-256; a placeholder token has the same length, so patchi
 TOKEN_PREFIX = os.urandom(8)  # shared by the tokens of this interpreter: one scan finds them all
 CODECS = ("pickle", "bytes", "bytearray")
 
-_log = structlog.get_logger("actors.ref")
+_log = tracelog.get_logger("actors.ref")
 
 
 class DigestError(CheckpointError):

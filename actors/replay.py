@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from actors import tracelog
 from actors.async_context import AsyncBranchContext, AsyncBranchHost
 from actors.branch import (
     BranchHost,
@@ -30,8 +29,9 @@ from actors.logcontext import bound_context
 from actors.messages import BranchLog, BranchRecord, BranchStatus, BranchUpdate, OperationUpdate
 from actors.operations import Effects, HostBasics, Invoke, OperationCore, Write
 from actors.store import is_finished
+from actors.tracebacks import keep_traceback, traceback_text
 
-_log = structlog.get_logger("actors.branch")
+_log = tracelog.get_logger("actors.branch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects
     """The run's own decisions, for either kind of context to perform: run ``run``, then
     write how it ended (a success or a failure), or report the suspension that unwound it."""
     replayed = bool(log.operations)
-    ctx.logger.info("branch.running", replay=replayed, logged_operations=len(log.operations))
+    ctx._trace.info("branch.running", replay=replayed, logged_operations=len(log.operations))
     try:
         result = yield Invoke(spec.branch_cls(), spec.input)
     except BranchSuspended as suspended:
@@ -113,11 +113,11 @@ def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects
             return _suspended(ctx, ctx.suspended_on, replayed)
         return (yield from _fail(spec, ctx, exc, replayed))
     if ctx.suspended_on is not None:
-        ctx.logger.error("branch.swallowed_suspension",
+        ctx._trace.error("branch.swallowed_suspension",
                          hint="do not catch BaseException around ctx operations in run()")
         return _suspended(ctx, ctx.suspended_on, replayed)
     if ctx.operations_called < len(log.operations):
-        ctx.logger.warning("branch.unvisited_operations", called=ctx.operations_called,
+        ctx._trace.warning("branch.unvisited_operations", called=ctx.operations_called,
                            logged=len(log.operations))
     try:
         payload = ctx._serialize(result)
@@ -125,7 +125,7 @@ def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects
         return (yield from _fail(spec, ctx, exc, replayed))
     yield Write(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.SUCCEEDED,
                              result=payload, epoch=ctx._epoch), sync=True)
-    ctx.logger.info("branch.succeeded", step_executions=ctx.step_executions)
+    ctx._trace.info("branch.succeeded", step_executions=ctx.step_executions)
     return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
                          step_executions=ctx.step_executions)
 
@@ -136,7 +136,7 @@ def _check_log(spec: BranchSpec, log: BranchLog) -> None:
 
 
 def _suspended(ctx: OperationCore, op: OperationUpdate, replayed: bool) -> BranchOutcome:
-    ctx.logger.info("branch.suspended", op_id=op.op_id, kind=op.kind.value, due_at=op.due_at)
+    ctx._trace.info("branch.suspended", op_id=op.op_id, kind=op.kind.value, due_at=op.due_at)
     return BranchOutcome(BranchStatus.SUSPENDED, suspended_on=op, replayed=replayed,
                          step_executions=ctx.step_executions)
 
@@ -146,7 +146,10 @@ def _fail(spec: BranchSpec, ctx: OperationCore, exc: Exception,
     yield Write(BranchUpdate(spec.execution_id, spec.branch_id, BranchStatus.FAILED,
                              error=encode_error(exc, ctx._serialize), epoch=ctx._epoch),
                 sync=True)
-    ctx.logger.info("branch.failed", error=repr(exc), step_executions=ctx.step_executions)
+    text = traceback_text(exc)
+    ctx._trace.error("branch.failed", error=repr(exc), step_executions=ctx.step_executions,
+                     traceback=text)
+    keep_traceback(exc, text, f"branch {spec.branch_id!r}")  # for whoever gets exc: the caller
     return BranchOutcome(BranchStatus.FAILED, error=exc, replayed=replayed,
                          step_executions=ctx.step_executions)
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.clock import Clock, Ticker
 from actors.control import ForgetExecution
 from actors.messages import (
@@ -63,7 +63,7 @@ from actors.messages import (
     checkpoints,
 )
 
-log = structlog.get_logger("actors.scheduler")
+log = tracelog.get_logger("actors.scheduler")
 
 COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
             "scheduler.duplicate_resumes")
@@ -239,7 +239,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self._ticker.stop()
 
     def metrics(self) -> dict[str, int]:
-        """The ``scheduler.*`` counters of API.md."""
+        """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""
         return dict(self._counters)
 
     def parked(self) -> int:

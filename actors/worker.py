@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.async_host import AsyncRunHost
 from actors.branch import BranchSpec, BranchSuspended, is_async_branch
 from actors.branch_loop import BranchLoop
@@ -59,7 +59,7 @@ from actors.pool import ThreadPool
 from actors.replay import BranchOutcome, run_branch, run_branch_async
 from actors.replies import AwaitableReply
 
-log = structlog.get_logger("actors.worker")
+log = tracelog.get_logger("actors.worker")
 
 # A send that raised one of these never left: its recipient is gone, or its mailbox stayed full.
 _UNSENT = (pykka.ActorDeadError, pykka.Timeout)

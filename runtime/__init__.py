@@ -7,6 +7,7 @@
         ref.ask("hello", timeout=5)
 """
 
+from actors.applog import get_logger
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.errors import (
     ActorDeadError,
@@ -21,7 +22,7 @@ from runtime.errors import (
     Timeout,
 )
 from runtime.future import Future, get_all
-from runtime.proxy import ActorProxy
+from runtime.proxy import ActorProxy, CallableProxy
 from runtime.ref import SELF, ActorRef
 from runtime.system import ActorSystem
 from runtime.tracing import bound, read_trace
@@ -32,6 +33,7 @@ __all__ = [
     "ActorProxy",
     "ActorRef",
     "ActorSystem",
+    "CallableProxy",
     "CheckpointError",
     "ConfigurationError",
     "DurableActorsError",
@@ -46,5 +48,6 @@ __all__ = [
     "Timeout",
     "bound",
     "get_all",
+    "get_logger",
     "read_trace",
 ]

@@ -25,11 +25,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import structlog
-
+from actors import tracelog
 from actors.store import Store
 
-log = structlog.get_logger("runtime.blobgc")
+log = tracelog.get_logger("runtime.blobgc")
 
 GRACE = 600.0  # seconds a recently written or reused blob is kept
 _MARK = b"_restore"

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import tracelog
 from actors.blobs import (
     BlobCache,
     BlobCorruptedError,
@@ -53,7 +52,7 @@ if TYPE_CHECKING:
     from runtime.ref import ActorRef
     from runtime.system import ActorSystem
 
-log = structlog.get_logger("runtime.blobs")
+log = tracelog.get_logger("runtime.blobs")
 
 _HEX = frozenset("0123456789abcdef")
 _counter = itertools.count()
@@ -256,12 +255,16 @@ class RefWorkerActor(WorkerActor):
             install_backend(None)
 
 
-def blob_dir_for(store_url: str, blob_dir: str | os.PathLike[str] | None = None) -> str:
+def blob_dir_for(store_url: str, blob_dir: str | os.PathLike[str] | None = None,
+                 scratch: str | None = None) -> str:
     """The blobs directory of a store: ``blob_dir`` (``SystemConfig.blob_dir``) if given,
-    absolute; else ``<directory of the SQLite file>/blobs``, or ``./.durable/blobs`` for a
-    store that is not a file (every host its own: give a shared ``blob_dir`` instead).
+    made absolute; else ``<directory of the SQLite file>/blobs``; else ``./.durable/blobs``
+    (every host its own: systems on several hosts give a shared ``blob_dir`` instead).
 
-        blob_dir_for("sqlite:///data/state.db")                        # "data/blobs"
+    A store that keeps nothing (``memory://``) keeps its blobs in ``scratch``, the
+    system's own temporary directory, removed at shutdown: never in the working directory.
+
+        blob_dir_for("sqlite:////var/lib/app/state.db")                # "/var/lib/app/blobs"
         blob_dir_for("postgresql://db/app", "/mnt/shared/app-blobs")   # "/mnt/shared/app-blobs"
     """
     if blob_dir is not None:
@@ -269,6 +272,8 @@ def blob_dir_for(store_url: str, blob_dir: str | os.PathLike[str] | None = None)
     scheme, sep, rest = store_url.partition("://")
     if scheme.lower() == "sqlite" and sep and rest.startswith("/") and ":memory:" not in rest:
         return str(Path(rest[1:].partition("?")[0]).parent / "blobs")
+    if scratch is not None and (scheme.lower() == "memory" or ":memory:" in rest):
+        return str(Path(scratch) / "blobs")
     return str(DEFAULT_PATH.resolve().parent / "blobs")
 
 
@@ -278,7 +283,7 @@ class RefServices:
     worker_class = RefWorkerActor
 
     def __init__(self, system: ActorSystem, store_url: str, restart: RestartPolicy) -> None:
-        self.blob_dir = blob_dir_for(store_url, system.config.blob_dir)
+        self.blob_dir = blob_dir_for(store_url, system.config.blob_dir, scratch=system._dir)
         self.digest: ActorRef[Any] = system.spawn(StoreDigestActor, self.blob_dir,
                                                   name="digest", restart=restart)
         self.worker_options: dict[str, Any] = {

@@ -27,6 +27,32 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
     inspect.add_argument("execution", nargs="?", default=None,
                          help="show this execution as a tree (default: list executions)")
+    inspect.add_argument("--json", action="store_true",
+                         help="print one JSON document: results, errors and tracebacks included")
+    inspect.add_argument("--status", metavar="STATUS",
+                         help="only executions (or top-level branches) of this status, "
+                              "e.g. FAILED, SUSPENDED")
+    inspect.add_argument("--failed", action="store_true",
+                         help="only failed ones; the tree shows each failure's traceback")
+    inspect.add_argument("--offset", type=int, default=0, metavar="N",
+                         help="skip the first N top-level branches")
+    inspect.add_argument("--limit", type=int, default=None, metavar="N",
+                         help="show N top-level branches (the tree's default: 20; 0: all)")
+
+    executions = sub.add_parser(
+        "executions", help="list, show, cancel, retry or delete stored executions",
+        description="Manage a store's executions from any machine that can open it; "
+                    "no service needs to run here.")
+    executions.add_argument("verb", choices=("list", "show", "cancel", "retry", "delete"))
+    executions.add_argument("execution", nargs="?", default=None, help="the execution's id")
+    executions.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
+    executions.add_argument("--status", default=None, help="list: only executions of this status")
+    executions.add_argument("--json", action="store_true", help="print one JSON document")
+    executions.add_argument("--here", action="store_true",
+                            help="retry: run it to its end in this process (by default a "
+                                 "running service with recover=True takes it over)")
+    executions.add_argument("--timeout", type=float, default=None,
+                            help="retry --here: seconds to wait for its end")
 
     trace = sub.add_parser("trace", help="timeline of a trace file, or Perfetto JSON",
                            description="Read the JSON-lines trace of every process "
@@ -56,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "inspect":
         from runtime.inspect_cmd import main as inspect_main
 
-        return inspect_main(store=args.store, execution=args.execution)
+        return inspect_main(store=args.store, execution=args.execution, as_json=args.json,
+                            status=args.status, failed=args.failed, offset=args.offset,
+                            limit=args.limit)
+    if args.command == "executions":
+        from runtime.executions_cmd import main as executions_main
+
+        return executions_main(args.verb, store=args.store, execution=args.execution,
+                               status=args.status, as_json=args.json, here=args.here,
+                               timeout=args.timeout)
     if args.command == "trace":
         from runtime.trace_cmd import main as trace_main
 

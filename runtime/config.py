@@ -52,7 +52,17 @@ def _default_workers() -> int:
 
 @dataclass(frozen=True)
 class SystemConfig:
-    """Everything an ``ActorSystem`` can be tuned with; see API.md for the meaning.
+    """Everything an ``ActorSystem`` can be tuned with.
+
+    The first eight are the main ones: ``workers`` (branch worker processes,
+    default: the CPU count), ``start_method`` (``"spawn"``, ``"forkserver"`` or
+    ``"fork"``), ``checkpoint_max_ops`` and ``checkpoint_max_bytes`` (the most
+    updates, and bytes, in one store transaction), ``checkpoint_window`` (seconds
+    a batch may wait for more under load; an idle checkpoint actor writes at
+    once), ``suspend_checkpoint_delay`` (seconds a suspension stays parked before
+    it is written; 0 writes at once), ``ref_threshold_bytes`` (step results larger
+    than this are stored as ``Ref``s) and ``trace_path`` (a JSON-lines trace of
+    every process, or ``None``). The others are described where they are declared.
 
         config = SystemConfig(workers=2, trace_path="trace.jsonl")
     """
@@ -65,7 +75,7 @@ class SystemConfig:
     suspend_checkpoint_delay: float = 0.1
     ref_threshold_bytes: int = 64 * 1024
     trace_path: str | None = None
-    # Runtime knobs beyond API.md.
+    # Runtime knobs beyond the main ones.
     worker_threads: int = 16  # branch threads per worker process
     mailbox_window: int = 1024  # messages one process may have in flight to one actor
     send_timeout: float = 30.0  # seconds a sender waits for mailbox room before MailboxFullError

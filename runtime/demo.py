@@ -212,32 +212,34 @@ def _retried_steps(url: str, eid: str) -> int:
 
 def _summary(eid: str, status: str, result: BatchResult, metrics: dict[str, int],
              retried: int, wall: float, running: float) -> Table:
+    """What the run did, in the words of someone who runs the demo, not of its internals."""
     table = Table(title=f"execution {eid}: {status} ({result.status})", title_justify="left",
                   show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning", style="dim")
     total = len(result.statuses)
-    empty_requests = metrics.get("checkpoint.empty_requests", 0)
-    empty_batches = metrics.get("checkpoint.empty_batches", 0)
+    waits = metrics.get("scheduler.deferred", 0)
     rows = [
-        ("branches", f"{total}", f"{result.succeeded} succeeded, {result.failed} failed"),
-        ("steps executed", f"{metrics.get('step.executions', 0)}",
-         "called by this run; replays answer from the log"),
-        ("steps retried", f"{retried}", "in the whole execution, per the store"),
-        ("store calls", f"{metrics.get('checkpoint.store_calls', 0)}", "round trips"),
-        ("batches", f"{metrics.get('checkpoint.batches', 0)}",
-         f"transactions, {metrics.get('checkpoint.updates', 0)} updates in all"),
-        ("empty checkpoints", f"{empty_requests}",
-         f"in {empty_batches} batches: {empty_requests - empty_batches} coalesced"),
-        ("deferred suspensions", f"{metrics.get('scheduler.deferred', 0)}",
-         f"{metrics.get('scheduler.applied', 0)} written, "
-         f"{metrics.get('scheduler.cancelled', 0)} cancelled by an early resume"),
-        ("replays", f"{metrics.get('branch.replays', 0)}", "branch runs started from a log"),
-        ("evictions", f"{metrics.get('branch.evictions', 0)}", "suspensions that freed a thread"),
+        ("items", f"{total}", f"{result.succeeded} succeeded, {result.failed} failed"),
+        ("steps run", f"{metrics.get('step.executions', 0)}",
+         "by this command; steps done before an interruption are not run again"),
+        ("steps retried", f"{retried}",
+         "needed another attempt: the pretend service shows every seventh item late"),
+        ("waits", f"{waits}",
+         f"cool-downs and retry back-offs: {metrics.get('scheduler.applied', 0)} saved to the "
+         "database, the item holding no thread meanwhile; "
+         f"{metrics.get('scheduler.cancelled', 0)} over before anything had to be saved"),
+        ("resumes", f"{metrics.get('branch.replays', 0)}",
+         "runs that went on from an item's saved progress, after a wait"),
+        ("database", f"{metrics.get('checkpoint.store_calls', 0)}",
+         f"round trips: {metrics.get('checkpoint.batches', 0)} transactions saving "
+         f"{metrics.get('checkpoint.updates', 0)} changes, and "
+         f"{metrics.get('checkpoint.empty_batches', 0)} reads that fetched the saved progress "
+         f"for {metrics.get('checkpoint.empty_requests', 0)} runs of items"),
         ("wall time", f"{wall:.2f} s",
          f"{running:.2f} s running the execution"
-         + (f": {total / running:.0f} branches/s" if running > 0 else "")),
+         + (f": {total / running:.0f} items/s" if running > 0 else "")),
     ]
     for row in rows:
         table.add_row(*row)

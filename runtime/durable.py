@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from pykka.messages import ProxyCall
 
+from actors import tracelog
 from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
@@ -73,7 +73,7 @@ from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_on
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
 
-log = structlog.get_logger("runtime.durable")
+log = tracelog.get_logger("runtime.durable")
 
 # Framework processes restart quickly after a crash; their state is in the store. Past the
 # budget they are tried every 10 s while callers are told the cause.

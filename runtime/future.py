@@ -14,11 +14,18 @@ A coroutine awaits a future without blocking its loop (``await fut``): the
 future calls back on the thread that sets it, which wakes the loop once; while
 someone awaits it, the future counts as a waiter on its connection, so that
 connection's reader reads the reply at once.
+
+A future that travels inside a *reply* instead becomes the receiver's copy of it:
+its value follows it when it arrives (``runtime.exports``).
+
+As pykka's futures since 4.3, a future takes exactly one of ``set``,
+``set_exception`` or ``set_get_hook``: a second raises ``queue.Full``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
 import traceback
@@ -29,6 +36,7 @@ import pykka
 
 from actors.messages import exception_of
 from actors.replies import awaited
+from runtime import serialization
 from runtime.errors import Timeout
 
 if TYPE_CHECKING:
@@ -40,6 +48,7 @@ _UNSET: Any = object()
 _waiter_lock = threading.Lock()
 
 
+@serialization.pickles_itself
 class Future(pykka.Future[T]):
     """A value that arrives later, possibly from another process.
 
@@ -108,8 +117,9 @@ class Future(pykka.Future[T]):
                 waiter.release()
 
     def set(self, value: Any = None) -> None:
-        if self.done():
-            return  # a late duplicate (e.g. a reply racing an ActorDeadError) is dropped
+        """Set the value; ``queue.Full`` if the future already has one (or a get hook)."""
+        if self._value is not _UNSET or self._exc is not None or self._get_hook is not None:
+            raise queue.Full(f"{self!r} can be set only once")
         self._value = value
         if self._waiter is not None:
             self._wake()
@@ -117,13 +127,37 @@ class Future(pykka.Future[T]):
             self._notify()
 
     def set_exception(self, exc_info: Any = None) -> None:
+        """Set the exception ``get`` raises (an ``exc_info`` triple, an exception, or
+        None for the one being handled); ``queue.Full`` if the future is already set."""
         exc = exception_of(exc_info)
-        if self.done():
-            return
+        if self._value is not _UNSET or self._exc is not None or self._get_hook is not None:
+            raise queue.Full(f"{self!r} can be set only once")
         self._exc = exc
         if self._waiter is not None:
             self._wake()
         if self._listeners is not None:
+            self._notify()
+
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        """Let ``get(timeout)`` return ``func(timeout)``, called once; ``queue.Full`` if set."""
+        if self.done():
+            raise queue.Full(f"{self!r} already has a value; it cannot take a get hook")
+        super().set_get_hook(func)
+
+    def _when_done(self, callback: Callable[[Future[T]], None]) -> None:
+        """Run ``callback(self)`` once the value or exception is set (now, if it is).
+
+        It runs on the thread that sets the future, or on this one if that already happened.
+        """
+        with _waiter_lock:
+            pending = not self.done()
+            if pending:
+                if self._listeners is None:
+                    self._listeners = []
+                self._listeners.append(callback)
+        if not pending:
+            callback(self)
+        elif self.done():  # set meanwhile, maybe before the setter could see our callback
             self._notify()
 
     # -- awaiting on an event loop ---------------------------------------------------------

@@ -1,29 +1,38 @@
 """Hosting a pykka actor behind a node: its inbox, its replies, its lifecycle.
 
-The user's class runs unchanged. We start it through pykka's own runtime hook
-(``_create_actor_inbox``) on a thin subclass made here, so that the inbox can do
-two things as the actor's thread takes each message: bind the structlog context
-that travelled with the message, and return flow-control credit to the sender.
+The user's class runs unchanged. We start it through pykka's own runtime hooks
+(``_create_actor_inbox``, ``_create_future``) on a thin subclass made here, so that
+the inbox can do two things as the actor's thread takes each message: bind the
+structlog context that travelled with the message, and return flow-control credit
+to the sender; and so that the futures of the actor's own asks (its proxy to itself,
+say) are ours, which can cross processes. The subclass also keeps ``actor_urn``
+equal to the URN of the actor's system-wide ``ActorRef``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
 from pykka._envelope import Envelope
 
+from actors import tracelog
 from actors.inbox import PeekableInbox
+from runtime.errors import ActorDeadError
+from runtime.future import Future
+from runtime.introspection import AttrMap, proxy_target, public_attributes
 from runtime.transport import Node, Peer, RemoteReply
 
 if TYPE_CHECKING:
     from runtime.ref import ActorRef
 
-log = structlog.get_logger("runtime.host")
+log = tracelog.get_logger("runtime.host")
 
 
 class TracedEnvelope(Envelope[Any]):
@@ -153,6 +162,25 @@ def _peekable_inbox_factory() -> TracingPeekableInbox:
     return TracingPeekableInbox(_building.hosted)
 
 
+_URN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://durable-actors/actor")
+
+
+def actor_urn_for(system_id: str, actor_id: str) -> str:
+    """The URN of an actor of a system: one per ref, kept across restarts, unique per system."""
+    return uuid.uuid5(_URN_NAMESPACE, f"{system_id}/{actor_id}").urn
+
+
+def _get_urn(actor: Any) -> str:
+    urn: str = actor.__dict__["_hosted_actor_urn"]
+    return urn
+
+
+def _set_urn(actor: Any, urn: str) -> None:
+    # pykka's Actor.__init__ assigns a random URN; a hosted actor keeps its ref's instead.
+    hosted = getattr(_building, "hosted", None)
+    actor.__dict__["_hosted_actor_urn"] = urn if hosted is None else hosted.urn
+
+
 _hosted_classes: dict[type, type] = {}
 
 
@@ -167,6 +195,8 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
         factory = _peekable_inbox_factory if peekable else _inbox_factory
         namespace = {
             "_create_actor_inbox": staticmethod(factory),
+            "_create_future": staticmethod(Future),
+            "actor_urn": property(_get_urn, _set_urn, doc="The URN of the actor's ActorRef."),
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }
@@ -181,16 +211,26 @@ class HostedActor:
         self.node = node
         self.actor_id = actor_id
         self.name = name
+        self.urn = actor_urn_for(node.system_id, actor_id)
         self.pykka_ref: pykka.ActorRef[Any] | None = None
+        self.ref: Any = None  # its runtime.ActorRef, when the process that hosts it made one
+        self._actor: pykka.Actor | None = None  # for introspection, while it runs
         self.failed = False
         self.finished = threading.Event()  # on_stop or on_failure has run
         self.loop_ended = threading.Event()  # the actor's thread handed over its last reply
+        # Set as pykka sets the actor's stopped flag (before on_stop/on_failure): what
+        # ``ActorRef.actor_stopped.wait()`` waits for, from any process.
+        self.stopped: Future[None] = Future()
         self.stop_requested = False
 
     @property
     def accepting(self) -> bool:
         ref = self.pykka_ref
         return ref is not None and ref.is_alive()
+
+    def __str__(self) -> str:
+        ref = self.pykka_ref
+        return str(ref) if ref is not None else f"actor {self.name!r} ({self.urn})"
 
     def start(self, cls: type[pykka.Actor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         _building.hosted = self
@@ -199,10 +239,17 @@ class HostedActor:
         finally:
             _building.hosted = None
         self._wrap_hooks(actor)
+        self._actor = actor
         self.pykka_ref = actor.actor_ref
         self.node.actors[self.actor_id] = self
-        pykka.ActorRegistry.register(actor.actor_ref)
+        # Not in this process's pykka.ActorRegistry under its local ref: the system's
+        # registry lists the ref that works from every process (runtime.registry).
         actor._start_actor_loop()  # what pykka's Actor.start does after construction
+
+    def _mark_stopped(self) -> None:
+        if not self.stopped.done():
+            with contextlib.suppress(queue.Full):  # two threads may see the end at once
+                self.stopped.set(None)
 
     def _wrap_hooks(self, actor: pykka.Actor) -> None:
         """Know whether the actor ended by a stop or by a failure (for restarts), and when
@@ -215,11 +262,13 @@ class HostedActor:
             try:
                 actor_loop()
             finally:
+                hosted._mark_stopped()  # an actor that failed in on_start ends here
                 hosted.loop_ended.set()
 
         actor._actor_loop = run_loop  # type: ignore[method-assign]
 
         def on_stop() -> None:
+            hosted._mark_stopped()
             try:
                 user_on_stop()
             finally:
@@ -227,6 +276,7 @@ class HostedActor:
 
         def on_failure(*exc_info: Any) -> None:
             hosted.failed = True
+            hosted._mark_stopped()
             log.error("actor.failed", error=repr(exc_info[1]))
             try:
                 user_on_failure(*exc_info)
@@ -268,39 +318,31 @@ class HostedActor:
             self.failed = True
         # pykka answers a stop after on_stop returns, on the actor's thread: the process
         # must not exit (and flush nothing) before that reply is handed to the transport.
-        self.loop_ended.wait(timeout=10.0)
+        if self.finished.is_set():
+            # Only pykka's teardown is left, or, after a BaseException, its stop of every
+            # registered actor: that takes as long as those actors take to stop.
+            self.loop_ended.wait()
+        else:
+            self.loop_ended.wait(timeout=10.0)
 
-    def introspect(self) -> dict[tuple[str, ...], tuple[bool, bool]]:
-        """Public attributes as path -> (callable, traversable), for remote proxies."""
-        ref = self.pykka_ref
-        actor = ref._actor_weakref() if ref is not None else None
-        if actor is None:
-            raise pykka.ActorDeadError(f"actor {self.name!r} is stopped")
-        return describe_attributes(actor)
+    def introspect(self) -> AttrMap:
+        """Public attributes as path -> (callable, traversable), for remote proxies.
 
+        Read from the actor's and its classes' ``__dict__``: no getter runs (pykka's rule).
+        """
+        actor = self._actor
+        if actor is None or not self.accepting:
+            raise ActorDeadError(f"{self} not found: it is stopped")
+        return public_attributes(actor, self._is_own_proxy)
 
-def describe_attributes(root: Any) -> dict[tuple[str, ...], tuple[bool, bool]]:
-    found: dict[tuple[str, ...], tuple[bool, bool]] = {}
-    to_visit: list[tuple[tuple[str, ...], Any]] = [((), root)]
-    while to_visit:
-        path, obj = to_visit.pop()
-        for name in dir(obj):
-            if name.startswith("_") or (not path and name in _ACTOR_INTERNALS):
-                continue
-            try:
-                attr = getattr(obj, name)
-            except Exception:
-                continue
-            traversable = bool(getattr(attr, "_pykka_traversable", False)
-                               or getattr(attr, "pykka_traversable", False))
-            found[(*path, name)] = (callable(attr), traversable)
-            if traversable and len(path) < 4:
-                to_visit.append(((*path, name), attr))
-    return found
-
-
-_ACTOR_INTERNALS = frozenset({"actor_ref", "actor_inbox", "actor_stopped", "actor_urn", "start",
-                              "use_daemon_thread"})
+    def _is_own_proxy(self, value: Any) -> bool:
+        target = proxy_target(value)
+        if target is None:
+            return False
+        if target is self.pykka_ref:
+            return True
+        return (getattr(target, "actor_id", None) == self.actor_id
+                and getattr(target, "system_id", None) == self.node.system_id)
 
 
 def local_ref_target(node: Node, ref: ActorRef[Any]) -> HostedActor | None:

@@ -1,8 +1,10 @@
 """``durable-actors inspect``: what a store holds, read without ever writing to it.
 
     durable-actors inspect                      # a table of the executions in ./.durable/
-    durable-actors inspect demo-300             # that execution as a tree of branches and ops
-    durable-actors inspect --store sqlite:////var/lib/app/state.db nightly-1
+    durable-actors inspect demo-300             # its first 20 branches as a tree of ops
+    durable-actors inspect demo-300 --failed    # only failed branches, with tracebacks
+    durable-actors inspect demo-300 --json | jq '.branches.items[].result'
+    durable-actors inspect --store sqlite:////var/lib/app/state.db nightly-1 --offset 20
 
 The store is opened read-only (``?mode=ro``): SQLite in WAL mode lets this read
 the last committed state while a running system writes, and never takes the
@@ -11,23 +13,24 @@ write lock that system's checkpoint actor needs.
 
 from __future__ import annotations
 
+import json
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from actors.branch import StoredError
 from actors.errors import StoreError
-from actors.messages import BranchRecord, BranchStatus, ExecutionRecord, OperationRecord, OpStatus
+from actors.messages import BranchStatus, ExecutionStatus, OpStatus
 from actors.store import Store
-from runtime import serialization
 from runtime.durable import absolute_store_url
+from runtime.inspect_data import error_info, execution_summary, execution_view
 from runtime.stores import open_store, read_only_url, redacted_url
+
+PAGE = 20  # top-level branches the tree shows unless --limit says otherwise
 
 _STYLES = {
     "SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow", "STARTED": "yellow",
@@ -77,23 +80,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def error_type(blob: bytes | None) -> str | None:
-    """The type name of a logged error, without loading the exception itself.
-
-    Only the ``StoredError`` envelope is unpickled: its class is ours, so this
-    works even where the user's exception class cannot be imported.
-    """
-    if blob is None:
+def error_text(error: dict[str, str] | None, limit: int = 160) -> str | None:
+    """``KeyError: 'missing'`` for a logged failure, cut to ``limit`` characters."""
+    if error is None:
         return None
-    try:
-        stored = serialization.loads(blob)
-    except Exception:
-        return "<unreadable error>"
-    if isinstance(stored, StoredError):
-        return stored.type_name.removeprefix("builtins.")
-    if isinstance(stored, BaseException):
-        return type(stored).__qualname__
-    return type(stored).__name__
+    text = f"{error['type']}: {error['message']}" if error["message"] else error["type"]
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _status(value: str) -> str:
@@ -101,19 +93,44 @@ def _status(value: str) -> str:
     return f"[{style}]{value}[/]" if style else value
 
 
-def status_counts(branches: Iterable[BranchRecord]) -> str:
-    """"297 succeeded, 3 running" for the top-level branches given."""
-    counts = Counter(b.status for b in branches if b.parent_branch_id is None)
-    order = (BranchStatus.SUCCEEDED, BranchStatus.FAILED, BranchStatus.RUNNING,
-             BranchStatus.SUSPENDED, BranchStatus.PENDING)
-    return ", ".join(f"{counts[s]} {s.value.lower()}" for s in order if counts[s])
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def parse_status(value: str | None, failed: bool, kinds: type[Any]) -> Any:
+    """The status ``--status`` (or ``--failed``) names; ``ValueError`` listing the valid ones."""
+    if failed:
+        value = value or "FAILED"
+        if value.upper() != "FAILED":
+            raise ValueError(f"--failed and --status {value} ask for different statuses")
+    if value is None:
+        return None
+    try:
+        return kinds(value.upper())
+    except ValueError:
+        names = ", ".join(s.value for s in kinds)
+        raise ValueError(f"unknown status {value!r}; use one of {names}") from None
 
 
 def main(store: str | None = None, execution: str | None = None,
-         console: Console | None = None) -> int:
-    """Print the executions of ``store``, or the tree of ``execution``; 1 if there is none."""
+         console: Console | None = None, *, as_json: bool = False, status: str | None = None,
+         failed: bool = False, offset: int = 0, limit: int | None = None) -> int:
+    """Print the executions of ``store``, or the tree of ``execution``; 1 if there is none.
+
+    ``status``/``failed`` keep executions (or top-level branches) of that status;
+    ``offset``/``limit`` page through branches (the tree shows ``PAGE`` unless told;
+    ``limit=0`` shows all); ``as_json`` prints one JSON document instead.
+    """
     out = console or Console()
     err = Console(stderr=True) if console is None else console
+    try:
+        wanted = parse_status(status, failed,
+                              BranchStatus if execution is not None else ExecutionStatus)
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("--offset and --limit take a count >= 0")
+    except ValueError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        return 2
     url = absolute_store_url(store)
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -127,95 +144,144 @@ def main(store: str | None = None, execution: str | None = None,
         return 1
     try:
         if execution is None:
-            return _list(out, reader, path or redacted_url(url))
+            return _list(out, reader, path or redacted_url(url), wanted, as_json)
         record = reader.read_execution(execution)
         if record is None:
             err.print(f"no execution {execution!r} in {path or redacted_url(url)}; "
                       "`durable-actors inspect` lists the executions it holds",
                       soft_wrap=True, markup=False)
             return 1
-        out.print(execution_tree(reader, record, time.time()))
+        page = limit if limit is not None else (None if as_json else PAGE)
+        view = execution_view(reader, record, status=wanted, offset=offset,
+                              limit=page or None)
+        if as_json:
+            _print_json(out, view)
+        else:
+            out.print(execution_tree(view, time.time(), tracebacks=failed))
+            _print_paging(out, view, execution)
         return 0
     finally:
         reader.close()
 
 
-def _list(console: Console, reader: Store, where: object) -> int:
-    executions = reader.read_executions()
-    if not executions:
-        console.print(f"no executions in {where}", soft_wrap=True, markup=False)
+def _print_json(out: Console, document: Any) -> None:
+    # Plain print: rich would wrap long lines and colour the JSON.
+    out.file.write(json.dumps(document, indent=2) + "\n")
+
+
+def _list(console: Console, reader: Store, where: object, status: ExecutionStatus | None,
+          as_json: bool) -> int:
+    executions = [r for r in reader.read_executions() if status is None or r.status is status]
+    rows = [execution_summary(r, reader.read_branches(r.execution_id)) for r in executions]
+    if as_json:
+        _print_json(console, {"store": str(where), "executions": rows})
+        return 0
+    if not rows:
+        which = f"{status.value.lower()} executions" if status is not None else "executions"
+        console.print(f"no {which} in {where}", soft_wrap=True, markup=False)
         return 0
     now = time.time()
     table = Table(title=f"executions in {escape(str(where))}", title_justify="left")
     for column in ("id", "kind", "status", "branches", "created", "updated"):
         table.add_column(column, overflow="fold")
-    for record in executions:
-        counts = status_counts(reader.read_branches(record.execution_id))
+    for row in rows:
+        counts = _counts(row["counts"])
         table.add_row(
-            escape(record.execution_id), record.kind, _status(record.status.value),
-            f"{record.branch_count}" + (f" ({counts})" if counts else ""),
-            ago(record.created_at, now), ago(record.updated_at, now),
+            escape(row["id"]), row["kind"], _status(row["status"]),
+            f"{row['branch_count']}" + (f" ({counts})" if counts else ""),
+            ago(row["created_at"], now), ago(row["updated_at"], now),
         )
     console.print(table)
     return 0
 
 
-def execution_tree(reader: Store, record: ExecutionRecord, now: float) -> Tree:
-    """The execution, its top-level branches, their operations, and children under their op."""
-    branches = reader.read_branches(record.execution_id)
-    children: defaultdict[tuple[str, str], list[BranchRecord]] = defaultdict(list)
-    for branch in branches:
-        if branch.parent_branch_id is not None and branch.parent_op_id is not None:
-            children[(branch.parent_branch_id, branch.parent_op_id)].append(branch)
-    counts = status_counts(branches)
+def execution_tree(view: dict[str, Any], now: float, *, tracebacks: bool = False) -> Tree:
+    """The execution, a page of its top-level branches, their ops, and children under their op.
+
+    ``tracebacks`` prints each failure's traceback under its branch or operation.
+    """
+    record = view["execution"]
+    counts = _counts(record["counts"])
+    failure = error_text(record["error"])
     root = Tree(
-        f"[bold]execution {escape(record.execution_id)}[/] · {record.kind} · "
-        f"{_status(record.status.value)} · {record.branch_count} branches"
+        f"[bold]execution {escape(record['id'])}[/] · {record['kind']} · "
+        f"{_status(record['status'])} · {record['branch_count']} branches"
         + (f" ({counts})" if counts else "")
-        + f" · created {ago(record.created_at, now)} · updated {ago(record.updated_at, now)}"
-        + (f" · error {escape(e)}" if (e := error_type(record.error)) else "")
+        + f" · created {ago(record['created_at'], now)} · "
+        f"updated {ago(record['updated_at'], now)}"
+        + (f" · error {escape(failure)}" if failure else "")
     )
-    for branch in branches:
-        if branch.parent_branch_id is None:
-            _add_branch(root, reader, branch, children, now)
+    for branch in view["branches"]["items"]:
+        _add_branch(root, branch, now, tracebacks)
     return root
 
 
-def _add_branch(parent: Tree, reader: Store, branch: BranchRecord,
-                children: dict[tuple[str, str], list[BranchRecord]], now: float) -> None:
-    label = (f"branch [bold]{escape(branch.branch_id)}[/] · {_status(branch.status.value)} · "
-             f"epoch {branch.epoch} · updated {ago(branch.updated_at, now)}")
-    if branch.status in (BranchStatus.SUCCEEDED, BranchStatus.FAILED):
-        label += f" · took {duration(branch.updated_at - branch.created_at)}"
-    if (failure := error_type(branch.error)) is not None:
+def _add_branch(parent: Tree, branch: dict[str, Any], now: float, tracebacks: bool) -> None:
+    label = (f"branch [bold]{escape(branch['id'])}[/] · {_status(branch['status'])} · "
+             f"run {branch['epoch']} · updated {ago(branch['updated_at'], now)}")
+    if branch["status"] in (BranchStatus.SUCCEEDED.value, BranchStatus.FAILED.value):
+        label += f" · took {duration(branch['updated_at'] - branch['created_at'])}"
+    if branch["result"] is not None:
+        label += f" · → {escape(branch['result'])}"
+    if (failure := error_text(branch["error"])) is not None:
         label += f" · error [red]{escape(failure)}[/]"
     node = parent.add(label)
-    for op in reader.read_log(branch.branch_id).operations:
+    _add_traceback(node, branch["error"], tracebacks)
+    for op in branch["operations"]:
         op_node = node.add(_operation_label(op, now))
-        for child in children.get((branch.branch_id, op.op_id), ()):
-            _add_branch(op_node, reader, child, children, now)
+        _add_traceback(op_node, op["error"], tracebacks and op["status"] == OpStatus.FAILED.value)
+        for child in op["children"]:
+            _add_branch(op_node, child, now, tracebacks)
 
 
-def _operation_label(op: OperationRecord, now: float) -> str:
-    parts = [f"{escape(op.op_id)} {op.kind.value} [bold]{escape(op.name)}[/]",
-             _status(op.status.value)]
-    if op.attempt:
-        parts.append(f"attempt {op.attempt}")
+def _add_traceback(node: Tree, error: dict[str, str] | None, show: bool) -> None:
+    if show and error is not None and error["traceback"]:
+        node.add(f"[dim]{escape(error['traceback'].rstrip())}[/]")
+
+
+def _operation_label(op: dict[str, Any], now: float) -> str:
+    parts = [f"{escape(op['op_id'])} {op['kind']} [bold]{escape(op['name'])}[/]",
+             _status(op["status"])]
+    if op["attempt"]:
+        parts.append(f"attempt {op['attempt']}")
     # A step's row is first written when an attempt ends (no STARTED row), a wait's when it
     # suspends: "logged" is that first write, "ended" how long after it the op ended.
-    parts.append(f"logged {ago(op.created_at, now)}")
-    ended_after = op.updated_at - op.created_at
-    if op.status in (OpStatus.SUCCEEDED, OpStatus.FAILED) and ended_after >= 0.001:
+    parts.append(f"logged {ago(op['created_at'], now)}")
+    ended_after = op["updated_at"] - op["created_at"]
+    ended = op["status"] in (OpStatus.SUCCEEDED.value, OpStatus.FAILED.value)
+    if ended and ended_after >= 0.001:
         parts.append(f"ended {duration(ended_after)} later")
-    if op.due_at is not None and op.status in (OpStatus.SUSPENDED, OpStatus.RETRYING):
-        parts.append(f"due {ago(op.due_at, now)}")
-    failure = error_type(op.error)
+    if op["due_at"] is not None and op["status"] in (OpStatus.SUSPENDED.value,
+                                                     OpStatus.RETRYING.value):
+        parts.append(f"due {ago(op['due_at'], now)}")
+    if op["result"] is not None and op["status"] == OpStatus.SUCCEEDED.value:
+        parts.append(f"→ {escape(op['result'])}")
+    failure = error_text(op["error"])
     if failure is not None:
         # A succeeded op keeps the error of its last failed attempt (the upsert never clears it).
-        word = "after" if op.status is OpStatus.SUCCEEDED else "error"
+        word = "after" if op["status"] == OpStatus.SUCCEEDED.value else "error"
         parts.append(f"{word} [red]{escape(failure)}[/]")
     return " · ".join(parts)
 
 
-__all__ = ["ago", "duration", "error_type", "execution_tree", "main", "open_reader",
-           "sqlite_path"]
+def _print_paging(out: Console, view: dict[str, Any], execution: str) -> None:
+    branches = view["branches"]
+    shown, matching, offset = len(branches["items"]), branches["matching"], branches["offset"]
+    which = f"{branches['status'].lower()} " if branches["status"] else ""
+    if shown == matching and offset == 0:
+        if branches["status"] and not matching:
+            out.print(f"no {which}branches", highlight=False)
+        return
+    advice = []
+    if offset + shown < matching:
+        advice.append(f"--offset {offset + shown} for the next page")
+    advice.append("--limit 0 for all")
+    if not branches["status"]:
+        advice.append("--failed or --status for some")
+    first = f"{offset + 1}–{offset + shown}" if shown else "none"
+    out.print(f"{execution}: {which}branches {first} of {matching} shown; "
+              + ", ".join(advice), soft_wrap=True, highlight=False, markup=False)
+
+
+__all__ = ["PAGE", "ago", "duration", "error_info", "error_text", "execution_tree", "main",
+           "open_reader", "parse_status", "sqlite_path"]

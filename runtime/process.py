@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import multiprocess
-import structlog
 from multiprocess.connection import wait
 
-from runtime import serialization, tracing
+from actors import tracelog
+from runtime import registry, serialization, tracing
 from runtime.host import HostedActor
+from runtime.pykka_log import bridge_pykka_logs
 from runtime.ref import SELF, ActorRef
 from runtime.transport import Node
 
@@ -32,7 +33,7 @@ EXIT_FAILED = 3
 EXIT_BOOT_FAILED = 4
 EXIT_ORPHANED = 5
 
-log = structlog.get_logger("runtime.process")
+log = tracelog.get_logger("runtime.process")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class BootSpec:
     spin_wait: float = 0.0
     class_name: str = ""
     restart_grace: float = 0.0
+    app_logging: bytes | None = None  # the service's structlog configuration, for ctx.logger
+    registered: bool = True  # listed in the system's registry (the system's own actors are not)
+    registry_snapshot: registry.Snapshot = registry.EMPTY  # the registry as the process starts
 
 
 def _exit_when_orphaned(node: Node) -> None:
@@ -80,12 +84,15 @@ def child_main(spec: BootSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
+    tracing.use_app_config(spec.app_logging)
+    bridge_pykka_logs()
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
                 send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
     # Handlers before start(): a ping may arrive the moment the address is bound.
     node.ctrl_handlers["ping"] = _ping(node)
     node.ctrl_handlers["introspect"] = _introspect(node)
+    node.ctrl_handlers["stopped"] = _stopped(node)
     node.ctrl_handlers["shutdown"] = _shutting_down(node)
     node.hold_until_hosted()
     node.start()
@@ -93,6 +100,8 @@ def child_main(spec: BootSpec) -> None:
                      daemon=True).start()
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
+        # The registry before the actor: its __init__ and on_start may look others up.
+        mirror = registry.mirror(node, spec.registry_snapshot)
         cls, args, kwargs = serialization.loads(spec.payload)
         own: ActorRef[Any] = ActorRef(
             system_id=spec.system_id, address=spec.address, actor_id=spec.actor_id,
@@ -100,7 +109,16 @@ def child_main(spec: BootSpec) -> None:
         )
         args = tuple(own if a is SELF else a for a in args)
         kwargs = {k: own if v is SELF else v for k, v in kwargs.items()}
+        hosted.ref = own
+        if spec.registered:  # listed here before it starts, as pykka's Actor.start does
+            entry = registry.Entry(own, serialization.dumps(cls))
+            mirror.add(entry)
         hosted.start(cls, args, kwargs)
+        if spec.registered:
+            _register(node, spec, hosted, mirror, entry)
+        # With the ready reply, on the same connection: the changes since the snapshot
+        # (our own registration among them) come before anything sent after spawn() returns.
+        registry.subscribe(node, spec.parent_address, mirror)
     except BaseException as exc:
         node.send_reply(spec.parent_address, spec.ready_reply_id, False, exc)
         _flush(node, timeout=2.0)
@@ -118,6 +136,18 @@ def child_main(spec: BootSpec) -> None:
     _flush(node, timeout=1.0)
     node.close()
     os._exit(code)
+
+
+def _register(node: Node, spec: BootSpec, hosted: HostedActor, mirror: registry.Mirror,
+              entry: registry.Entry) -> None:
+    """List the actor in the system's registry now (before the ready reply) until it stops."""
+
+    def withdraw(_: Any) -> None:
+        mirror.remove(spec.actor_id)  # at once here, as pykka unregisters in its _stop
+        registry.withdraw(node, spec.parent_address, spec.actor_id)
+
+    registry.announce(node, spec.parent_address, entry)
+    hosted.stopped._when_done(withdraw)
 
 
 def _ping(node: Node) -> Any:
@@ -140,9 +170,20 @@ def _introspect(node: Node) -> Any:
     return introspect
 
 
+def _stopped(node: Node) -> Any:
+    def stopped(actor_id: str, _: Any) -> Any:
+        hosted = node.actors.get(actor_id)
+        if hosted is None:
+            return True  # not hosted (any more): stopped
+        return hosted.stopped  # answered when the actor stops
+
+    return stopped
+
+
 def _shutting_down(node: Node) -> Any:
     def shutting_down(_: str, __: Any) -> bool:
         node.shutting_down = True  # peers that go away now are stopping, not restarting
+        tracing.stopping()  # so what this process says about them is not a warning
         return True
 
     return shutting_down

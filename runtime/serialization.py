@@ -14,6 +14,7 @@ import types
 from typing import Any
 
 import cloudpickle
+import pykka
 
 from runtime.errors import SerializationError
 
@@ -28,6 +29,17 @@ except ImportError:  # pragma: no cover - an older cloudpickle: a conservative t
 
 
 _CODE = (type, types.FunctionType)  # what may travel by value; a tuple: cheaper than a union
+# ... and pykka's own refs and futures, which become the system's when they cross
+# (``runtime.exports``), unless they are the system's already (they pickle themselves).
+_SPECIAL = (type, types.FunctionType, pykka.ActorRef, pykka.Future)
+_pickles_itself: tuple[type, ...] = ()
+
+
+def pickles_itself(cls: type) -> type:
+    """Mark a subclass of a pykka type that crosses by its own ``__reduce__``."""
+    global _pickles_itself
+    _pickles_itself = (*_pickles_itself, cls)
+    return cls
 
 
 class _Pickler(pickle.Pickler):
@@ -40,11 +52,18 @@ class _Pickler(pickle.Pickler):
     """
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, _CODE) and obj not in _known_by_reference:
-            if not _by_reference(obj):
-                return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
-            if len(_known_by_reference) < _KNOWN_LIMIT:
-                _known_by_reference.add(obj)
+        if isinstance(obj, _SPECIAL):
+            if not isinstance(obj, _CODE):
+                if isinstance(obj, _pickles_itself):
+                    return NotImplemented
+                from runtime.exports import crossing
+
+                return crossing(obj)
+            if obj not in _known_by_reference:
+                if not _by_reference(obj):
+                    return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
+                if len(_known_by_reference) < _KNOWN_LIMIT:
+                    _known_by_reference.add(obj)
         return NotImplemented
 
 

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from multiprocess.connection import wait
 
+from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.process import EXIT_STOPPED, BootSpec
 
-log = structlog.get_logger("runtime.supervisor")
+log = tracelog.get_logger("runtime.supervisor")
 
 _HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
 
@@ -90,6 +90,8 @@ class Supervisor:
         # Told (actor id, error) when a restart's boot failed with an error of its own (the
         # constructor raised, e.g. its store cannot be written): the cause, typed, at once.
         self.on_boot_failed: Callable[[str, BaseException], None] | None = None
+        # Told (actor id, address) of every exit, crash or not (the registry's withdrawal).
+        self.on_exit: Callable[[str, str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -143,6 +145,11 @@ class Supervisor:
         if boot_error is not None and child.state == "running" and not self._closing:
             child.given_up = True  # counts as a fault until a restart holds
             self._hook(self.on_boot_failed, child.spec.actor_id, boot_error)
+        if self.on_exit is not None:
+            try:
+                self.on_exit(child.spec.actor_id, child.spec.address)
+            except Exception as exc:  # a hook must not stop the supervisor
+                log.error("supervisor.on_exit_failed", error=repr(exc))
         if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
             child.state = "stopped"
             log.debug("actor.exited", name=name, code=code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import secrets
 import select
@@ -18,8 +19,8 @@ from typing import Any, TypeVar
 
 import multiprocess
 import pykka
-import structlog
 
+from actors import tracelog
 from actors.errors import CallbackFailedError
 from actors.messages import ExecutionStatus
 from actors.policies import Completion
@@ -39,12 +40,13 @@ from runtime.executions import (
 from runtime.future import Future
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
+from runtime.registry import SystemRegistry
 from runtime.supervisor import Child, Supervisor
 from runtime.transport import Node
 
 A = TypeVar("A", bound=pykka.Actor)
 
-log = structlog.get_logger("runtime.system")
+log = tracelog.get_logger("runtime.system")
 
 _live_systems: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
 _forkserver_lock = threading.Lock()
@@ -273,16 +275,17 @@ class ActorSystem(AsyncSystem):
         self._durable_lock = threading.Lock()
         self._closed = False
         self._closed_event = threading.Event()
-        if self.config.trace_path is not None or not structlog.is_configured():
-            # A service that configured structlog itself keeps its configuration
-            # unless it asked for a trace file.
-            tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
+        # The framework's own chain: structlog's configuration stays the application's.
+        tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
         self.node = Node(
             system_id=self.id, address=os.path.join(self._dir, "service.sock"),
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
             send_timeout=self.config.send_timeout, spin_wait=self.config.spin_wait,
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready)
+        self._registry = SystemRegistry(self.node)  # mirrored into pykka.ActorRegistry
+        self._supervisor.on_exit = self._registry.process_exited
+        self._spawning_services = threading.local()  # the system's own actors: unregistered
         self._durable: DurableServices | None = None
         with _forkserver_lock:
             if not _live_systems:
@@ -327,6 +330,8 @@ class ActorSystem(AsyncSystem):
         return self.node.register(fut, None), fut
 
     def _start_process(self, spec: BootSpec) -> Any:
+        # The registry as it is now (a restart reuses its spec): the process boots with it.
+        spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
         process.start()
         return process
@@ -371,6 +376,8 @@ class ActorSystem(AsyncSystem):
             ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
+            app_logging=tracing.app_config_for_children(),
+            registered=not getattr(self._spawning_services, "active", False),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
@@ -407,7 +414,11 @@ class ActorSystem(AsyncSystem):
             if self._closed:
                 raise ActorDeadError("this actor system is shut down; start a new one")
             if self._durable is None:
-                self._durable = DurableServices(self)
+                self._spawning_services.active = True
+                try:
+                    self._durable = DurableServices(self)
+                finally:
+                    self._spawning_services.active = False
             return self._durable
 
     def map(
@@ -535,7 +546,30 @@ class ActorSystem(AsyncSystem):
         return self._services().settle_callback(callback_id, False, error)
 
     def metrics(self) -> dict[str, int]:
-        """Monotonic counters since the system started (names in API.md)."""
+        """Monotonic counters since the system started; their names are part of the API.
+
+        | name | counts |
+        |---|---|
+        | `checkpoint.store_calls` | store round trips of the checkpoint actor (writes and reads) |
+        | `checkpoint.batches` | batches written, one store transaction each |
+        | `checkpoint.updates` | updates written |
+        | `checkpoint.empty_requests` | empty checkpoints (log requests of resuming branches) |
+        | `checkpoint.empty_batches` | batches that answered at least one empty checkpoint |
+        | `scheduler.deferred` | suspension checkpoints deferred |
+        | `scheduler.cancelled` | deferred checkpoints cancelled by an early resume |
+        | `scheduler.applied` | deferred checkpoints written |
+        | `scheduler.duplicate_resumes` | resumes dropped: the suspension had resumed already |
+        | `digest.blobs_written` | distinct blobs stored |
+        | `digest.dedup_hits` | saves whose blob was stored already |
+        | `branch.replays` | branch runs that started from a non-empty log |
+        | `branch.evictions` | branches that left their worker thread while suspended |
+        | `step.executions` | step functions actually called (not answered from the log) |
+
+        Other counters the actors keep (``checkpoint.fenced``, ``branch.runs``, ...)
+        are there too, for diagnosis; their names may change.
+
+            system.metrics()["step.executions"]
+        """
         return self._services().metrics()
 
     # -- shutdown -------------------------------------------------------------------
@@ -559,10 +593,18 @@ class ActorSystem(AsyncSystem):
             self._durable.close()
         self.node.shutting_down = True
         children = self._supervisor.live_children()
+        told = []
         for child in children:
             child.state = "stopping"
             with contextlib.suppress(Exception):  # already gone
-                self.node.send_control(child.spec.address, "shutdown", child.spec.actor_id)
+                told.append(self.node.send_control(child.spec.address, "shutdown",
+                                                   child.spec.actor_id))
+        # Every process knows the stop is on purpose before any peer of it goes (else it
+        # warns about them); bounded, so a wedged child cannot hold the shutdown up.
+        told_by = time.monotonic() + min(1.0, budget)
+        for ack in told:
+            with contextlib.suppress(Exception):
+                ack.get(timeout=max(0.0, told_by - time.monotonic()))
         # Users' actors and workers first, the scheduler next, the checkpoint actor last:
         # everyone else's final writes and replies go through it.
         for rank in (0, 1, 2):
@@ -591,6 +633,7 @@ class ActorSystem(AsyncSystem):
         self._supervisor.close()
         if self._durable is not None:
             self._durable.close_stores()
+        self._registry.close()
         self.node.close()
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)

@@ -45,22 +45,24 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from multiprocess.connection import Client, Connection, Listener
 
+from actors import tracelog
 from actors.messages import exception_of
 from runtime import serialization
 from runtime.channel import Channel, Pump, SpinWait
 from runtime.errors import ActorDeadError, MailboxFullError, RemoteError, SerializationError
+from runtime.exports import reply_target, replying_to
 from runtime.future import Future, remote_traceback_of
 
 if TYPE_CHECKING:
     from runtime.host import HostedActor
 
-log = structlog.get_logger("runtime.transport")
+log = tracelog.get_logger("runtime.transport")
 
-# Record kinds: the first field of every pickled record tuple.
-MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES = range(7)
+# Record kinds: the first field of every pickled record tuple. VALUE answers the copy of a
+# future that this process sent inside a reply (``runtime.exports``).
+MSG, REPLY, CREDIT, CTRL, HELLO, DEAD, REPLIES, VALUE = range(8)
 _LEN = struct.Struct("<I")
 _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
 # Reply values the stdlib pickler writes without calling back into Python: no classes or
@@ -92,8 +94,15 @@ def current_node() -> Node | None:
 
 
 def reply_handle_for(future: Future[Any]) -> tuple[Any, ...]:
-    """How a ``Future`` pickles: register it for a reply and travel as (address, id)."""
+    """How a ``Future`` pickles: register it for a reply and travel as (address, id).
+
+    Inside a reply it travels as the receiver's copy instead (``runtime.exports``).
+    """
     peer: Peer | None = getattr(_sending_to, "peer", None)
+    if peer is None:
+        target = reply_target()
+        if target is not None:
+            return target.export(future)
     node = peer.node if peer is not None else current_node()
     if node is None:
         raise SerializationError(
@@ -110,6 +119,17 @@ def _rebuild_reply(system_id: str, address: str, reply_id: int) -> Any:
         if home is not None:
             return home
     return RemoteReply(system_id, address, reply_id)
+
+
+def _settle(fut: Future[Any], ok: bool, value: Any) -> None:
+    """Answer ``fut``, unless its owner already did (a send that failed at its caller)."""
+    try:
+        if ok:
+            fut.set(value)
+        else:
+            fut.set_exception((type(value), value, value.__traceback__))
+    except queue.Full:
+        pass  # the first answer stands, as pykka's set-once futures have it
 
 
 def write_frame(conn: Connection, payload: bytes) -> None:
@@ -133,9 +153,13 @@ def write_frame(conn: Connection, payload: bytes) -> None:
 
 
 class RemoteReply:
-    """A reply handle whose future waits in another process; quacks like a pykka Future."""
+    """A reply handle whose future waits in another process; quacks like a pykka Future.
 
-    __slots__ = ("address", "awaited", "reply_id", "system_id")
+    Answered twice, it raises ``queue.Full`` as a pykka future does (another copy of
+    the handle cannot know: the first answer to arrive wins, a later one is dropped).
+    """
+
+    __slots__ = ("address", "awaited", "reply_id", "settled", "system_id")
 
     def __init__(self, system_id: str, address: str, reply_id: int, awaited: bool = False) -> None:
         self.system_id = system_id
@@ -144,6 +168,7 @@ class RemoteReply:
         # The asker had nothing else outstanding with us: it waits on this reply alone,
         # so the reply skips the writer thread's batching (see ``Node._enqueue``).
         self.awaited = awaited
+        self.settled = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_reply, (self.system_id, self.address, self.reply_id))
@@ -156,21 +181,33 @@ class RemoteReply:
         """Answers to one process travel together (``actors.messages.reply_group``)."""
         return self.system_id, self.address
 
+    def _settle_once(self) -> None:
+        if self.settled:
+            raise queue.Full(f"{self!r} was answered already; a reply is set only once")
+        self.settled = True
+
     def set(self, value: Any = None) -> None:
+        if self.settled:
+            self._settle_once()  # raises
+        self.settled = True
         node_for(self.system_id).send_reply(self.address, self.reply_id, True, value,
                                             awaited=self.awaited)
 
     @staticmethod
     def set_group(answers: Sequence[tuple[RemoteReply, Any]]) -> None:
         """Answer every handle of ``answers`` (one process's) with its value, in one frame."""
+        for handle, _ in answers:
+            handle._settle_once()
         first = answers[0][0]
         node_for(first.system_id).send_replies(
             first.address, [(handle.reply_id, value) for handle, value in answers],
             awaited=any(handle.awaited for handle, _ in answers))
 
     def set_exception(self, exc_info: Any = None) -> None:
-        node_for(self.system_id).send_reply(self.address, self.reply_id, False,
-                                            exception_of(exc_info), awaited=self.awaited)
+        exc = exception_of(exc_info)
+        self._settle_once()
+        node_for(self.system_id).send_reply(self.address, self.reply_id, False, exc,
+                                            awaited=self.awaited)
 
 
 def _awaits_reply(channel: Channel) -> bool:
@@ -231,6 +268,7 @@ class Node:
         self.down: dict[str, str] = {}  # address -> why its process is down for now
         self._peers_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
+        self._imports: dict[tuple[str, int], int] = {}  # (exporter, export id) -> reply id
         self._ids = itertools.count(1)
         self._dirty: queue.SimpleQueue[Peer | None] = queue.SimpleQueue()
         self._closed = False
@@ -277,7 +315,7 @@ class Node:
         for peer in peers:
             self._break(peer, peer.conn, "this process's node closed")
         for fut in list(self._pending.values()):
-            fut.set_exception((ActorDeadError, ActorDeadError("actor system shut down"), None))
+            _settle(fut, False, ActorDeadError("actor system shut down"))
         self._pending.clear()
 
     @property
@@ -317,16 +355,27 @@ class Node:
     def pending_future(self, reply_id: int) -> Future[Any] | None:
         return self._pending.get(reply_id)
 
+    def new_export_id(self) -> int:
+        return next(self._ids)
+
+    def import_future(self, address: str, export_id: int, copy: Future[Any]) -> None:
+        """``copy`` waits for the value the process at ``address`` exported as ``export_id``."""
+        peer = self.peer(address)
+        self._imports[(address, export_id)] = self.register(copy, peer)
+
     def _resolve(self, reply_id: int, ok: bool, value: Any, peer: Peer | None) -> None:
         fut = self._pending.pop(reply_id, None)
         if peer is not None:
             peer.pending.discard(reply_id)
         if fut is None:
             return  # already failed (peer died, system closed) or answered
-        if ok:
-            fut.set(value)
-        else:
-            fut.set_exception((type(value), value, value.__traceback__))
+        try:
+            if ok:
+                fut.set(value)
+            else:
+                fut.set_exception((type(value), value, value.__traceback__))
+        except queue.Full:
+            pass  # its owner answered it first (a send that failed at its caller)
 
     # -- peers and connections --------------------------------------------------
 
@@ -426,6 +475,8 @@ class Node:
             peer.inflight.clear()
             peer.generation += 1
             peer.flow_cond.notify_all()
+        for key in [k for k in self._imports if k[0] == peer.address]:
+            del self._imports[key]  # their futures are among the waiting, failed below
         waiting = list(peer.pending)
         peer.pending.clear()
         for reply_id in waiting:
@@ -435,7 +486,18 @@ class Node:
                     f"the process at {os.path.basename(peer.address)} went away before "
                     f"replying ({reason})"
                 )
-                fut.set_exception((ActorDeadError, err, None))
+                _settle(fut, False, err)
+
+    def _write_failed(self, peer: Peer, conn: Connection, exc: OSError) -> None:
+        """A write found the peer's end closed; the reader ends the connection, not us.
+
+        What the peer sent before it closed (the reply to a stop, say) may still wait
+        unread in our receive buffer: the connection's reader delivers it, then reaches
+        EOF and fails whatever is still unanswered (``_break``).
+        """
+        channel = self._channels.get(id(conn))
+        if channel is None or channel.closed:
+            self._break(peer, conn, f"write failed: {exc}")
 
     # -- sending ----------------------------------------------------------------
 
@@ -467,7 +529,7 @@ class Node:
                         try:
                             write_frame(conn, frame)
                         except OSError as exc:
-                            self._break(peer, conn, f"write failed: {exc}")
+                            self._write_failed(peer, conn, exc)
                     return
                 peer.out.append(frame)  # older frames are queued: keep the order
             finally:
@@ -547,21 +609,31 @@ class Node:
             peer.flow_cond.wait(remaining)
 
     def send_reply(
-        self, address: str, reply_id: int, ok: bool, value: Any, *, awaited: bool = True
+        self, address: str, reply_id: int, ok: bool, value: Any, *, awaited: bool = True,
+        kind: int = REPLY,
     ) -> None:
+        reply = None
         if ok and type(value) in _PLAIN:  # an acknowledgement, mostly: no pickler of ours
-            data = pickle.dumps((REPLY, reply_id, True, value), protocol=5)
+            data = pickle.dumps((kind, reply_id, True, value), protocol=5)
         elif ok:
             try:
-                data = serialization.dumps((REPLY, reply_id, True, value))
+                with replying_to(self, address) as reply:
+                    data = serialization.dumps((kind, reply_id, True, value))
             except Exception as exc:
+                reply = None  # futures it held are not exported: nothing waits for them
                 err = SerializationError(
                     f"the reply could not be pickled: {exc}; return plain data from the actor"
                 )
-                data = serialization.dumps((REPLY, reply_id, False, err))
+                data = serialization.dumps((kind, reply_id, False, err))
         else:
-            data = self._pickle_exception(reply_id, value)
+            data = self._pickle_exception(reply_id, value, kind)
         self._send_reply_record(address, data, awaited)
+        if reply is not None:
+            reply.release()  # futures inside it now send their values: after the reply
+
+    def send_value(self, address: str, export_id: int, ok: bool, value: Any) -> None:
+        """Answer the copy of a future this process sent to ``address`` inside a reply."""
+        self.send_reply(address, export_id, ok, value, kind=VALUE)
 
     def send_replies(
         self, address: str, answers: Sequence[tuple[int, Any]], *, awaited: bool = True
@@ -575,12 +647,14 @@ class Node:
             self.send_reply(address, answers[0][0], True, answers[0][1], awaited=awaited)
             return
         try:
-            data = serialization.dumps((REPLIES, tuple(answers)))
+            with replying_to(self, address) as reply:
+                data = serialization.dumps((REPLIES, tuple(answers)))
         except Exception:
             for reply_id, value in answers:
                 self.send_reply(address, reply_id, True, value, awaited=awaited)
             return
         self._send_reply_record(address, data, awaited)
+        reply.release()
 
     def _send_reply_record(self, address: str, data: bytes, awaited: bool) -> None:
         """Queue a pickled reply record for the asking process, unless it is gone."""
@@ -591,18 +665,18 @@ class Node:
         self._enqueue(peer, _LEN.pack(len(data)) + data, awaited=awaited)
 
     @staticmethod
-    def _pickle_exception(reply_id: int, exc: BaseException) -> bytes:
+    def _pickle_exception(reply_id: int, exc: BaseException, kind: int = REPLY) -> bytes:
         text = remote_traceback_of(exc)
         try:
             exc.remote_traceback = text  # type: ignore[attr-defined]
             exc.add_note("Remote traceback (from the actor's process):\n" + text)
-            data = serialization.dumps((REPLY, reply_id, False, exc))
+            data = serialization.dumps((kind, reply_id, False, exc))
             serialization.loads(data)  # some exceptions pickle but cannot be rebuilt
             return data
         except Exception:
             qualname = f"{type(exc).__module__}.{type(exc).__qualname__}"
             substitute = RemoteError(qualname, str(exc), text)
-            return serialization.dumps((REPLY, reply_id, False, substitute))
+            return serialization.dumps((kind, reply_id, False, substitute))
 
     def send_control(self, address: str, op: str, actor_id: str, arg: Any = None) -> Future[Any]:
         fut: Future[Any] = Future()
@@ -642,7 +716,7 @@ class Node:
                 try:
                     write_frame(conn, frames[0] if len(frames) == 1 else b"".join(frames))
                 except OSError as exc:
-                    self._break(peer, conn, f"write failed: {exc}")
+                    self._write_failed(peer, conn, exc)
                     continue
             if peer.out:
                 dirty.put(peer)  # more arrived, or the write was capped at _MAX_WRITE
@@ -695,6 +769,11 @@ class Node:
             self._control(peer, op, actor_id, reply_id, arg)
         elif kind == DEAD:
             peer.dead_actors.add(record[1])
+        elif kind == VALUE:
+            _, export_id, ok, value = record
+            reply_id = self._imports.pop((peer.address, export_id), 0)
+            if reply_id:
+                self._resolve(reply_id, ok, value, peer)
 
     def hold_until_hosted(self) -> None:
         """Keep messages for actors not hosted yet until ``hosted()`` (a booting child)."""
@@ -715,14 +794,38 @@ class Node:
     def _reject(self, peer: Peer, actor_id: str, reply_id: int) -> None:
         self._enqueue(peer, self._frame((DEAD, actor_id)))
         if reply_id:
-            err = ActorDeadError(f"actor {actor_id} is stopped; the message was not handled")
+            hosted = self.actors.get(actor_id)
+            what = f"actor {actor_id}" if hosted is None else str(hosted)
+            err = ActorDeadError(f"{what} not found: it had stopped when the message arrived, "
+                                 "so the message was not handled")
             self.send_reply(peer.address, reply_id, False, err)
 
     def _control(self, peer: Peer, op: str, actor_id: str, reply_id: int, arg: Any) -> None:
+        """Run a control handler; a Future it returns is answered once it is done.
+
+        Reply id 0 is a notice: nobody waits for its answer.
+        """
         try:
             handler = self.ctrl_handlers[op]
             result = handler(actor_id, arg)
         except Exception as exc:
-            self.send_reply(peer.address, reply_id, False, exc)
+            if reply_id:
+                self.send_reply(peer.address, reply_id, False, exc)
+            else:
+                log.error("transport.notice_failed", op=op, error=repr(exc))
+            return
+        if not reply_id:
+            return
+        if isinstance(result, Future):
+            result._when_done(lambda done: self._answer_control(peer.address, reply_id, done))
         else:
             self.send_reply(peer.address, reply_id, True, result)
+
+    def _answer_control(self, address: str, reply_id: int, done: Future[Any]) -> None:
+        exc = done._exc
+        self.send_reply(address, reply_id, exc is None, done._value if exc is None else exc)
+
+    def send_notice(self, address: str, op: str, actor_id: str, arg: Any = None) -> None:
+        """Send a control record that wants no answer; ``ActorDeadError`` if nobody listens."""
+        peer = self.connected(address)
+        self._enqueue(peer, self._frame((CTRL, op, actor_id, 0, arg)))

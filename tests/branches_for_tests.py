@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors import AsyncBranchContext, BranchActor, Retry
+from actors import AsyncBranchContext, BranchActor, BranchContext, Retry
 
 from branch_kinds import both_kinds, same_kind
 
@@ -225,3 +225,20 @@ class WaitsForFile(BranchActor):
 
         path, timeout = item
         return await ctx.step("watch", wait_for_file, path, timeout)
+
+
+def lookup_missing() -> None:
+    """Fails two frames down, as real code does: the traceback must show where."""
+    catalogue: dict[str, int] = {}
+    catalogue["missing"] += 1
+
+
+def deep() -> None:
+    lookup_missing()
+
+
+class FailsDeep(BranchActor):
+    """A step that calls ``deep()``, which raises ``KeyError('missing')``."""
+
+    def run(self, ctx: BranchContext, item: Any) -> None:
+        ctx.step("deep", deep)

@@ -98,6 +98,10 @@ def test_the_blobs_directory_sits_beside_the_sqlite_file(tmp_path: Path) -> None
     assert blob_dir_for(f"sqlite:///{tmp_path}/state.db?mode=ro") == str(tmp_path / "blobs")
 
 
+def test_a_memory_store_puts_its_blobs_in_the_scratch_directory_given(tmp_path: Path) -> None:
+    assert blob_dir_for("memory://", scratch=str(tmp_path)) == str(tmp_path / "blobs")
+
+
 # -- the per-process cache of verified bytes ---------------------------------------------
 
 

@@ -78,10 +78,12 @@ def test_demo_runs_every_branch_to_the_end_and_prints_a_summary(
     assert f"started execution demo-{DEMO_ITEMS} with {DEMO_ITEMS} branches" in printed
     assert f"execution demo-{DEMO_ITEMS}: SUCCEEDED (ALL_COMPLETED)" in printed
     assert f"{DEMO_ITEMS} succeeded, 0 failed" in printed
-    for row in ("steps executed", "steps retried", "store calls", "batches",
-                "empty checkpoints", "coalesced", "deferred suspensions", "replays", "evictions",
+    for row in ("items", "steps run", "steps retried", "waits", "resumes", "database",
                 "wall time"):
         assert row in printed
+    summary = printed[printed.index(f"execution demo-{DEMO_ITEMS}: SUCCEEDED"):].lower()
+    for internal in ("checkpoint", "evict", "epoch", "coalesc", "replay", "deferred", "batch"):
+        assert internal not in summary, f"the summary says {internal!r}, a word of the internals"
     assert set(stored_branches(url, f"demo-{DEMO_ITEMS}").values()) == {BranchStatus.SUCCEEDED}
 
 

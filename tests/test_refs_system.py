@@ -228,3 +228,16 @@ def test_a_large_value_that_cannot_be_pickled_fails_its_branch_instead_of_replay
     assert isinstance(error, UnserializableValueError)
     assert "lock" in str(error).lower()
     assert runs <= 1  # failed where it stood: no replay that would fail the same way
+
+
+def test_a_memory_store_keeps_its_blobs_out_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with ActorSystem(store="memory://", config=SystemConfig(workers=1)) as system:
+        ref = system.map(SavesBig, [(3, 1, 1000)]).result(timeout=60).values()[0][0]
+        assert ref.get(timeout=10) == big_value(300, 1000)
+        blob_dir = Path(system._services().refs.blob_dir)
+        assert blob_dir.is_dir() and any(blob_dir.rglob("*"))
+    assert list(tmp_path.iterdir()) == []  # no ./.durable/ (nor anything else) was written
+    assert not blob_dir.exists()  # memory:// keeps nothing: its blobs went with the system

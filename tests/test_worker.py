@@ -13,7 +13,6 @@ from typing import Any
 
 import pykka
 import pytest
-import structlog
 
 from actors.branch import BranchActor, BranchSpec
 from actors.errors import CheckpointError
@@ -30,6 +29,7 @@ from actors.messages import (
     RunBranch,
     Suspend,
 )
+from actors.tracelog import capture_events
 from actors.worker import WorkerActor
 from runtime.errors import SerializationError
 
@@ -169,7 +169,7 @@ def test_a_failure_report_to_a_gone_coordinator_is_logged_and_the_pool_goes_on()
     worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
                                scheduler=Recorder.start(), threads=1)
     try:
-        with structlog.testing.capture_logs() as events:
+        with capture_events() as events:
             worker.tell(run(0, 1))
             wait_until(lambda: any(e["event"] == "branch.report_unsent" for e in events))
             worker.tell(run(1, 1))  # the pool's one thread still takes runs
@@ -221,7 +221,7 @@ def test_a_stopping_worker_cancels_its_parked_async_runs_and_reports_none() -> N
     worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
                                scheduler=scheduler, threads=1)
     try:
-        with structlog.testing.capture_logs() as events:
+        with capture_events() as events:
             worker.tell(parked_runs(5))
             wait_until(lambda: len(suspensions_told(scheduler)) == 5)
             worker.stop()

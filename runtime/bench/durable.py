@@ -58,6 +58,7 @@ from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor
 from runtime.future import Future, get_all
 from runtime.liveness import this_executor
+from runtime.stores import open_store
 from runtime.stores.sqlite import SqliteStore
 from runtime.system import ActorSystem
 
@@ -131,6 +132,55 @@ def step_succeeded(branch_id: str, i: int) -> OperationUpdate:
     """The ``i``-th step result of ``branch_id``, as every throughput figure writes it."""
     return OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
                            attempt=1, payload=_PAYLOAD)
+
+
+class UnfencedCheckpointActor(CheckpointActor):
+    """The hosted checkpoint actor as it was before leases: no executor, no fence."""
+
+    def __init__(self, store_url: str) -> None:
+        super().__init__(store=open_store(store_url), clock=SystemClock())
+
+
+class FenceProbe(pykka.ThreadingActor):
+    """Sync checkpoints one at a time, alternating rounds between two checkpoint actors."""
+
+    def alternate(self, fenced: Any, plain: Any, rounds: int, per_round: int,
+                  ) -> tuple[list[float], list[float]]:
+        timings: tuple[list[float], list[float]] = ([], [])
+        for r in range(rounds):
+            for target in (fenced, plain) if r % 2 == 0 else (plain, fenced):
+                side = timings[0] if target is fenced else timings[1]
+                for i in range(per_round):
+                    reply: Future[Any] = Future()
+                    started = time.perf_counter()
+                    target.tell(Checkpoint("b", step_succeeded("b", r * per_round + i), True,
+                                           reply))
+                    reply.get(timeout=60)
+                    side.append(time.perf_counter() - started)
+        return timings
+
+
+def lease_fence_cost(system: ActorSystem, directory: str, rounds: int
+                     ) -> tuple[list[float], list[float]]:
+    """Sync checkpoint round trips through a fenced and an unfenced checkpoint actor."""
+    config = system.config
+    fenced = system.spawn(
+        StoreCheckpointActor, f"sqlite:///{directory}/fenced.db",
+        synchronous=config.sqlite_synchronous, lock_timeout=config.store_lock_timeout,
+        max_ops=config.checkpoint_max_ops, max_bytes=config.checkpoint_max_bytes,
+        window=config.checkpoint_window,
+        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
+    )
+    hold_bench_execution(fenced)
+    plain = system.spawn(UnfencedCheckpointActor, f"sqlite:///{directory}/plain.db")
+    probe = system.spawn(FenceProbe)
+    try:
+        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
+            fenced, plain, rounds, 50).get(timeout=600)
+    finally:
+        for ref in (probe, fenced, plain):
+            ref.stop()
+    return timings
 
 
 def hold_bench_execution(checkpoint: Any) -> None:
@@ -471,10 +521,24 @@ def run(quick: bool) -> list[Figure]:
             _say(f"branch steps: {branches} branches × {branch_steps} steps")
             found = resume_wave(system, store_path, wave)
             _say(f"resume wave: {wave} branches; {moved(found['counts'], _SHOWN)}")
+            fence = lease_fence_cost(system, directory, 6 if quick else 20)
+            _say("lease fence: sync checkpoints alternating between a fenced and an unfenced "
+                 "checkpoint actor")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return _figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
-                    (branches, branch_steps), found, raw_read, in_process, pipeline)
+    return [*_figures(latencies, commits, rtts, rate, rate_counts, raw_rate, branch_rate,
+                      (branches, branch_steps), found, raw_read, in_process, pipeline),
+            _fence_figure(fence, statistics.median(latencies))]
+
+
+def _fence_figure(fence: tuple[list[float], list[float]], step_p50: float) -> Figure:
+    fenced, plain = (statistics.median(side) for side in fence)
+    return Figure("sync checkpoint p50, lease-fenced (leases on)", "µs", fenced * 1e6,
+                  plain * 1e6, "the same checkpoint actor unfenced (the path before leases)",
+                  higher_is_better=False, target="≤ 1.10× baseline",
+                  extra={"samples_each": len(fence[0]),
+                         "fence_cost_us": (fenced - plain) * 1e6,
+                         "of_step_p50": (fenced - plain) / step_p50 if step_p50 else 0.0})
 
 
 def _figures(latencies: list[float], commits: list[float], rtts: list[float], rate: float,

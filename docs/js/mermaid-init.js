@@ -1,0 +1,2 @@
+// Renders every <div class="mermaid"> of the page (fenced ```mermaid blocks) as a diagram.
+mermaid.initialize({ startOnLoad: true, securityLevel: "strict", theme: "neutral" });

@@ -1,0 +1,1 @@
+"""pykka's documented behaviour, checked against actors in processes of their own."""

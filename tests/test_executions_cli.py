@@ -1,0 +1,107 @@
+"""``durable-actors executions``: managing a store's executions with no service of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import BranchActor, BranchContext
+from actors.errors import ExecutionCancelledError
+from runtime import ActorSystem
+from runtime.cli import main
+from runtime.ledger import LedgerBranch, LedgerItem, record
+
+from conftest import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Fragile(BranchActor):
+    """Fails while ``<path>.fixed`` is absent."""
+
+    def run(self, ctx: BranchContext, item: Any) -> str:
+        def attempt() -> str:
+            record(item, "attempt")
+            if not os.path.exists(item + ".fixed"):
+                raise RuntimeError("not fixed yet")
+            return "fixed"
+
+        return ctx.step("attempt", attempt)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code = main(["executions", *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_list_shows_every_execution_newest_first_with_its_owner(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = system.store_url or ""
+    path = str(tmp_path / "ledger")
+    system.map(LedgerBranch, [LedgerItem(0, path, steps=1)], execution_id="old").result(60)
+    system.map(LedgerBranch, [LedgerItem(0, path, steps=1, wait=30)], execution_id="new")
+    code, found = cli(capsys, "list", "--store", url)
+    assert code == 0
+    assert [(e["id"], e["status"]) for e in found["executions"]][:2] == [
+        ("new", "RUNNING"), ("old", "SUCCEEDED")]
+    assert found["executions"][0]["owner"] and found["executions"][0]["lease_expires_in"] > 0
+    code, failed = cli(capsys, "list", "--store", url, "--status", "FAILED")
+    assert failed["executions"] == []
+
+
+def test_show_describes_one_execution(system: ActorSystem, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "ledger")
+    system.map(LedgerBranch, [LedgerItem(i, path, steps=1) for i in range(3)],
+               execution_id="shown").result(60)
+    code, found = cli(capsys, "show", "shown", "--store", system.store_url or "")
+    assert code == 0 and found["status"] == "SUCCEEDED" and found["branches"] == 3
+    code, missing = cli(capsys, "show", "nope", "--store", system.store_url or "")
+    assert code == 1 and missing["error"] == "UnknownExecutionError"
+
+
+def test_cancel_from_the_command_line_stops_an_execution_a_service_runs(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "ledger")
+    run = system.map(LedgerBranch, [LedgerItem(0, path, steps=3, wait=5)],
+                     execution_id="stop-me")
+    code, found = cli(capsys, "cancel", "stop-me", "--store", system.store_url or "")
+    assert (code, found["cancelled"]) == (0, True)
+    with pytest.raises(ExecutionCancelledError):
+        run.result(timeout=30)  # the owner took the signal at its next lease round
+    code, again = cli(capsys, "cancel", "stop-me", "--store", system.store_url or "")
+    assert (code, again["cancelled"], again["status"]) == (1, False, "CANCELLED")
+
+
+def test_retry_from_the_command_line_is_taken_over_by_a_running_service(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "attempts")
+    run = system.map(Fragile, [path], execution_id="fragile")
+    assert run.result(timeout=60).failed == 1
+    Path(path + ".fixed").touch()
+    code, found = cli(capsys, "retry", "fragile", "--store", system.store_url or "")
+    assert (code, found["retried"]) == (0, True)
+    wait_until(lambda: system.execution("fragile").status() == "SUCCEEDED", timeout=60)
+    assert system.execution("fragile").result(timeout=10).values() == ["fixed"]
+
+
+def test_delete_from_the_command_line_removes_a_finished_execution(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "ledger")
+    system.map(LedgerBranch, [LedgerItem(0, path, steps=1)], execution_id="gone").result(60)
+    code, found = cli(capsys, "delete", "gone", "--store", system.store_url or "")
+    assert (code, found["deleted"]) == (0, True)
+    code, _ = cli(capsys, "show", "gone", "--store", system.store_url or "")
+    assert code == 1
+
+
+def test_deleting_a_running_execution_is_refused_with_what_to_do(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "ledger")
+    system.map(LedgerBranch, [LedgerItem(0, path, steps=1, wait=30)], execution_id="busy")
+    code, found = cli(capsys, "delete", "busy", "--store", system.store_url or "")
+    assert code == 1 and "cancel it first" in found["message"]
