@@ -245,11 +245,10 @@ def test_a_claim_whose_answer_was_lost_is_answered_with_the_epoch_stored(
 # -- who hears of it ---------------------------------------------------------------------
 
 
-NOTIFYING: dict[str, Any] = {
+NOTIFYING: dict[str, Any] = {  # what each write notifies: its execution
     "claim": lambda s: s.claim_execution("e1", "b", LEASE, time.time(), dead_owners=("a",)),
     "orphan claim": lambda s: s.renew_leases("b", {}, LEASE, time.time(), claim_orphans=1,
                                              dead_owners=("a",)),
-    "release": lambda s: s.release_leases("a", {"e1": 1}, time.time()),
     "cancel": lambda s: s.cancel_execution("e1", time.time()),
     "callback settled": lambda s: s.settle_operation(OperationUpdate(
         "e1", "e1/0", "1", OpKind.CALLBACK, "approval", OpStatus.SUCCEEDED, payload=b"ok"),
@@ -269,6 +268,24 @@ def test_a_write_that_an_owner_or_observer_must_hear_of_notifies_its_execution(
     try:
         NOTIFYING[write](store)
         assert changes.wait(timeout=10) == {"e1"}
+    finally:
+        changes.close()
+
+
+def test_released_leases_notify_every_system_that_orphans_may_be_there(
+    postgres_url: str, stores: list[PostgresStore],
+) -> None:
+    from runtime.stores.postgres_changes import RELEASED, ExecutionChanges
+
+    store = opened(stores, postgres_url)
+    store.create_execution(new_execution("e1"), "a", LEASE, time.time())
+    store.create_execution(new_execution("e2"), "a", LEASE, time.time())
+    changes = ExecutionChanges(postgres_url)
+    try:
+        store.release_leases("a", {"e1": 1, "e2": 1}, time.time())
+        assert changes.wait(timeout=10) == {RELEASED}
+        store.release_leases("b", {"e1": 1}, time.time())  # not b's: nothing released
+        assert changes.wait(timeout=0.3) == set()
     finally:
         changes.close()
 

@@ -1,4 +1,5 @@
-"""Durable runs through PostgreSQL faults: the server goes away mid-run, the run still finishes."""
+"""Durable runs on PostgreSQL: through server faults, woken by the store's notifications,
+and sharing Refs across hosts through a shared blob directory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import textwrap
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from runtime import ActorSystem, SystemConfig
 from runtime.postgres_server import EmbeddedPostgres
 from runtime.stores import open_store, read_only_url
 
-from branches_for_tests import Approval, Squares, effects, expected_squares
+from branches_for_tests import Approval, Squares, Waits, effects, expected_squares
 from conftest import children_of, database_name, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -131,6 +133,29 @@ def test_an_observer_hears_an_execution_finish_before_its_next_poll(
         assert run.result(timeout=30).values() == [("approved", "yes")]
         waiter.join(timeout=40)
         assert outcome and outcome[0].values() == [("approved", "yes")]
+
+
+def test_the_executions_of_a_system_that_stops_are_taken_over_before_the_next_lease_round(
+    postgres_url: str,
+) -> None:
+    config = SystemConfig(workers=1, lease_seconds=120.0, poll_interval=60.0)
+    with ActorSystem(store=postgres_url, config=replace(config, executor_id="b")) as taker:
+        with ActorSystem(store=postgres_url, config=replace(config, executor_id="a")) as a:
+            run = a.map(Waits, [(1, 3.0)], execution_id="handoff-1")
+            wait_until(lambda: run.progress()["suspended"] == 1, timeout=30)
+            watched = taker.execution("handoff-1")  # its first lease round goes now
+        # a stopped cleanly and gave its lease up: b hears of it and claims it at once
+        wait_until(lambda: stored_owner(postgres_url, "handoff-1") == "b", timeout=20)
+        assert watched.result(timeout=60).values() == [1]
+
+
+def stored_owner(url: str, execution_id: str) -> str | None:
+    store = open_store(read_only_url(url))
+    try:
+        record = store.read_execution(execution_id)
+        return None if record is None else record.owner
+    finally:
+        store.close()
 
 
 # -- Refs across hosts --------------------------------------------------------------------

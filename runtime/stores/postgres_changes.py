@@ -18,8 +18,11 @@ A notification is a hint to read the store, not a record: one sent while no
 listener was connected is gone, so a listener reads the store once after
 connecting, and again after any reconnect.
 
-Besides those batches, a claim, a release, a cancel, a callback settled by
-another system, a reopening and a deletion notify the execution's id.
+Besides those batches, a claim, a cancel, a callback settled by another
+system, a reopening and a deletion notify the execution's id; released leases
+(a system that stops) notify ``RELEASED`` (an empty payload), which a listener
+hands on as "anything may have changed", so that other systems take the
+executions over at once.
 ``ChangeListener`` is what a service runs: a thread that hands every batch of
 changed ids to a callback (the runtime tells its coordinator ``StoreChanged``),
 reconnecting with back-off, and that hands ``()`` ("anything may have changed")
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("runtime.stores.postgres")
 
 CHANNEL = "durable_actors_executions"
+RELEASED = ""  # the payload of released leases: not one execution's change, a hint to all
 NOTIFY_SQL = "SELECT pg_notify('durable_actors_executions', %s)"
 
 
@@ -119,7 +123,9 @@ class ChangeListener:
                 missed = True  # from here on, a lost connection may lose notifications
                 while not self._stop.is_set():
                     changed = changes.wait(self._poll)
-                    if changed:
+                    if RELEASED in changed:
+                        self._tell(())  # orphans to take: every system may look now
+                    elif changed:
                         self._tell(tuple(sorted(changed)))
             except Exception as exc:
                 log.warning("store.changes_lost", error=changes.target.scrub(str(exc)))
@@ -139,4 +145,4 @@ class ChangeListener:
         self._thread.join(timeout=self._poll + 5.0)
 
 
-__all__ = ["CHANNEL", "NOTIFY_SQL", "ChangeListener", "ExecutionChanges"]
+__all__ = ["CHANNEL", "NOTIFY_SQL", "RELEASED", "ChangeListener", "ExecutionChanges"]

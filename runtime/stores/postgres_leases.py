@@ -48,7 +48,7 @@ from actors.ownership import (
     SignalKind,
 )
 from actors.store import check_executor_free, reruns
-from runtime.stores.postgres_changes import CHANNEL
+from runtime.stores.postgres_changes import CHANNEL, RELEASED
 from runtime.stores.postgres_schema import (
     EXECUTION_COLUMNS,
     OPERATION_COLUMNS,
@@ -299,6 +299,7 @@ def renew_leases(conn: Any, call: LeaseCall, held: Mapping[str, int], claim_orph
 
 
 def release_leases(conn: Any, call: LeaseCall, held: Mapping[str, int]) -> Fetch:
+    """Released leases notify ``""`` (``RELEASED``): every system may look for orphans now."""
     ids = sorted(held)
     conn.execute(
         f"""WITH released AS (
@@ -306,7 +307,7 @@ def release_leases(conn: Any, call: LeaseCall, held: Mapping[str, int]) -> Fetch
             FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h(id, epoch)
             WHERE x.execution_id = h.id AND x.owner = %(me)s AND x.lease_epoch = h.epoch
             RETURNING x.execution_id)
-        SELECT {_NOTIFY} FROM released""",
+        SELECT pg_notify('{CHANNEL}', '{RELEASED}') WHERE EXISTS (SELECT 1 FROM released)""",
         call.params(ids=ids, epochs=[held[e] for e in ids]))
     return lambda: None
 
