@@ -81,6 +81,20 @@ class ExecutorConflictError(DurableActorsError):
     """
 
 
+class SerializationError(DurableActorsError, TypeError):
+    """A value could not be pickled; nothing was sent or stored.
+
+    The message names what was being pickled (a message, an item of ``map``, a
+    step's result) and the path to the object that could not be, e.g.
+    ``item['conn'] is a socket.socket``. Also a ``TypeError``, as pickle's own.
+
+        try:
+            system.map(Resize, items)
+        except SerializationError as err:
+            print(err)   # item 3 of map(Resize) could not be pickled: item.lock is ...
+    """
+
+
 class StoreError(DurableActorsError):
     """The store could not be used; the message says why and what to do."""
 

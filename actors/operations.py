@@ -18,6 +18,7 @@ suspension, handed to the host.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ from actors.errors import (
     CallbackFailedError,
     CallbackTimeoutError,
     ConditionTimeoutError,
+    DurableActorsError,
     NonDeterminismError,
+    SerializationError,
     StepFailedError,
 )
 from actors.logcontext import bound_context
@@ -244,7 +247,16 @@ class OperationCore:
                     attempt += 1
                     continue
                 # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
-                payload = spill_if_large(value, self._serialize)
+                try:
+                    payload = spill_if_large(value, self._serialize)
+                except Exception as exc:
+                    if isinstance(exc, DurableActorsError) and not isinstance(
+                            exc, SerializationError):
+                        raise  # the framework's own verdict, e.g. a saved value's snapshot
+                    # Logged as the step's failure: a replay raises it, never runs fn again.
+                    unstorable = _unstorable_result(name, exc)
+                    yield from self._fail(op_id, OpKind.STEP, name, attempt, unstorable)
+                    raise unstorable from exc
                 acked = time.perf_counter()
                 yield Write(self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
                                          attempt=attempt, payload=payload), sync=True)
@@ -253,8 +265,9 @@ class OperationCore:
                 return value  # type: ignore[no-any-return]
 
     def _wait(self, name: str, seconds: float) -> Effects[None]:
-        if seconds < 0:
-            raise ValueError(f"ctx.wait({name!r}, seconds={seconds}): give a duration >= 0")
+        if not _finite_seconds(seconds):  # NaN or inf: a timer that never fires
+            raise ValueError(
+                f"ctx.wait({name!r}, seconds={seconds!r}): give a finite duration >= 0")
         op_id, record = self._begin(OpKind.WAIT, name)
         with bound_context(op_id=op_id):
             if record is not None and record.status is OpStatus.SUCCEEDED:
@@ -271,10 +284,10 @@ class OperationCore:
 
     def _condition(self, name: str, check: Callable[[Any], Any], initial_state: Any,
                    interval: float, max_attempts: int) -> Effects[Any]:
-        if interval < 0 or max_attempts < 1:
+        if not _finite_seconds(interval) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(
                 f"ctx.wait_for_condition({name!r}, interval={interval}, "
-                f"max_attempts={max_attempts}): give interval >= 0 and max_attempts >= 1"
+                f"max_attempts={max_attempts}): give a finite interval >= 0 and max_attempts >= 1"
             )
         op_id, record = self._begin(OpKind.CONDITION, name)
         with bound_context(op_id=op_id):
@@ -310,8 +323,10 @@ class OperationCore:
                 attempt += 1
 
     def _create_callback(self, name: str, timeout: float | None) -> Effects[Callback]:
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"create_callback({name!r}, timeout={timeout}): give None or > 0")
+        if timeout is not None and not (_finite_seconds(timeout) and timeout > 0):
+            raise ValueError(
+                f"create_callback({name!r}, timeout={timeout!r}): give seconds > 0, or None "
+                "to wait without limit")
         op_id, record = self._begin(OpKind.CALLBACK, name)
         if record is None:
             due = None if timeout is None else self._now() + timeout
@@ -512,6 +527,20 @@ def _polled(name: str, answer: Any) -> tuple[bool, Any]:
             "or ConditionResult(done, new_state)"
         )
     return bool(answer[0]), answer[1]
+
+
+
+def _unstorable_result(step: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"step {step!r} returned a result that could not be pickled: {exc}; return plain "
+        "data from the step (a Ref from ctx.save for big values), or give the object a "
+        "__reduce__"
+    )
+
+
+def _finite_seconds(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and 0 <= value < math.inf)
 
 
 __all__ = ["Call", "ConditionResult", "Effect", "Effects", "Invoke", "OperationCore", "Park",

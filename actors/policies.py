@@ -7,6 +7,8 @@ and a test can check every decision without running anything.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,6 +16,11 @@ from typing import Any
 
 from actors.errors import BatchFailedError
 from actors.messages import BranchStatus
+
+
+def _finite_seconds(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and 0 <= value < math.inf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +44,20 @@ class Retry:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"Retry(attempts={self.attempts}): give at least 1 attempt")
-        if self.initial < 0 or self.backoff < 0:
+        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or (
+                self.attempts < 1):
+            raise ValueError(f"Retry(attempts={self.attempts!r}): give at least 1 attempt (an int)")
+        # NaN and inf are no delay a timer can keep (a branch would never resume).
+        if not (_finite_seconds(self.initial) and _finite_seconds(self.backoff)):
             raise ValueError(
-                f"Retry(initial={self.initial}, backoff={self.backoff}): delays cannot be negative"
+                f"Retry(initial={self.initial!r}, backoff={self.backoff!r}): delays cannot be "
+                "negative, NaN or infinite; give finite numbers >= 0"
             )
-        if self.max_delay is not None and self.max_delay < 0:
-            raise ValueError(f"Retry(max_delay={self.max_delay}): a delay cannot be negative")
+        if self.max_delay is not None and not _finite_seconds(self.max_delay):
+            raise ValueError(
+                f"Retry(max_delay={self.max_delay!r}): a delay cannot be negative, NaN or "
+                "infinite; give a finite delay >= 0, or None for no cap"
+            )
         if not isinstance(self.retry_on, tuple) or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in self.retry_on
         ):
@@ -57,7 +70,10 @@ class Retry:
         """Seconds to wait after the ``attempt``-th (1-based) failed attempt."""
         if attempt < 1:
             raise ValueError(f"attempt numbers start at 1, not {attempt}")
-        seconds = self.initial * self.backoff ** (attempt - 1)
+        try:
+            seconds = self.initial * self.backoff ** (attempt - 1)
+        except OverflowError:  # a thousand doublings: past any cap there is
+            seconds = sys.float_info.max
         return seconds if self.max_delay is None else min(seconds, self.max_delay)
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
@@ -107,12 +123,13 @@ class Completion:
     tolerated_failure_pct: float | None = None
 
     def __post_init__(self) -> None:
-        if self.min_successful is not None and self.min_successful < 0:
-            raise ValueError(f"Completion(min_successful={self.min_successful}) cannot be negative")
-        if self.tolerated_failures is not None and self.tolerated_failures < 0:
-            raise ValueError(
-                f"Completion(tolerated_failures={self.tolerated_failures}) cannot be negative"
-            )
+        for name in ("min_successful", "tolerated_failures"):
+            count = getattr(self, name)
+            # A NaN count compares false with everything: it would never end a batch.
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+                raise ValueError(f"Completion({name}={count!r}): give a count (an int) or None")
+            if count is not None and count < 0:
+                raise ValueError(f"Completion({name}={count}) cannot be negative")
         pct = self.tolerated_failure_pct
         if pct is not None and not 0 <= pct <= 100:
             raise ValueError(f"Completion(tolerated_failure_pct={pct}): give a percent, 0 to 100")

@@ -326,8 +326,16 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, []
-        if writes:
+        if not writes:
+            return
+        try:
             self._checkpoint.tell(checkpoints(writes))
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            # Not written: each suspension's continuation hears it and is applied again later.
+            log.warning("checkpoint.unsent", writes=len(writes), error=repr(exc))
+            for write in writes:
+                if write.reply_to is not None:
+                    write.reply_to.set_exception((type(exc), exc, None))
 
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
@@ -336,11 +344,19 @@ class SchedulerActor(pykka.ThreadingActor):
         if dependency in self._done_early:  # done while nobody here knew it waited
             self._done_early.pop(dependency)
             self._resumed.set(dependency, self._clock.time())
-            self._coordinator.tell(ResumeBranches(((message.branch_id, message.epoch),)))
+            self._to_coordinator(ResumeBranches(((message.branch_id, message.epoch),)))
             return
         self._active[message.branch_id] = suspension
         if message.due_at is not None:
             self._deadlines.push(message.due_at, "due", key)
+
+    def _to_coordinator(self, message: Any) -> None:
+        """A coordinator that is gone (a shutdown, or restarting after a failure) misses this
+        resume; a restarted one reloads every timer from the store, so nothing is lost."""
+        try:
+            self._coordinator.tell(message)
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.info("coordinator.unreachable", message=type(message).__name__, error=repr(exc))
 
     def _forget_execution(self, message: ForgetExecution) -> None:
         """A cancelled or lost execution: drop its timers; parked copies unwind (they are
@@ -366,7 +382,7 @@ class SchedulerActor(pykka.ThreadingActor):
             else:
                 self._resume(suspension, None, wave)
         if wave:
-            self._coordinator.tell(ResumeBranches(tuple(wave)))  # one message per wave
+            self._to_coordinator(ResumeBranches(tuple(wave)))  # one message per wave
 
     def _rearm(self) -> None:
         if self._ticker is not None:
@@ -419,7 +435,7 @@ class SchedulerActor(pykka.ThreadingActor):
             if not message.durable:
                 self._confirm.set(dependency, self._clock.time())  # a durable word will follow
             if wave:
-                self._coordinator.tell(ResumeBranches(tuple(wave)))
+                self._to_coordinator(ResumeBranches(tuple(wave)))
         elif dependency in self._resumed:
             if message.durable and dependency in self._confirm:
                 self._confirm.discard(dependency)  # the confirmation of an early resume

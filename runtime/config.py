@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,16 +35,38 @@ class RestartPolicy:
     then_every: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_restarts < 0:
-            raise ConfigurationError("RestartPolicy.max_restarts must be >= 0")
-        if self.backoff < 0 or self.max_backoff < 0 or self.within <= 0:
-            raise ConfigurationError("RestartPolicy delays must be >= 0 and within > 0")
-        if self.then_every is not None and not self.then_every > 0:
-            raise ConfigurationError("RestartPolicy.then_every must be None or > 0 seconds")
+        if not _is_int(self.max_restarts) or self.max_restarts < 0:
+            raise ConfigurationError(
+                f"RestartPolicy.max_restarts must be an int >= 0, got {self.max_restarts!r}")
+        for name in ("backoff", "max_backoff"):
+            _require_seconds(f"RestartPolicy.{name}", getattr(self, name))
+        # within=inf counts every restart ever: a budget for the actor's whole life.
+        if not _is_number(self.within) or not self.within > 0:
+            raise ConfigurationError(
+                f"RestartPolicy.within must be seconds > 0 (inf: ever), got {self.within!r}")
+        if self.then_every is not None and (not _is_number(self.then_every)
+                                            or not 0 < self.then_every < float("inf")):
+            raise ConfigurationError(
+                f"RestartPolicy.then_every must be None or seconds > 0, got {self.then_every!r}")
 
     def delay(self, restart_number: int) -> float:
         """Seconds to wait before the ``restart_number``-th restart (1-based)."""
         return float(min(self.max_backoff, self.backoff * 2 ** max(0, restart_number - 1)))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _require_seconds(name: str, value: object) -> None:
+    """A duration in seconds: a finite number >= 0 (NaN and inf say nothing a timer can use)."""
+    if not _is_number(value) or not 0 <= value < math.inf:  # type: ignore[operator]
+        raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _default_workers() -> int:
@@ -118,30 +141,35 @@ class SystemConfig:
                          "worker_threads", "mailbox_window")
         for name in positive_ints:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ConfigurationError(f"SystemConfig.{name} must be an int >= 1, got {value!r}")
-        non_negative = ("checkpoint_window", "suspend_checkpoint_delay", "send_timeout",
-                        "spin_wait", "spawn_timeout", "stop_timeout", "store_lock_timeout")
+        non_negative = ("checkpoint_window", "suspend_checkpoint_delay", "spin_wait",
+                        "stop_timeout", "store_lock_timeout")
         for name in non_negative:
+            _require_seconds(f"SystemConfig.{name}", getattr(self, name))
+        # Waited on before anything can happen: 0 would fail every spawn and every send.
+        for name in ("spawn_timeout", "send_timeout"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
+            _require_seconds(f"SystemConfig.{name}", value)
+            if value == 0:
                 raise ConfigurationError(
-                    f"SystemConfig.{name} must be a number >= 0, got {value!r}"
-                )
-        if self.ref_threshold_bytes < 0:
-            raise ConfigurationError("SystemConfig.ref_threshold_bytes must be >= 0")
-        if self.fork_snapshot_bytes is not None and self.fork_snapshot_bytes < 0:
-            raise ConfigurationError("SystemConfig.fork_snapshot_bytes must be >= 0 or None")
+                    f"SystemConfig.{name} must be > 0 seconds, got 0: nothing could start in 0 s")
+        for name in ("ref_threshold_bytes", "fork_snapshot_bytes", "max_parked"):
+            value = getattr(self, name)
+            if (value is not None or name == "ref_threshold_bytes") and (
+                    not _is_int(value) or value < 0):
+                raise ConfigurationError(f"SystemConfig.{name} must be an int >= 0, got {value!r}")
         kinds = {"wait", "retry", "condition", "children", "callback"}
         for kind, delay in (self.suspend_delays or {}).items():
             if kind not in kinds:
                 raise ConfigurationError(
                     f"SystemConfig.suspend_delays has {kind!r}; the kinds are {sorted(kinds)}"
                 )
-            if not isinstance(delay, int | float) or delay < 0:
-                raise ConfigurationError(f"suspend_delays[{kind!r}] must be >= 0, got {delay!r}")
-        if self.max_parked is not None and self.max_parked < 0:
-            raise ConfigurationError("SystemConfig.max_parked must be >= 0")
+            _require_seconds(f"SystemConfig.suspend_delays[{kind!r}]", delay)
+        trace = self.trace_path
+        if trace is not None and (not isinstance(trace, str | os.PathLike) or "\x00" in str(trace)):
+            raise ConfigurationError(
+                f"SystemConfig.trace_path must be a file path or None, got {self.trace_path!r}")
         if self.executor_id is not None and (
                 not isinstance(self.executor_id, str) or not self.executor_id.strip()):
             raise ConfigurationError(

@@ -163,7 +163,8 @@ class DurableServices:
         self.workers: list[ActorRef[Any]] = [
             system.spawn(self.refs.worker_class, **self.refs.worker_options,
                          checkpoint=self.checkpoint, coordinator=self.coordinator,
-                         threads=config.worker_threads, serialize=serialization.dumps,
+                         threads=config.worker_threads,
+                         serialize=serialization.dumps_naming_culprit,
                          deserialize=serialization.loads, future_factory=Future,
                          name=f"worker-{i}", worker_id=f"worker-{i}", restart=restart,
                          scheduler=self.scheduler,
@@ -390,7 +391,11 @@ class DurableServices:
     # -- stopping ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the coordinator (no new dispatch) before the processes stop."""
+        """Stop the coordinator (no new dispatch) before the processes stop.
+
+        A coordinator that does not stop in time is left to the process's end; the
+        stores are closed by ``close_stores`` whatever happened here.
+        """
         self._closing = True
         if self.changes is not None:
             self.changes.close()

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pykka
 
-from actors.errors import CheckpointError, DurableActorsError, StepTimeoutError
+from actors.errors import (
+    CheckpointError,
+    DurableActorsError,
+    SerializationError,
+    StepTimeoutError,
+)
 
 
 class ActorDeadError(DurableActorsError, pykka.ActorDeadError):
@@ -24,10 +29,6 @@ class MailboxFullError(Timeout):
     Raised at the sender after ``SystemConfig.send_timeout`` seconds of waiting for
     room in the receiver's mailbox window: slow the producer or speed up the actor.
     """
-
-
-class SerializationError(DurableActorsError, TypeError):
-    """A message, reply or actor argument could not be pickled; nothing was sent."""
 
 
 class RemoteError(DurableActorsError):

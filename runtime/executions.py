@@ -27,7 +27,7 @@ from actors.ownership import (
     fingerprint_of,
 )
 from actors.policies import BatchResult, Completion
-from runtime import serialization
+from runtime import admission, serialization
 from runtime.aio import AwaitableExecution
 from runtime.errors import ConfigurationError, Timeout
 from runtime.future import Future
@@ -123,14 +123,11 @@ class Execution(AwaitableExecution):
 
 
 def check_timeout(timeout: float | None, what: str) -> float | None:
-    """``timeout`` if it is None or a number >= 0, else ``ConfigurationError``."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
-            timeout >= 0) or timeout == float("inf"):
-        raise ConfigurationError(
-            f"{what}(timeout={timeout!r}): give None to wait for ever, or seconds >= 0")
-    return float(timeout)
+    """``timeout`` if it is None or seconds >= 0 (``inf``: None); else ``ConfigurationError``."""
+    try:
+        return admission.check_timeout(timeout, f"{what}()")
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def map_specs(execution_id: str, branch_cls: Any, items: Iterable[Any]) -> list[BranchSpec]:
@@ -184,9 +181,12 @@ def new_execution_id() -> str:
 
 
 def validate_execution_id(execution_id: object) -> str:
-    if not isinstance(execution_id, str) or not execution_id.strip() or "/" in execution_id:
+    # A blank id must not become a random one: a restarted service could never resume it.
+    if (not isinstance(execution_id, str) or not execution_id.strip() or "/" in execution_id
+            or not execution_id.isprintable()):
         raise ConfigurationError(
-            f"execution_id must be a non-blank string without '/', got {execution_id!r}"
+            f"execution_id must be a printable, non-blank string without '/' (or None for a "
+            f"new id), got {execution_id!r}"
         )
     return execution_id
 

@@ -37,6 +37,7 @@ import pykka
 from actors.messages import exception_of
 from actors.replies import awaited
 from runtime import serialization
+from runtime.admission import check_timeout
 from runtime.errors import Timeout
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _UNSET: Any = object()
+_FOREVER = float("inf")  # a timeout of inf waits like None
 _waiter_lock = threading.Lock()
 
 
@@ -75,6 +77,8 @@ class Future(pykka.Future[T]):
         return self._value is not _UNSET or self._exc is not None
 
     def get(self, *, timeout: float | None = None) -> T:
+        if timeout is not None and not 0 <= timeout < _FOREVER:  # NaN fails both
+            timeout = check_timeout(timeout, "Future.get()")
         if self._get_hook is not None:
             return super().get(timeout=timeout)
         if not self.done():
@@ -211,6 +215,7 @@ def get_all(futures: Iterable[pykka.Future[Any]], *, timeout: float | None = Non
 
         values = get_all([ref.ask(i, block=False) for i in range(10)], timeout=5)
     """
+    timeout = check_timeout(timeout, "get_all()")
     deadline = None if timeout is None else time.monotonic() + timeout
     values = []
     for fut in futures:

@@ -197,6 +197,8 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
             "_create_actor_inbox": staticmethod(factory),
             "_create_future": staticmethod(Future),
             "actor_urn": property(_get_urn, _set_urn, doc="The URN of the actor's ActorRef."),
+            # A service whose main thread ends must reach its atexit shutdown (runtime.system).
+            "use_daemon_thread": True,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }

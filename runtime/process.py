@@ -5,7 +5,8 @@ the constructor's exception) to the service process, serves until the actor
 stops, and exits with ``EXIT_STOPPED`` or, when the actor failed,
 ``EXIT_FAILED`` (which the supervisor treats as a crash). A watcher thread
 exits the process as soon as the service process dies, however it died, so no
-child outlives its system.
+child outlives its system; it watches the service's pid, so the loss of a
+multiprocess helper (the forkserver) is not taken for the service's death.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import multiprocess
-from multiprocess.connection import wait
 
 from actors import tracelog
-from runtime import registry, serialization, tracing
+from runtime import lifeline, proctitle, registry, serialization, tracing
 from runtime.host import HostedActor
 from runtime.pykka_log import bridge_pykka_logs
 from runtime.ref import SELF, ActorRef
@@ -58,16 +57,25 @@ class BootSpec:
     app_logging: bytes | None = None  # the service's structlog configuration, for ctx.logger
     registered: bool = True  # listed in the system's registry (the system's own actors are not)
     registry_snapshot: registry.Snapshot = registry.EMPTY  # the registry as the process starts
+    service_pid: int = 0  # the process whose exit ends this one (0: the multiprocess parent)
 
 
-def _exit_when_orphaned(node: Node) -> None:
-    parent = multiprocess.parent_process()
-    if parent is None:
-        return
-    wait([parent.sentinel])
-    log.warning("process.orphaned", reason="the service process died; exiting")
-    _flush(node, timeout=0.5)
-    os._exit(EXIT_ORPHANED)
+def _exit_when_orphaned(node: Node, service_pid: int) -> None:
+    """Exit once the service process is gone (not its forkserver helper: see runtime.lifeline)."""
+    if not service_pid:
+        parent = multiprocess.parent_process()
+        if parent is None:
+            return
+        service_pid = parent.pid
+
+    def orphaned() -> None:
+        try:  # stderr may be a pipe nobody reads any more: logging raises, and we must exit
+            log.warning("process.orphaned", reason="the service process died; exiting")
+            _flush(node, timeout=0.5)
+        finally:
+            os._exit(EXIT_ORPHANED)
+
+    lifeline.watch_service(service_pid, orphaned)
 
 
 def _flush(node: Node, timeout: float) -> None:
@@ -82,6 +90,7 @@ def child_main(spec: BootSpec) -> None:
     # Ctrl-C in a terminal signals the whole process group: the service decides
     # how its actors stop, so children ignore SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proctitle.set_title(spec.name)
     tracing.configure(system_id=spec.system_id, role=spec.role, trace_path=spec.trace_path,
                       actor=spec.name)
     tracing.use_app_config(spec.app_logging)
@@ -96,8 +105,7 @@ def child_main(spec: BootSpec) -> None:
     node.ctrl_handlers["shutdown"] = _shutting_down(node)
     node.hold_until_hosted()
     node.start()
-    threading.Thread(target=_exit_when_orphaned, args=(node,), name="da-orphan-watch",
-                     daemon=True).start()
+    _exit_when_orphaned(node, spec.service_pid)
     hosted = HostedActor(node, spec.actor_id, spec.name)
     try:
         # The registry before the actor: its __init__ and on_start may look others up.

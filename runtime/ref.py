@@ -8,6 +8,7 @@ from typing import Any, Literal, NoReturn, TypeVar, overload
 import pykka
 import structlog
 
+from actors import tracelog
 from runtime import serialization
 from runtime.errors import ActorDeadError, Timeout
 from runtime.future import Future
@@ -124,7 +125,7 @@ class ActorRef(pykka.ActorRef[A]):
                 try:
                     cls = _classes[key] = serialization.loads(source)
                 except Exception as exc:  # a module this process cannot import
-                    structlog.get_logger("runtime.ref").warning(
+                    tracelog.get_logger("runtime.ref").warning(
                         "ref.class_not_loaded", actor=self.name, error=repr(exc))
                     _class_sources.pop(key, None)
             if cls is None:

@@ -16,7 +16,7 @@ from typing import Any
 import cloudpickle
 import pykka
 
-from runtime.errors import SerializationError
+from runtime.errors import DurableActorsError, SerializationError
 
 loads = pickle.loads
 
@@ -83,6 +83,18 @@ def dumps(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+class _Nowhere:
+    """A file that keeps nothing: pickling into it checks an object without holding its bytes."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def check_picklable(obj: Any) -> None:
+    """Raise what ``dumps(obj)`` would raise, holding one pickle frame at most in memory."""
+    _Pickler(_Nowhere(), protocol=5).dump(obj)
+
+
 def _children(obj: Any) -> list[tuple[str, Any]]:
     if isinstance(obj, dict):
         return [(f"[{k!r}]", v) for k, v in obj.items()]
@@ -90,24 +102,34 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
         return [(f"[{i}]", v) for i, v in enumerate(obj)]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return [(f".{f.name}", getattr(obj, f.name)) for f in dataclasses.fields(obj)]
-    closure = getattr(obj, "__closure__", None)
-    if closure:
-        names = getattr(getattr(obj, "__code__", None), "co_freevars", ())
-        return [(f"<captures {n}>", c.cell_contents) for n, c in zip(names, closure, strict=False)]
+    if isinstance(obj, type):  # a class that travels by value: its methods and attributes
+        return [(f".{k}", v) for k, v in vars(obj).items()
+                if not (k.startswith("__") and k.endswith("__"))]
+    if isinstance(obj, types.FunctionType):  # travels by value: its closure and the globals it uses
+        cells = zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False)
+        found = [(f"<captures {n}>", c.cell_contents) for n, c in cells]
+        found += [(f"<uses global {n}>", obj.__globals__[n]) for n in obj.__code__.co_names
+                  if n in obj.__globals__]
+        return found
     state = getattr(obj, "__dict__", None)
     if isinstance(state, dict):
         return [(f".{k}", v) for k, v in state.items()]
     return []
 
 
-def find_unpicklable(obj: Any, path: str = "message", depth: int = 0) -> tuple[str, Any]:
+def find_unpicklable(obj: Any, path: str = "message", depth: int = 0,
+                     seen: set[int] | None = None) -> tuple[str, Any]:
     """The deepest part of ``obj`` that cannot be pickled, as (path, object)."""
+    seen = set() if seen is None else seen
+    seen.add(id(obj))  # a method's class is in its closure (super()): never walk a cycle
     if depth < 8:
         for suffix, child in _children(obj):
+            if id(child) in seen:
+                continue
             try:
                 dumps(child)
             except Exception:
-                return find_unpicklable(child, path + suffix, depth + 1)
+                return find_unpicklable(child, path + suffix, depth + 1, seen)
     return path, obj
 
 
@@ -115,19 +137,43 @@ def describe(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     if callable(obj) and not isinstance(obj, type):
         return f"<{name}>"
-    return f"a {type(obj).__qualname__}"
+    cls = type(obj)
+    module = "" if cls.__module__ == "builtins" else f"{cls.__module__}."
+    return f"a {module}{cls.__qualname__}"
 
 
-def dumps_or_raise(obj: Any, what: str) -> bytes:
+def dumps_or_raise(obj: Any, what: str, root: str = "message") -> bytes:
     """Pickle ``obj`` or raise ``SerializationError`` naming ``what`` and the culprit.
 
-    ``what`` reads like "message to 'counter'".
+    ``what`` reads like "message to 'counter'"; ``root`` names ``obj`` in the path
+    to the culprit ("message.conn is a socket").
     """
     try:
         return dumps(obj)
     except Exception as exc:  # pickling raises many types: TypeError, PicklingError, ...
-        path, culprit = find_unpicklable(obj)
-        raise SerializationError(
-            f"{what} could not be pickled: {path} is {describe(culprit)} ({exc}); "
-            "send plain data, or give the object a __reduce__"
-        ) from exc
+        raise unpicklable_error(obj, what, exc, root) from exc
+
+
+def dumps_naming_culprit(obj: Any) -> bytes:
+    """``dumps``, failing with a ``SerializationError`` that names the path to the culprit.
+
+    For hosts that serialize values for a caller who adds what they were
+    (a step's result): the message reads "value['conn'] is a socket.socket (...)".
+    """
+    try:
+        return dumps(obj)
+    except DurableActorsError:
+        raise  # typed already (a saved value whose snapshot failed): it says what happened
+    except Exception as exc:
+        path, culprit = find_unpicklable(obj, "value")
+        raise SerializationError(f"{path} is {describe(culprit)} ({exc})") from exc
+
+
+def unpicklable_error(obj: Any, what: str, exc: Exception, root: str = "message",
+                      advice: str = "send plain data, or give the object a __reduce__",
+                      ) -> SerializationError:
+    """The ``SerializationError`` for ``obj``, which failed to pickle with ``exc``."""
+    path, culprit = find_unpicklable(obj, root)
+    return SerializationError(
+        f"{what} could not be pickled: {path} is {describe(culprit)} ({exc}); {advice}"
+    )

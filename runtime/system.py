@@ -5,11 +5,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import math
 import os
 import secrets
 import select
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -24,7 +24,7 @@ from actors import tracelog
 from actors.errors import CallbackFailedError
 from actors.messages import ExecutionStatus
 from actors.policies import Completion
-from runtime import serialization, tracing
+from runtime import admission, serialization, tracing
 from runtime.aio import AsyncSystem
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable import DurableServices, recover_at_start
@@ -38,9 +38,11 @@ from runtime.executions import (
     validate_execution_id,
 )
 from runtime.future import Future
+from runtime.lifeline import ChildProcess
 from runtime.process import BootSpec, child_main
 from runtime.ref import ActorRef
 from runtime.registry import SystemRegistry
+from runtime.socket_dirs import make_socket_dir
 from runtime.supervisor import Child, Supervisor
 from runtime.transport import Node
 
@@ -264,10 +266,9 @@ class ActorSystem(AsyncSystem):
         if config is not None and not isinstance(config, SystemConfig):
             raise ConfigurationError(f"config must be a SystemConfig, got {type(config).__name__}")
         self.config = config or SystemConfig()
-        self.store_url = store
+        self.store_url = admission.check_store(store)
         self.id = f"sys-{uuid.uuid4().hex[:12]}"
         self._secret = secrets.token_bytes(32)
-        self._dir = tempfile.mkdtemp(prefix="durable-actors-")  # mode 0700: owner only
         self._ctx = _context(self.config.start_method)
         self._names: set[str] = set()
         self._counter = 0
@@ -277,6 +278,7 @@ class ActorSystem(AsyncSystem):
         self._closed_event = threading.Event()
         # The framework's own chain: structlog's configuration stays the application's.
         tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
+        self._dir = make_socket_dir()  # mode 0700: owner only; stale ones removed (and logged)
         self.node = Node(
             system_id=self.id, address=os.path.join(self._dir, "service.sock"),
             secret=self._secret, role="service", mailbox_window=self.config.mailbox_window,
@@ -329,12 +331,12 @@ class ActorSystem(AsyncSystem):
         fut: Future[Any] = Future()
         return self.node.register(fut, None), fut
 
-    def _start_process(self, spec: BootSpec) -> Any:
+    def _start_process(self, spec: BootSpec) -> ChildProcess:
         # The registry as it is now (a restart reuses its spec): the process boots with it.
         spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
         process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
         process.start()
-        return process
+        return ChildProcess(process)
 
     def spawn(
         self,
@@ -355,6 +357,7 @@ class ActorSystem(AsyncSystem):
             raise ConfigurationError(
                 f"spawn() takes a pykka.ThreadingActor subclass, got {actor_class!r}"
             )
+        admission.check_actor_options(name, restart)
         with self._lock:
             self._counter += 1
             number = self._counter
@@ -378,6 +381,7 @@ class ActorSystem(AsyncSystem):
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
             app_logging=tracing.app_config_for_children(),
             registered=not getattr(self._spawning_services, "active", False),
+            service_pid=os.getpid(),
         )
         process = self._start_process(spec)
         self._await_ready(ready, process, name)
@@ -443,13 +447,11 @@ class ActorSystem(AsyncSystem):
             run = system.map(Resize, ["a.png", "b.png"], max_concurrency=100)
             thumbnails = run.result(timeout=60).values()
         """
-        if max_concurrency is not None and (
-                isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
-                or max_concurrency < 1):
-            raise ConfigurationError(
-                f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        admission.check_concurrency(max_concurrency)
+        admission.check_completion(completion)
         eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = map_specs(eid, branch_class, items)
+        admission.check_branches("map", specs)  # what the coordinator cannot pickle kills it
         return self._start("map", specs, eid, max_concurrency, completion, timeout)
 
     def parallel(
@@ -464,8 +466,10 @@ class ActorSystem(AsyncSystem):
 
             run = system.parallel([FetchPrices, (FetchStock, "sku-1")], execution_id="p-1")
         """
+        admission.check_completion(completion)
         eid = validate_execution_id(new_execution_id() if execution_id is None else execution_id)
         specs = parallel_specs(eid, branches)
+        admission.check_branches("parallel", specs)
         return self._start("parallel", specs, eid, None, completion, timeout)
 
     def _start(self, kind: str, specs: Any, eid: str, max_concurrency: int | None,
@@ -572,14 +576,31 @@ class ActorSystem(AsyncSystem):
         """
         return self._services().metrics()
 
+    def processes(self) -> dict[str, int]:
+        """Each running process of the system by name, with its pid.
+
+        The framework's (``checkpoint``, ``scheduler``, ``digest``, ``worker-0``, ...)
+        once the first ``map``/``parallel`` started them, and every spawned actor by
+        its name; a restarted process shows its new pid, one waiting for its
+        restart is absent. ``ps`` shows the same names: ``durable-actors: <name>``.
+
+            os.kill(system.processes()["worker-0"], signal.SIGSTOP)
+        """
+        return {c.spec.name: c.process.pid for c in self._supervisor.live_children()}
+
     # -- shutdown -------------------------------------------------------------------
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every actor and process of the system; idempotent.
+        """Stop every actor and process of the system; idempotent, and once begun it never raises.
 
         Each actor gets ``stop_timeout`` seconds (or ``timeout``) to finish the
-        messages already in its inbox; a process still running after that is killed.
+        messages already in its inbox; a process still running after that is
+        killed, whatever state it is in (stopped by a signal, restarting, its
+        actor stuck). A step that fails on the way is logged and the rest goes on.
         """
+        if timeout is not None and not 0 <= timeout < math.inf:  # before anything is closed
+            raise ValueError(f"shutdown(timeout={timeout!r}): give finite seconds >= 0, or None "
+                             "for SystemConfig.stop_timeout")
         with self._lock:
             if self._closed:
                 return
@@ -589,8 +610,15 @@ class ActorSystem(AsyncSystem):
             pass
         budget = self.config.stop_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        if self._durable is not None:
-            self._durable.close()
+        try:
+            if self._durable is not None:
+                _quietly("close the durable services", self._durable.close)
+            _quietly("stop the actors", self._stop_children, deadline, budget)
+        finally:
+            self._release()
+        log.info("system.stopped", system=self.id)
+
+    def _stop_children(self, deadline: float, budget: float) -> None:
         self.node.shutting_down = True
         children = self._supervisor.live_children()
         told = []
@@ -625,22 +653,38 @@ class ActorSystem(AsyncSystem):
                     fut.get(timeout=max(0.0, deadline - time.monotonic()))
         for child in children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
-        for child in children:
-            if child.process.exitcode is None:
-                log.warning("actor.killed", name=child.spec.name, reason="did not stop in time")
-                child.process.kill()
-                child.process.join(timeout=2)
-        self._supervisor.close()
+
+    def _release(self) -> None:
+        """Kill what still runs, then free the system's resources; each step on its own."""
+        _quietly("stop the supervisor", self._supervisor.close)  # no restart after this
+        for child in list(self._supervisor.children.values()):
+            _quietly(f"end the process of {child.spec.name!r}", _kill_if_running, child)
         if self._durable is not None:
-            self._durable.close_stores()
-        self._registry.close()
-        self.node.close()
+            _quietly("close the stores", self._durable.close_stores)
+        _quietly("close the registry", self._registry.close)
+        _quietly("close the transport", self.node.close)
         shutil.rmtree(self._dir, ignore_errors=True)
         _live_systems.discard(self)
         atexit.unregister(self.shutdown)
         if self.config.start_method == "forkserver":
-            _stop_forkserver()
-        log.info("system.stopped", system=self.id)
+            _quietly("stop multiprocess's helpers", _stop_forkserver)
+
+
+def _quietly(what: str, step: Any, *args: Any) -> None:
+    """Run one step of a shutdown; a failure is logged, and the shutdown goes on."""
+    try:
+        step(*args)
+    except Exception as exc:
+        log.error("system.shutdown_step_failed", step=what, error=repr(exc),
+                  action="going on with the shutdown")
+
+
+def _kill_if_running(child: Child) -> None:
+    if child.process.exitcode is None:
+        log.warning("actor.killed", name=child.spec.name, reason="did not stop in time")
+        child.process.kill()
+        child.process.join(timeout=2)
+    child.state = "stopped"
 
 
 def _stop_rank(name: str) -> int:

@@ -143,3 +143,18 @@ def test_framework_warnings_go_to_the_apps_logging_handlers_when_it_has_some(
     (record,) = caplog.records
     assert record.name == "durable_actors" and record.levelno == logging.WARNING
     assert "warning: peer.gone peer=worker-1" in record.getMessage()
+
+
+def test_no_framework_module_logs_through_the_application_s_structlog_configuration() -> None:
+    """Every framework logger comes from ``actors.tracelog``: a module that called
+    ``structlog.get_logger`` itself would print through the app's configuration (or
+    structlog's default, to stdout) instead of the framework's own chain."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    allowed = {"actors/tracelog.py", "actors/applog.py", "runtime/tracing.py"}
+    offenders = [str(p.relative_to(root)) for package in ("actors", "runtime")
+                 for p in (root / package).rglob("*.py")
+                 if str(p.relative_to(root)) not in allowed
+                 and "structlog.get_logger(" in p.read_text()]
+    assert offenders == []
