@@ -13,8 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from actors.errors import StoreError, StoreLockedError, StoreUnavailableError
 from actors.messages import (
@@ -25,6 +23,7 @@ from actors.messages import (
     OpStatus,
     Update,
 )
+from actors.tracelog import capture_events
 from runtime.postgres_server import EmbeddedPostgres, free_port
 from runtime.stores import PostgresStore, open_store
 
@@ -157,7 +156,7 @@ def test_a_connection_killed_inside_a_batch_runs_the_batch_again_on_a_new_one(
     holder = psycopg.connect(postgres_url)  # holds e1's row so that the batch waits inside
     holder.execute("SELECT 1 FROM executions WHERE execution_id = 'e1' FOR UPDATE")
     batch = [op("1"), ExecutionUpdate("e1", ExecutionStatus.SUCCEEDED, result=b"r"), op("2")]
-    with capture_logs() as logs:
+    with capture_events() as logs:
         thread, outcome = in_thread(lambda: store.commit(batch, ["b1"], 2.0))
         first = wait_until(lambda: store_backends(admin, waiting_on_a_lock=True), timeout=30)
         admin.execute("SELECT pg_terminate_backend(%s)", (first[0],))
@@ -193,7 +192,7 @@ def test_a_server_down_past_the_reconnect_timeout_fails_the_batch_and_writes_non
     store = PostgresStore(url, reconnect_timeout=0.5)
     store.commit([op("1")], [], 1.0)
     own_server.take_down()
-    with capture_logs() as logs, pytest.raises(StoreUnavailableError,
+    with capture_events() as logs, pytest.raises(StoreUnavailableError,
                                                match=r"did not come back within 0\.5s") as caught:
         store.commit([op("2"), op("3")], [], 2.0)
     own_server.start()
@@ -230,7 +229,7 @@ def test_a_serialization_failure_is_retried_and_the_batch_commits(
     store = PostgresStore(postgres_url, lock_timeout=60)  # a session under the new default
     other = psycopg.connect(postgres_url)
     other.execute("UPDATE executions SET status = 'SUSPENDED' WHERE execution_id = 'e1'")
-    with capture_logs() as logs:
+    with capture_events() as logs:
         thread, outcome = in_thread(lambda: store.commit(
             [ExecutionUpdate("e1", ExecutionStatus.SUCCEEDED, result=b"r")], [], 2.0))
         wait_until(lambda: store_backends(admin, waiting_on_a_lock=True), timeout=30)
@@ -284,8 +283,7 @@ def test_no_log_line_of_a_failing_store_carries_the_password(
 ) -> None:
     url = own_server.create_database("app")
     caplog.set_level("DEBUG")
-    structlog.get_logger("test").info("marker")  # structlog reaches its output as configured
-    with capture_logs() as logs:
+    with capture_events() as logs:
         store = PostgresStore(url, reconnect_timeout=0.3)
         own_server.take_down()
         with pytest.raises(StoreUnavailableError) as caught:

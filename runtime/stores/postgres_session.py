@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import structlog
-
+from actors import tracelog
 from actors.errors import LeaseLostError, StoreError, StoreUnavailableError
 from actors.store import lease_lost
 from runtime.stores.postgres_faults import ConnectionTarget, Fault, classify, import_psycopg
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     import psycopg
 
 T = TypeVar("T")
-log = structlog.get_logger("runtime.stores.postgres")
+log = tracelog.get_logger("runtime.stores.postgres")
 
 _CONFLICT_RETRIES = 8  # serialization failures and deadlocks retried this many times
 READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"  # one snapshot for all reads
