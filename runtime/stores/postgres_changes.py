@@ -26,7 +26,7 @@ executions over at once.
 ``ChangeListener`` is what a service runs: a thread that hands every batch of
 changed ids to a callback (the runtime tells its coordinator ``StoreChanged``),
 reconnecting with back-off, and that hands ``()`` ("anything may have changed")
-after a reconnect.
+each time it is connected.
 """
 
 from __future__ import annotations
@@ -35,14 +35,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from actors import tracelog
 from runtime.stores.postgres_faults import ConnectionTarget, classify, import_psycopg
 
 if TYPE_CHECKING:
     import psycopg
 
-log = structlog.get_logger("runtime.stores.postgres")
+log = tracelog.get_logger("runtime.stores.postgres")
 
 CHANNEL = "durable_actors_executions"
 RELEASED = ""  # the payload of released leases: not one execution's change, a hint to all
@@ -88,8 +87,9 @@ class ChangeListener:
         ...
         listener.close()
 
-    ``()`` means anything may have changed (notifications were missed while the
-    listener reconnected). A failing ``on_change`` is logged and the listener goes on.
+    ``()`` means anything may have changed: it is told once each time the listener
+    is connected (whatever changed before was not heard), and for released leases. A
+    failing ``on_change`` is logged and the listener goes on.
     """
 
     def __init__(self, url: str, on_change: Callable[[tuple[str, ...]], None], *,
@@ -105,22 +105,20 @@ class ChangeListener:
         self._thread.start()
 
     def _listen(self) -> None:
-        delay, missed = 0.05, False
+        delay = 0.05
         while not self._stop.is_set():
             try:
                 changes = ExecutionChanges(self._url)
             except Exception as exc:  # the server is away: try again, slower each time
                 log.warning("store.changes_unavailable", error=str(exc), retry_in=delay)
-                missed = True
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._max_backoff)
                 continue
             delay = 0.05
             self.listening.set()
             try:
-                if missed:
-                    self._tell(())
-                missed = True  # from here on, a lost connection may lose notifications
+                # Whatever changed before LISTEN took effect was not notified: read it now.
+                self._tell(())
                 while not self._stop.is_set():
                     changed = changes.wait(self._poll)
                     if RELEASED in changed:
