@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,11 +293,26 @@ class RefServices:
             "fork_snapshot_bytes": system.config.fork_snapshot_bytes,
         }
         self.reader = BlobReader(self.blob_dir)
-        self._previous: RefBackend | None = install_backend(self.reader)
+        with _LIVE_LOCK:
+            self._previous: RefBackend | None = install_backend(self.reader)
+            _LIVE.append(self)
 
     def close(self) -> None:
-        if current_backend() is self.reader:
-            install_backend(self._previous)
+        """Put back the backend this system replaced; systems of this process may close in
+        any order: none is left holding the reader of one that closed."""
+        with _LIVE_LOCK:
+            if self not in _LIVE:
+                return
+            _LIVE.remove(self)
+            for later in _LIVE:
+                if later._previous is self.reader:
+                    later._previous = self._previous
+            if current_backend() is self.reader:
+                install_backend(self._previous)
+
+
+_LIVE: list[RefServices] = []  # the Ref services of this process's open systems
+_LIVE_LOCK = threading.Lock()
 
 
 __all__ = ["BlobReader", "FileBlobStore", "RefServices", "RefWorkerActor", "StoreDigestActor",
