@@ -220,6 +220,10 @@ def run(quick: bool) -> list[Figure]:
                     stepped = system.map(StepsBesidePostgresCommits, [(steps, raw_url)])
                     latencies = stepped.result(timeout=600).values()[0]
                     store_url = server.create_database("durable_bench_throughput")
+                    found["actor_fence"] = leases.actor_fence_cost(
+                        system, server.create_database("durable_bench_fenced"),
+                        server.create_database("durable_bench_plain"), 6 if quick else 20)
+                    _say("sync checkpoints through a fenced and an unfenced checkpoint actor")
                 else:
                     latencies = step_latency(system, steps, raw_url)
                     store_url = f"sqlite:///{os.path.join(directory, 'throughput.db')}"
@@ -231,7 +235,8 @@ def run(quick: bool) -> list[Figure]:
     finally:
         for name in ("durable_bench", "durable_bench_raw", "durable_bench_rate",
                      "durable_bench_throughput", "durable_bench_wake", "durable_bench_fence",
-                     "durable_bench_notified", "durable_bench_polled"):
+                     "durable_bench_notified", "durable_bench_polled", "durable_bench_fenced",
+                     "durable_bench_plain"):
             try:
                 server.drop_database(name)
             except Exception:  # the server may be gone already; it is stopped next anyway
@@ -332,7 +337,7 @@ def _figures(found: dict[str, Any], producers: int) -> list[Figure]:
         extra={"rounds": len(wake["wake"]),
                "note": "the wake-up includes the commit itself; polling every T seconds "
                        "also wakes T/2 late on average"}))
-    return figures + leases.figures(found["fence"], found["resumed"])
+    return figures + leases.figures(found["fence"], found["actor_fence"], found["resumed"])
 
 
 __all__ = ["StepsBesidePostgresCommits", "raw_commits", "raw_executemany_rate",

@@ -1,9 +1,12 @@
 """What leases cost and what NOTIFY saves on PostgreSQL; figures of the ``postgres`` suite.
 
-* **Fence cost**: ``PostgresStore.commit`` of one step, fenced by the lease
-  (``durable_actors_fence`` locks and checks the execution in the same
-  statement), beside the same commit unfenced; and a batch of 8 steps fenced
-  beside unfenced. Rounds of 50 alternate so that both see the same server.
+* **Fence cost**: sync checkpoints through a hosted checkpoint actor that
+  fences its batches by a held lease, beside one that does not (the durable
+  suite's probe, on PostgreSQL). And at the store: ``PostgresStore.commit`` of
+  one step fenced (``durable_actors_fence`` locks and checks the execution in
+  the upsert's own statement) beside the same commit unfenced, and a batch of
+  8 steps likewise. Rounds of 50 alternate so that both sides see the same
+  server.
 * **Callback resumed from another system**: system A runs a branch that waits
   on a callback; system B completes it. Measured from B's ``complete_callback``
   returning to A's ``result()`` returning, with A listening to the store's
@@ -27,8 +30,11 @@ from typing import Any
 from actors import BranchActor, BranchContext
 from actors.messages import OperationUpdate, OpKind, OpStatus
 from actors.ownership import LeaseFence, NewExecution
+from runtime.bench.durable import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
 from runtime.bench.report import Figure
 from runtime.config import SystemConfig
+from runtime.durable import StoreCheckpointActor
+from runtime.liveness import this_executor
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
 
@@ -66,6 +72,28 @@ def fence_cost(url: str, commits: int) -> dict[str, list[float]]:
     finally:
         store.close()
     return found
+
+
+def actor_fence_cost(system: ActorSystem, fenced_url: str, plain_url: str,
+                     rounds: int) -> tuple[list[float], list[float]]:
+    """Sync checkpoint round trips through a fenced and an unfenced PostgreSQL checkpoint
+    actor, alternating rounds of 50 (the durable suite's probe, on this store)."""
+    config = system.config
+    fenced = system.spawn(
+        StoreCheckpointActor, fenced_url, synchronous=config.sqlite_synchronous,
+        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
+        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0)
+    hold_bench_execution(fenced)
+    plain = system.spawn(UnfencedCheckpointActor, plain_url)
+    probe = system.spawn(FenceProbe)
+    try:
+        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
+            fenced, plain, rounds, 50).get(timeout=600)
+    finally:
+        for ref in (probe, fenced, plain):
+            ref.stop()
+    return timings
 
 
 def publish(path: str, callback_id: str) -> str:
@@ -122,9 +150,15 @@ def callback_resume(url: str, rounds: int, notified: bool) -> list[float]:
     return samples
 
 
-def figures(fence: dict[str, list[float]], resumed: dict[str, list[float]]) -> list[Figure]:
+def figures(fence: dict[str, list[float]], actor: tuple[list[float], list[float]],
+            resumed: dict[str, list[float]]) -> list[Figure]:
     p50 = statistics.median
     return [
+        Figure("sync checkpoint p50 on PostgreSQL, lease-fenced (leases on)", "µs",
+               p50(actor[0]) * 1e6, p50(actor[1]) * 1e6,
+               "the same checkpoint actor unfenced (the path before leases)",
+               higher_is_better=False, target="≤ 1.10× baseline",
+               extra={"samples_each": len(actor[0])}),
         Figure("fenced 1-step commit p50 (PostgreSQL)", "µs", p50(fence["one_fenced"]) * 1e6,
                p50(fence["one"]) * 1e6, "the same commit unfenced", higher_is_better=False,
                extra={"commits_each": len(fence["one"]),
