@@ -201,6 +201,11 @@ class ExecutionLifecycle:
             return
         record = claim.record
         starts = self._refuse_mismatched(starts, record)
+        tracked = self._executions.get(eid)
+        if tracked is not None and tracked.active and not claim.created:
+            for start in starts:  # a lease round took it over meanwhile: it runs here already
+                self._answer_start(tracked, start)
+            return
         if claim.created:
             assert claim.lease is not None
             first = starts[0]
@@ -465,9 +470,11 @@ class ExecutionLifecycle:
         if not self._keeper.due():
             return
         self._keeper.sent()
+        # Not taken as orphans: what this coordinator runs, or is creating or claiming now.
+        busy = self._unloadable | set(self._claiming) | set(self._pending_starts) | {
+            t.execution_id for t in self._executions.values() if t.active}
         self._to_checkpoint(RenewLeases(self._keeper.claim_batch,
-                                          AnswerTo(self._me(), "renewed"),
-                                          tuple(sorted(self._unloadable))))
+                                        AnswerTo(self._me(), "renewed"), tuple(sorted(busy))))
 
     def _renewed(self, found: LeaseRound | None, error: BaseException | None) -> None:
         if found is None:
@@ -480,6 +487,11 @@ class ExecutionLifecycle:
         for eid, record in found.lost:
             self._lose(eid, record)
         for claim in found.claimed:
+            tracked = self._executions.get(claim.record.execution_id)
+            if tracked is not None and tracked.active and claim.lease is not None:
+                tracked.lease = claim.lease  # ours already (a claim raced the round): keep it
+                self._keeper.hold(claim.lease, self._clock.monotonic() - 1.0)
+                continue
             try:
                 self._resume_owned(claim, None)
             except Exception as exc:

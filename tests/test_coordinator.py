@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,3 +112,29 @@ def test_reports_in_a_bundle_are_handled_in_order_as_if_told_one_by_one(
     )))
     actor.ask(DescribeExecution("e"))
     assert dispatches(checkpoint) == [("e/0", 1), ("e/0", 2)]  # evicted first, then resumed
+
+
+def test_an_orphan_claimed_by_a_lease_round_while_a_map_starts_it_is_resumed_once() -> None:
+    from actors.ownership import BranchInput, ExecutionSpec, NewExecution, class_ref
+
+    store = MemoryStore()
+    spec = ExecutionSpec("map", (class_ref(Noop, pickle.dumps),), None,
+                         Completion.all_successful())
+    store.create_execution(NewExecution("e", "map", "fp", pickle.dumps(spec),
+                                        (BranchInput("e/0", 0, pickle.dumps(1)),)),
+                           "dead", 10.0, now=0.0)  # its owner's lease expired long ago
+    checkpoint = LeasingRecorder.start(store)
+    worker, scheduler = Recorder.start(), Recorder.start()
+    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    try:
+        coordinator.tell(Wire(coordinator, (worker,), scheduler))  # its first round: a claim
+        reply = pykka.ThreadingFuture()
+        new = NewExecution("e", "map", "fp", pickle.dumps(spec),
+                           (BranchInput("e/0", 0, pickle.dumps(1)),))
+        coordinator.tell(StartExecution("e", "map", (BranchSpec("e", "e/0", Noop, 1, 0),), None,
+                                        Completion.all_successful(), reply, new))
+        assert reply.get(timeout=10) == "resumed"
+        coordinator.ask(DescribeExecution("e"))
+        assert [b for b, _ in dispatches(checkpoint)] == ["e/0"]  # one run, not one per claim
+    finally:
+        pykka.ActorRegistry.stop_all()

@@ -141,7 +141,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with open(filler, "wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), open(filler, "wb") as out:  # ENOSPC, even at close
         while True:
             out.write(b"\0" * 65536)
             out.flush()
