@@ -65,6 +65,8 @@ class AsyncRunHost:
         self._link = link
         self._call_blocking = call_blocking
         self.epoch = link.epoch  # branch contexts stamp their updates with it
+        self.trace = getattr(link, "trace", None)  # the parent of the run's span
+        self.worker_id = getattr(link, "worker_id", None)
 
     def ensure_current(self) -> None:
         """The run's fence, without waiting: on the loop, a run whose leases are not

@@ -25,6 +25,7 @@ from actors.messages import (
 )
 from actors.ownership import ExecutionSpec, Lease
 from actors.policies import BatchProgress, BatchResult
+from actors.spans import ExecutionTrace, SpanEvent, TraceContext
 
 
 class BranchState(StrEnum):
@@ -53,6 +54,9 @@ class Batch:
     running: int = 0
     result_durable: bool = False
     result_payload: bytes | None = None
+    finishing: bool = False  # its result was sent to be written (once: late reports add nothing)
+    serial: int = 0  # tells this batch from a later one under the same key (a retry)
+    trace: TraceContext | None = None  # the parent of its branches' run spans
 
 
 @dataclass(eq=False)
@@ -81,6 +85,8 @@ class TrackedExecution:
     lease: Lease | None = None
     cancelling: bool = False
     next_poll: float = 0.0  # observed: when to read the store again for its waiters
+    trace: ExecutionTrace | None = None  # its span, while this system runs it and traces it
+    trace_events: list[SpanEvent] = field(default_factory=list)  # claims, for its span
 
     @property
     def active(self) -> bool:

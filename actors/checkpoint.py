@@ -83,7 +83,7 @@ from typing import Any
 
 import pykka
 
-from actors import tracelog
+from actors import spans, tracelog
 from actors.clock import Clock
 from actors.errors import CheckpointError, LeaseLostError
 from actors.faults import StoreFault, WatchFaults
@@ -365,6 +365,7 @@ class CheckpointActor(pykka.ThreadingActor):
             return
         except BaseException as exc:
             self._fail(batch, exc)
+            self._trace_batch(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -374,6 +375,7 @@ class CheckpointActor(pykka.ThreadingActor):
         if batch.empties:
             counters["checkpoint.empty_batches"] += 1
         self._log_batch(batch, started)
+        self._trace_batch(batch)
         self._answer(batch.messages, logs)
 
     def _refused(self, batch: CheckpointBatch, error: LeaseLostError) -> None:
@@ -428,6 +430,7 @@ class CheckpointActor(pykka.ThreadingActor):
             return
         self._counters["checkpoint.empty_batches"] += 1
         self._log_batch(batch, started)
+        self._trace_batch(batch)
 
     def _log_batch(self, batch: CheckpointBatch, started: float) -> None:
         self._log.debug(
@@ -437,6 +440,29 @@ class CheckpointActor(pykka.ThreadingActor):
             # A batch serves many branches: not the one whose message's context is bound now.
             execution_id=None, branch_id=None, op_id=None,
         )
+
+    def _trace_batch(self, batch: CheckpointBatch, error: BaseException | None = None) -> None:
+        """A span for the batch under each span whose checkpoints it wrote (or failed)."""
+        traced = [m.trace for m in batch.messages if m.trace is not None]
+        if not traced:
+            return
+        end_ns = time.time_ns()
+        start_ns = end_ns - int((time.perf_counter() - batch.opened) * 1e9)
+        by_context = {m.trace: m for m in batch.messages if m.trace is not None}
+
+        def part(context: spans.TraceContext, count: int) -> spans.Attributes:
+            message = by_context[context]
+            update = message.update
+            eid = getattr(update, "execution_id", None) or message.branch_id.split("/", 1)[0]
+            return {"durable.execution.id": eid, "durable.checkpoint.served": count}
+
+        spans.record_shared("checkpoint batch", traced, start_ns, end_ns, {
+            "durable.checkpoint.batch": self._counters["checkpoint.batches"],
+            "durable.checkpoint.ops": batch.ops,
+            "durable.checkpoint.updates": len(batch.updates),
+            "durable.checkpoint.empties": len(batch.empties),
+            "durable.checkpoint.bytes": batch.nbytes,
+        }, error, part)
 
     def _answer(self, messages: Iterable[Checkpoint], logs: dict[str, BranchLog]) -> None:
         """Answer the waiters of written ``messages``: an empty with its branch's log."""

@@ -61,6 +61,13 @@ FENCE_ALL = 2**62  # an execution floor above every run epoch: none of its runs 
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerBack:
+    """A lost worker (``WorkerLost``) was restarted and listens again: dispatch to it."""
+
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class FenceRuns:
     """Runs older than these epochs are stale: per branch, and per execution (a floor).
 
@@ -145,4 +152,5 @@ __all__ = [
     "RetryExecution",
     "SchedulerLost",
     "StoreChanged",
+    "WorkerBack",
 ]

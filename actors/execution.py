@@ -24,7 +24,9 @@ rounds); this module runs their branches:
 from __future__ import annotations
 
 import heapq
+import itertools
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,8 +45,10 @@ from actors.control import (
     RetryExecution,
     SchedulerLost,
     StoreChanged,
+    WorkerBack,
 )
 from actors.errors import LeaseLostError, StepFailedError
+from actors.execution_spans import record_end
 from actors.faults import StoreFault, SystemFault, WatchFaults
 from actors.fork_snapshot import unserializable_cause
 from actors.leasekeeper import LeaseKeeper
@@ -125,13 +129,15 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         self._epoch = epoch_base  # run epochs grow across every branch: a floor fences them all
         self._wiring: Wire | None = None  # its own ref, the workers' and the scheduler's
         self._load: list[int] = []
+        self._down: set[int] = set()  # workers lost and not back yet: nothing is sent to them
         self._executions = {}
         self._batches: dict[str, Batch] = {}
         self._branches: dict[str, TrackedBranch] = {}
         self._faults: dict[str, BaseException] = {}
         self._ticker: Ticker | None = None
         self._retries: list[tuple[float, str, int]] = []  # (when, branch, epoch) after an abort
-        self._finish_retries: list[tuple[float, str]] = []  # (when, batch key)
+        self._finish_retries: list[tuple[float, str, int]] = []  # (when, batch key, serial)
+        self._batch_serials = itertools.count(1)
         self._wave: list[Checkpoint] = []  # dispatches of the message being handled
         self._init_lifecycle()
 
@@ -228,7 +234,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     def _new_batch(self, key: str, eid: str, specs: Sequence[BranchSpec], completion: Any,
                    max_concurrency: int | None, parent: OperationUpdate | None = None) -> Batch:
         batch = Batch(key, eid, parent, BatchProgress(len(specs), completion),
-                      [s.branch_id for s in specs], max_concurrency)
+                      [s.branch_id for s in specs], max_concurrency,
+                      serial=next(self._batch_serials))
         self._batches[key] = batch
         for spec in specs:
             self._branches[spec.branch_id] = TrackedBranch(spec, batch)
@@ -270,6 +277,7 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             return  # a replay announcing the same batch again, or a stale run's
         batch = self._new_batch(key, parent.execution_id, message.specs, message.completion,
                                 message.max_concurrency, parent)
+        batch.trace = message.trace if tracked.trace is not None else None
         stored = {b.branch_id: b for b in self._reader.read_branches(parent.execution_id)
                   if b.parent_branch_id == parent.branch_id}
         self._seed(batch, stored)
@@ -279,7 +287,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
 
     def _after_change(self, batch: Batch) -> None:
         if batch.progress.finished:
-            self._finish(batch)
+            if not batch.finishing:  # a branch that ends after its batch finished adds nothing
+                self._finish(batch)
         else:
             self._start_more(batch)
 
@@ -305,15 +314,22 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
         if not self._runs(branch.spec.execution_id):
             return
         branch.epoch = self._new_epoch()
+        live = [w for w in range(len(self._load)) if w not in self._down]
+        if not live:  # every worker is being restarted: try again in a moment
+            branch.state = BranchState.ABORTED
+            heapq.heappush(self._retries, (self._clock.time() + 0.2, branch_id, branch.epoch))
+            return
         branch.state = BranchState.DISPATCHED
         branch.suspended_on = None
-        worker = min(range(len(self._load)), key=self._load.__getitem__)
+        worker = min(live, key=self._load.__getitem__)
         self._load[worker] += 1
         branch.worker = worker
-        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch)
+        trace = branch.batch.trace
+        delivery = LogDelivery(wiring.workers[worker], wiring.self_ref, branch.spec, branch.epoch,
+                               trace)
         # The epoch sets the branch's fence: writes of any older run of it are refused.
         self._wave.append(Checkpoint(branch_id, None, sync=True, reply_to=delivery,
-                                     epoch=branch.epoch))
+                                     epoch=branch.epoch, trace=trace))
 
     def _new_epoch(self) -> int:
         self._epoch += 1
@@ -417,9 +433,9 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                     branch.state is BranchState.ABORTED):
                 self._dispatch(branch_id)
         while self._finish_retries and self._finish_retries[0][0] <= now:
-            _, key = heapq.heappop(self._finish_retries)
+            _, key, serial = heapq.heappop(self._finish_retries)
             batch = self._batches.get(key)
-            if batch is not None and not batch.result_durable:
+            if batch is not None and batch.serial == serial and not batch.result_durable:
                 self._finish(batch)
         self._check_deadlines()
         self._poll_observed()
@@ -439,12 +455,16 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             if branch.state is BranchState.ABORTED:
                 self._dispatch(branch_id)
         for batch in self._batches.values():
-            if batch.progress.finished and not batch.result_durable:
+            if batch.finishing and not batch.result_durable:
                 self._finish(batch)
         log.warning("checkpoint.lost", redispatched=len(live))
 
+    def _worker_back(self, message: WorkerBack) -> None:
+        self._down.discard(int(message.worker_id))
+
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)
+        self._down.add(index)
         for branch_id, branch in self._branches.items():
             if branch.state is BranchState.DISPATCHED and branch.worker == index:
                 self._release(branch)
@@ -477,8 +497,10 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, batch: Batch) -> None:
+        """Write the batch's result (again, after a failed write or a lost checkpoint actor)."""
         if not self._runs(batch.execution_id):
             return
+        batch.finishing = True
         result = batch.progress.result()
         payload = self._serialize_result(result)
         batch.result_payload = payload
@@ -486,12 +508,12 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
             status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
             update: Any = ExecutionUpdate(batch.execution_id, status, result=payload)
-            what = ("execution", batch.key, status.value)
+            what = ("execution", batch.key, status.value, batch.serial)
         else:
             p = batch.parent
             update = OperationUpdate(p.execution_id, p.branch_id, p.op_id, OpKind.CHILDREN, p.name,
                                      OpStatus.SUCCEEDED, attempt=p.attempt, payload=payload)
-            what = ("children", batch.key, "")
+            what = ("children", batch.key, "", batch.serial)
         branch_id = batch.key if batch.parent is None else batch.parent.branch_id
         self._to_checkpoint(Checkpoint(branch_id, update, sync=True,
                                          reply_to=Forward(self._wired().self_ref, *what)))
@@ -511,10 +533,10 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                                                result.status))
 
     def _durable(self, message: Durable) -> None:
-        kind, key, status = message.what
+        kind, key, status, serial = message.what
         batch = self._batches.get(key)
-        if batch is None:
-            return  # its execution was cancelled, lost or retried meanwhile
+        if batch is None or batch.serial != serial:
+            return  # its execution was cancelled, lost or retried meanwhile: not this batch's
         if message.error is not None:
             if isinstance(message.error, LeaseLostError):
                 self._lose(batch.execution_id,
@@ -522,7 +544,8 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
                 return
             # Nobody is told the batch ended until its result is durable; try again later.
             log.error("batch.result_not_durable", batch=key, error=repr(message.error))
-            heapq.heappush(self._finish_retries, (self._clock.time() + _FINISH_RETRY, key))
+            heapq.heappush(self._finish_retries,
+                           (self._clock.time() + _FINISH_RETRY, key, batch.serial))
             return
         batch.result_durable = True
         if kind == "execution":
@@ -530,6 +553,9 @@ class ExecutionActor(ExecutionLifecycle, pykka.ThreadingActor):
             execution.mode = ExecutionMode.FINISHED
             execution.status = ExecutionStatus(status)
             execution.result = batch.progress.result()
+            record_end(execution.trace, execution.status, execution.result,
+                       execution.trace_events, time.time_ns())
+            execution.trace = None
             self._keeper.drop(key)
             self._to_checkpoint(DropLease(key))
             log.info("execution.finished", execution_id=key, status=status)
@@ -548,7 +574,7 @@ def _timer_update(record: Any) -> OperationUpdate:
 
 def _retry_finish(actor: ExecutionActor, message: RetryFinish) -> None:
     batch = actor._batches.get(message.batch_key)
-    if batch is not None:
+    if batch is not None and batch.finishing and not batch.result_durable:
         actor._finish(batch)
 
 
@@ -574,6 +600,7 @@ _HANDLERS: dict[type, Callable[[ExecutionActor, Any], Any]] = {
     Tick: ExecutionActor._tick,
     CheckpointLost: ExecutionActor._checkpoint_lost,
     WorkerLost: ExecutionActor._worker_lost,
+    WorkerBack: ExecutionActor._worker_back,
     SchedulerLost: ExecutionActor._scheduler_lost,
     Durable: ExecutionActor._durable,
     AwaitResult: ExecutionActor._await,

@@ -21,10 +21,11 @@ coordinator never waits.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
-from actors import tracelog
+from actors import spans, tracelog
 from actors.batches import (
     Batch,
     BranchState,
@@ -56,6 +57,7 @@ from actors.errors import (
     LeaseLostError,
     UnknownExecutionError,
 )
+from actors.execution_spans import record_end, resumed_event, trace_to_run
 from actors.faults import StoreFault, SystemFault, is_lasting
 from actors.faults import describe as describe_fault
 from actors.leasedesk import CancelInStore, DeleteInStore
@@ -169,7 +171,7 @@ class ExecutionLifecycle:
         """The rows of an execution started without them (the runtime builds them itself)."""
         classes = [spec.branch_cls for spec in message.specs]
         spec = ExecutionSpec(message.kind, tuple(class_ref(c, self._serialize) for c in classes),
-                             message.max_concurrency, message.completion)
+                             message.max_concurrency, message.completion, trace=message.trace)
         return NewExecution(
             message.execution_id, message.kind,
             fingerprint_of(message.kind, classes, [s.input for s in message.specs],
@@ -209,7 +211,8 @@ class ExecutionLifecycle:
         if claim.created:
             assert claim.lease is not None
             first = starts[0]
-            self._own(claim, list(first.specs), first.completion, first.max_concurrency)
+            self._own(claim, list(first.specs), first.completion, first.max_concurrency,
+                      trace=first.trace if spans.recording() else None)
             for start in starts:
                 start.reply_to.set("created")
             log.info("execution.created", execution_id=eid, branches=len(first.specs))
@@ -262,7 +265,8 @@ class ExecutionLifecycle:
     # -- owning, resuming, observing ------------------------------------------------------
 
     def _own(self, claim: ExecutionClaim, specs: list[BranchSpec], completion: Any,
-             max_concurrency: int | None, spec: ExecutionSpec | None = None) -> TrackedExecution:
+             max_concurrency: int | None, spec: ExecutionSpec | None = None,
+             trace: spans.ExecutionTrace | None = None) -> TrackedExecution:
         assert claim.lease is not None
         record = claim.record
         eid = record.execution_id
@@ -275,6 +279,8 @@ class ExecutionLifecycle:
         tracked.result, tracked.cancelling = None, False
         tracked.fingerprint, tracked.deadline_at = record.fingerprint, record.deadline_at
         tracked.lease, tracked.spec = claim.lease, spec
+        tracked.trace, tracked.trace_events = trace, []
+        batch.trace = None if trace is None else trace.context
         # Runs from before (a cancel, a lost lease) stay stale; the runs from now on go.
         self._workers_tell(FenceRuns(executions=((eid, self._peek_epoch()),)))
         moved = self._keeper.hold(claim.lease, self._clock.monotonic() - 1.0)
@@ -284,8 +290,10 @@ class ExecutionLifecycle:
             self._after_change(batch)
         return tracked
 
-    def _resume_owned(self, claim: ExecutionClaim, given: StartExecution | None) -> None:
-        """Rebuild a claimed execution from the store (with the caller's classes, if any)."""
+    def _resume_owned(self, claim: ExecutionClaim, given: StartExecution | None,
+                      retried: bool = False) -> None:
+        """Rebuild a claimed execution from the store (with the caller's classes, if any);
+        ``retried``: reopened by ``system.retry`` after it had ended."""
         record = claim.record
         eid = record.execution_id
         spec: ExecutionSpec | None = (
@@ -308,7 +316,12 @@ class ExecutionLifecycle:
             specs.append(BranchSpec(eid, f"{eid}/{index}", cls, item, index))
         completion = spec.completion if spec is not None else given.completion  # type: ignore[union-attr]
         concurrency = spec.max_concurrency if spec is not None else given.max_concurrency  # type: ignore[union-attr]
-        tracked = self._own(claim, specs, completion, concurrency, spec)
+        now_ns = time.time_ns()
+        trace = trace_to_run(spec, given, retried=retried, now_ns=now_ns)
+        tracked = self._own(claim, specs, completion, concurrency, spec, trace)
+        if trace is not None and not retried:
+            tracked.trace_events.append(resumed_event(
+                self._executor, claim.lease.epoch if claim.lease else None, now_ns))
         assert tracked.batch is not None
         self._seed(tracked.batch, {b.branch_id: b for b in stored.values()})
         timers = self._reload_timers(tracked.batch)
@@ -625,6 +638,9 @@ class ExecutionLifecycle:
         tracked.mode, tracked.status, tracked.batch = (
             ExecutionMode.FINISHED, ExecutionStatus.CANCELLED, None)
         tracked.cancelling = False
+        record_end(tracked.trace, ExecutionStatus.CANCELLED, None, tracked.trace_events,
+                   time.time_ns())
+        tracked.trace = None
         self._keeper.drop(eid)
         self._to_checkpoint(DropLease(eid))
         log.info("execution.cancelled", execution_id=eid)
@@ -680,7 +696,7 @@ class ExecutionLifecycle:
                 reply.set_exception((ExecutionStateError, state, None))
             return
         try:
-            self._resume_owned(claim, None)
+            self._resume_owned(claim, None, retried=True)
         except Exception as exc:
             self._cannot_run(claim, exc)
             if reply is not None:

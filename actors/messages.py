@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from actors.branch import BranchSpec
     from actors.ownership import NewExecution
     from actors.policies import Completion
+    from actors.spans import ExecutionTrace, TraceContext
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -278,6 +279,7 @@ class Checkpoint:
     sync: bool = True
     reply_to: ReplyTo | None = None
     epoch: int | None = None  # on a dispatch's empty checkpoint: the run now current
+    trace: TraceContext | None = None  # the span it is written for (its batch's parent)
 
     @property
     def is_empty(self) -> bool:
@@ -294,6 +296,7 @@ class RunBranch:
     spec: BranchSpec
     epoch: int
     log: BranchLog
+    trace: TraceContext | None = None  # the parent of this run's span (None: not traced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +328,7 @@ class StartChildren:
     specs: tuple[BranchSpec, ...]
     max_concurrency: int | None
     completion: Completion
+    trace: TraceContext | None = None  # the parent of the children's run spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +348,7 @@ class StartExecution:
     completion: Completion
     reply_to: ReplyTo
     new: NewExecution | None = None  # the rows to create, with its spec and fingerprint
+    trace: ExecutionTrace | None = None  # the execution's span, when the caller traces it
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,17 +395,18 @@ class LogDelivery:
     flight at once and the checkpoint actor answers it with one store call.
     """
 
-    __slots__ = ("coordinator", "epoch", "spec", "worker")
+    __slots__ = ("coordinator", "epoch", "spec", "trace", "worker")
 
     def __init__(self, worker: ActorLike, coordinator: ActorLike, spec: BranchSpec,
-                 epoch: int) -> None:
+                 epoch: int, trace: TraceContext | None = None) -> None:
         self.worker = worker
         self.coordinator = coordinator
         self.spec = spec
         self.epoch = epoch
+        self.trace = trace  # the parent of the run's span
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (LogDelivery, (self.worker, self.coordinator, self.spec, self.epoch))
+        return (LogDelivery, (self.worker, self.coordinator, self.spec, self.epoch, self.trace))
 
     @property
     def reply_group(self) -> Any:
@@ -412,7 +418,8 @@ class LogDelivery:
     @staticmethod
     def set_group(answers: Sequence[tuple[LogDelivery, Any]]) -> None:
         """Hand every log of ``answers`` (one worker's) to the worker in one message."""
-        tell_bundled(answers[0][0].worker, [RunBranch(d.spec, d.epoch, log) for d, log in answers])
+        tell_bundled(answers[0][0].worker,
+                     [RunBranch(d.spec, d.epoch, log, d.trace) for d, log in answers])
 
     def set_exception(self, exc_info: Any = None) -> None:
         error = exception_of(exc_info)
@@ -488,6 +495,7 @@ class Suspend:
     worker_id: str
     reply_to: ReplyTo
     coroutine: bool = False
+    trace: TraceContext | None = None  # the span of the run that suspends
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from actors import tracelog
+from actors import spans, tracelog
 from actors.applog import AppLogger
 from actors.branch import (
     BranchActor,
@@ -228,13 +228,23 @@ class OperationCore:
             while True:
                 started = time.perf_counter()  # for the trace's step span
                 self._step_executions += 1
+                parent = spans.current()
+                span = None if parent is None else self._attempt_span(parent, op_id, name,
+                                                                      attempt)
+                previous = spans.activate(span)  # the attempt's checkpoints hang off its span
                 try:
                     value = yield Call(name, fn, args, kwargs, timeout, attempt)
                 except Exception as exc:
                     if retry is None or not retry.should_retry(exc, attempt):
-                        yield from self._fail(op_id, OpKind.STEP, name, attempt, exc)
+                        try:
+                            yield from self._fail(op_id, OpKind.STEP, name, attempt, exc)
+                        finally:
+                            _attempt_ended(span, previous, exc)
                         raise
                     delay = retry.delay(attempt)
+                    if span is not None:
+                        span.attributes["durable.step.retry_delay_s"] = delay
+                    _attempt_ended(span, previous, exc, escaped=False)  # handled: retried
                     self._trace.info(
                         "step.retrying", op_id=op_id, step=name, attempt=attempt,
                         delay=delay, error=repr(exc), duration_ms=_ms_since(started),
@@ -246,20 +256,29 @@ class OperationCore:
                     ))
                     attempt += 1
                     continue
-                # Past ref_threshold_bytes the result is stored once as a Ref; replay loads it.
+                except BaseException as exc:  # the attempt never ended (the worker stopped)
+                    _attempt_ended(span, previous, exc)
+                    raise
                 try:
-                    payload = spill_if_large(value, self._serialize)
-                except Exception as exc:
-                    if isinstance(exc, DurableActorsError) and not isinstance(
-                            exc, SerializationError):
-                        raise  # the framework's own verdict, e.g. a saved value's snapshot
-                    # Logged as the step's failure: a replay raises it, never runs fn again.
-                    unstorable = _unstorable_result(name, exc)
-                    yield from self._fail(op_id, OpKind.STEP, name, attempt, unstorable)
-                    raise unstorable from exc
-                acked = time.perf_counter()
-                yield Write(self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
-                                         attempt=attempt, payload=payload), sync=True)
+                    # Past ref_threshold_bytes the result is stored once as a Ref; replay
+                    # loads it.
+                    try:
+                        payload = spill_if_large(value, self._serialize)
+                    except Exception as exc:
+                        if isinstance(exc, DurableActorsError) and not isinstance(
+                                exc, SerializationError):
+                            raise  # the framework's own verdict, e.g. a saved value's snapshot
+                        # Logged as the step's failure: a replay raises it, never runs fn again.
+                        unstorable = _unstorable_result(name, exc)
+                        yield from self._fail(op_id, OpKind.STEP, name, attempt, unstorable)
+                        raise unstorable from exc
+                    acked = time.perf_counter()
+                    yield Write(self._update(op_id, OpKind.STEP, name, OpStatus.SUCCEEDED,
+                                             attempt=attempt, payload=payload), sync=True)
+                except BaseException as exc:  # its success is not durable: it runs again
+                    _attempt_ended(span, previous, exc)
+                    raise
+                _attempt_ended(span, previous, None)
                 self._trace.debug("step.succeeded", op_id=op_id, step=name, attempt=attempt,
                                   duration_ms=_ms_since(started), checkpoint_ms=_ms_since(acked))
                 return value  # type: ignore[no-any-return]
@@ -407,6 +426,19 @@ class OperationCore:
                 )
             return self._batch(self._deserialize(payload))
 
+    def _attempt_span(self, parent: spans.TraceContext, op_id: str, name: str,
+                      attempt: int) -> spans.Span | None:
+        attributes: spans.Attributes = {
+            "durable.execution.id": self.execution_id,
+            "durable.branch.id": self.branch_id,
+            "durable.operation.id": op_id,
+            "durable.step.name": name,
+            "durable.step.attempt": attempt,
+        }
+        if self._epoch is not None:
+            attributes["durable.run.epoch"] = self._epoch
+        return spans.start(f"step {name}", parent, attributes)
+
     # -- the replay machinery -------------------------------------------------------
 
     def _begin(self, kind: OpKind, name: str) -> tuple[str, OperationRecord | None]:
@@ -513,6 +545,14 @@ def child_pairs(
         cls, item = branch if isinstance(branch, tuple) else (branch, None)
         pairs.append((check(cls), item))
     return pairs
+
+
+def _attempt_ended(span: spans.Span | None, previous: Any, error: BaseException | None,
+                   escaped: bool = True) -> None:
+    """A step attempt's span is no longer current; it is recorded (with ``error``, if any)."""
+    spans.restore(previous)
+    if span is not None and not isinstance(error, GeneratorExit):
+        spans.finish(span, error, escaped=escaped)
 
 
 def _ms_since(started: float) -> float:

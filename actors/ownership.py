@@ -202,6 +202,7 @@ class ExecutionSpec:
     """What any system needs to run a stored execution besides its branches' inputs.
 
     ``classes`` holds one class for ``map`` and one per branch for ``parallel``.
+    A spec stored before a field was added lacks it: read new fields with ``getattr``.
     """
 
     kind: str
@@ -209,6 +210,7 @@ class ExecutionSpec:
     max_concurrency: int | None
     completion: Any  # actors.policies.Completion
     timeout: float | None = None
+    trace: Any = None  # actors.spans.ExecutionTrace: its span, kept across restarts and takeovers
 
     def class_at(self, index: int) -> BranchClassRef:
         return self.classes[0] if len(self.classes) == 1 else self.classes[index]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from actors import tracelog
+from actors import spans, tracelog
 from actors.async_context import AsyncBranchContext, AsyncBranchHost
 from actors.branch import (
     BranchHost,
@@ -76,7 +76,19 @@ def run_branch(spec: BranchSpec, log: BranchLog, host: BranchHost) -> BranchOutc
             assert log.branch is not None
             return _logged_end(log.branch, host)
         ctx = BranchContext(spec, log, host)
-        return ctx._drive(run_effects(spec, log, ctx))
+        span = _run_span(spec, log, host)
+        if span is None:
+            return ctx._drive(run_effects(spec, log, ctx))
+        previous = spans.activate(span)
+        try:
+            outcome = ctx._drive(run_effects(spec, log, ctx))
+        except BaseException as exc:
+            _run_ended(span, None, exc)
+            raise
+        finally:
+            spans.restore(previous)
+        _run_ended(span, outcome, None)
+        return outcome
 
 
 async def run_branch_async(spec: BranchSpec, log: BranchLog,
@@ -94,7 +106,19 @@ async def run_branch_async(spec: BranchSpec, log: BranchLog,
             assert log.branch is not None
             return _logged_end(log.branch, host)
         ctx = AsyncBranchContext(spec, log, host)
-        return await ctx._drive(run_effects(spec, log, ctx))
+        span = _run_span(spec, log, host)
+        if span is None:
+            return await ctx._drive(run_effects(spec, log, ctx))
+        previous = spans.activate(span)
+        try:
+            outcome = await ctx._drive(run_effects(spec, log, ctx))
+        except BaseException as exc:
+            _run_ended(span, None, exc)
+            raise
+        finally:
+            spans.restore(previous)
+        _run_ended(span, outcome, None)
+        return outcome
 
 
 def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects[BranchOutcome]:
@@ -128,6 +152,46 @@ def run_effects(spec: BranchSpec, log: BranchLog, ctx: OperationCore) -> Effects
     ctx._trace.info("branch.succeeded", step_executions=ctx.step_executions)
     return BranchOutcome(BranchStatus.SUCCEEDED, result=result, replayed=replayed,
                          step_executions=ctx.step_executions)
+
+
+def _run_span(spec: BranchSpec, log: BranchLog, host: object) -> spans.Span | None:
+    """The span of this run of the branch, under the parent its host was given (if any)."""
+    parent = getattr(host, "trace", None)
+    if parent is None:
+        return None
+    attributes: spans.Attributes = {
+        "durable.execution.id": spec.execution_id,
+        "durable.branch.id": spec.branch_id,
+        "durable.branch.class": spec.branch_cls.__qualname__,
+        "durable.branch.index": spec.index,
+        "durable.branch.replay": bool(log.operations),
+    }
+    epoch = getattr(host, "epoch", None)
+    if epoch is not None:
+        attributes["durable.run.epoch"] = epoch
+    worker = getattr(host, "worker_id", None)
+    if worker is not None:
+        attributes["durable.worker.id"] = worker
+    if spec.parent_branch_id is not None:
+        attributes["durable.branch.parent_id"] = spec.parent_branch_id
+    return spans.start(f"branch {spec.branch_cls.__qualname__}", parent, attributes)
+
+
+def _run_ended(span: spans.Span, outcome: BranchOutcome | None,
+               error: BaseException | None) -> None:
+    """Record how the run ended: its outcome, or the error that aborted it (replayed later)."""
+    if outcome is None:
+        span.attributes["durable.branch.outcome"] = "aborted"
+        spans.finish(span, error)
+        return
+    span.attributes["durable.branch.outcome"] = outcome.status.value.lower()
+    span.attributes["durable.branch.step_executions"] = outcome.step_executions
+    if outcome.suspended_on is not None:
+        span.attributes["durable.branch.suspended_on"] = outcome.suspended_on.op_id
+    if outcome.status is BranchStatus.FAILED and outcome.error is not None:
+        spans.finish(span, outcome.error)
+    else:
+        spans.finish(span, status=spans.SpanStatus.UNSET)
 
 
 def _check_log(spec: BranchSpec, log: BranchLog) -> None:

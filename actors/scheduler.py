@@ -41,7 +41,7 @@ from typing import Any
 
 import pykka
 
-from actors import tracelog
+from actors import spans, tracelog
 from actors.clock import Clock, Ticker
 from actors.control import ForgetExecution
 from actors.messages import (
@@ -178,6 +178,39 @@ class _Suspension:
     state: str
     suspend: Suspend | None = None  # None for a branch evicted before this scheduler started
     parked_on: tuple[str, bool] = ("", False)  # (worker id, as a coroutine) while parked
+    span: spans.Span | None = None  # from the suspension to its resume, when traced
+
+
+# A suspension's span is named for what it waits on: "wait cool", "retry fetch", ...
+_SPAN_KINDS = {OpKind.WAIT: "wait", OpKind.STEP: "retry", OpKind.CONDITION: "condition",
+               OpKind.CHILDREN: "children", OpKind.CALLBACK: "callback"}
+
+
+def _suspension_span(message: Suspend) -> spans.Span | None:
+    if message.trace is None:
+        return None
+    op, kind = message.op, _SPAN_KINDS.get(message.op.kind, message.op.kind.value.lower())
+    attributes: spans.Attributes = {
+        "durable.execution.id": op.execution_id,
+        "durable.branch.id": op.branch_id,
+        "durable.operation.id": op.op_id,
+        "durable.operation.name": op.name,
+        "durable.suspension.kind": kind,
+        "durable.run.epoch": message.key.epoch,
+        "durable.suspension.delay_s": message.delay,
+        "durable.suspension.applied": False,
+    }
+    if op.due_at is not None:
+        attributes["durable.suspension.due_at"] = op.due_at
+    return spans.start(f"{kind} {op.name}", message.trace, attributes)
+
+
+def _span_ended(suspension: _Suspension, outcome: str) -> None:
+    """How the suspension ended: resumed in place, resumed by a replay, or released."""
+    span, suspension.span = suspension.span, None
+    if span is not None:
+        span.attributes["durable.suspension.outcome"] = outcome
+        spans.finish(span)
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -237,6 +270,8 @@ class SchedulerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        for suspension in self._active.values():  # what the trace shows of them ends here
+            _span_ended(suspension, "stopped")
 
     def metrics(self) -> dict[str, int]:
         """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""
@@ -306,8 +341,10 @@ class SchedulerActor(pykka.ThreadingActor):
             return
         if old is not None:
             self._release_parked(old)  # a newer run superseded it: unwind the old thread
+            _span_ended(old, "superseded")
         suspension = _Suspension(key, op.op_id, DEFERRED, message,
-                                 (message.worker_id, message.coroutine))
+                                 (message.worker_id, message.coroutine),
+                                 _suspension_span(message))
         self._active[key.branch_id] = suspension
         self._resumed.discard(dependency)
         self._counters["scheduler.deferred"] += 1
@@ -366,6 +403,7 @@ class SchedulerActor(pykka.ThreadingActor):
             if branch_id.startswith(prefix):
                 del self._active[branch_id]
                 self._release_parked(suspension)
+                _span_ended(suspension, "forgotten")
 
     # -- time ----------------------------------------------------------------------
 
@@ -397,10 +435,16 @@ class SchedulerActor(pykka.ThreadingActor):
         self._counters["scheduler.applied"] += 1
         status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
                               epoch=suspension.key.epoch)  # fenced like the run's own writes
+        span = suspension.span
+        trace = None
+        if span is not None:
+            span.attributes["durable.suspension.applied"] = True
+            trace = span.context
         if op.kind is not OpKind.CHILDREN:  # start_children already made that one durable
-            self._writes.append(Checkpoint(op.branch_id, op, sync=False))
+            self._writes.append(Checkpoint(op.branch_id, op, sync=False, trace=trace))
         self._writes.append(Checkpoint(op.branch_id, status, sync=True,
-                                       reply_to=Forward(self._self_ref, suspension.key)))
+                                       reply_to=Forward(self._self_ref, suspension.key),
+                                       trace=trace))
         log.debug("suspension.applying", branch_id=op.branch_id, op_id=op.op_id)
 
     def _applied(self, message: Durable) -> None:
@@ -460,11 +504,13 @@ class SchedulerActor(pykka.ThreadingActor):
                 self._counters["scheduler.cancelled"] += 1
             self._unpark(suspension)
             suspension.state = RESUMED
+            _span_ended(suspension, "resumed_in_place")
             suspension.suspend.reply_to.set(("resume", payload))
             log.debug("suspension.resumed_in_place", branch_id=key.branch_id,
                       op_id=suspension.op_id)
         else:  # evicted: the branch is replayed from its log
             suspension.state = RESUMED
+            _span_ended(suspension, "replayed")
             wave.append((key.branch_id, key.epoch))
 
     def _checkpoint_lost(self) -> None:
@@ -478,6 +524,7 @@ class SchedulerActor(pykka.ThreadingActor):
         if suspension.state in (DEFERRED, APPLYING) and suspension.suspend is not None:
             self._unpark(suspension)
             suspension.state = RESUMED
+            _span_ended(suspension, "released")
             suspension.suspend.reply_to.set(("evict", None))  # its report will be stale
 
     def _unpark(self, suspension: _Suspension) -> None:

@@ -84,7 +84,7 @@ def report(event: EventDict) -> None:
 
 
 _QUIET = frozenset({"event", "level", "ts", "pid", "role", "system", "thread", "exception",
-                    "traceback", "actor"})
+                    "traceback", "actor", "trace_id", "span_id"})
 
 
 def describe(event: EventDict) -> str:

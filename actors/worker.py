@@ -58,6 +58,8 @@ from actors.policies import Completion
 from actors.pool import ThreadPool
 from actors.replay import BranchOutcome, run_branch, run_branch_async
 from actors.replies import AwaitableReply
+from actors.spans import TraceContext
+from actors.spans import current as current_span
 
 log = tracelog.get_logger("actors.worker")
 
@@ -79,12 +81,16 @@ _DELAY_KINDS = {
 class _Host:
     """The ``BranchHost`` of one run of one branch, on the worker's pool thread."""
 
-    def __init__(self, worker: WorkerActor, spec: BranchSpec, epoch: int) -> None:
+    def __init__(self, worker: WorkerActor, spec: BranchSpec, epoch: int,
+                 trace: TraceContext | None = None) -> None:
         self._worker = worker
         self._spec = spec
         self.epoch = epoch  # branch contexts stamp their updates with it
+        self.trace = trace  # the parent of the run's span (None: the execution is not traced)
+        self.worker_id = worker.name
         self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
         self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
+        self._final_trace: TraceContext | None = None
         # Holds checkpoints that name Refs still pending until their blobs are durable.
         self._gate = CheckpointGate(spec.branch_id)
         # Where this run's checkpoints and suspensions go (an async run's: its loop's outbox).
@@ -132,14 +138,15 @@ class _Host:
             # The branch's end: written after the run returns, acknowledged as a continuation
             # (ReportWhenDurable), so this thread does not wait for it.
             self.final = update
+            self._final_trace = current_span()
             return None
         if not sync:
-            self._send(Checkpoint(self._spec.branch_id, update, sync=False), self.to_checkpoint,
-                       "a checkpoint")
+            self._send(Checkpoint(self._spec.branch_id, update, sync=False, trace=current_span()),
+                       self.to_checkpoint, "a checkpoint")
             return None
         reply = worker.future_factory()
-        self._send(Checkpoint(self._spec.branch_id, update, True, reply), self.to_checkpoint,
-                   "a checkpoint")
+        self._send(Checkpoint(self._spec.branch_id, update, True, reply, trace=current_span()),
+                   self.to_checkpoint, "a checkpoint")
         return reply
 
     def not_acknowledged(self, exc: Exception) -> CheckpointError:
@@ -151,8 +158,8 @@ class _Host:
 
     def send_final(self, reply_to: ReportWhenDurable) -> None:
         assert self.final is not None
-        self._send(Checkpoint(self._spec.branch_id, self.final, True, reply_to),
-                   self.to_checkpoint, "its end")
+        self._send(Checkpoint(self._spec.branch_id, self.final, True, reply_to,
+                              trace=self._final_trace), self.to_checkpoint, "its end")
 
     def _send(self, message: Any, deliver: Callable[[Any], None], what: str) -> None:
         """``deliver`` through the gate; a recipient that is gone or full is a CheckpointError.
@@ -187,8 +194,8 @@ class _Host:
         self._suspensions += 1
         verdict = worker.future_factory()
         # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
-        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict, coroutine),
-                   self.to_scheduler, "the suspension")
+        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict, coroutine,
+                           current_span()), self.to_scheduler, "the suspension")
         return op, verdict
 
     def unanswered(self, exc: Exception) -> CheckpointError:
@@ -224,7 +231,8 @@ class _Host:
     def announce_children(self, parent: OperationUpdate, children: Sequence[BranchSpec],
                           max_concurrency: int | None, completion: Completion) -> None:
         """Once the children are durable: have the coordinator schedule them."""
-        self._send(StartChildren(parent, tuple(children), max_concurrency, completion),
+        self._send(StartChildren(parent, tuple(children), max_concurrency, completion,
+                                 current_span()),
                    self._worker.coordinator_ref.tell, "the start of its children")
 
     def now(self) -> float:
@@ -364,7 +372,7 @@ class WorkerActor(pykka.ThreadingActor):
         spec, epoch = message.spec, message.epoch
         if self._stale_run(spec, epoch):
             return
-        host = _Host(self, spec, epoch)
+        host = _Host(self, spec, epoch, message.trace)
         try:
             outcome = run_branch(spec, message.log, host)
         except CheckpointError as exc:
@@ -383,7 +391,7 @@ class WorkerActor(pykka.ThreadingActor):
         spec, epoch = message.spec, message.epoch
         if self._stale_run(spec, epoch):
             return
-        host = _Host(self, spec, epoch)
+        host = _Host(self, spec, epoch, message.trace)
         host.to_checkpoint = self._loop_outbox.checkpoint
         host.to_scheduler = self._loop_outbox.suspension
         try:

@@ -31,7 +31,7 @@ from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
-from actors.control import DeleteExecution, SchedulerLost, StoreChanged
+from actors.control import DeleteExecution, SchedulerLost, StoreChanged, WorkerBack
 from actors.errors import (
     CallbackError,
     CallbackTimeoutError,
@@ -58,7 +58,7 @@ from actors.ownership import ExecutorInfo, ReleaseLeases
 from actors.policies import Completion
 from actors.scheduler import SchedulerActor
 from actors.store import Store
-from runtime import serialization
+from runtime import otel, serialization, span_shipping
 from runtime.blobgc import collect_blobs
 from runtime.blobs import RefServices
 from runtime.config import RestartPolicy, SystemConfig
@@ -137,6 +137,7 @@ class DurableServices:
         self.executor = this_executor(config.executor_id or default_executor_id())
         self.faults: dict[str, BaseException] = {}  # process name -> why it cannot run now
         self._closing = False
+        self._spans = self._start_span_sink()
         self.checkpoint: ActorRef[Any] = system.spawn(
             StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,
             lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
@@ -181,12 +182,33 @@ class DurableServices:
         supervisor.on_give_up = self._on_give_up
         supervisor.on_recovered = self._on_recovered
         supervisor.on_boot_failed = self._on_boot_failed
+        supervisor.on_ready = self._on_ready
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
         # A store that notifies (PostgreSQL): the coordinator reads what changed at once.
         self.changes = listen_for_changes(
             self.store_url, lambda ids: self.coordinator.tell(StoreChanged(ids)))
+
+    # -- spans, for the application's tracer provider --------------------------------------
+
+    def _start_span_sink(self) -> HostedActor | None:
+        """Where the other processes' spans arrive, when OpenTelemetry is installed here."""
+        if not otel.available():
+            return None
+        otel.install_service_sink()
+        found = self._system.node.actors.get(span_shipping.SINK_ID)
+        if isinstance(found, HostedActor) and found.accepting:
+            return found  # an earlier start of these services failed half-way: keep it
+        hosted = HostedActor(self._system.node, span_shipping.SINK_ID, span_shipping.SINK_ID)
+        hosted.start(span_shipping.SpanSinkActor, (), {})
+        return hosted
+
+    def close_span_sink(self) -> None:
+        """Once every other process has stopped (and sent its last spans)."""
+        ref = None if self._spans is None else self._spans.pykka_ref
+        if ref is not None and ref.is_alive():
+            ref.stop(block=True, timeout=5)
 
     # -- the coordinator, supervised ----------------------------------------------------
 
@@ -230,9 +252,16 @@ class DurableServices:
     # -- processes that crashed, gave up, came back ----------------------------------
 
     def _on_crash(self, actor_id: str) -> None:
+        """A lost worker's runs go to the others at once; the rest waits for the restart."""
         index = self._worker_index.get(actor_id)
         if index is not None:
             self.coordinator.tell(WorkerLost(str(index)))
+
+    def _on_ready(self, actor_id: str) -> None:
+        """A restarted process listens again: give it (and tell about) what it lost."""
+        index = self._worker_index.get(actor_id)
+        if index is not None:
+            self.coordinator.tell(WorkerBack(str(index)))
         elif actor_id == self.checkpoint.actor_id:
             self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
             self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
@@ -269,7 +298,7 @@ class DurableServices:
         if child is not None:
             self._system.node.mark_up(child.spec.address)
         self.coordinator.tell(SystemFault(name, None))
-        self._on_crash(actor_id)  # what it lost while down is sent again now that it listens
+        self._on_ready(actor_id)  # what it lost while down is sent again now that it listens
 
     def raise_if_unavailable(self) -> None:
         """A new call fails at once, typed, while a framework process cannot be kept alive."""
@@ -281,17 +310,34 @@ class DurableServices:
     def start(self, kind: str, specs: Sequence[BranchSpec], execution_id: str,
               max_concurrency: int | None, completion: Completion,
               timeout: float | None, wait: float) -> Execution:
-        new = new_execution(execution_id, kind, specs, completion, max_concurrency, timeout)
-        self.raise_if_unavailable()
-        reply: Future[Any] = Future()
-        self.coordinator.tell(StartExecution(execution_id, kind, tuple(specs), max_concurrency,
-                                             completion, reply, new))
+        trace = self._begin_trace(kind, execution_id, specs)
         try:
-            started = reply.get(timeout=wait)
-        except Timeout:
+            new = new_execution(execution_id, kind, specs, completion, max_concurrency, timeout,
+                                trace)
             self.raise_if_unavailable()
-            raise Timeout(f"execution {execution_id!r} was not durable within {wait}s") from None
+            reply: Future[Any] = Future()
+            self.coordinator.tell(StartExecution(execution_id, kind, tuple(specs),
+                                                 max_concurrency, completion, reply, new, trace))
+            try:
+                started = reply.get(timeout=wait)
+            except Timeout:
+                self.raise_if_unavailable()
+                raise Timeout(
+                    f"execution {execution_id!r} was not durable within {wait}s") from None
+        except BaseException:
+            otel.discard(trace)
+            raise
+        if started not in (None, "created"):
+            otel.discard(trace)  # it existed: its own span, from its first start, goes on
         return Execution(self, execution_id, started or "created")
+
+    def _begin_trace(self, kind: str, execution_id: str, specs: Sequence[BranchSpec]) -> Any:
+        """The execution's span under the caller's, if the application traces (else None)."""
+        if self._spans is None:
+            return None
+        classes = {spec.branch_cls.__qualname__ for spec in specs}
+        name = next(iter(classes)) if kind == "map" and len(classes) == 1 else None
+        return otel.begin_execution(kind, execution_id, name, len(specs))
 
     def execution(self, execution_id: str) -> Execution:
         if self.reader.read_execution(execution_id) is None:
@@ -413,6 +459,7 @@ class DurableServices:
             log.info("lease.release_skipped", error=repr(exc))
 
     def close_stores(self) -> None:
+        self.close_span_sink()
         self.reader.close()
         self.refs.close()
 

@@ -149,7 +149,8 @@ def parallel_specs(execution_id: str, branches: Iterable[Any]) -> list[BranchSpe
 
 
 def new_execution(eid: str, kind: str, specs: Sequence[BranchSpec], completion: Completion,
-                  max_concurrency: int | None, timeout: float | None) -> NewExecution:
+                  max_concurrency: int | None, timeout: float | None,
+                  trace: Any = None) -> NewExecution:
     """The rows of a new execution; ``SerializationError`` names a bad item or class."""
     refs: dict[type, BranchClassRef] = {}
     for branch in specs:
@@ -159,7 +160,7 @@ def new_execution(eid: str, kind: str, specs: Sequence[BranchSpec], completion: 
                 f"branch class {cls.__qualname__} of {kind}() execution {eid!r}"))
     classes = [branch.branch_cls for branch in specs]
     stored = tuple(refs[c] for c in classes) if kind == "parallel" else tuple(refs.values())
-    spec = ExecutionSpec(kind, stored, max_concurrency, completion, timeout)
+    spec = ExecutionSpec(kind, stored, max_concurrency, completion, timeout, trace)
     inputs = tuple(
         BranchInput(s.branch_id, s.index, serialization.dumps_or_raise(
             s.input, f"item {s.index} of {kind}() execution {eid!r}"))

@@ -21,7 +21,7 @@ from typing import Any
 import multiprocess
 
 from actors import tracelog
-from runtime import lifeline, proctitle, registry, serialization, tracing
+from runtime import lifeline, proctitle, registry, serialization, span_shipping, tracing
 from runtime.host import HostedActor
 from runtime.pykka_log import bridge_pykka_logs
 from runtime.ref import SELF, ActorRef
@@ -95,6 +95,7 @@ def child_main(spec: BootSpec) -> None:
                       actor=spec.name)
     tracing.use_app_config(spec.app_logging)
     bridge_pykka_logs()
+    span_shipping.install_in_child(spec.system_id, spec.parent_address, spec.role)
     node = Node(system_id=spec.system_id, address=spec.address, secret=spec.secret,
                 role=spec.role, mailbox_window=spec.mailbox_window,
                 send_timeout=spec.send_timeout, spin_wait=spec.spin_wait)
@@ -141,6 +142,7 @@ def child_main(spec: BootSpec) -> None:
     hosted.wait_stopped()
     code = EXIT_FAILED if hosted.failed else EXIT_STOPPED
     log.debug("process.exit", code=code)
+    span_shipping.flush(wait=True)  # this process's last spans, emitted before it goes
     _flush(node, timeout=1.0)
     node.close()
     os._exit(code)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from multiprocess.connection import wait
@@ -90,6 +91,10 @@ class Supervisor:
         # Told (actor id, error) when a restart's boot failed with an error of its own (the
         # constructor raised, e.g. its store cannot be written): the cause, typed, at once.
         self.on_boot_failed: Callable[[str, BaseException], None] | None = None
+        # Told (actor id) when a restarted child reported ready: it listens again, so what
+        # it lost can be sent again now (not at its crash, when it could land in the dead
+        # process's connection).
+        self.on_ready: Callable[[str], None] | None = None
         # Told (actor id, address) of every exit, crash or not (the registry's withdrawal).
         self.on_exit: Callable[[str, str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
@@ -226,3 +231,8 @@ class Supervisor:
             child.started_at = now
             child.state = "running"
             log.info("actor.restarted", name=spec.name, pid=child.process.pid)
+            child.ready._when_done(partial(self._ready, spec.actor_id))
+
+    def _ready(self, actor_id: str, ready: Any) -> None:
+        if boot_error_of(ready) is None and not self._closing:
+            self._hook(self.on_ready, actor_id)

@@ -28,6 +28,7 @@ from runtime.stores.postgres import LeaseClock, PostgresStore
 from runtime.stores.sqlite import SqliteStore
 from runtime.testing import wait_until
 
+import ray_for_tests
 from branch_kinds import Kind
 
 __all__ = ["STORE_KINDS", "DigestRig", "children_of", "contract_store", "digest_rig", "pid_gone",
@@ -47,6 +48,62 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    ray_for_tests.prepare_process()  # Ray reads it as it is imported: before any test module does
+
+
+# -- a local Ray, for the tests of the Ray backend ---------------------------------------
+
+_RAY = ray_for_tests.TrackedRay(code_paths=[os.path.dirname(__file__)])
+_RAY_SHAPES = {"ray_local": 1, "ray_cluster": 2}  # the order their tests run in
+
+
+def _ray_shape(item: pytest.Item) -> int:
+    names = getattr(item, "fixturenames", ())
+    return max((rank for name, rank in _RAY_SHAPES.items() if name in names), default=0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on a local Ray run last (one-node ones, then two-node ones), before the orphan check.
+
+    So Ray starts at most once per shape, and its processes (which Ray starts and
+    ends on its own schedule) never run beside a test that counts the processes it
+    started.
+    """
+    def rank(item: pytest.Item) -> int:
+        return 3 if item.path.name == "test_zz_no_orphans.py" else _ray_shape(item)
+
+    items.sort(key=rank)  # stable: file order within each rank
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the local Ray after the last test that needs it (``RuntimeError`` if it lingers)."""
+    outcome = yield
+    if _ray_shape(item) and (nextitem is None or not _ray_shape(nextitem)):
+        seconds = _RAY.stop()
+        if seconds is not None:
+            print(f"\nlocal Ray stopped in {seconds:.1f} s")
+    return outcome
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[ray_for_tests.TrackedRay]:
+    """The session's local Ray: started by ``ray_local``/``ray_cluster``, stopped after their
+    last test (and at the session's end, whatever happened)."""
+    yield _RAY
+    _RAY.stop()
+
+
+@pytest.fixture
+def ray_local(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
+    """A one-node local Ray (2 CPUs) this process is connected to; started once per session."""
+    return ray_session.one_node()
+
+
+@pytest.fixture
+def ray_cluster(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
+    """A simulated two-node Ray cluster (1 CPU each) this process drives; started on demand."""
+    return ray_session.two_nodes()
 
 
 class DigestRig:

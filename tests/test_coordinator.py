@@ -138,3 +138,30 @@ def test_an_orphan_claimed_by_a_lease_round_while_a_map_starts_it_is_resumed_onc
         assert [b for b, _ in dispatches(checkpoint)] == ["e/0"]  # one run, not one per claim
     finally:
         pykka.ActorRegistry.stop_all()
+
+
+def test_a_branch_that_ends_after_its_batch_finished_writes_no_second_result() -> None:
+    from actors.messages import ExecutionUpdate
+
+    store = MemoryStore()
+    checkpoint = LeasingRecorder.start(store)
+    worker, scheduler = Recorder.start(), Recorder.start()
+    coordinator = ExecutionActor.start(checkpoint=checkpoint, reader=store)
+    try:
+        coordinator.tell(Wire(coordinator, (worker,), scheduler))
+        reply = pykka.ThreadingFuture()
+        specs = tuple(BranchSpec("e", f"e/{i}", Noop, i, i) for i in range(2))
+        coordinator.tell(StartExecution("e", "map", specs, None, Completion.all_successful(),
+                                        reply))
+        assert reply.get(timeout=10) == "created"
+        coordinator.ask(DescribeExecution("e"))
+        epochs = dict(dispatches(checkpoint))
+        coordinator.tell(BranchRan("e/1", epochs["e/1"], BranchStatus.FAILED,
+                                   error=ValueError("bad")))  # fail-fast: the batch ends here
+        coordinator.tell(BranchRan("e/0", epochs["e/0"], BranchStatus.SUCCEEDED, result=0))
+        coordinator.ask(DescribeExecution("e"))
+        results = [m for m in checkpoint.ask("seen", timeout=10)
+                   if isinstance(m, Checkpoint) and isinstance(m.update, ExecutionUpdate)]
+        assert len(results) == 1  # a late report must not write (and later retire) it again
+    finally:
+        pykka.ActorRegistry.stop_all()

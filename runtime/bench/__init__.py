@@ -14,10 +14,21 @@ Suite = Callable[[bool], list[Figure]]
 
 
 def suites() -> dict[str, Suite]:
-    from runtime.bench import async_branches, digest, durable, messaging, postgres, scheduler
+    from runtime.bench import (
+        async_branches,
+        digest,
+        durable,
+        messaging,
+        postgres,
+        ray_baselines,
+        scheduler,
+        tracing,
+    )
 
+    # tracing sets an OpenTelemetry provider for the process: it runs last.
     return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run,
-            "scheduler": scheduler.run, "async": async_branches.run, "postgres": postgres.run}
+            "scheduler": scheduler.run, "async": async_branches.run, "postgres": postgres.run,
+            "tracing": tracing.run, "ray": ray_baselines.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:

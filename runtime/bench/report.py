@@ -13,20 +13,26 @@ class Figure:
     ``ratio`` is always "how many times better than the baseline" when
     ``higher_is_better`` is set, and ``value / baseline`` otherwise (lower is
     better, e.g. latency: 1.5 means 1.5× the baseline's latency).
+
+    A figure whose subject is not built yet has ``value=None`` and says why in
+    ``pending``: its baseline is measured already, so the target is fixed beside it.
     """
 
     name: str
     unit: str
-    value: float
+    value: float | None
     baseline: float
     baseline_name: str
     higher_is_better: bool
     target: str = ""
     absolute_target: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    pending: str = ""  # why there is no value yet (value is None)
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
+        if self.value is None:
+            return None
         if self.baseline == 0:
             return float("inf")
         return self.value / self.baseline
@@ -62,9 +68,9 @@ def table(figures: list[Figure]) -> str:
     for fig in figures:
         rows.append((
             fig.name,
-            f"{_fmt(fig.value)} {fig.unit}",
+            f"{_fmt(fig.value)} {fig.unit}" if fig.value is not None else f"pending: {fig.pending}",
             f"{_fmt(fig.baseline)} {fig.unit}",
-            f"{fig.ratio:.2f}×",
+            f"{fig.ratio:.2f}×" if fig.ratio is not None else "—",
             fig.baseline_name,
             fig.target,
         ))
