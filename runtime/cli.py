@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "running service with recover=True takes it over)")
     executions.add_argument("--timeout", type=float, default=None,
                             help="retry --here: seconds to wait for its end")
+    executions.add_argument("--blob-dir", default=None,
+                            help="the services' SystemConfig.blob_dir, if they set one: "
+                                 "delete collects the execution's blobs there")
 
     trace = sub.add_parser("trace", help="timeline of a trace file, or Perfetto JSON",
                            description="Read the JSON-lines trace of every process "
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return executions_main(args.verb, store=args.store, execution=args.execution,
                                status=args.status, as_json=args.json, here=args.here,
-                               timeout=args.timeout)
+                               timeout=args.timeout, blob_dir=args.blob_dir)
     if args.command == "trace":
         from runtime.trace_cmd import main as trace_main
 

@@ -31,7 +31,7 @@ from actors.branch import BranchSpec, decode_error, encode_error
 from actors.callbacks import parse_callback_id
 from actors.checkpoint import CheckpointActor
 from actors.clock import SystemClock
-from actors.control import DeleteExecution, SchedulerLost, WorkerBack
+from actors.control import DeleteExecution, SchedulerLost, StoreChanged, WorkerBack
 from actors.errors import (
     CallbackError,
     CallbackTimeoutError,
@@ -68,7 +68,7 @@ from runtime.future import Future, get_all
 from runtime.host import HostedActor
 from runtime.liveness import executor_is_dead, this_executor
 from runtime.ref import SELF, ActorRef
-from runtime.stores import DEFAULT_PATH, open_store
+from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
@@ -97,12 +97,6 @@ def absolute_store_url(url: str | None) -> str:
     if path.startswith("/") and not path.startswith("//"):
         absolute = Path(path[1:]).resolve()
         return f"sqlite:///{absolute}{q}{query}"
-    return url
-
-
-def read_only_url(url: str) -> str:
-    if url.startswith("sqlite://") and "?" not in url:
-        return url + "?mode=ro"
     return url
 
 
@@ -192,6 +186,9 @@ class DurableServices:
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
+        # A store that notifies (PostgreSQL): the coordinator reads what changed at once.
+        self.changes = listen_for_changes(
+            self.store_url, lambda ids: self.coordinator.tell(StoreChanged(ids)))
 
     # -- spans, for the application's tracer provider --------------------------------------
 
@@ -462,6 +459,8 @@ class DurableServices:
         stores are closed by ``close_stores`` whatever happened here.
         """
         self._closing = True
+        if self.changes is not None:
+            self.changes.close()
         ref = self._hosted.pykka_ref
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)

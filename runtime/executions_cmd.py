@@ -29,6 +29,7 @@ from actors.messages import ExecutionRecord, ExecutionStatus
 from runtime import serialization
 from runtime.blobgc import collect_blobs
 from runtime.blobs import blob_dir_for
+from runtime.config import SystemConfig
 from runtime.durable import absolute_store_url
 from runtime.inspect_cmd import ago, open_reader
 from runtime.inspect_data import execution_summary
@@ -53,7 +54,7 @@ def record_data(record: ExecutionRecord, now: float) -> dict[str, Any]:
 
 def main(verb: str, *, store: str | None, execution: str | None = None,
          status: str | None = None, as_json: bool = False, here: bool = False,
-         timeout: float | None = None) -> int:
+         timeout: float | None = None, blob_dir: str | None = None) -> int:
     """Run one verb; the exit code: 0 done, 1 nothing to do (or it failed), 2 bad use."""
     out = Console(highlight=False, soft_wrap=True)
     url = absolute_store_url(store)
@@ -72,8 +73,8 @@ def main(verb: str, *, store: str | None, execution: str | None = None,
         if verb == "cancel":
             return _cancel(out, url, execution, as_json)
         if verb == "retry":
-            return _retry(out, url, execution, as_json, here, timeout)
-        return _delete(out, url, execution, as_json)
+            return _retry(out, url, execution, as_json, here, timeout, blob_dir)
+        return _delete(out, url, execution, as_json, blob_dir)
     except (DurableActorsError, ValueError) as exc:
         _say(out, as_json, {"error": type(exc).__name__, "message": str(exc)},
              f"{type(exc).__name__}: {exc}")
@@ -150,9 +151,9 @@ def _cancel(out: Console, url: str, execution: str, as_json: bool) -> int:
 
 
 def _retry(out: Console, url: str, execution: str, as_json: bool, here: bool,
-           timeout: float | None) -> int:
+           timeout: float | None, blob_dir: str | None) -> int:
     if here:
-        return _retry_here(out, url, execution, as_json, timeout)
+        return _retry_here(out, url, execution, as_json, timeout, blob_dir)
     store = _writer(url)
     try:
         record = store.read_execution(execution)
@@ -182,8 +183,8 @@ def _retry(out: Console, url: str, execution: str, as_json: bool, here: bool,
 
 
 def _retry_here(out: Console, url: str, execution: str, as_json: bool,
-                timeout: float | None) -> int:
-    with ActorSystem(store=url) as system:
+                timeout: float | None, blob_dir: str | None) -> int:
+    with ActorSystem(store=url, config=SystemConfig(blob_dir=blob_dir)) as system:
         run = system.retry(execution)
         result = run.result(timeout=timeout)
     _say(out, as_json, {"id": execution, "retried": True, "status": result.status.value,
@@ -193,14 +194,15 @@ def _retry_here(out: Console, url: str, execution: str, as_json: bool,
     return 0 if not result.failed else 1
 
 
-def _delete(out: Console, url: str, execution: str, as_json: bool) -> int:
+def _delete(out: Console, url: str, execution: str, as_json: bool,
+            blob_dir: str | None) -> int:
     store = _writer(url)
     try:
         payloads = list(store.read_payloads(execution))
         deleted = store.delete_execution(execution)
         blobs = 0
         if deleted and payloads:
-            directory = blob_dir_for(url)
+            directory = blob_dir_for(url, blob_dir)
             if directory is not None and Path(directory).is_dir():
                 blobs = collect_blobs(store, Path(directory), payloads, execution)
     finally:
