@@ -143,6 +143,7 @@ class _TrackerWatch:
 
 
 _tracker_watch = _TrackerWatch()
+_START_ATTEMPTS = 5  # a start the forkserver died under is made again, this many times in all
 
 
 def _stop_forkserver() -> None:
@@ -338,9 +339,21 @@ class ActorSystem(AsyncSystem):
     def _start_process(self, spec: BootSpec) -> ChildProcess:
         # The registry as it is now (a restart reuses its spec): the process boots with it.
         spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
-        process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
-        process.start()
-        return ChildProcess(process)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
+            try:
+                process.start()
+            except (EOFError, ConnectionError) as exc:
+                # The forkserver died under this start (killed while it forked): nothing was
+                # started, and the next start launches a new forkserver once the old is gone.
+                if self.config.start_method != "forkserver" or attempt == _START_ATTEMPTS:
+                    raise
+                log.warning("process.start_retried", name=spec.name, attempt=attempt,
+                            error=repr(exc), reason="the forkserver went away during the start")
+                time.sleep(0.05 * attempt)  # backoff: its exit may not be complete yet
+                continue
+            return ChildProcess(process)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
 
     def spawn(
         self,
