@@ -43,6 +43,7 @@ from actors.messages import (
     BranchUpdate,
     Bundle,
     Checkpoint,
+    CheckpointLost,
     OperationUpdate,
     OpKind,
     ReportWhenDurable,
@@ -332,6 +333,9 @@ class WorkerActor(pykka.ThreadingActor):
             return None
         if isinstance(message, LeaseValidUntil):
             self.fences.confirm(message.deadline)
+            return None
+        if isinstance(message, CheckpointLost):  # told by the service as the crash is seen
+            self.checkpoint_lost()
             return None
         return super().on_receive(message)
 

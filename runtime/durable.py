@@ -252,10 +252,16 @@ class DurableServices:
     # -- processes that crashed, gave up, came back ----------------------------------
 
     def _on_crash(self, actor_id: str) -> None:
-        """A lost worker's runs go to the others at once; the rest waits for the restart."""
+        """A lost worker's runs go to the others at once; a lost checkpoint process fences
+        every run on the workers at once; the rest waits for the restart."""
         index = self._worker_index.get(actor_id)
         if index is not None:
             self.coordinator.tell(WorkerLost(str(index)))
+        elif actor_id == self.checkpoint.actor_id:
+            # Every run a worker holds is dispatched again once it is back: told now, no
+            # queued run starts a step meanwhile (its result would be refused, its body rerun).
+            for worker in self.workers:
+                self._tell_unless_down(worker, CheckpointLost())
 
     def _on_ready(self, actor_id: str) -> None:
         """A restarted process listens again: give it (and tell about) what it lost."""
