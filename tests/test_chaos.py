@@ -56,16 +56,7 @@ def test_the_clean_run_gives_what_the_steps_compute(clean: CleanRun) -> None:
     assert clean.round.reruns == [] and clean.round.kills == []
 
 
-FORKSERVER_LOST = pytest.mark.xfail(
-    reason="a killed forkserver closes the pipes the supervisor watches its children by: each "
-    "is taken for crashed (exit code 255) and started again while it still runs, so two copies "
-    "of a worker or the scheduler may run at once (issue 19, item 3); passes once processes are "
-    "watched by pid", strict=False)
-
-
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=FORKSERVER_LOST)
-                                  if k is Kind.FORKSERVER else k for k in Kind],
-                         ids=[k.value for k in Kind])
+@pytest.mark.parametrize("kind", list(Kind), ids=[k.value for k in Kind])
 def test_kill_9_of_one_process_mid_map_loses_nothing(clean: CleanRun, kind: Kind,
                                                       tmp_path: Path) -> None:
     campaign = Campaign(WORKLOAD, kills=1, kinds=[kind], seed=19, work_dir=tmp_path,
