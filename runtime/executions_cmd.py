@@ -31,7 +31,7 @@ from runtime.blobgc import collect_blobs
 from runtime.blobs import blob_dir_for
 from runtime.config import SystemConfig
 from runtime.durable import absolute_store_url
-from runtime.inspect_cmd import ago, open_reader
+from runtime.inspect_cmd import ago, duration, open_reader
 from runtime.inspect_data import execution_summary
 from runtime.liveness import HOST
 from runtime.stores import open_store
@@ -100,15 +100,53 @@ def _list(out: Console, url: str, status: str | None, as_json: bool) -> int:
     if as_json:
         out.print_json(json.dumps({"executions": rows}))
         return 0
-    table = Table("execution", "status", "kind", "branches", "owner", "lease", "created")
+    table = Table()
+    for header in ("execution", "status", "kind", "branches", "owner", "lease", "created"):
+        table.add_column(header, no_wrap=header in ("execution", "owner"))  # ids stay whole
     for row in rows:
-        lease = row["lease_expires_in"]
         table.add_row(row["id"], row["status"], row["kind"], str(row["branches"]),
-                      row["owner"] or "-",
-                      "-" if lease is None else (f"{lease:.1f}s left" if lease > 0 else "expired"),
-                      ago(row["created_at"], now))
+                      row["owner"] or "-", lease_text(row), ago(row["created_at"], now))
     out.print(table)
     return 0
+
+
+def lease_text(row: dict[str, Any]) -> str:
+    """A row's lease for people: a finished execution holds none, whatever its row says."""
+    lease = row["lease_expires_in"]
+    if ExecutionStatus(row["status"]).finished:
+        return "-"
+    if lease is None:
+        return "unclaimed"
+    return f"{duration(lease)} left" if lease > 0 else f"expired {duration(-lease)} ago"
+
+
+def show_lines(document: dict[str, Any], now: float) -> list[tuple[str, str]]:
+    """``executions show`` for people: one (label, text) pair a line, times relative to now."""
+    summary = document["summary"]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
+    deadline = document["deadline_in"]
+    finished = ExecutionStatus(document["status"]).finished
+    held = "none (finished)" if finished else lease_text(document)
+    lines = [
+        ("execution", document["id"]),
+        ("status", document["status"]),
+        ("kind", document["kind"]),
+        ("branches", f"{document['branches']}" + (f" ({counts})" if counts else "")),
+        ("owner", document["owner"] or "-"),
+        ("lease", f"{held}, epoch {document['lease_epoch']}"),
+        ("deadline", "-" if deadline is None else ago(now + deadline, now)),
+        ("created", _when(document["created_at"], now)),
+        ("updated", _when(document["updated_at"], now)),
+    ]
+    error = summary.get("error")
+    if error:
+        lines.append(("error", f"{error.get('type', '')}: {error.get('message', '')}".strip()))
+    return lines
+
+
+def _when(timestamp: float, now: float) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    return f"{stamp} ({ago(timestamp, now)})"
 
 
 def _show(out: Console, url: str, execution: str, as_json: bool) -> int:
@@ -122,12 +160,13 @@ def _show(out: Console, url: str, execution: str, as_json: bool) -> int:
         summary = execution_summary(record, reader.read_branches(execution))
     finally:
         reader.close()
-    document = {**record_data(record, time.time()), "summary": summary}
+    now = time.time()
+    document = {**record_data(record, now), "summary": summary}
     if as_json:
         out.print_json(json.dumps(document, default=str))
     else:
-        for key, value in document.items():
-            out.print(f"{key:>17}: {value}")
+        for label, text in show_lines(document, now):
+            out.print(f"{label:>9}: {text}")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,25 @@ def test_delete_collects_the_blobs_in_the_blob_dir_it_is_given(
                       "--blob-dir", str(blob_dir))
     assert (code, found["deleted"], found["blobs_deleted"]) == (0, True, 1)
     assert not blobs[0].exists()
+
+
+def test_list_and_show_for_people_say_a_finished_execution_holds_no_lease(
+        system: ActorSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # a terminal wide enough that no cell wraps
+    path = str(tmp_path / "ledger")
+    system.map(LedgerBranch, [LedgerItem(i, path, steps=1) for i in range(2)],
+               execution_id="done").result(60)
+    system.map(LedgerBranch, [LedgerItem(0, path, steps=1, wait=30)], execution_id="busy")
+    url = system.store_url or ""
+    assert main(["executions", "list", "--store", url]) == 0
+    rows = {cells[1]: cells for line in capsys.readouterr().out.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")]) > 7}
+    assert rows["done"][6] == "-" and rows["busy"][6].endswith(" s left")
+    assert main(["executions", "show", "done", "--store", url]) == 0
+    shown = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    shown = {label.strip(): text for label, text in shown.items()}
+    assert shown["status"] == "SUCCEEDED" and shown["branches"] == "2 (2 succeeded)"
+    assert shown["lease"] == "none (finished), epoch 1"
+    # A date people read, and how long ago, not seconds since 1970.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((just now|.+ ago)\)", shown["created"])
