@@ -14,13 +14,17 @@ execution, reading its progress and result, completing a callback. Endpoints:
   durable ``map`` over the orders; ``202`` with the execution's id. Posting the
   same id again resumes (or reports) that execution instead of starting twice.
 * ``GET /executions/<id>`` reports its status and progress, and its result
-  once it has finished.
+  once it has finished, for any execution of the store: one started before a
+  restart (the system took it over at start and runs it on) or by another
+  instance.
 * An order with ``"approval": true`` waits for a person: its branch (an async
   branch) creates a callback, tells the service in a step (an awaited HTTP call:
   ``POST /approvals``, listed by ``GET /approvals``) and suspends on it, a
   suspended coroutine and then nothing at all. ``POST /callbacks/<id>`` with
   ``{"value": "approve"}`` completes it and the branch goes on; any other value
-  rejects the order.
+  rejects the order. It survives a restart: a service killed while an order
+  waits resumes the execution when it starts again, and completing the
+  callback then lets the branch go on.
 
 Try it by hand:
 
@@ -54,8 +58,8 @@ except ImportError as missing:  # the example's own dependencies, not the librar
     raise SystemExit(f"{missing}: run `pip install starlette uvicorn httpx` first") from None
 
 from actors import AsyncBranchContext, BranchActor
-from actors.errors import UnknownCallbackError
-from runtime import ActorSystem, SystemConfig
+from actors.errors import UnknownCallbackError, UnknownExecutionError
+from runtime import ActorSystem, ConfigurationError, SystemConfig
 from runtime.durable import Execution
 
 PRICES = {"apple": 0.5, "pear": 0.75, "fig": 1.25}
@@ -128,8 +132,12 @@ class Orders:
 
     async def describe(self, execution_id: str) -> dict[str, Any] | None:
         run = self._runs.get(execution_id)
-        if run is None:
-            return None
+        if run is None:  # started before a restart, or by another instance: it is stored
+            try:
+                run = await asyncio.to_thread(self.system.execution, execution_id)
+            except (UnknownExecutionError, ConfigurationError):
+                return None
+            self._runs[execution_id] = run
         progress = await run.progress_async()
         answer: dict[str, Any] = {"id": run.id, "status": progress["status"],
                                   "progress": progress}

@@ -128,6 +128,9 @@ class SystemConfig:
     # Async branches parked per worker as suspended coroutines during their deferral
     # delay: each costs memory (docs/concepts.md, "Async branches"), not a thread.
     max_parked_coroutines: int = 4096
+    # Where Refs' blobs live: a directory every system sharing the store can reach (a shared
+    # mount when they run on several hosts). None: beside a SQLite file, ./.durable/blobs else.
+    blob_dir: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -183,6 +186,11 @@ class SystemConfig:
             raise ConfigurationError(
                 f"SystemConfig.max_parked_coroutines must be an int >= 0, got "
                 f"{self.max_parked_coroutines!r}")
+        if self.blob_dir is not None and (
+                not isinstance(self.blob_dir, str | os.PathLike) or not os.fspath(self.blob_dir)
+                or not str(os.fspath(self.blob_dir)).strip()):
+            raise ConfigurationError(
+                f"SystemConfig.blob_dir must be None or a directory path, got {self.blob_dir!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
 

@@ -6,9 +6,13 @@ entry point; nothing to import or configure.
 * ``actor_system`` — a started ``ActorSystem`` on a SQLite store in the test's
   ``tmp_path``, tracing to ``tmp_path / "trace.jsonl"``; on teardown it is shut
   down and the test fails if any process it started is still running.
+* ``actor_system_store`` — the store URL of ``actor_system`` (a SQLite file in
+  ``tmp_path``); override it in your ``conftest.py`` to run on another store,
+  e.g. a PostgreSQL database.
 * ``actor_system_config`` — the ``SystemConfig`` that ``actor_system`` uses
-  (one worker, a trace file); override it in your ``conftest.py`` to change it;
-  ``actor_system_exit_timeout`` (10 s) is how long its processes may take to exit.
+  (one worker, a trace file, blobs in ``tmp_path / "blobs"``); override it in
+  your ``conftest.py`` to change it; ``actor_system_exit_timeout`` (10 s) is how
+  long its processes may take to exit.
 * ``trace_events`` — a ``runtime.testing.TraceEvents`` over ``actor_system``'s
   trace: assert on the events of every process, waiting with a deadline.
 * ``fake_clock`` — an ``actors.clock.FakeClock`` for the actors that take a
@@ -44,12 +48,21 @@ from runtime.testing import TraceEvents, descendant_pids, wait_for_exit
 
 TRACE_FILE = "trace.jsonl"
 STORE_FILE = "state.db"
+BLOB_DIR = "blobs"
 
 
 @pytest.fixture
 def actor_system_config(tmp_path: Path) -> SystemConfig:
-    """The configuration of ``actor_system``: one worker, tracing to ``tmp_path``."""
-    return SystemConfig(workers=1, trace_path=str(tmp_path / TRACE_FILE))
+    """The configuration of ``actor_system``: one worker, tracing to ``tmp_path``, its
+    blobs in ``tmp_path / "blobs"`` whatever the store."""
+    return SystemConfig(workers=1, trace_path=str(tmp_path / TRACE_FILE),
+                        blob_dir=str(tmp_path / BLOB_DIR))
+
+
+@pytest.fixture
+def actor_system_store(tmp_path: Path) -> str:
+    """The store URL of ``actor_system``: ``sqlite:///`` + ``tmp_path / "state.db"``."""
+    return f"sqlite:///{tmp_path / STORE_FILE}"
 
 
 @pytest.fixture
@@ -59,14 +72,14 @@ def actor_system_exit_timeout() -> float:
 
 
 @pytest.fixture
-def actor_system(tmp_path: Path, actor_system_config: SystemConfig,
+def actor_system(actor_system_store: str, actor_system_config: SystemConfig,
                  actor_system_exit_timeout: float) -> Iterator[ActorSystem]:
-    """A started system on ``tmp_path / "state.db"``; no process of it outlives the test."""
+    """A started system on ``actor_system_store``; no process of it outlives the test."""
     try:
         before = descendant_pids()
     except ImportError:  # without psutil, check only the processes the system spawned itself
         before = None
-    system = ActorSystem(store=f"sqlite:///{tmp_path / STORE_FILE}", config=actor_system_config)
+    system = ActorSystem(store=actor_system_store, config=actor_system_config)
     try:
         yield system
     finally:

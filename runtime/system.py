@@ -143,6 +143,7 @@ class _TrackerWatch:
 
 
 _tracker_watch = _TrackerWatch()
+_START_ATTEMPTS = 5  # a start the forkserver died under is made again, this many times in all
 
 
 def _stop_forkserver() -> None:
@@ -286,7 +287,7 @@ class ActorSystem(AsyncSystem):
         ).start()
         self._supervisor = Supervisor(self._start_process, self._new_ready)
         self._registry = SystemRegistry(self.node)  # mirrored into pykka.ActorRegistry
-        self._supervisor.on_exit = self._registry.process_exited
+        self._supervisor.on_exit = self._process_exited
         self._spawning_services = threading.local()  # the system's own actors: unregistered
         self._durable: DurableServices | None = None
         with _forkserver_lock:
@@ -331,12 +332,28 @@ class ActorSystem(AsyncSystem):
         fut: Future[Any] = Future()
         return self.node.register(fut, None), fut
 
+    def _process_exited(self, actor_id: str, address: str) -> None:
+        self._registry.process_exited(actor_id, address)
+        self.node.disconnect(address, "its process exited")
+
     def _start_process(self, spec: BootSpec) -> ChildProcess:
         # The registry as it is now (a restart reuses its spec): the process boots with it.
         spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
-        process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
-        process.start()
-        return ChildProcess(process)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
+            try:
+                process.start()
+            except (EOFError, ConnectionError) as exc:
+                # The forkserver died under this start (killed while it forked): nothing was
+                # started, and the next start launches a new forkserver once the old is gone.
+                if self.config.start_method != "forkserver" or attempt == _START_ATTEMPTS:
+                    raise
+                log.warning("process.start_retried", name=spec.name, attempt=attempt,
+                            error=repr(exc), reason="the forkserver went away during the start")
+                time.sleep(0.05 * attempt)  # backoff: its exit may not be complete yet
+                continue
+            return ChildProcess(process)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
 
     def spawn(
         self,

@@ -131,8 +131,10 @@ class Flaky(BranchActor):
                 raise ConnectionError("flaky service")
             return len(effects(path))
 
+        # Each back-off outlasts its suspension's write, even to a server on a loaded
+        # machine: it is written (and the branch evicted) before it comes due.
         return await ctx.step("call", attempt,  # type: ignore[no-any-return]
-                              retry=Retry(attempts=5, backoff=2.0, initial=0.05))
+                              retry=Retry(attempts=5, backoff=2.0, initial=0.3))
 
 
 @both_kinds

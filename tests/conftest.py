@@ -7,7 +7,9 @@ is ``actor_system`` under the name the older tests use.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -18,14 +20,21 @@ import psutil
 import pytest
 
 from actors.refs import DigestActor, DigestClient, MemoryBlobStore, using_backend
+from actors.store import MemoryStore, Store
 from runtime import ActorSystem, SystemConfig
+from runtime.stores.postgres import LeaseClock, PostgresStore
+from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres, server_for_tests
+from runtime.stores.sqlite import SqliteStore
 from runtime.testing import wait_until
 
 import ray_for_tests
 from branch_kinds import Kind
 
-__all__ = ["DigestRig", "children_of", "digest_rig", "pid_gone", "wait_until",
-           "wait_until_quiet"]
+__all__ = ["STORE_KINDS", "DigestRig", "children_of", "contract_store", "digest_rig", "pid_gone",
+           "wait_until", "wait_until_quiet"]
+
+# Stores the durable end-to-end tests run on (``store_url``): the embedded one and the server.
+STORE_KINDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,7 +150,8 @@ def pid_gone(pid: int) -> bool:
 
 @pytest.fixture
 def actor_system_config(tmp_path: Any) -> SystemConfig:
-    return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0)
+    return SystemConfig(workers=1, trace_path=str(tmp_path / "trace.jsonl"), send_timeout=5.0,
+                        blob_dir=str(tmp_path / "blobs"))
 
 
 @pytest.fixture(params=list(Kind), ids=[k.value for k in Kind])
@@ -172,3 +182,70 @@ def wait_until_quiet(pid: int, timeout: float = 10.0) -> list[str]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres | ExternalPostgres]:
+    """One PostgreSQL server for the session: ``DURABLE_ACTORS_TEST_POSTGRES``'s, or started here.
+
+    The embedded one is stopped at the end of the session, and the test run fails
+    if its postmaster is still running then.
+    """
+    server = server_for_tests()
+    try:
+        yield server
+    finally:
+        pid = server.pid if isinstance(server, EmbeddedPostgres) else None
+        server.stop()
+        if pid is not None:
+            wait_until(lambda: pid_gone(pid), timeout=15)
+
+
+@pytest.fixture
+def embedded_postgres(postgres_server: EmbeddedPostgres | ExternalPostgres,
+                      ) -> Iterator[EmbeddedPostgres]:
+    """A server started here, which checks passwords: the session's, else one of the test's."""
+    if isinstance(postgres_server, EmbeddedPostgres):
+        yield postgres_server
+        return
+    with EmbeddedPostgres(durable=False) as server:
+        yield server
+
+
+def database_name(nodeid: str) -> str:
+    """A database name of the test ``nodeid``: readable, unique, under PostgreSQL's 63 bytes."""
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9]+", "_", nodeid.rpartition("::")[2].lower())[:40]
+    return f"t_{readable}_{digest}"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: EmbeddedPostgres | ExternalPostgres,
+                 request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database of the session's server, dropped after the test."""
+    name = database_name(request.node.nodeid)
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
+
+
+def contract_store(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Store:
+    """A fresh store of ``kind`` ("memory" or one of ``STORE_KINDS``) for the contract suites.
+
+    PostgreSQL keeps lease times on the callers' clock here (``LeaseClock.CALLER``): the
+    contract is stated in the ``now`` each call passes, and the tests pass a fake one.
+    """
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SqliteStore(tmp_path / "state.db")
+    return PostgresStore(request.getfixturevalue("postgres_url"), lease_clock=LeaseClock.CALLER)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A store URL of each kind in turn: a SQLite file in ``tmp_path``, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -48,6 +48,22 @@ def test_bench_refuses_an_unknown_suite_by_name() -> None:
 
 
 @pytest.mark.timeout(300)
+def test_bench_postgres_suite_reports_postgresql_beside_sqlite_each_with_its_baseline() -> None:
+    done = _bench("--json", "--only", "postgres")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)["suites"]["postgres"]
+    names = [f["name"] for f in figures]
+    for store in ("PostgreSQL", "SQLite"):
+        assert any(n.startswith(f"step latency p50 on {store}") for n in names), names
+        assert any(n.startswith(f"checkpoint throughput on {store}") for n in names), names
+    for figure in figures:
+        assert figure["baseline_name"], figure["name"]
+        assert math.isfinite(figure["value"]) and figure["value"] > 0, figure
+        assert math.isfinite(figure["baseline"]) and figure["baseline"] > 0, figure
+
+
+@pytest.mark.timeout(300)
 def test_the_async_suite_reports_each_figure_of_its_issue_beside_a_same_run_baseline() -> None:
     done = _bench("--json", "--only", "async")
 

@@ -139,3 +139,21 @@ def test_a_forked_child_starts_with_an_empty_cache() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert cache.get("small") == b"small"  # the parent keeps its own
+
+
+def test_a_configured_blob_dir_is_used_whatever_the_store_and_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared = tmp_path / "shared"
+    assert blob_dir_for("postgresql://app@db/app", shared) == str(shared)
+    assert blob_dir_for(f"sqlite:///{tmp_path}/state.db", str(shared)) == str(shared)
+    monkeypatch.chdir(tmp_path)
+    assert blob_dir_for("postgresql://app@db/app", "relative") == str(tmp_path / "relative")
+
+
+@pytest.mark.parametrize("wrong", ["", "   ", 42])
+def test_a_blob_dir_that_names_no_directory_is_refused(wrong: object) -> None:
+    from runtime import ConfigurationError, SystemConfig
+
+    with pytest.raises(ConfigurationError, match="blob_dir"):
+        SystemConfig(blob_dir=wrong)  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""Callbacks: outside code completes an id; the waiting branch resumes once."""
+"""Callbacks: outside code completes an id; the waiting branch resumes once.
+
+The tests on the ``system`` fixture run on each store (``store_url``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,12 @@ from branches_for_tests import Approval, effects
 from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def actor_system_store(store_url: str) -> str:
+    """``system`` runs on each store kind in turn."""
+    return store_url
 
 
 def published_id(path: str) -> str:

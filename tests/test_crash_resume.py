@@ -1,4 +1,4 @@
-"""kill -9 of every process of a system mid-map, then a new system resumes it."""
+"""kill -9 of every process of a system mid-map, then a new system resumes it; on each store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from actors.errors import StoreError
 from actors.records import OpStatus
 from runtime import ActorSystem, SystemConfig
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url
 
 from branch_kinds import Kind
 from branches_for_tests import Squares, effects, expected_squares
@@ -39,10 +39,10 @@ SERVICE = textwrap.dedent(
 ).format(items=ITEMS)
 
 
-def durable_successes(db: Path) -> set[tuple[str, str]]:
+def durable_successes(url: str) -> set[tuple[str, str]]:
     """(branch, step) pairs whose success the store holds: acknowledged or about to be."""
     try:
-        store = open_store(f"sqlite:///{db}?mode=ro")
+        store = open_store(read_only_url(url))
     except StoreError:  # not created or not migrated yet
         return set()
     try:
@@ -58,27 +58,27 @@ def durable_successes(db: Path) -> set[tuple[str, str]]:
 
 @pytest.mark.timeout(180)
 def test_kill_9_of_every_process_mid_map_then_resume_loses_nothing(
-    tmp_path: Path, kind: Kind
+    tmp_path: Path, store_url: str, kind: Kind
 ) -> None:
-    db, path = tmp_path / "state.db", str(tmp_path / "effects")
+    path = str(tmp_path / "effects")
     script = tmp_path / "service.py"
     script.write_text(SERVICE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    service = subprocess.Popen([sys.executable, str(script), f"sqlite:///{db}", path,
+    service = subprocess.Popen([sys.executable, str(script), store_url, path,
                                 kind(Squares).__qualname__],
                                env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         # Some steps durable, the execution far from finished: pull the plug on everything.
-        wait_until(lambda: db.exists() and len(durable_successes(db)) >= 10, timeout=60)
+        wait_until(lambda: len(durable_successes(store_url)) >= 10, timeout=60)
     finally:  # also when the service never got there: it must not outlive the test
         group = [service.pid, *(p.pid for p in _descendants(service.pid))]
         os.killpg(service.pid, signal.SIGKILL)
         wait_until(lambda: all(pid_gone(p) for p in group), timeout=15)
         service.wait()
-    acknowledged = durable_successes(db)
+    acknowledged = durable_successes(store_url)
     assert len(acknowledged) < 3 * ITEMS, "the map finished before the kill; nothing to test"
 
-    with ActorSystem(store=f"sqlite:///{db}", config=SystemConfig(workers=2)) as system:
+    with ActorSystem(store=store_url, config=SystemConfig(workers=2)) as system:
         run = system.map(kind(Squares), [(i, path, 0.05) for i in range(ITEMS)],
                          execution_id="crash-1")
         assert run.started == "resumed"

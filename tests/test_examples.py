@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +69,71 @@ def test_large_results_are_refs_nested_ones_included_and_equal_bytes_are_stored_
     assert "north: report " in out and "-> 4 chunk refs, 20000 rows" in out
     assert "one blob for the attachment of all 3 reports: True" in out
     assert "dedup hits: 2" in out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def _serve(store: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    service = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "http_service.py"), "--serve", "--port", str(port),
+         "--store", store], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert service.stdout is not None
+    line = service.stdout.readline()
+    assert line.startswith("serving on"), line
+    return service, f"http://127.0.0.1:{port}"
+
+
+def _kill_group(service: subprocess.Popen[str]) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    from conftest import pid_gone, wait_until
+
+    try:
+        group = [service.pid, *(p.pid for p in psutil.Process(service.pid).children(True))]
+    except psutil.NoSuchProcess:
+        group = [service.pid]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.pid, signal.SIGKILL)
+    wait_until(lambda: all(pid_gone(p) for p in group), timeout=20)
+    service.wait(timeout=20)
+
+
+def test_http_service_lets_a_pending_approval_go_on_after_a_restart(tmp_path: Path) -> None:
+    import httpx
+
+    from conftest import wait_until
+
+    store = f"sqlite:///{tmp_path / 'orders.db'}"
+    first, base = _serve(store, tmp_path)
+    try:
+        orders = {"orders": [{"sku": "fig", "qty": 3, "approval": True}], "id": "o-1"}
+        assert httpx.post(f"{base}/orders", json=orders, timeout=30).status_code == 202
+        pending = wait_until(lambda: httpx.get(f"{base}/approvals", timeout=10)
+                             .json()["pending"], timeout=60)
+        callback_id = pending[0]["callback_id"]
+    finally:
+        _kill_group(first)  # the service dies while the order waits for a person
+    second, base = _serve(store, tmp_path)
+    try:
+        quoted = urllib.parse.quote(callback_id, safe="")
+        done = httpx.post(f"{base}/callbacks/{quoted}", json={"value": "approve"}, timeout=30)
+        assert (done.status_code, done.json()) == (200, {"completed": True})
+        def finished() -> dict[str, Any] | None:
+            found: dict[str, Any] = httpx.get(f"{base}/executions/o-1", timeout=10).json()
+            return found if found.get("status") == "SUCCEEDED" else None
+
+        assert wait_until(finished, timeout=60)["results"][0]["status"] == "reserved"
+    finally:
+        _kill_group(second)

@@ -1,7 +1,8 @@
 """Managing stored executions: list, cancel, retry, delete, deadlines, ids that mismatch.
 
-Real processes and a real SQLite file (the ``system`` fixture); the ledger
-(``runtime.tools.ledger``) counts which step bodies ran.
+Real processes on a real SQLite file and a real PostgreSQL database (the
+``system`` fixture, once per ``store_url``); the ledger (``runtime.tools.ledger``)
+counts which step bodies ran.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from actors.errors import (
 from actors.policies import BatchStatus
 from runtime import ActorSystem
 from runtime.durable import digests_in
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url
 from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger, record
 
 from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def actor_system_store(store_url: str) -> str:
+    """``system`` runs on each store kind in turn."""
+    return store_url
 
 
 def ledger_items(path: Path, n: int, **fields: Any) -> list[LedgerItem]:
@@ -185,7 +192,7 @@ def test_deleting_removes_the_rows_and_the_blobs_no_other_execution_refers_to(
     assert system.delete("doomed") is True
     left = [p for p in blobs if p.exists()]
     assert len(left) == 1
-    store = open_store(f"sqlite:///{tmp_path / 'state.db'}?mode=ro")
+    store = open_store(read_only_url(system.store_url or ""))
     try:
         assert store.read_execution("doomed") is None and store.read_branches("doomed") == []
         kept = set().union(*(digests_in(p) for p in store.read_payloads("kept")))

@@ -1,4 +1,7 @@
-"""Durable executions on real processes and a real SQLite file."""
+"""Durable executions on real processes, on a real SQLite file and a real PostgreSQL server.
+
+Every test that uses the store runs once per store kind (``store_url``).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,12 @@ from branches_for_tests import (
 from conftest import wait_until
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def actor_system_store(store_url: str) -> str:
+    """``system`` runs on each store kind in turn."""
+    return store_url
 
 
 def test_map_returns_results_in_input_order(
@@ -87,10 +96,10 @@ def test_max_concurrency_limits_branches_in_flight(
 
 
 def test_a_finished_execution_returns_its_stored_result_without_running(
-    tmp_path: Path, kind: Kind
+    tmp_path: Path, store_url: str, kind: Kind
 ) -> None:
     path = str(tmp_path / "effects")
-    store = f"sqlite:///{tmp_path / 'state.db'}"
+    store = store_url
     items = [(i, path, 0.0) for i in range(3)]
     with ActorSystem(store=store, config=SystemConfig(workers=1)) as first:
         first.map(kind(Squares), items, execution_id="done-1").result(timeout=60)
@@ -102,9 +111,9 @@ def test_a_finished_execution_returns_its_stored_result_without_running(
     assert len(effects(path)) == ran
 
 
-def test_a_suspended_branch_holds_no_thread(tmp_path: Path, kind: Kind) -> None:
+def test_a_suspended_branch_holds_no_thread(tmp_path: Path, store_url: str, kind: Kind) -> None:
     config = SystemConfig(workers=1, worker_threads=2)
-    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+    with ActorSystem(store=store_url, config=config) as system:
         run = system.map(kind(Waits), [(i, 1.5) for i in range(30)])
         # 30 branches wait at once on a worker that has only 2 threads.
         wait_until(lambda: run.progress()["suspended"] == 30, timeout=30)
@@ -112,10 +121,10 @@ def test_a_suspended_branch_holds_no_thread(tmp_path: Path, kind: Kind) -> None:
         assert system.metrics()["branch.evictions"] == 30
 
 
-def test_a_retry_backs_off_as_a_suspension(tmp_path: Path, kind: Kind) -> None:
+def test_a_retry_backs_off_as_a_suspension(tmp_path: Path, store_url: str, kind: Kind) -> None:
     path = str(tmp_path / "effects")
     config = SystemConfig(workers=1, suspend_checkpoint_delay=0)  # every suspension evicts
-    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+    with ActorSystem(store=store_url, config=config) as system:
         run = system.map(kind(Flaky), [(2, path)])
         assert run.result(timeout=60).values() == [3]
         metrics = system.metrics()
@@ -145,10 +154,12 @@ def test_cpu_bound_branches_run_at_once_in_different_processes(tmp_path: Path, k
     assert float(start_a) < float(end_b) and float(start_b) < float(end_a)  # they overlapped
 
 
-def test_a_killed_worker_does_not_lose_its_branches(tmp_path: Path, kind: Kind) -> None:
+def test_a_killed_worker_does_not_lose_its_branches(
+    tmp_path: Path, store_url: str, kind: Kind
+) -> None:
     path = str(tmp_path / "effects")
     config = SystemConfig(workers=2)
-    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+    with ActorSystem(store=store_url, config=config) as system:
         run = system.map(kind(Squares), [(i, path, 0.1) for i in range(10)], max_concurrency=10)
         wait_until(lambda: len(effects(path)) >= 3)
         victim = system._durable.workers[0]  # type: ignore[union-attr]
@@ -175,9 +186,11 @@ def test_metrics_use_the_api_counter_names(system: ActorSystem, tmp_path: Path, 
 
 def test_a_store_that_cannot_be_opened_raises_a_typed_error(tmp_path: Path, kind: Kind) -> None:
     from actors.errors import StoreError
+    from runtime.stores.postgres_server import free_port
 
-    with ActorSystem(store="postgresql://user:secret@localhost/db") as system, \
-            pytest.raises(StoreError, match="not supported") as caught:
+    unreachable = f"postgresql://user:secret@127.0.0.1:{free_port()}/db"
+    with ActorSystem(store=unreachable) as system, \
+            pytest.raises(StoreError, match="cannot reach") as caught:
         system.map(kind(Answer), [1])
     assert "secret" not in str(caught.value)
 
@@ -190,11 +203,11 @@ def test_an_invalid_execution_id_raises_a_typed_error(system: ActorSystem, kind:
 
 
 def test_a_killed_checkpoint_process_is_restarted_and_the_map_finishes(
-    tmp_path: Path, kind: Kind
+    tmp_path: Path, store_url: str, kind: Kind
 ) -> None:
     path = str(tmp_path / "effects")
     config = SystemConfig(workers=2)
-    with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}", config=config) as system:
+    with ActorSystem(store=store_url, config=config) as system:
         run = system.map(kind(Squares), [(i, path, 0.05) for i in range(12)], max_concurrency=6)
         wait_until(lambda: len(effects(path)) >= 6)
         checkpoint = system._durable.checkpoint  # type: ignore[union-attr]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from runtime import ActorSystem, RestartPolicy, SystemConfig
+from runtime import ActorRef, ActorSystem, RestartPolicy, SystemConfig
 from runtime.testing import TraceEvents
 
 from actors_for_tests import Counter
@@ -124,6 +127,44 @@ def test_a_system_started_after_the_forkserver_died_works(tmp_path: Path) -> Non
             run = second.map(Squares, [(i, path, 0.0) for i in range(4)])
             assert run.result(timeout=60).values() == [expected_squares(i) for i in range(4)]
             pids = {**first.processes(), **second.processes()}
+    assert_all_gone(pids)
+
+
+def waits_on_the_forkserver(thread: threading.Thread) -> bool:
+    """``thread`` is inside a start, waiting for the forkserver to answer with a pid."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == "read_signed":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_a_spawn_the_forkserver_dies_under_is_made_again_with_a_new_one(tmp_path: Path) -> None:
+    with system_on(tmp_path) as system:
+        system.spawn(Counter, name="first")  # the forkserver runs
+        server = helper_pid(FORKSERVER)
+        os.kill(server, signal.SIGSTOP)  # it takes the start's request but never answers
+        spawned: dict[str, Any] = {}
+
+        def spawn() -> None:
+            try:
+                spawned["ref"] = system.spawn(Counter, 4, name="second")
+            except BaseException as exc:
+                spawned["error"] = exc
+
+        thread = threading.Thread(target=spawn)
+        thread.start()
+        try:
+            wait_until(lambda: waits_on_the_forkserver(thread), timeout=20)
+        finally:
+            os.kill(server, signal.SIGKILL)
+        thread.join(timeout=60)
+        assert "error" not in spawned, repr(spawned.get("error"))
+        second: ActorRef[Any] = spawned["ref"]
+        assert second.ask("count", timeout=10) == 4
+        assert helper_pid(FORKSERVER) != server
+        pids = system.processes()
     assert_all_gone(pids)
 
 

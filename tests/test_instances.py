@@ -1,7 +1,8 @@
 """Several service instances on one store: one owner per execution, takeover, fencing.
 
 Real service processes (each its own process group, with its framework
-processes), a real SQLite file, real ``kill -9``, ``SIGSTOP`` and ``SIGCONT``.
+processes), a real SQLite file or PostgreSQL database (``store_url``: each test
+runs on both), real ``kill -9``, ``SIGSTOP`` and ``SIGCONT``.
 Every step's side effects go to a ledger (``runtime.tools.ledger``) that says whether
 any step ran again after its acknowledgement.
 """
@@ -24,7 +25,7 @@ import pytest
 
 from actors.errors import StoreError
 from actors.records import ExecutionStatus
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url
 from runtime.tools.ledger import LedgerItem, expected_total, read_ledger
 
 from conftest import pid_gone, wait_until
@@ -37,10 +38,10 @@ LEASE = 2.0
 class Service:
     """One service process of the test, in a process group of its own."""
 
-    def __init__(self, db: Path, ledger: Path, *args: str) -> None:
+    def __init__(self, url: str, ledger: Path, *args: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(HERE)}
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "ledger_service.py"), f"sqlite:///{db}", str(ledger),
+            [sys.executable, str(HERE / "ledger_service.py"), url, str(ledger),
              "--lease", str(LEASE), *args],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, start_new_session=True,
@@ -88,9 +89,9 @@ def services() -> Iterator[list[Service]]:
             service.kill()
 
 
-def stored(db: Path, execution_id: str) -> Any:
+def stored(url: str, execution_id: str) -> Any:
     try:
-        store = open_store(f"sqlite:///{db}?mode=ro")
+        store = open_store(read_only_url(url))
     except StoreError:
         return None
     try:
@@ -104,10 +105,10 @@ def items(ledger: Path, n: int, steps: int = 3) -> list[LedgerItem]:
 
 
 def test_two_services_starting_one_execution_run_each_step_once_and_both_get_its_result(
-        tmp_path: Path, services: list[Service]) -> None:
-    db, ledger = tmp_path / "state.db", tmp_path / "ledger"
+        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+    url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "6", "--pause", "0.05")
-    services += [Service(db, ledger, *args), Service(db, ledger, *args)]
+    services += [Service(url, ledger, *args), Service(url, ledger, *args)]
     first, second = services
     expected = [expected_total(item) for item in items(ledger, 6)]
     assert first.outcome()["values"] == expected
@@ -118,18 +119,18 @@ def test_two_services_starting_one_execution_run_each_step_once_and_both_get_its
 
 
 def test_a_killed_owner_s_execution_is_taken_over_and_finished_by_another_service(
-        tmp_path: Path, services: list[Service]) -> None:
-    db, ledger = tmp_path / "state.db", tmp_path / "ledger"
+        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+    url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "8", "--pause", "0.1", "--wait", "0.2")
-    owner = Service(db, ledger, *args, "--executor", "owner")
+    owner = Service(url, ledger, *args, "--executor", "owner")
     services.append(owner)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 4, timeout=60)
-    observer = Service(db, ledger, *args, "--executor", "observer")
+    observer = Service(url, ledger, *args, "--executor", "observer")
     services.append(observer)
     observer.wait_ready()
     owner.kill()
     killed_at = time.monotonic()
-    wait_until(lambda: (stored(db, "shared-1") or _NONE).owner == "observer", timeout=30)
+    wait_until(lambda: (stored(url, "shared-1") or _NONE).owner == "observer", timeout=30)
     took = time.monotonic() - killed_at
     assert took < LEASE + 2.0, f"takeover took {took:.1f}s"
     assert observer.outcome()["values"] == [expected_total(i) for i in items(ledger, 8)]
@@ -145,19 +146,19 @@ _NONE = _None()
 
 
 def test_a_paused_owner_is_fenced_when_it_wakes_and_its_caller_is_told(
-        tmp_path: Path, services: list[Service]) -> None:
-    db, ledger = tmp_path / "state.db", tmp_path / "ledger"
+        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+    url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "6", "--pause", "0.05", "--wait", "0.3", "--steps", "4")
-    owner = Service(db, ledger, *args, "--executor", "owner")
+    owner = Service(url, ledger, *args, "--executor", "owner")
     services.append(owner)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 3, timeout=60)
     owner.signal_group(signal.SIGSTOP)
     acked_before = set(read_ledger(ledger).acknowledged)
-    other = Service(db, ledger, *args, "--executor", "other")
+    other = Service(url, ledger, *args, "--executor", "other")
     services.append(other)
     assert other.outcome(timeout=120)["values"] == [expected_total(i) for i in
                                                     items(ledger, 6, 4)]
-    record = stored(db, "shared-1")
+    record = stored(url, "shared-1")
     assert record.owner == "other" and record.status is ExecutionStatus.SUCCEEDED
     owner.signal_group(signal.SIGCONT)
     told = owner.outcome(timeout=60)
@@ -166,21 +167,21 @@ def test_a_paused_owner_is_fenced_when_it_wakes_and_its_caller_is_told(
     assert acked_before <= report.acknowledged  # nothing acknowledged was lost
     # A paused process finishes a body it was in (nothing can preempt it), but starts nothing.
     assert report.started_after_ack == []
-    final = stored(db, "shared-1")
+    final = stored(url, "shared-1")
     assert final.status is ExecutionStatus.SUCCEEDED and final.result == record.result
 
 
 def test_a_restarted_service_finishes_an_execution_without_calling_map(
-        tmp_path: Path, services: list[Service]) -> None:
-    db, ledger = tmp_path / "state.db", tmp_path / "ledger"
-    first = Service(db, ledger, "--branches", "6", "--pause", "0.1", "--wait", "0.2")
+        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+    url, ledger = store_url, tmp_path / "ledger"
+    first = Service(url, ledger, "--branches", "6", "--pause", "0.1", "--wait", "0.2")
     services.append(first)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 3, timeout=60)
     first.kill()
-    restarted = Service(db, ledger, "--mode", "idle")
+    restarted = Service(url, ledger, "--mode", "idle")
     services.append(restarted)
     restarted.wait_ready()
-    wait_until(lambda: (stored(db, "shared-1") or _NONE_STATUS).status
+    wait_until(lambda: (stored(url, "shared-1") or _NONE_STATUS).status
                is ExecutionStatus.SUCCEEDED, timeout=60)
     report = read_ledger(ledger)
     assert report.started_after_ack == [] and report.completed_after_ack == []

@@ -242,3 +242,20 @@ def test_a_memory_store_keeps_its_blobs_out_of_the_working_directory(
         assert blob_dir.is_dir() and any(blob_dir.rglob("*"))
     assert list(tmp_path.iterdir()) == []  # no ./.durable/ (nor anything else) was written
     assert not blob_dir.exists()  # memory:// keeps nothing: its blobs went with the system
+
+
+def test_systems_of_one_process_closed_in_the_order_they_started_leave_no_reader_behind(
+    tmp_path: Path,
+) -> None:
+    from actors.refs import current_backend
+
+    first = ActorSystem(store=f"sqlite:///{tmp_path / 'a.db'}", config=SystemConfig(workers=1))
+    second = ActorSystem(store=f"sqlite:///{tmp_path / 'b.db'}", config=SystemConfig(workers=1))
+    try:
+        first.map(SavesBig, [(1, 1, 100)]).result(timeout=60)   # first's Ref services, then
+        second.map(SavesBig, [(2, 1, 100)]).result(timeout=60)  # second's, over them
+    finally:
+        first.shutdown()
+        assert isinstance(current_backend(), BlobReader)  # second's, still open
+        second.shutdown()
+    assert current_backend() is None  # not first's reader, which second had replaced

@@ -303,7 +303,8 @@ def test_when_the_checkpoint_process_is_lost_parked_branches_are_released(rig: R
     verdicts = rig.suspend(due_in=5.0)
     rig.scheduler.tell(CheckpointLost())  # the coordinator dispatches it again, anew
     rig.settle()
-    assert verdicts.answers == [("evict", None)]  # the old copy unwinds; its report is stale
+    # The old copy unwinds, aborted: nothing of its suspension is durable, it runs again.
+    assert verdicts.answers == [("unwind", None)]
 
 
 def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) -> None:
@@ -312,7 +313,7 @@ def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) 
     op = OperationUpdate("e", "e/0", "2", OpKind.WAIT, "pause", OpStatus.SUSPENDED,
                          due_at=rig.clock.time() + 5.0)
     rig.scheduler.ask(Suspend(SuspensionKey("e/0", 2, 0), op, DELAY, "w", newer))
-    assert old.answers == [("evict", None)]
+    assert old.answers == [("unwind", None)]
     assert newer.answers == []  # the newer run is the one parked now
 
 

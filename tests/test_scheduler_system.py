@@ -1,4 +1,5 @@
-"""Deferred checkpoints and durable timers, in a real system."""
+"""Deferred checkpoints and durable timers, in a real system; timers that outlive a restart
+and a wave of them, on each store (``store_url``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime import ActorSystem, SystemConfig
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url
 
 from branch_kinds import Kind
 from branches_for_tests import WaitsThenStamps, WavePart
@@ -17,7 +18,7 @@ from conftest import wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
-def store_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.db'}"
 
 
@@ -25,7 +26,7 @@ def test_a_short_wait_resumes_in_place_without_write_eviction_or_replay(
     tmp_path: Path, kind: Kind
 ) -> None:
     config = SystemConfig(workers=1, suspend_checkpoint_delay=1.0)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=sqlite_url(tmp_path), config=config) as system:
         system.map(kind(WaitsThenStamps), [0.05]).result(timeout=60)
         metrics = system.metrics()
     assert metrics["scheduler.deferred"] == 1
@@ -37,7 +38,7 @@ def test_a_short_wait_resumes_in_place_without_write_eviction_or_replay(
 
 def test_a_long_wait_is_written_evicted_and_replayed_once(tmp_path: Path, kind: Kind) -> None:
     config = SystemConfig(workers=1, suspend_checkpoint_delay=0.05)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=sqlite_url(tmp_path), config=config) as system:
         system.map(kind(WaitsThenStamps), [0.6]).result(timeout=60)
         metrics = system.metrics()
     assert metrics["scheduler.applied"] == 1
@@ -45,18 +46,20 @@ def test_a_long_wait_is_written_evicted_and_replayed_once(tmp_path: Path, kind: 
     assert metrics["branch.replays"] == 1
 
 
-def test_timers_survive_a_restart_and_fire_at_their_due_times(tmp_path: Path, kind: Kind) -> None:
+def test_timers_survive_a_restart_and_fire_at_their_due_times(
+    store_url: str, kind: Kind
+) -> None:
     count, pause = 100, 3.0
     config = SystemConfig(workers=2, suspend_checkpoint_delay=0)  # every wait is written
-    with ActorSystem(store=store_url(tmp_path), config=config) as first:
+    with ActorSystem(store=store_url, config=config) as first:
         run = first.map(kind(WaitsThenStamps), [pause] * count, execution_id="timers-1")
         wait_until(lambda: run.progress()["suspended"] == count, timeout=60)
-    reader = open_store(store_url(tmp_path) + "?mode=ro")
+    reader = open_store(read_only_url(store_url))
     due = {b.branch_id: reader.read_log(b.branch_id).operations[0].due_at
            for b in reader.read_branches("timers-1")}
     reader.close()
     assert time.time() < min(d for d in due.values() if d is not None)  # stopped before any fired
-    with ActorSystem(store=store_url(tmp_path), config=config) as second:
+    with ActorSystem(store=store_url, config=config) as second:
         run = second.map(kind(WaitsThenStamps), [pause] * count, execution_id="timers-1")
         assert run.started == "resumed"
         woke = run.result(timeout=60).values()
@@ -68,11 +71,11 @@ def test_timers_survive_a_restart_and_fire_at_their_due_times(tmp_path: Path, ki
 
 
 def test_a_wave_of_timers_costs_one_store_call_for_its_empty_checkpoints(
-    tmp_path: Path, kind: Kind
+    store_url: str, kind: Kind
 ) -> None:
     count = 300
     config = SystemConfig(workers=2, suspend_checkpoint_delay=0)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=store_url, config=config) as system:
         target = time.time() + 4.0
         run = system.map(kind(WavePart), [(i, target) for i in range(count)])
         wait_until(lambda: run.progress()["suspended"] == count, timeout=60)
@@ -92,7 +95,7 @@ def test_each_worker_parks_up_to_its_own_bound(tmp_path: Path, kind: Kind) -> No
     # Two workers, each may park 2: four parents whose children take a while all park.
     config = SystemConfig(workers=2, worker_threads=4, max_parked=2, max_parked_coroutines=2,
                           suspend_checkpoint_delay=5.0)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=sqlite_url(tmp_path), config=config) as system:
         system.map(kind(WaitsOnOneChild), [0.3] * 4, max_concurrency=4).result(timeout=60)
         metrics = system.metrics()
     assert metrics["scheduler.deferred"] == 4
@@ -102,7 +105,7 @@ def test_each_worker_parks_up_to_its_own_bound(tmp_path: Path, kind: Kind) -> No
 def test_async_branches_park_as_coroutines_past_the_thread_bound(tmp_path: Path) -> None:
     # One worker of 2 threads that may park none on them: 60 async waits all park anyway.
     config = SystemConfig(workers=1, worker_threads=2, max_parked=0, suspend_checkpoint_delay=5.0)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=sqlite_url(tmp_path), config=config) as system:
         system.map(Kind.ASYNC(WaitsThenStamps), [0.2] * 60).result(timeout=60)
         metrics = system.metrics()
     assert (metrics["scheduler.deferred"], metrics["scheduler.cancelled"]) == (60, 60)
@@ -111,7 +114,7 @@ def test_async_branches_park_as_coroutines_past_the_thread_bound(tmp_path: Path)
 
 def test_past_the_coroutine_bound_an_async_suspension_is_applied_at_once(tmp_path: Path) -> None:
     config = SystemConfig(workers=1, max_parked_coroutines=0, suspend_checkpoint_delay=5.0)
-    with ActorSystem(store=store_url(tmp_path), config=config) as system:
+    with ActorSystem(store=sqlite_url(tmp_path), config=config) as system:
         system.map(Kind.ASYNC(WaitsThenStamps), [0.2] * 3).result(timeout=60)
         metrics = system.metrics()
     assert (metrics["scheduler.applied"], metrics["branch.evictions"]) == (3, 3)

@@ -1,7 +1,7 @@
 """The lease half of the store contract: executors, claims, fencing, renewals, signals.
 
 Every store implements the same rules (``actors.records``); each test runs on
-each store.
+each store: memory, SQLite and PostgreSQL (``conftest.contract_store``).
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from actors.records import (
     OpStatus,
     SignalKind,
 )
-from actors.store import MemoryStore, Store
-from runtime.stores.sqlite import SqliteStore
+from actors.store import Store
+
+from conftest import STORE_KINDS, contract_store
 
 LEASE = 10.0
 T0 = 1_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", *STORE_KINDS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    found: Store = MemoryStore() if request.param == "memory" else SqliteStore(
-        tmp_path / "state.db")
+    found = contract_store(request.param, request, tmp_path)
     yield found
     found.close()
 

@@ -221,3 +221,32 @@ def test_a_stopping_worker_cancels_its_parked_async_runs_and_reports_none() -> N
         assert not [t for t in threading.enumerate() if t.name == "worker-loop"]
     finally:
         pykka.ActorRegistry.stop_all()
+
+
+class Unwinding(Recorder):
+    """A scheduler stand-in that answers every suspension "unwind": nothing of it is durable
+    (the checkpoint process restarted while the run was parked)."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Suspend):
+            message.reply_to.set(("unwind", None))
+        return super().on_receive(message)
+
+
+def test_a_parked_run_told_to_unwind_is_reported_aborted_never_suspended(kind: Kind) -> None:
+    # Reported SUSPENDED, the coordinator would wait for a timer nobody holds: the suspension
+    # was never written. Aborted, the branch is dispatched again and replayed from its log.
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Unwinding.start()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=2)
+    try:
+        worker.tell(RunBranch(BranchSpec("e", "e/0", kind(Waits), 0, 0), 4,
+                              BranchLog("e/0", None, ())))
+        wait_until(lambda: len(coordinator.ask("seen")) == 1)
+        (report,) = coordinator.ask("seen")
+        assert isinstance(report, BranchAborted), report
+        assert (report.branch_id, report.epoch) == ("e/0", 4)
+        assert isinstance(report.error, CheckpointError)
+        assert "not made durable" in str(report.error)
+    finally:
+        pykka.ActorRegistry.stop_all()

@@ -504,6 +504,10 @@ class OperationCore:
         except BranchSuspended:
             self._suspended_on = op
             raise
+        if self._ensure_current is not None:
+            # Resumed in place, inside this operation: a retry or a condition check would run
+            # user code again, so a run superseded while it was parked stops here.
+            self._ensure_current()
         return payload
 
     def _fail(self, op_id: str, kind: OpKind, name: str, attempt: int,

@@ -15,9 +15,10 @@ this executor holds (execution id -> epoch) and
 
 A desk starts holding nothing: after a restart of the checkpoint process the
 coordinator hands it the leases it holds (``HoldLeases``) before it dispatches
-anything again; a coordinator that starts afresh hands it none, so that the
-executions this executor owned in an earlier life are claimed again, at a new
-epoch, and resumed.
+anything again, keeping any it took again meanwhile at a newer epoch (a lease
+round that reached it first); a coordinator that starts afresh hands it none,
+so that the executions this executor owned in an earlier life are claimed
+again, at a new epoch, and resumed.
 
     desk = LeaseDesk(store, clock, executor="svc-1", lease_seconds=10.0)
     desk.handle(ClaimExecution("nightly-1", reply_to=future))   # ExecutionClaim
@@ -116,7 +117,12 @@ class LeaseDesk:
             self.held.pop(message.execution_id, None)
             return None
         if isinstance(message, HoldLeases):
-            self.held = dict(message.epochs)
+            held = dict(message.epochs)
+            if message.keep_newer:  # never lower an epoch this desk took itself
+                for eid, epoch in self.held.items():
+                    if epoch > held.get(eid, -1):
+                        held[eid] = epoch
+            self.held = held
             return None
         if isinstance(message, CancelInStore):  # (whether this call cancelled it, the row)
             before = store.read_execution(message.execution_id)

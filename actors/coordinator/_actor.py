@@ -437,7 +437,9 @@ class CoordinatorActor(ExecutionLifecycle, pykka.ThreadingActor):
         it is fenced on the workers and dispatched under a new epoch, so that it stops
         before its next operation and is live in one place only.
         """
-        self._to_checkpoint(HoldLeases(held_epochs(self._keeper.held)))  # it restarted empty
+        # It restarted empty; what it took again meanwhile (a round sent before this) stays.
+        self._to_checkpoint(HoldLeases(held_epochs(self._keeper.held), keep_newer=True))
+        self._ask_desk_again()
         live = [b for b, branch in self._branches.items()
                 if branch.state is BranchState.DISPATCHED]
         self._redispatch(live)

@@ -48,6 +48,7 @@ class LeaseKeeper:
         self._next_round = clock.time()  # the first round goes at once
         self._next_orphan_look: float | None = None
         self.valid_until: float | None = None
+        self._again = False  # a change was heard while a round was in flight
 
     @property
     def interval(self) -> float:
@@ -95,7 +96,8 @@ class LeaseKeeper:
             if claim.lease is not None:
                 self.held[claim.lease.execution_id] = claim.lease
                 self._confirmed[claim.lease.execution_id] = deadline
-        self._next_round = now + self.interval
+        self._next_round = now if self._again else now + self.interval
+        self._again = False
         self._next_orphan_look = None
         if self.recover and found.next_expiry is not None:
             # Just past the expiry, by the store's clock: a claim before it is refused.
@@ -103,13 +105,22 @@ class LeaseKeeper:
         return self._revalidate()
 
     def soon(self) -> None:
-        """Something changed in the store for us (signals): the next round goes now."""
+        """Something changed in the store for us (signals): the next round goes now, or, if
+        one is in flight (it may have read the store before the change), once it returns."""
+        self._again = self.in_flight
         self._next_round = min(self._next_round, self._clock.time())
 
     def failed(self) -> None:
         """The round's store call failed: try again soon."""
         self.in_flight = False
         self._next_round = self._clock.time() + self._retry
+
+    def unanswered(self) -> None:
+        """The round in flight will never be answered (the checkpoint process died with it):
+        the next round goes now instead of never."""
+        if self.in_flight:
+            self.in_flight = False
+            self._next_round = self._clock.time()
 
     def wake_time(self) -> float | None:
         """When the coordinator should look at the keeper next (``clock.time()`` seconds)."""

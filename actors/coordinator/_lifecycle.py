@@ -257,6 +257,24 @@ class ExecutionLifecycle:
         for start in starts:
             start.reply_to.set("resumed")
 
+    def _ask_desk_again(self) -> None:
+        """The checkpoint process died: the requests in its inbox will never be answered.
+
+        Each is asked again (the new process's desk answers it): a creation, a claim, the
+        lease round in flight, a cancel's write. Each is safe twice: a creation that had
+        landed answers "exists" and is claimed, a claim of an execution already ours takes
+        it at a new epoch, a round is only a round, a cancel is written once more.
+        """
+        self._keeper.unanswered()
+        for eid, starts in self._pending_starts.items():
+            new = starts[0].new or self._new_execution(starts[0])
+            self._checkpoint.tell(CreateExecution(new, AnswerTo(self._me(), "created", eid)))
+        for eid in self._claiming:
+            self._checkpoint.tell(ClaimExecution(eid, AnswerTo(self._me(), "claimed", eid)))
+        for tracked in self._executions.values():
+            if tracked.cancelling:
+                self._write_cancel(tracked.execution_id)
+
     # -- owning, resuming, observing ------------------------------------------------------
 
     def _own(self, claim: ExecutionClaim, specs: list[BranchSpec], completion: Any,
@@ -606,6 +624,9 @@ class ExecutionLifecycle:
             return  # its write is in flight: answered together when it lands
         tracked.cancelling = True
         log.info("execution.cancelling", execution_id=eid, reason=reason)
+        self._write_cancel(eid)
+
+    def _write_cancel(self, eid: str) -> None:
         self._to_checkpoint(Checkpoint(eid, ExecutionUpdate(eid, ExecutionStatus.CANCELLED),
                                          reply_to=AnswerTo(self._me(), "cancel_written", eid)))
 

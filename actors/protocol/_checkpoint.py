@@ -92,9 +92,17 @@ class DropLease:
 
 @dataclass(frozen=True, slots=True)
 class HoldLeases:
-    """The coordinator tells the writer exactly which leases it holds (after either restarted)."""
+    """The coordinator tells the writer which leases it holds (after either restarted).
+
+    A coordinator that starts afresh makes the writer hold exactly ``epochs``. After
+    the writer restarted, ``keep_newer``: a lease it already took again, at a newer
+    epoch, for a request of the same coordinator that reached it first (a lease
+    round sent before the coordinator learned of the restart) stays at that epoch;
+    the coordinator learns it from that request's answer.
+    """
 
     epochs: Mapping[str, int]
+    keep_newer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -332,7 +332,7 @@ class SchedulerActor(pykka.ThreadingActor):
         old = self._active.get(key.branch_id)
         if old is not None and old.key >= key:
             log.warning("suspension.stale", branch_id=key.branch_id, key=repr(key))
-            message.reply_to.set(("evict", None))
+            message.reply_to.set(("unwind", None))
             return
         if old is not None:
             self._release_parked(old)  # a newer run superseded it: unwind the old thread
@@ -516,11 +516,17 @@ class SchedulerActor(pykka.ThreadingActor):
                 self._release_parked(suspension)
 
     def _release_parked(self, suspension: _Suspension) -> None:
+        """Unwind a parked run whose suspension is not durable: it reports itself aborted.
+
+        Not "evict": a run evicted reports SUSPENDED, and the coordinator, if it has not
+        dispatched the branch anew yet (its CheckpointLost may come after this one's),
+        would wait for a timer that neither this scheduler nor the store holds.
+        """
         if suspension.state in (DEFERRED, APPLYING) and suspension.suspend is not None:
             self._unpark(suspension)
             suspension.state = RESUMED
             _span_ended(suspension, "released")
-            suspension.suspend.reply_to.set(("evict", None))  # its report will be stale
+            suspension.suspend.reply_to.set(("unwind", None))
 
     def _unpark(self, suspension: _Suspension) -> None:
         where = suspension.parked_on

@@ -37,7 +37,7 @@ from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
 from actors.policies import Completion
 from actors.protocol._checkpoint import Checkpoint, checkpoints
-from actors.protocol._coordinator import BranchAborted, BranchRan, StartChildren
+from actors.protocol._coordinator import BranchAborted, BranchRan, CheckpointLost, StartChildren
 from actors.protocol._handles import ReportWhenDurable
 from actors.protocol._scheduler import Suspend, SuspensionKey
 from actors.protocol._worker import FenceRuns, LeaseValidUntil, RunBranch
@@ -195,9 +195,15 @@ class _Host:
 
     def take_verdict(self, op: OperationUpdate, outcome: str,
                      payload: bytes | None) -> bytes | None:
-        """Go on in place (the payload), or unwind the run: the suspension is durable."""
+        """Go on in place (the payload); unwind the run, evicted (the suspension is durable);
+        or stop it, aborted ("unwind": nothing of the suspension is durable)."""
         if outcome == "resume":
             return payload
+        if outcome == "unwind":
+            raise CheckpointError(
+                f"the suspension of branch {self._spec.branch_id!r} was not made durable (the "
+                "checkpoint process restarted, or a newer run took over, while it was parked); "
+                "the branch is replayed from its log")
         self._worker.count("branch.evictions")
         raise BranchSuspended(op)
 
@@ -316,6 +322,9 @@ class WorkerActor(pykka.ThreadingActor):
             return None
         if isinstance(message, LeaseValidUntil):
             self.fences.confirm(message.deadline)
+            return None
+        if isinstance(message, CheckpointLost):  # told by the service as the crash is seen
+            self.checkpoint_lost()
             return None
         return super().on_receive(message)
 

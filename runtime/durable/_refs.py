@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -250,14 +251,20 @@ class RefWorkerActor(WorkerActor):
             install_backend(None)
 
 
-def blob_dir_for(store_url: str, scratch: str | None = None) -> str:
-    """The blobs directory beside a store: ``<directory of the SQLite file>/blobs``.
+def blob_dir_for(store_url: str, blob_dir: str | os.PathLike[str] | None = None,
+                 scratch: str | None = None) -> str:
+    """The blobs directory of a store: ``blob_dir`` (``SystemConfig.blob_dir``) if given,
+    made absolute; else ``<directory of the SQLite file>/blobs``; else ``./.durable/blobs``
+    (every host its own: systems on several hosts give a shared ``blob_dir`` instead).
 
     A store that keeps nothing (``memory://``) keeps its blobs in ``scratch``, the
     system's own temporary directory, removed at shutdown: never in the working directory.
 
-        blob_dir_for("sqlite:////var/lib/app/state.db")   # "/var/lib/app/blobs"
+        blob_dir_for("sqlite:////var/lib/app/state.db")                # "/var/lib/app/blobs"
+        blob_dir_for("postgresql://db/app", "/mnt/shared/app-blobs")   # "/mnt/shared/app-blobs"
     """
+    if blob_dir is not None:
+        return str(Path(blob_dir).expanduser().absolute())
     scheme, sep, rest = store_url.partition("://")
     if scheme.lower() == "sqlite" and sep and rest.startswith("/") and ":memory:" not in rest:
         return str(Path(rest[1:].partition("?")[0]).parent / "blobs")
@@ -272,7 +279,7 @@ class RefServices:
     worker_class = RefWorkerActor
 
     def __init__(self, system: ActorSystem, store_url: str, restart: RestartPolicy) -> None:
-        self.blob_dir = blob_dir_for(store_url, scratch=system._dir)
+        self.blob_dir = blob_dir_for(store_url, system.config.blob_dir, scratch=system._dir)
         self.digest: ActorRef[Any] = system.spawn(StoreDigestActor, self.blob_dir,
                                                   name="digest", restart=restart)
         self.worker_options: dict[str, Any] = {
@@ -281,8 +288,24 @@ class RefServices:
             "fork_snapshot_bytes": system.config.fork_snapshot_bytes,
         }
         self.reader = BlobReader(self.blob_dir)
-        self._previous: RefBackend | None = install_backend(self.reader)
+        with _LIVE_LOCK:
+            self._previous: RefBackend | None = install_backend(self.reader)
+            _LIVE.append(self)
 
     def close(self) -> None:
-        if current_backend() is self.reader:
-            install_backend(self._previous)
+        """Put back the backend this system replaced; systems of this process may close in
+        any order: none is left holding the reader of one that closed."""
+        with _LIVE_LOCK:
+            if self not in _LIVE:
+                return
+            _LIVE.remove(self)
+            for later in _LIVE:
+                if later._previous is self.reader:
+                    later._previous = self._previous
+            if current_backend() is self.reader:
+                install_backend(self._previous)
+
+
+_LIVE: list[RefServices] = []  # the Ref services of this process's open systems
+_LIVE_LOCK = threading.Lock()
+

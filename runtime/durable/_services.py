@@ -47,6 +47,7 @@ from actors.protocol._coordinator import (
     DeleteExecution,
     SchedulerLost,
     StartExecution,
+    StoreChanged,
     SystemFault,
     Wire,
     WorkerBack,
@@ -64,11 +65,11 @@ from runtime.durable._blob_gc import collect_blobs
 from runtime.durable._executions import Execution, cancelled, new_execution, retried
 from runtime.durable._liveness import executor_is_dead, this_executor
 from runtime.durable._refs import RefServices
-from runtime.errors import ProcessFaultError, Timeout
+from runtime.errors import ActorDeadError, ProcessFaultError, Timeout
 from runtime.processes._host import HostedActor
 from runtime.remote._actor_ref import SELF, ActorRef
 from runtime.remote._future import Future, get_all
-from runtime.stores import DEFAULT_PATH, open_store
+from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem
@@ -97,12 +98,6 @@ def absolute_store_url(url: str | None) -> str:
     if path.startswith("/") and not path.startswith("//"):
         absolute = Path(path[1:]).resolve()
         return f"sqlite:///{absolute}{q}{query}"
-    return url
-
-
-def read_only_url(url: str) -> str:
-    if url.startswith("sqlite://") and "?" not in url:
-        return url + "?mode=ro"
     return url
 
 
@@ -192,6 +187,9 @@ class DurableServices:
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
+        # A store that notifies (PostgreSQL): the coordinator reads what changed at once.
+        self.changes = listen_for_changes(
+            self.store_url, lambda ids: self.coordinator.tell(StoreChanged(ids)))
 
     # -- spans, for the application's tracer provider --------------------------------------
 
@@ -255,10 +253,16 @@ class DurableServices:
     # -- processes that crashed, gave up, came back ----------------------------------
 
     def _on_crash(self, actor_id: str) -> None:
-        """A lost worker's runs go to the others at once; the rest waits for the restart."""
+        """A lost worker's runs go to the others at once; a lost checkpoint process fences
+        every run on the workers at once; the rest waits for the restart."""
         index = self._worker_index.get(actor_id)
         if index is not None:
             self.coordinator.tell(WorkerLost(str(index)))
+        elif actor_id == self.checkpoint.actor_id:
+            # Every run a worker holds is dispatched again once it is back: told now, no
+            # queued run starts a step meanwhile (its result would be refused, its body rerun).
+            for worker in self.workers:
+                self._tell_unless_down(worker, CheckpointLost())
 
     def _on_ready(self, actor_id: str) -> None:
         """A restarted process listens again: give it (and tell about) what it lost."""
@@ -266,10 +270,26 @@ class DurableServices:
         if index is not None:
             self.coordinator.tell(WorkerBack(str(index)))
         elif actor_id == self.checkpoint.actor_id:
-            self.scheduler.tell(CheckpointLost())  # parked copies unwind first...
+            self._tell_unless_down(self.scheduler, CheckpointLost())  # parked copies unwind...
             self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
         elif actor_id == self.scheduler.actor_id:
             self.coordinator.tell(SchedulerLost())
+
+    def _tell_unless_down(self, ref: ActorRef[Any], message: Any) -> None:
+        """Tell ``ref`` now, or not at all if its process is down.
+
+        A crash hook runs on the supervisor's thread, which is also what restarts a
+        process that is down: waiting for one (a ref's restart grace) would hold up
+        every restart for that long. A restarted actor starts empty anyway.
+        """
+        now: ActorRef[Any] = ActorRef(system_id=ref.system_id, address=ref.address,
+                                      actor_id=ref.actor_id, name=ref.name,
+                                      class_name=ref.class_name, restart_grace=0.0)
+        try:
+            now.tell(message)
+        except ActorDeadError:
+            log.info("crash.not_told", actor=ref.name, message=type(message).__name__,
+                     reason="its process is down too; it restarts empty")
 
     def _on_give_up(self, actor_id: str, why: str) -> None:
         name = self._names.get(actor_id)
@@ -446,6 +466,8 @@ class DurableServices:
         stores are closed by ``close_stores`` whatever happened here.
         """
         self._closing = True
+        if self.changes is not None:
+            self.changes.close()
         ref = self._hosted.pykka_ref
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)

@@ -85,6 +85,10 @@ class Supervisor:
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._closing = False
+        # Told (actor id, address) of every child that exited, crash or not, first: nothing
+        # is sent into its dead connection after that (the hooks below send to its next
+        # incarnation), and the registry withdraws it.
+        self.on_exit: Callable[[str, str], None] | None = None
         self.on_crash: Callable[[str], None] | None = None  # told the actor id of a crash
         # Told (actor id, why) when a child's restart budget ran out, and (actor id) when
         # a restart after that has held for a while.
@@ -97,8 +101,6 @@ class Supervisor:
         # it lost can be sent again now (not at its crash, when it could land in the dead
         # process's connection).
         self.on_ready: Callable[[str], None] | None = None
-        # Told (actor id, address) of every exit, crash or not (the registry's withdrawal).
-        self.on_exit: Callable[[str, str], None] | None = None
         self._thread = threading.Thread(target=self._run, name="da-supervisor", daemon=True)
         self._thread.start()
 
@@ -144,6 +146,7 @@ class Supervisor:
 
     def _on_exit(self, child: Child) -> None:
         child.process.join(timeout=1)
+        self._hook(self.on_exit, child.spec.actor_id, child.spec.address)
         code = child.process.exitcode
         child.exit_codes.append(code)
         name = child.spec.name
@@ -152,11 +155,6 @@ class Supervisor:
         if boot_error is not None and child.state == "running" and not self._closing:
             child.given_up = True  # counts as a fault until a restart holds
             self._hook(self.on_boot_failed, child.spec.actor_id, boot_error)
-        if self.on_exit is not None:
-            try:
-                self.on_exit(child.spec.actor_id, child.spec.address)
-            except Exception as exc:  # a hook must not stop the supervisor
-                log.error("supervisor.on_exit_failed", error=repr(exc))
         if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
             child.state = "stopped"
             log.debug("actor.exited", name=name, code=code)

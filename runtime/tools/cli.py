@@ -15,6 +15,28 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--only", action="append", help="run only this suite (repeatable)")
 
+    chaos = sub.add_parser(
+        "chaos", help="kill -9 processes of every kind while a map runs; check nothing is lost",
+        description="Run a map of branches with waits, retries and saves once cleanly, then "
+        "again while killing processes of the chosen kinds at random (seeded). Prints, per "
+        "kind, the kills, the recovery times, re-runs, re-runs after acknowledgement, lost "
+        "acknowledgements and hangs, and whether the result equals the clean run's. "
+        "Exit status 0 when every check held.")
+    chaos.add_argument("--branches", type=int, default=200, help="branches in the map (200)")
+    chaos.add_argument("--kills", type=int, default=10, help="processes to kill (10)")
+    chaos.add_argument("--kinds", default="checkpoint,scheduler,digest,worker,coordinator",
+                       help="comma-separated kinds to kill: checkpoint, scheduler, digest, "
+                       "worker, coordinator (the service process), forkserver, "
+                       "resource_tracker; or 'all' (default: all but the helpers)")
+    chaos.add_argument("--seed", type=int, default=0, help="seed of the kill sequence (0)")
+    chaos.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    chaos.add_argument("--json", action="store_true", help="print one JSON document")
+    chaos.add_argument("--keep", action="store_true",
+                       help="keep the ledgers, stores and logs (kept anyway when a check fails)")
+    chaos.add_argument("--trace", action="store_true",
+                       help="write every process's events to trace.jsonl in each round's "
+                       "directory (read it with `trace`); slows the runs down")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default")
     demo.add_argument("--store", default=None, help="store URL (default: ./.durable/)")
     demo.add_argument("--items", type=int, default=None, help="how many items to fan out (300)")
@@ -53,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                                  "running service with recover=True takes it over)")
     executions.add_argument("--timeout", type=float, default=None,
                             help="retry --here: seconds to wait for its end")
+    executions.add_argument("--blob-dir", default=None,
+                            help="the services' SystemConfig.blob_dir, if they set one: "
+                                 "delete collects the execution's blobs there")
 
     trace = sub.add_parser("trace", help="timeline of a trace file, or Perfetto JSON",
                            description="Read the JSON-lines trace of every process "
@@ -73,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.tools.bench import main as bench_main
 
         return bench_main(quick=args.quick, as_json=args.json, only=args.only)
+    if args.command == "chaos":
+        from runtime.tools.chaos.command import main as chaos_main
+
+        return chaos_main(branches=args.branches, kills=args.kills, kinds=args.kinds,
+                          seed=args.seed, workers=args.workers, as_json=args.json,
+                          keep=args.keep, trace=args.trace)
     if args.command == "demo":
         from runtime.tools.demo import main as demo_main
 
@@ -90,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return executions_main(args.verb, store=args.store, execution=args.execution,
                                status=args.status, as_json=args.json, here=args.here,
-                               timeout=args.timeout)
+                               timeout=args.timeout, blob_dir=args.blob_dir)
     if args.command == "trace":
         from runtime.tools.trace_cmd import main as trace_main
 

@@ -28,13 +28,14 @@ from actors.errors import DurableActorsError
 from actors.records._rows import ExecutionRecord
 from actors.records._status import ExecutionStatus
 from runtime import serialization
+from runtime.config import SystemConfig
 from runtime.durable._blob_gc import collect_blobs
 from runtime.durable._liveness import HOST
 from runtime.durable._refs import blob_dir_for
 from runtime.durable._services import absolute_store_url
 from runtime.stores import open_store
 from runtime.system import ActorSystem
-from runtime.tools.inspect_cmd import ago, open_reader
+from runtime.tools.inspect_cmd import ago, duration, open_reader
 from runtime.tools.inspect_data import execution_summary
 
 VERBS = ("list", "show", "cancel", "retry", "delete")
@@ -54,7 +55,7 @@ def record_data(record: ExecutionRecord, now: float) -> dict[str, Any]:
 
 def main(verb: str, *, store: str | None, execution: str | None = None,
          status: str | None = None, as_json: bool = False, here: bool = False,
-         timeout: float | None = None) -> int:
+         timeout: float | None = None, blob_dir: str | None = None) -> int:
     """Run one verb; the exit code: 0 done, 1 nothing to do (or it failed), 2 bad use."""
     out = Console(highlight=False, soft_wrap=True)
     url = absolute_store_url(store)
@@ -73,8 +74,8 @@ def main(verb: str, *, store: str | None, execution: str | None = None,
         if verb == "cancel":
             return _cancel(out, url, execution, as_json)
         if verb == "retry":
-            return _retry(out, url, execution, as_json, here, timeout)
-        return _delete(out, url, execution, as_json)
+            return _retry(out, url, execution, as_json, here, timeout, blob_dir)
+        return _delete(out, url, execution, as_json, blob_dir)
     except (DurableActorsError, ValueError) as exc:
         _say(out, as_json, {"error": type(exc).__name__, "message": str(exc)},
              f"{type(exc).__name__}: {exc}")
@@ -100,15 +101,53 @@ def _list(out: Console, url: str, status: str | None, as_json: bool) -> int:
     if as_json:
         out.print_json(json.dumps({"executions": rows}))
         return 0
-    table = Table("execution", "status", "kind", "branches", "owner", "lease", "created")
+    table = Table()
+    for header in ("execution", "status", "kind", "branches", "owner", "lease", "created"):
+        table.add_column(header, no_wrap=header in ("execution", "owner"))  # ids stay whole
     for row in rows:
-        lease = row["lease_expires_in"]
         table.add_row(row["id"], row["status"], row["kind"], str(row["branches"]),
-                      row["owner"] or "-",
-                      "-" if lease is None else (f"{lease:.1f}s left" if lease > 0 else "expired"),
-                      ago(row["created_at"], now))
+                      row["owner"] or "-", lease_text(row), ago(row["created_at"], now))
     out.print(table)
     return 0
+
+
+def lease_text(row: dict[str, Any]) -> str:
+    """A row's lease for people: a finished execution holds none, whatever its row says."""
+    lease = row["lease_expires_in"]
+    if ExecutionStatus(row["status"]).finished:
+        return "-"
+    if lease is None:
+        return "unclaimed"
+    return f"{duration(lease)} left" if lease > 0 else f"expired {duration(-lease)} ago"
+
+
+def show_lines(document: dict[str, Any], now: float) -> list[tuple[str, str]]:
+    """``executions show`` for people: one (label, text) pair a line, times relative to now."""
+    summary = document["summary"]
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
+    deadline = document["deadline_in"]
+    finished = ExecutionStatus(document["status"]).finished
+    held = "none (finished)" if finished else lease_text(document)
+    lines = [
+        ("execution", document["id"]),
+        ("status", document["status"]),
+        ("kind", document["kind"]),
+        ("branches", f"{document['branches']}" + (f" ({counts})" if counts else "")),
+        ("owner", document["owner"] or "-"),
+        ("lease", f"{held}, epoch {document['lease_epoch']}"),
+        ("deadline", "-" if deadline is None else ago(now + deadline, now)),
+        ("created", _when(document["created_at"], now)),
+        ("updated", _when(document["updated_at"], now)),
+    ]
+    error = summary.get("error")
+    if error:
+        lines.append(("error", f"{error.get('type', '')}: {error.get('message', '')}".strip()))
+    return lines
+
+
+def _when(timestamp: float, now: float) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    return f"{stamp} ({ago(timestamp, now)})"
 
 
 def _show(out: Console, url: str, execution: str, as_json: bool) -> int:
@@ -122,12 +161,13 @@ def _show(out: Console, url: str, execution: str, as_json: bool) -> int:
         summary = execution_summary(record, reader.read_branches(execution))
     finally:
         reader.close()
-    document = {**record_data(record, time.time()), "summary": summary}
+    now = time.time()
+    document = {**record_data(record, now), "summary": summary}
     if as_json:
         out.print_json(json.dumps(document, default=str))
     else:
-        for key, value in document.items():
-            out.print(f"{key:>17}: {value}")
+        for label, text in show_lines(document, now):
+            out.print(f"{label:>9}: {text}")
     return 0
 
 
@@ -151,9 +191,9 @@ def _cancel(out: Console, url: str, execution: str, as_json: bool) -> int:
 
 
 def _retry(out: Console, url: str, execution: str, as_json: bool, here: bool,
-           timeout: float | None) -> int:
+           timeout: float | None, blob_dir: str | None) -> int:
     if here:
-        return _retry_here(out, url, execution, as_json, timeout)
+        return _retry_here(out, url, execution, as_json, timeout, blob_dir)
     store = _writer(url)
     try:
         record = store.read_execution(execution)
@@ -183,8 +223,8 @@ def _retry(out: Console, url: str, execution: str, as_json: bool, here: bool,
 
 
 def _retry_here(out: Console, url: str, execution: str, as_json: bool,
-                timeout: float | None) -> int:
-    with ActorSystem(store=url) as system:
+                timeout: float | None, blob_dir: str | None) -> int:
+    with ActorSystem(store=url, config=SystemConfig(blob_dir=blob_dir)) as system:
         run = system.retry(execution)
         result = run.result(timeout=timeout)
     _say(out, as_json, {"id": execution, "retried": True, "status": result.status.value,
@@ -194,14 +234,15 @@ def _retry_here(out: Console, url: str, execution: str, as_json: bool,
     return 0 if not result.failed else 1
 
 
-def _delete(out: Console, url: str, execution: str, as_json: bool) -> int:
+def _delete(out: Console, url: str, execution: str, as_json: bool,
+            blob_dir: str | None) -> int:
     store = _writer(url)
     try:
         payloads = list(store.read_payloads(execution))
         deleted = store.delete_execution(execution)
         blobs = 0
         if deleted and payloads:
-            directory = blob_dir_for(url)
+            directory = blob_dir_for(url, blob_dir)
             if directory is not None and Path(directory).is_dir():
                 blobs = collect_blobs(store, Path(directory), payloads, execution)
     finally:

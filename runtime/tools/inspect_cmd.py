@@ -27,7 +27,7 @@ from actors.errors import StoreError
 from actors.records._status import BranchStatus, ExecutionStatus, OpStatus
 from actors.store._contract import Store
 from runtime.durable._services import absolute_store_url
-from runtime.stores import open_store
+from runtime.stores import open_store, read_only_url, redacted_url
 from runtime.tools.inspect_data import error_info, execution_summary, execution_view
 
 PAGE = 20  # top-level branches the tree shows unless --limit says otherwise
@@ -47,7 +47,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_reader(url: str) -> Store:
-    """Open ``url`` only to read: SQLite URLs get ``mode=ro``, so nothing can be written.
+    """Open ``url`` only to read: SQLite and PostgreSQL URLs get ``mode=ro``: nothing is written.
 
         reader = open_reader(absolute_store_url(None))
         try:
@@ -55,10 +55,7 @@ def open_reader(url: str) -> Store:
         finally:
             reader.close()
     """
-    if sqlite_path(url) is not None:
-        base = url.partition("?")[0]
-        return open_store(f"{base}?mode=ro")
-    return open_store(url)
+    return open_store(read_only_url(url))
 
 
 def ago(timestamp: float, now: float) -> str:
@@ -147,10 +144,10 @@ def main(store: str | None = None, execution: str | None = None,
         return 1
     try:
         if execution is None:
-            return _list(out, reader, path or url, wanted, as_json)
+            return _list(out, reader, path or redacted_url(url), wanted, as_json)
         record = reader.read_execution(execution)
         if record is None:
-            err.print(f"no execution {execution!r} in {path or url}; "
+            err.print(f"no execution {execution!r} in {path or redacted_url(url)}; "
                       "`durable-actors inspect` lists the executions it holds",
                       soft_wrap=True, markup=False)
             return 1

@@ -123,7 +123,7 @@ def read_ledger(path: str | os.PathLike[str]) -> LedgerReport:
     target = Path(path)
     if not target.exists():
         return report
-    for line in target.read_text().splitlines():
+    for line in target.read_text(errors="replace").splitlines():  # a torn line is skipped
         fields = line.split()
         if len(fields) < 3:
             continue

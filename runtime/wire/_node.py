@@ -36,6 +36,7 @@ import itertools
 import os
 import pickle
 import queue
+import socket
 import struct
 import threading
 import time
@@ -153,6 +154,12 @@ def write_frame(conn: Connection, payload: bytes) -> None:
             rest = rest[os.write(fd, rest):]
 
 
+def _shut_down(conn: Connection) -> None:
+    """End both directions of ``conn``'s socket, without closing its descriptor."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class RemoteReply:
     """A reply handle whose future waits in another process; quacks like a pykka Future.
 
@@ -232,7 +239,9 @@ class Peer:
     consumed: dict[str, int] = field(default_factory=dict)  # actor id -> msgs to credit back
     pending: set[int] = field(default_factory=set)  # reply ids that wait on this peer
     out: deque[bytes] = field(default_factory=deque)  # frames waiting for the writer thread
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while a frame is written, and while the connection is closed (re-entered when a
+    # failed write breaks it): a descriptor number is never closed under a write.
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
     last_send: float = 0.0  # perf_counter of the last frame handed to this peer
     dead_actors: set[str] = field(default_factory=set)
     generation: int = 0  # bumped on every broken connection; wakes blocked senders
@@ -459,13 +468,39 @@ class Node:
             if kind == HELLO:
                 self._attach(self.peer(address), conn)
 
+    def disconnect(self, address: str, reason: str, wait: float = 1.0) -> None:
+        """The process at ``address`` is known to have exited: see its connection end now.
+
+        The supervisor learns of an exit from the process's sentinel, often before this
+        node's reader has seen the connection end; a message sent in between would go into
+        the dead connection and be dropped. So this waits (up to ``wait`` seconds) for the
+        reader to reach the end, delivering what the process sent before it died (a reply
+        to a stop), then ends the connection itself; the next send waits (within its
+        grace) for the restarted process.
+        """
+        peer = self._peers.get(address)
+        conn = None if peer is None else peer.conn
+        if peer is None or conn is None:
+            return
+        deadline = time.monotonic() + wait
+        while peer.conn is conn and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if peer.conn is conn:
+            self._break(peer, conn, reason)
+
     def _break(self, peer: Peer, conn: Connection | None, reason: str) -> None:
         """A connection ended: fail what waits on the peer, wake blocked senders."""
         if conn is not None:
             channel = self._channels.pop(id(conn), None)
             if channel is not None:
                 channel.shutdown()  # before the close: nobody may poll a reused descriptor
+            # A writer may hold the descriptor's number, about to write: closed under it,
+            # the number could go to a file opened meanwhile, and the frame into that file.
+            # Shut down first (a write blocked on a full socket fails now), close once no
+            # write is in progress.
             with contextlib.suppress(OSError):
+                _shut_down(conn)
+            with peer.write_lock, contextlib.suppress(OSError):
                 conn.close()
         if peer.conn is not conn:
             return  # a spare connection of a peer that still has its main one

@@ -21,6 +21,7 @@ def suites() -> dict[str, Suite]:
         digest,
         durable,
         messaging,
+        postgres,
         ray_baselines,
         scheduler,
         tracing,
@@ -28,8 +29,8 @@ def suites() -> dict[str, Suite]:
 
     # tracing sets an OpenTelemetry provider for the process: it runs last.
     return {"messaging": messaging.run, "durable": durable.run, "digest": digest.run,
-            "scheduler": scheduler.run, "async": async_branches.run, "tracing": tracing.run,
-            "ray": ray_baselines.run}
+            "scheduler": scheduler.run, "async": async_branches.run, "postgres": postgres.run,
+            "tracing": tracing.run, "ray": ray_baselines.run}
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
