@@ -11,11 +11,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-
-from typing import Any
 
 from runtime import ActorRef, ActorSystem, RestartPolicy, SystemConfig
 from runtime.testing import TraceEvents
@@ -151,7 +150,7 @@ def test_a_spawn_the_forkserver_dies_under_is_made_again_with_a_new_one(tmp_path
         def spawn() -> None:
             try:
                 spawned["ref"] = system.spawn(Counter, 4, name="second")
-            except BaseException as exc:  # noqa: BLE001 - asserted below
+            except BaseException as exc:
                 spawned["error"] = exc
 
         thread = threading.Thread(target=spawn)
