@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_branches import ledger_branch
+from ledger_branches import (
+    CallbackAnswered,
+    CallbackTimedOut,
+    PolledCondition,
+    RetriedAfterBackoff,
+    TimerItem,
+    ledger_branch,
+    timer_total,
+)
 
 from actors.errors import StoreFullError, StoreLockedError, StoreReadOnlyError
 from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
@@ -74,12 +82,83 @@ def test_a_killed_scheduler_gives_back_the_timers_of_evicted_branches(
     work = items(ledger, 6, steps=2, wait=2.0)
     with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
         run = system.map(ledger_branch(kind), work, execution_id="timers")
-        wait_until(lambda: run.progress()["suspended"] == 6, timeout=30)  # all evicted
-        old = kill(system, "scheduler")
-        wait_until(lambda: restarted(system, "scheduler", old), timeout=30)
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
         assert run.result(timeout=60).values() == [expected_total(i) for i in work]
     report = read_ledger(ledger)
     assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def kill_the_scheduler_once_all_are_evicted(system: ActorSystem, run: Any, branches: int) -> None:
+    """``kill -9`` of the scheduler while every branch is evicted; back once it restarted."""
+    wait_until(lambda: run.progress()["suspended"] == branches, timeout=30)
+    old = kill(system, "scheduler")
+    wait_until(lambda: restarted(system, "scheduler", old), timeout=30)
+
+
+TIMER = 4.0  # seconds: every branch is evicted on its timer well before the first is due
+
+
+def timer_items(ledger: Path, n: int = 6, seconds: float = TIMER) -> list[TimerItem]:
+    return [TimerItem(i, str(ledger), seconds) for i in range(n)]
+
+
+def test_a_killed_scheduler_gives_back_the_retry_backoffs_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(RetriedAfterBackoff), work, execution_id="backoffs")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+    assert report.reruns == 0  # the failed first attempts completed no body
+
+
+def test_a_killed_scheduler_gives_back_the_condition_intervals_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(PolledCondition), work, execution_id="conditions")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def test_a_callback_timeout_fires_after_the_scheduler_was_killed(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(CallbackTimedOut), work, execution_id="timeouts")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def test_a_callback_completed_after_the_scheduler_was_killed_resumes_its_branch(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger, seconds=600)  # a timeout that never comes in this test
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(CallbackAnswered), work, execution_id="answers")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        ids = wait_until(lambda: published(ledger, len(work)), timeout=30)
+        for callback_id in ids:
+            system.complete_callback(callback_id, "yes")
+        assert run.result(timeout=60).values() == [(timer_total(i), "yes") for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def published(ledger: Path, n: int) -> set[str] | None:
+    """The callback ids the branches published beside ``ledger``, once there are ``n``."""
+    where = Path(f"{ledger}.ids")
+    ids = set(where.read_text().split()) if where.exists() else set()
+    return ids if len(ids) == n else None
 
 
 def test_a_checkpoint_process_that_keeps_crashing_tells_every_waiting_caller_why(
