@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from actors.branch import BranchActor, BranchSpec, check_branch_class
 from actors.callbacks import Callback
-from actors.errors import StepTimeoutError
+from actors.errors import CheckpointError, StepTimeoutError
 from actors.messages import BranchLog, OperationUpdate, Update
 from actors.operations import (
     Call,
@@ -221,6 +221,11 @@ class AsyncBranchContext(OperationCore):
                     error = None  # the frame must not keep the traceback alive
                 try:
                     outcome = await self._perform(effect)
+                except CheckpointError as exc:
+                    if isinstance(effect, Call):  # fenced before fn started: no attempt failed
+                        effects.close()
+                        raise
+                    outcome, error = None, exc
                 except BaseException as exc:
                     outcome, error = None, exc
         finally:
