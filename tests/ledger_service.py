@@ -15,12 +15,11 @@ import json
 import sys
 import time
 
-from ledger_branches import ledger_branch
-
 from runtime import ActorSystem, SystemConfig
 from runtime.ledger import LedgerItem
 
 from branch_kinds import Kind
+from ledger_branches import ledger_branch
 
 
 def main() -> None:

@@ -18,6 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from actors.errors import StoreFullError, StoreLockedError, StoreReadOnlyError
+from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
+from runtime.errors import ProcessFaultError
+from runtime.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
+
+from branch_kinds import Kind
+from conftest import pid_gone, wait_until
 from ledger_branches import (
     CallbackAnswered,
     CallbackTimedOut,
@@ -27,14 +35,6 @@ from ledger_branches import (
     ledger_branch,
     timer_total,
 )
-
-from actors.errors import StoreFullError, StoreLockedError, StoreReadOnlyError
-from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
-from runtime.errors import ProcessFaultError
-from runtime.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
-
-from branch_kinds import Kind
-from conftest import pid_gone, wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
