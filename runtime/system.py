@@ -388,37 +388,62 @@ class ActorSystem(AsyncSystem):
             (actor_class, args, kwargs), f"actor {name!r} (its class or arguments)"
         )
         grace = 0.0 if restart is None else restart.max_backoff + self.config.spawn_timeout
-        ready: Future[Any] = Future()
         spec = BootSpec(
             system_id=self.id, secret=self._secret,
             address=os.path.join(self._dir, f"{actor_id}.sock"), actor_id=actor_id, name=name,
             role=f"actor:{name}", payload=payload, parent_address=self.node.address,
-            ready_reply_id=self.node.register(ready, None), trace_path=self.config.trace_path,
+            ready_reply_id=0, trace_path=self.config.trace_path,
             mailbox_window=self.config.mailbox_window, send_timeout=self.config.send_timeout,
             spin_wait=self.config.spin_wait, class_name=actor_class.__name__, restart_grace=grace,
             app_logging=tracing.app_config_for_children(),
             registered=not getattr(self._spawning_services, "active", False),
             service_pid=os.getpid(),
         )
-        process = self._start_process(spec)
-        self._await_ready(ready, process, name)
+        try:
+            spec, process, ready = self._boot(spec, restart)
+        except BaseException:
+            with self._lock:
+                self._names.discard(name)  # nothing runs under it: the name can be used again
+            raise
         self._supervisor.add(Child(spec, restart, process, ready=ready))
         log.debug("actor.spawned", name=name, pid=process.pid)
         return ActorRef(system_id=self.id, address=spec.address, actor_id=actor_id, name=name,
                         class_name=actor_class.__name__, restart_grace=grace)
 
-    def _await_ready(self, ready: Future[Any], process: Any, name: str) -> None:
+    def _boot(self, spec: BootSpec, restart: RestartPolicy | None,
+              ) -> tuple[BootSpec, ChildProcess, Future[Any]]:
+        """Start ``spec``'s process and wait until it is ready, within ``spawn_timeout``.
+
+        A process killed by a signal before it was ready (``kill -9`` while the system
+        starts) is started again if its actor has a ``RestartPolicy``, as it would be
+        once running; one that exits by itself (its constructor raised) is a
+        ``SpawnError`` at once.
+        """
         deadline = time.monotonic() + self.config.spawn_timeout
+        while True:
+            ready: Future[Any] = Future()
+            spec = dataclasses.replace(spec, ready_reply_id=self.node.register(ready, None))
+            process = self._start_process(spec)
+            code = self._await_ready(ready, process, spec.name, deadline)
+            if code is None:
+                return spec, process, ready
+            if restart is None or code >= 0 or time.monotonic() > deadline:
+                raise SpawnError(
+                    f"the process of actor {spec.name!r} exited with code {code} "
+                    "before it was ready; see the trace or stderr for why"
+                )
+            log.warning("actor.restarted_before_ready", name=spec.name, exitcode=code)
+
+    def _await_ready(self, ready: Future[Any], process: ChildProcess, name: str,
+                     deadline: float) -> int | None:
+        """None once ready; the exit code if the process exited first."""
         while True:
             try:
                 ready.get(timeout=0.05)
-                return
+                return None
             except Timeout:
                 if process.exitcode is not None:
-                    raise SpawnError(
-                        f"the process of actor {name!r} exited with code {process.exitcode} "
-                        "before it was ready; see the trace or stderr for why"
-                    ) from None
+                    return process.exitcode
                 if time.monotonic() > deadline:
                     process.kill()
                     raise SpawnError(

@@ -237,3 +237,16 @@ def wait_for_file(path: str, timeout: float) -> str:
             return "seen"
         time.sleep(0.005)
     return "not seen"
+
+
+class BootsWhenTold(pykka.ThreadingActor):
+    """Writes its pid to ``<path>.<pid>`` as it builds, then waits for ``<path>.go``."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        Path(f"{path}.{os.getpid()}").touch()
+        while not os.path.exists(f"{path}.go"):
+            time.sleep(0.01)  # a constructor that takes a while (loading a model, say)
+
+    def on_receive(self, message: Any) -> Any:
+        return os.getpid() if message == "pid" else None

@@ -3,8 +3,9 @@
 ``--mode map`` starts (or joins) the execution with ``system.map`` and prints its
 result as one JSON line (``{"values": [...]}``), or the error that ``result()``
 raised (``{"error": "LeaseLostError", ...}``). ``--mode idle`` starts a system and
-calls nothing: it runs until it is killed (recovery without a caller). The
-process writes ``READY <pid>`` once its system started.
+calls nothing: it runs until it is killed (recovery without a caller). ``--kind``
+says which ledger branch runs: the sync one or its async twin. The process writes
+``READY <pid>`` once its system started.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import sys
 import time
 
 from runtime import ActorSystem, SystemConfig
-from runtime.tools.ledger import LedgerBranch, LedgerItem
+from runtime.tools.ledger import LedgerItem
+
+from branch_kinds import Kind
+from ledger_branches import ledger_branch
 
 
 def main() -> None:
@@ -31,6 +35,7 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--executor", default=None)
+    parser.add_argument("--kind", choices=[k.value for k in Kind], default=Kind.SYNC.value)
     args = parser.parse_args()
     config = SystemConfig(workers=args.workers, lease_seconds=args.lease,
                           executor_id=args.executor, poll_interval=0.05)
@@ -41,7 +46,8 @@ def main() -> None:
                 time.sleep(3600)
         items = [LedgerItem(i, args.ledger, args.steps, args.pause, args.wait)
                  for i in range(args.branches)]
-        run = system.map(LedgerBranch, items, execution_id=args.execution, max_concurrency=4)
+        run = system.map(ledger_branch(Kind(args.kind)), items, execution_id=args.execution,
+                         max_concurrency=4)
         print(json.dumps({"started": run.started}), flush=True)
         try:
             values = run.result(timeout=300).values()

@@ -81,9 +81,6 @@ def test_a_loop_of_random_kills_of_every_framework_process_loses_nothing(
     assert_every_promise_held(report)
 
 
-@pytest.mark.xfail(reason="a forkserver killed while a fresh service starts its system makes "
-                   "start_durable() raise a bare EOFError (issue 19, item 3: helpers are not "
-                   "single points of failure); passes once that is fixed", strict=False)
 def test_a_loop_of_random_kills_of_every_kind_the_helpers_included_loses_nothing(
         clean: CleanRun, tmp_path: Path) -> None:
     campaign = Campaign(WORKLOAD, kills=6, kinds=list(Kind), seed=7, work_dir=tmp_path,

@@ -24,7 +24,17 @@ from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
 from runtime.errors import ProcessFaultError
 from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
 
+from branch_kinds import Kind
 from conftest import pid_gone, wait_until
+from ledger_branches import (
+    CallbackAnswered,
+    CallbackTimedOut,
+    PolledCondition,
+    RetriedAfterBackoff,
+    TimerItem,
+    ledger_branch,
+    timer_total,
+)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -66,17 +76,89 @@ def started(tmp_path: Path, store: Path, **config: Any) -> Iterator[ActorSystem]
         system.shutdown()
 
 
-def test_a_killed_scheduler_gives_back_the_timers_of_evicted_branches(tmp_path: Path) -> None:
+def test_a_killed_scheduler_gives_back_the_timers_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
     ledger = tmp_path / "ledger"
     work = items(ledger, 6, steps=2, wait=2.0)
     with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
-        run = system.map(LedgerBranch, work, execution_id="timers")
-        wait_until(lambda: run.progress()["suspended"] == 6, timeout=30)  # all evicted
-        old = kill(system, "scheduler")
-        wait_until(lambda: restarted(system, "scheduler", old), timeout=30)
+        run = system.map(ledger_branch(kind), work, execution_id="timers")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
         assert run.result(timeout=60).values() == [expected_total(i) for i in work]
     report = read_ledger(ledger)
     assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def kill_the_scheduler_once_all_are_evicted(system: ActorSystem, run: Any, branches: int) -> None:
+    """``kill -9`` of the scheduler while every branch is evicted; back once it restarted."""
+    wait_until(lambda: run.progress()["suspended"] == branches, timeout=30)
+    old = kill(system, "scheduler")
+    wait_until(lambda: restarted(system, "scheduler", old), timeout=30)
+
+
+TIMER = 4.0  # seconds: every branch is evicted on its timer well before the first is due
+
+
+def timer_items(ledger: Path, n: int = 6, seconds: float = TIMER) -> list[TimerItem]:
+    return [TimerItem(i, str(ledger), seconds) for i in range(n)]
+
+
+def test_a_killed_scheduler_gives_back_the_retry_backoffs_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(RetriedAfterBackoff), work, execution_id="backoffs")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+    assert report.reruns == 0  # the failed first attempts completed no body
+
+
+def test_a_killed_scheduler_gives_back_the_condition_intervals_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(PolledCondition), work, execution_id="conditions")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def test_a_callback_timeout_fires_after_the_scheduler_was_killed(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger)
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(CallbackTimedOut), work, execution_id="timeouts")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def test_a_callback_completed_after_the_scheduler_was_killed_resumes_its_branch(
+        tmp_path: Path, kind: Kind) -> None:
+    ledger = tmp_path / "ledger"
+    work = timer_items(ledger, seconds=600)  # a timeout that never comes in this test
+    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
+        run = system.map(kind(CallbackAnswered), work, execution_id="answers")
+        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
+        ids = wait_until(lambda: published(ledger, len(work)), timeout=30)
+        for callback_id in ids:
+            system.complete_callback(callback_id, "yes")
+        assert run.result(timeout=60).values() == [(timer_total(i), "yes") for i in work]
+    report = read_ledger(ledger)
+    assert report.started_after_ack == [] and report.completed_after_ack == []
+
+
+def published(ledger: Path, n: int) -> set[str] | None:
+    """The callback ids the branches published beside ``ledger``, once there are ``n``."""
+    where = Path(f"{ledger}.ids")
+    ids = set(where.read_text().split()) if where.exists() else set()
+    return ids if len(ids) == n else None
 
 
 def test_a_checkpoint_process_that_keeps_crashing_tells_every_waiting_caller_why(
@@ -217,27 +299,42 @@ def test_a_store_that_became_unwritable_tells_waiting_callers_at_once(tmp_path: 
             make_writable(*files)
 
 
-def test_one_checkpoint_crash_reruns_only_the_steps_that_were_in_flight(tmp_path: Path) -> None:
+def started_steps(ledger: Path) -> set[tuple[str, str]]:
+    """The (branch, step) pairs whose body has started, as the ledger says now."""
+    lines = (line.split() for line in ledger.read_text().splitlines())
+    return {(f[1], f[2]) for f in lines if len(f) >= 3 and f[0] == "start"}
+
+
+def test_one_checkpoint_crash_reruns_only_the_steps_that_were_in_flight(
+        tmp_path: Path, kind: Kind) -> None:
     ledger = tmp_path / "ledger"
     work = items(ledger, 60, steps=3, pause=0.02)
     with started(tmp_path, tmp_path / "state.db", worker_threads=4) as system:
-        run = system.map(LedgerBranch, work, execution_id="busy")
+        run = system.map(ledger_branch(kind), work, execution_id="busy")
         wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 30, timeout=60)
         kill(system, "checkpoint")
+        in_flight = started_steps(ledger) - read_ledger(ledger).acknowledged
         assert run.result(timeout=90).values() == [expected_total(i) for i in work]
     report = read_ledger(ledger)
     assert report.started_after_ack == [] and report.completed_after_ack == []
-    in_flight = 2 * 4  # two workers of four branch threads
-    assert report.reruns <= in_flight, f"{report.reruns} steps ran again"
+    threads = 2 * 4  # two workers of four branch threads
+    ran_again = {step for step, bodies in report.bodies.items() if bodies > 1}
+    # Steps in flight at the crash may run again (an async branch's finished body too, while
+    # it awaits its acknowledgement); one started later was taken before its worker heard.
+    late = ran_again - in_flight
+    assert len(late) <= threads, f"{len(late)} steps started after the crash ran again: {late}"
+    if kind is Kind.SYNC:  # a branch thread waits for its step's acknowledgement
+        assert len(ran_again) <= threads, f"{len(ran_again)} steps ran again"
 
 
-def test_a_failed_coordinator_is_restarted_and_takes_its_executions_back(tmp_path: Path) -> None:
+def test_a_failed_coordinator_is_restarted_and_takes_its_executions_back(
+        tmp_path: Path, kind: Kind) -> None:
     from actors.protocol import Answered
 
     ledger = tmp_path / "ledger"
     work = items(ledger, 4, steps=3, wait=0.5)
     with started(tmp_path, tmp_path / "state.db") as system:
-        run = system.map(LedgerBranch, work, execution_id="survivor")
+        run = system.map(ledger_branch(kind), work, execution_id="survivor")
         wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 2, timeout=30)
         services = system._services()
         services.coordinator.tell(Answered(("created", "survivor"), value=42))  # a bug, say

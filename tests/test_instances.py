@@ -2,7 +2,8 @@
 
 Real service processes (each its own process group, with its framework
 processes), a real SQLite file or PostgreSQL database (``store_url``: each test
-runs on both), real ``kill -9``, ``SIGSTOP`` and ``SIGCONT``.
+runs on both), real ``kill -9``, ``SIGSTOP`` and ``SIGCONT``; each test runs its
+ledger branches as sync branches and as async ones (``kind``).
 Every step's side effects go to a ledger (``runtime.tools.ledger``) that says whether
 any step ran again after its acknowledgement.
 """
@@ -28,6 +29,7 @@ from actors.records import ExecutionStatus
 from runtime.stores import open_store, read_only_url
 from runtime.tools.ledger import LedgerItem, expected_total, read_ledger
 
+from branch_kinds import Kind
 from conftest import pid_gone, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -38,11 +40,11 @@ LEASE = 2.0
 class Service:
     """One service process of the test, in a process group of its own."""
 
-    def __init__(self, url: str, ledger: Path, *args: str) -> None:
+    def __init__(self, url: str, ledger: Path, *args: str, kind: Kind = Kind.SYNC) -> None:
         env = {**os.environ, "PYTHONPATH": str(HERE)}
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "ledger_service.py"), url, str(ledger),
-             "--lease", str(LEASE), *args],
+             "--lease", str(LEASE), "--kind", kind.value, *args],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, start_new_session=True,
         )
@@ -105,10 +107,10 @@ def items(ledger: Path, n: int, steps: int = 3) -> list[LedgerItem]:
 
 
 def test_two_services_starting_one_execution_run_each_step_once_and_both_get_its_result(
-        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+        tmp_path: Path, store_url: str, services: list[Service], kind: Kind) -> None:
     url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "6", "--pause", "0.05")
-    services += [Service(url, ledger, *args), Service(url, ledger, *args)]
+    services += [Service(url, ledger, *args, kind=kind) for _ in range(2)]
     first, second = services
     expected = [expected_total(item) for item in items(ledger, 6)]
     assert first.outcome()["values"] == expected
@@ -119,13 +121,13 @@ def test_two_services_starting_one_execution_run_each_step_once_and_both_get_its
 
 
 def test_a_killed_owner_s_execution_is_taken_over_and_finished_by_another_service(
-        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+        tmp_path: Path, store_url: str, services: list[Service], kind: Kind) -> None:
     url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "8", "--pause", "0.1", "--wait", "0.2")
-    owner = Service(url, ledger, *args, "--executor", "owner")
+    owner = Service(url, ledger, *args, "--executor", "owner", kind=kind)
     services.append(owner)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 4, timeout=60)
-    observer = Service(url, ledger, *args, "--executor", "observer")
+    observer = Service(url, ledger, *args, "--executor", "observer", kind=kind)
     services.append(observer)
     observer.wait_ready()
     owner.kill()
@@ -146,15 +148,15 @@ _NONE = _None()
 
 
 def test_a_paused_owner_is_fenced_when_it_wakes_and_its_caller_is_told(
-        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+        tmp_path: Path, store_url: str, services: list[Service], kind: Kind) -> None:
     url, ledger = store_url, tmp_path / "ledger"
     args = ("--branches", "6", "--pause", "0.05", "--wait", "0.3", "--steps", "4")
-    owner = Service(url, ledger, *args, "--executor", "owner")
+    owner = Service(url, ledger, *args, "--executor", "owner", kind=kind)
     services.append(owner)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 3, timeout=60)
     owner.signal_group(signal.SIGSTOP)
     acked_before = set(read_ledger(ledger).acknowledged)
-    other = Service(url, ledger, *args, "--executor", "other")
+    other = Service(url, ledger, *args, "--executor", "other", kind=kind)
     services.append(other)
     assert other.outcome(timeout=120)["values"] == [expected_total(i) for i in
                                                     items(ledger, 6, 4)]
@@ -172,9 +174,10 @@ def test_a_paused_owner_is_fenced_when_it_wakes_and_its_caller_is_told(
 
 
 def test_a_restarted_service_finishes_an_execution_without_calling_map(
-        tmp_path: Path, store_url: str, services: list[Service]) -> None:
+        tmp_path: Path, store_url: str, services: list[Service], kind: Kind) -> None:
     url, ledger = store_url, tmp_path / "ledger"
-    first = Service(url, ledger, "--branches", "6", "--pause", "0.1", "--wait", "0.2")
+    first = Service(url, ledger, "--branches", "6", "--pause", "0.1", "--wait", "0.2",
+                    kind=kind)
     services.append(first)
     wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 3, timeout=60)
     first.kill()

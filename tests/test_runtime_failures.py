@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,14 @@ from runtime import (
     SpawnError,
 )
 
-from actors_for_tests import BrokenConstructor, Counter, Failing, FailOnTell, SlowStart
+from actors_for_tests import (
+    BootsWhenTold,
+    BrokenConstructor,
+    Counter,
+    Failing,
+    FailOnTell,
+    SlowStart,
+)
 from conftest import wait_until
 
 
@@ -162,6 +170,49 @@ def test_spawn_reports_a_process_that_dies_while_booting(system: ActorSystem) ->
 
     with pytest.raises(SpawnError, match="code 9"):
         system.spawn(ExitsAtOnce)
+
+
+def booting_pids(path: Path) -> list[int]:
+    return [int(p.suffix[1:]) for p in path.parent.glob(f"{path.name}.*") if p.suffix[1:].isdigit()]
+
+
+def spawn_killed_while_booting(system: ActorSystem, path: Path,
+                               restart: RestartPolicy | None) -> tuple[dict[str, Any], int]:
+    """Spawn ``BootsWhenTold``, ``kill -9`` its first process while it builds, let it go on."""
+    spawned: dict[str, Any] = {}
+
+    def spawn() -> None:
+        try:
+            spawned["ref"] = system.spawn(BootsWhenTold, str(path), name="booting",
+                                          restart=restart)
+        except Exception as exc:
+            spawned["error"] = exc
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    wait_until(lambda: booting_pids(path) != [], timeout=20)
+    (first,) = booting_pids(path)
+    os.kill(first, signal.SIGKILL)
+    Path(f"{path}.go").touch()
+    thread.join(timeout=60)
+    return spawned, first
+
+
+def test_a_restartable_actor_killed_while_it_boots_is_started_again_by_spawn(
+        system: ActorSystem, tmp_path: Path) -> None:
+    spawned, first = spawn_killed_while_booting(system, tmp_path / "boot", RestartPolicy())
+    assert "error" not in spawned, repr(spawned.get("error"))
+    pid = spawned["ref"].ask("pid", timeout=10)
+    assert pid != first and system.processes()["booting"] == pid
+
+
+def test_an_actor_without_restarts_killed_while_it_boots_fails_spawn_and_frees_its_name(
+        system: ActorSystem, tmp_path: Path) -> None:
+    spawned, _ = spawn_killed_while_booting(system, tmp_path / "boot", None)
+    assert isinstance(spawned.get("error"), SpawnError)
+    assert "code -9" in str(spawned["error"])
+    again = system.spawn(Counter, 2, name="booting")  # the failed spawn left no name behind
+    assert again.ask("count", timeout=10) == 2
 
 
 def test_bad_config_raises_a_typed_error() -> None:

@@ -18,7 +18,15 @@ from actors import BranchActor
 from actors.branches import BranchSpec
 from actors.bundles import Bundle
 from actors.errors import CheckpointError
-from actors.protocol import BranchAborted, BranchRan, Checkpoint, Checkpoints, RunBranch, Suspend
+from actors.protocol import (
+    BranchAborted,
+    BranchRan,
+    Checkpoint,
+    Checkpoints,
+    RunBranch,
+    RunsFrom,
+    Suspend,
+)
 from actors.records import TERMINAL_BRANCH_STATUSES, BranchLog, BranchStatus, BranchUpdate
 from actors.tracelog import capture_events
 from actors.workers import WorkerActor
@@ -59,6 +67,16 @@ def actors() -> Iterator[tuple[Any, Any, Any]]:
     checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
     worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
                                scheduler=scheduler, threads=4)
+    yield worker, checkpoint, coordinator
+    pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def holding() -> Iterator[tuple[Any, Any, Any]]:
+    """A worker of a durable system: it holds its runs until told which are current."""
+    checkpoint, coordinator, scheduler = Answering.start(), Recorder.start(), Recorder.start()
+    worker = WorkerActor.start(checkpoint=checkpoint, coordinator=coordinator,
+                               scheduler=scheduler, threads=4, hold_runs=True)
     yield worker, checkpoint, coordinator
     pykka.ActorRegistry.stop_all()
 
@@ -250,3 +268,34 @@ def test_a_parked_run_told_to_unwind_is_reported_aborted_never_suspended(kind: K
         assert "not made durable" in str(report.error)
     finally:
         pykka.ActorRegistry.stop_all()
+
+
+def test_a_holding_worker_starts_nothing_before_it_is_told_which_runs_are_current(
+    holding: tuple[Any, Any, Any], kind: Kind
+) -> None:
+    worker, checkpoint, coordinator = holding
+    worker.tell(run(0, 3, kind))
+    worker.proxy().fences.get()  # an attribute read goes through the inbox: the run was taken
+    assert checkpoint.ask("seen") == [] and coordinator.ask("seen") == []
+    worker.tell(RunsFrom(1))
+    wait_until(lambda: len(coordinator.ask("seen")) == 1)
+    (report,) = coordinator.ask("seen")
+    assert isinstance(report, BranchRan) and (report.branch_id, report.epoch) == ("e/0", 3)
+
+
+def test_a_run_given_to_a_workers_previous_process_never_runs_in_the_next(
+    holding: tuple[Any, Any, Any], kind: Kind
+) -> None:
+    worker, checkpoint, coordinator = holding
+    worker.tell(Bundle((run(0, 3, kind), run(1, 12, kind))))  # 3: sent before a restart
+    worker.tell(RunsFrom(10))
+    wait_until(lambda: len(coordinator.ask("seen")) == 2)
+    reports = {r.branch_id: r for r in coordinator.ask("seen")}
+    assert isinstance(reports["e/0"], BranchAborted) and reports["e/0"].epoch == 3
+    assert "earlier process of this worker" in str(reports["e/0"].error)
+    assert isinstance(reports["e/1"], BranchRan) and reports["e/1"].epoch == 12
+    marked = [item.update.branch_id for message in checkpoint.ask("seen")
+              for item in (message.items if isinstance(message, Checkpoints) else (message,))
+              if isinstance(item.update, BranchUpdate)
+              and item.update.status is BranchStatus.RUNNING]
+    assert marked == ["e/1"]  # the stale run was not even marked running

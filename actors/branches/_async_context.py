@@ -38,7 +38,7 @@ from actors.branches._operations import (
     child_pairs,
 )
 from actors.branches._spec import BranchSpec
-from actors.errors import StepTimeoutError
+from actors.errors import CheckpointError, StepTimeoutError
 from actors.policies import BatchResult, Completion, Retry
 from actors.records._rows import BranchLog
 from actors.records._updates import OperationUpdate, Update
@@ -223,6 +223,11 @@ class AsyncBranchContext(OperationCore):
                     error = None  # the frame must not keep the traceback alive
                 try:
                     outcome = await self._perform(effect)
+                except CheckpointError as exc:
+                    if isinstance(effect, Call):  # fenced before fn started: no attempt failed
+                        effects.close()
+                        raise
+                    outcome, error = None, exc
                 except BaseException as exc:
                     outcome, error = None, exc
         finally:

@@ -70,7 +70,7 @@ from actors.protocol._coordinator import (
 )
 from actors.protocol._handles import Forward, LogDelivery
 from actors.protocol._scheduler import DependencyDone, ScheduleResume
-from actors.protocol._worker import FenceRuns
+from actors.protocol._worker import FenceRuns, RunsFrom
 from actors.records._leases import held_epochs
 from actors.records._status import BranchStatus, ExecutionStatus, OpKind, OpStatus
 from actors.records._updates import BranchUpdate, ExecutionUpdate, OperationUpdate
@@ -211,14 +211,20 @@ class CoordinatorActor(ExecutionLifecycle, pykka.ThreadingActor):
         # executor owned before (an earlier life, a failed coordinator) are claimed
         # again at a new epoch by the first lease round, and resumed.
         self._to_checkpoint(HoldLeases(held_epochs(self._keeper.held)))
+        # Workers hold their runs until told which are current: none from before this
+        # coordinator (a restarted coordinator's runs start at a new epoch base).
+        self._workers_tell(RunsFrom(self._peek_epoch()))
 
     def _workers_tell(self, message: Any) -> None:
-        for worker in self._wired().workers:
-            try:
-                worker.tell(message)
-            except Exception as exc:  # a worker being restarted: it learns from its next run
-                log.warning("worker.tell_failed", message=type(message).__name__,
-                            error=repr(exc))
+        for index in range(len(self._wired().workers)):
+            self._tell_worker(index, message)
+
+    def _tell_worker(self, index: int, message: Any) -> None:
+        try:
+            self._wired().workers[index].tell(message)
+        except Exception as exc:  # a worker being restarted: told again when it is back
+            log.warning("worker.tell_failed", message=type(message).__name__,
+                        worker=index, error=repr(exc))
 
     # -- batches ------------------------------------------------------------------------
 
@@ -452,7 +458,11 @@ class CoordinatorActor(ExecutionLifecycle, pykka.ThreadingActor):
         log.warning("checkpoint.lost", redispatched=len(live))
 
     def _worker_back(self, message: WorkerBack) -> None:
-        self._down.discard(int(message.worker_id))
+        """A restarted worker runs nothing dispatched to its previous process (each of those
+        was dispatched again elsewhere when it died), then takes new runs."""
+        index = int(message.worker_id)
+        self._tell_worker(index, RunsFrom(self._peek_epoch()))
+        self._down.discard(index)
 
     def _worker_lost(self, message: WorkerLost) -> None:
         index = int(message.worker_id)

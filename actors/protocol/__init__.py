@@ -60,7 +60,7 @@ from actors.protocol._scheduler import (
     Suspend,
     SuspensionKey,
 )
-from actors.protocol._worker import FENCE_ALL, FenceRuns, LeaseValidUntil, RunBranch
+from actors.protocol._worker import FENCE_ALL, FenceRuns, LeaseValidUntil, RunBranch, RunsFrom
 
 __all__ = [
     "DESK_MESSAGES",
@@ -98,6 +98,7 @@ __all__ = [
     "RetryExecution",
     "RetryFinish",
     "RunBranch",
+    "RunsFrom",
     "ScheduleResume",
     "SchedulerLost",
     "SettleInStore",

@@ -38,6 +38,19 @@ class FenceRuns:
 
 
 @dataclass(frozen=True, slots=True)
+class RunsFrom:
+    """Runs older than ``epoch`` are stale on this worker; the runs it holds may start now.
+
+    The coordinator tells each worker when it is wired and when a worker's process
+    restarted (``WorkerBack``). A worker of a durable system holds every run until
+    then: a dispatch made to its previous process (the coordinator dispatched it
+    elsewhere when that process died) can reach the new one, and must not run there.
+    """
+
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseValidUntil:
     """This system's leases are confirmed until ``deadline`` (``time.monotonic()`` seconds).
 

@@ -40,7 +40,7 @@ from actors.protocol._checkpoint import Checkpoint, checkpoints
 from actors.protocol._coordinator import BranchAborted, BranchRan, CheckpointLost, StartChildren
 from actors.protocol._handles import ReportWhenDurable
 from actors.protocol._scheduler import Suspend, SuspensionKey
-from actors.protocol._worker import FenceRuns, LeaseValidUntil, RunBranch
+from actors.protocol._worker import FenceRuns, LeaseValidUntil, RunBranch, RunsFrom
 from actors.records._status import TERMINAL_BRANCH_STATUSES, BranchStatus, OpKind
 from actors.records._updates import BranchUpdate, OperationUpdate, Update
 from actors.replies import ActorLike, AwaitableReply
@@ -260,9 +260,12 @@ class WorkerActor(pykka.ThreadingActor):
         suspend_delay: float = 0.1,
         suspend_delays: dict[str, float] | None = None,
         lease_wait: float = 5.0,
+        hold_runs: bool = False,
     ) -> None:
         super().__init__()
         self.fences = RunFences()
+        # Runs held until the coordinator says which are current (RunsFrom); None: run all.
+        self._held: list[RunBranch] | None = [] if hold_runs else None
         self._latest_epoch = 0  # the newest run epoch this worker was given
         self.lease_wait = lease_wait  # seconds an operation waits for unconfirmed leases
         self.scheduler_ref = scheduler
@@ -289,7 +292,9 @@ class WorkerActor(pykka.ThreadingActor):
         the coordinator, so none of them starts another step here (queued ones included)."""
         if self.fences.floor_all <= self._latest_epoch:
             log.warning("worker.checkpoint_lost", fenced_before=self._latest_epoch + 1)
-            self.fences.fence_all_before(self._latest_epoch + 1)
+            self.fences.fence_all_before(
+                self._latest_epoch + 1,
+                "the checkpoint process it wrote to went away; it is dispatched again")
 
     def delay_for(self, op: OperationUpdate) -> float:
         """How long the suspension checkpoint of ``op`` is deferred (per kind of suspension)."""
@@ -326,10 +331,27 @@ class WorkerActor(pykka.ThreadingActor):
         if isinstance(message, CheckpointLost):  # told by the service as the crash is seen
             self.checkpoint_lost()
             return None
+        if isinstance(message, RunsFrom):
+            self._runs_from(message.epoch)
+            return None
         return super().on_receive(message)
+
+    def _runs_from(self, epoch: int) -> None:
+        """Runs older than ``epoch`` were given to an earlier process of this worker (or by
+        an earlier coordinator): dropped; the held ones that are current start now."""
+        self.fences.fence_all_before(
+            epoch, "it was dispatched to an earlier process of this worker; it runs elsewhere")
+        held, self._held = self._held, None
+        if held:
+            log.info("worker.runs_released", runs=len(held), fenced_before=epoch)
+            self._start(held)
 
     def _start(self, runs: Sequence[RunBranch]) -> None:
         """Mark every run's branch RUNNING under its epoch, in one message; then run each."""
+        if self._held is not None:  # not told which runs are current yet
+            self._held.extend(runs)
+            return
+        runs = [m for m in runs if not self._stale_run(m.spec, m.epoch)]
         if not runs:
             return
         self._latest_epoch = max(self._latest_epoch, *(m.epoch for m in runs))

@@ -98,7 +98,13 @@ class AsyncRunHost:
         self._link.announce_children(parent, children, max_concurrency, completion)
 
     async def call_blocking(self, fn: Callable[[], T]) -> T:
-        value: T = await self._call_blocking(fn)
+        """``fn()`` on the worker's pool. It may wait there behind other runs' steps: a fence
+        set meanwhile stops it before it starts (``CheckpointError``), as ``_begin``'s does."""
+        def when_current() -> T:
+            self.ensure_current()
+            return fn()
+
+        value: T = await self._call_blocking(when_current)
         return value
 
     def now(self) -> float:

@@ -11,7 +11,8 @@ and the worker checks before a queued run starts and before every operation:
 * a run older than its execution's floor is stale: every run of a cancelled or
   lost execution (``FENCE_ALL``), the runs from before a retry or a re-claim;
 * a run given before the worker saw its checkpoint process go away is stale: the
-  coordinator dispatches every such run again (``fence_all_before``);
+  coordinator dispatches every such run again (``fence_all_before``); so is a run
+  older than the worker's ``RunsFrom`` (given to its previous process);
 * past ``valid_until`` (``LeaseValidUntil``) the system's leases are not
   confirmed: another system may own the work by now, so an operation waits for
   the next renewal (a paused process that wakes up starts nothing until then).
@@ -37,7 +38,8 @@ class RunFences:
         self._epochs: dict[str, int] = {}  # branch id -> oldest run epoch still current
         self._floors: dict[str, int] = {}  # execution id -> oldest run epoch still current
         self.valid_until: float | None = None  # None: no leases to confirm (never told)
-        self.floor_all = 0  # every run older than this is stale (its checkpoint process died)
+        self.floor_all = 0  # every run older than this is stale (see floor_reason)
+        self.floor_reason = ""
 
     def update(self, fence: FenceRuns) -> None:
         with self._lock:
@@ -47,10 +49,10 @@ class RunFences:
             self._floors.update(fence.executions)
             self._lock.notify_all()  # an operation waiting for a renewal may be stale now
 
-    def fence_all_before(self, epoch: int) -> None:
+    def fence_all_before(self, epoch: int, reason: str) -> None:
         with self._lock:
             if epoch > self.floor_all:
-                self.floor_all = epoch
+                self.floor_all, self.floor_reason = epoch, reason
                 self._lock.notify_all()
 
     def confirm(self, deadline: float) -> None:
@@ -62,7 +64,7 @@ class RunFences:
     def stale(self, execution_id: str, branch_id: str, epoch: int | None) -> str | None:
         """Why the run ``epoch`` of ``branch_id`` must not go on, or None."""
         if epoch is not None and epoch < self.floor_all:
-            return "the checkpoint process it wrote to went away; it is dispatched again"
+            return self.floor_reason
         floor = self._floors.get(execution_id)
         if floor is not None and (epoch is None or epoch < floor):
             if floor >= FENCE_ALL:

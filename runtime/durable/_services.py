@@ -172,7 +172,8 @@ class DurableServices:
                          scheduler=self.scheduler,
                          suspend_delay=config.suspend_checkpoint_delay,
                          suspend_delays=dict(config.suspend_delays or {}),
-                         lease_wait=config.lease_seconds)
+                         lease_wait=config.lease_seconds,
+                         hold_runs=True)  # until the coordinator says which are current
             for i in range(config.workers)
         ]
         self._worker_index = {ref.actor_id: i for i, ref in enumerate(self.workers)}
