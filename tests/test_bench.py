@@ -111,3 +111,19 @@ def test_the_ray_suite_prints_raw_ray_baselines_and_the_backends_figures_as_pend
     for figure in figures.values():
         assert figure["baseline_name"], figure["name"]
         assert math.isfinite(figure["baseline"]) and figure["baseline"] > 0, figure
+
+
+def test_what_a_suites_libraries_print_goes_to_stderr_not_into_the_json(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.tools import bench
+    from runtime.tools.bench.report import Figure
+
+    def noisy(quick: bool) -> list[Figure]:
+        print("(raylet) Warning: More than 5000 tasks are pending")  # as Ray does
+        return [Figure("x", "s", 1.0, 2.0, "y", higher_is_better=False, target="report")]
+
+    monkeypatch.setattr(bench, "suites", lambda: {"noisy": noisy})
+    assert bench.main(quick=True, as_json=True) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["suites"]["noisy"][0]["ratio"] == 0.5
+    assert "(raylet) Warning" in err

@@ -22,7 +22,7 @@ import pytest
 from actors.errors import StoreFullError, StoreLockedError, StoreReadOnlyError
 from runtime import ActorSystem, RestartPolicy, SystemConfig, Timeout
 from runtime.errors import ProcessFaultError
-from runtime.tools.ledger import LedgerBranch, LedgerItem, expected_total, read_ledger
+from runtime.tools.ledger import LedgerBranch, LedgerItem, LedgerReport, expected_total, read_ledger
 
 from branch_kinds import Kind
 from conftest import pid_gone, wait_until
@@ -102,41 +102,35 @@ def timer_items(ledger: Path, n: int = 6, seconds: float = TIMER) -> list[TimerI
     return [TimerItem(i, str(ledger), seconds) for i in range(n)]
 
 
-def test_a_killed_scheduler_gives_back_the_retry_backoffs_of_evicted_branches(
-        tmp_path: Path, kind: Kind) -> None:
+def through_a_scheduler_kill(tmp_path: Path, branch_class: type[Any],
+                             execution_id: str) -> LedgerReport:
+    """Map ``branch_class`` over timer items, kill the scheduler once every branch is
+    evicted on its timer; the execution must finish as without the kill."""
     ledger = tmp_path / "ledger"
     work = timer_items(ledger)
     with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
-        run = system.map(kind(RetriedAfterBackoff), work, execution_id="backoffs")
+        run = system.map(branch_class, work, execution_id=execution_id)
         kill_the_scheduler_once_all_are_evicted(system, run, len(work))
         assert run.result(timeout=60).values() == [timer_total(i) for i in work]
     report = read_ledger(ledger)
     assert report.started_after_ack == [] and report.completed_after_ack == []
+    return report
+
+
+def test_a_killed_scheduler_gives_back_the_retry_backoffs_of_evicted_branches(
+        tmp_path: Path, kind: Kind) -> None:
+    report = through_a_scheduler_kill(tmp_path, kind(RetriedAfterBackoff), "backoffs")
     assert report.reruns == 0  # the failed first attempts completed no body
 
 
 def test_a_killed_scheduler_gives_back_the_condition_intervals_of_evicted_branches(
         tmp_path: Path, kind: Kind) -> None:
-    ledger = tmp_path / "ledger"
-    work = timer_items(ledger)
-    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
-        run = system.map(kind(PolledCondition), work, execution_id="conditions")
-        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
-        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
-    report = read_ledger(ledger)
-    assert report.started_after_ack == [] and report.completed_after_ack == []
+    through_a_scheduler_kill(tmp_path, kind(PolledCondition), "conditions")
 
 
 def test_a_callback_timeout_fires_after_the_scheduler_was_killed(
         tmp_path: Path, kind: Kind) -> None:
-    ledger = tmp_path / "ledger"
-    work = timer_items(ledger)
-    with started(tmp_path, tmp_path / "state.db", suspend_checkpoint_delay=0) as system:
-        run = system.map(kind(CallbackTimedOut), work, execution_id="timeouts")
-        kill_the_scheduler_once_all_are_evicted(system, run, len(work))
-        assert run.result(timeout=60).values() == [timer_total(i) for i in work]
-    report = read_ledger(ledger)
-    assert report.started_after_ack == [] and report.completed_after_ack == []
+    through_a_scheduler_kill(tmp_path, kind(CallbackTimedOut), "timeouts")
 
 
 def test_a_callback_completed_after_the_scheduler_was_killed_resumes_its_branch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -53,7 +54,10 @@ def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
         if only and name not in only:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results[name] = suite(quick)
+        # What a suite's libraries print (Ray's warnings, say) goes to stderr: stdout
+        # holds the table, or the one JSON document scripts parse.
+        with contextlib.redirect_stdout(sys.stderr):
+            results[name] = suite(quick)
     elapsed = time.perf_counter() - started
     if as_json:
         payload = {
