@@ -39,7 +39,8 @@ from typing import Any
 from actors import tracelog
 from actors.errors import CheckpointError
 from actors.records._updates import BranchUpdate, ExecutionUpdate, OperationUpdate
-from actors.refs._ref import PendingDigest, Ref, collecting, patch, tokens_in
+from actors.refs._pending import PendingDigest
+from actors.refs._ref import Ref, collecting, patch, tokens_in
 
 log = tracelog.get_logger("actors.gate")
 

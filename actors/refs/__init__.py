@@ -13,13 +13,11 @@ from actors.refs._cache import BlobCache
 from actors.refs._digest_actor import DigestActor, LoadBlob, StoreBlob
 from actors.refs._digest_client import CallbackReply, DigestClient, InlineRefs
 from actors.refs._fork_snapshot import ForkSnapshots, estimated_bytes, unserializable_cause
+from actors.refs._pending import DIGEST_BYTES, PendingDigest, new_token
 from actors.refs._ref import (
-    DIGEST_BYTES,
-    PendingDigest,
     Ref,
     Spilled,
     collecting,
-    new_token,
     patch,
     pending_refs,
     save,

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from actors.errors import RefUnavailableError
-
-if TYPE_CHECKING:
-        from actors.refs._ref import PendingDigest
+from actors.refs._pending import PendingDigest
 
 
 class RefBackend(Protocol):

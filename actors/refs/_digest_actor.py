@@ -11,7 +11,7 @@ import pykka
 from actors import tracelog
 from actors.errors import BlobStoreError
 from actors.refs._blob_store import BlobStore, digest_of
-from actors.refs._ref import producing_digests
+from actors.refs._pending import producing_digests
 from actors.replies import ReplyTo
 
 log = tracelog.get_logger("actors.digest")

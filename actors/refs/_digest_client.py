@@ -43,7 +43,8 @@ from actors.refs._blob_store import BlobStore, MemoryBlobStore, digest_of
 from actors.refs._cache import BlobCache
 from actors.refs._digest_actor import LoadBlob, StoreBlob
 from actors.refs._fork_snapshot import ForkSnapshots
-from actors.refs._ref import PendingDigest, new_token, patch, producing_digests
+from actors.refs._pending import PendingDigest, new_token, producing_digests
+from actors.refs._ref import patch
 from actors.replies import ActorLike, ReplyTo, exception_of
 
 log = tracelog.get_logger("actors.digest")

@@ -41,14 +41,14 @@ from typing import Any, NoReturn
 
 from actors import tracelog
 from actors.errors import DigestError, SnapshotError, UnserializableValueError
-from actors.refs._ref import (
+from actors.refs._pending import (
     DIGEST_BYTES,
     PendingDigest,
-    collecting,
     new_token,
     producing_digests,
     unresolved_digests,
 )
+from actors.refs._ref import collecting
 
 log = tracelog.get_logger("actors.fork_snapshot")
 

@@ -44,7 +44,7 @@ from runtime.stores import DEFAULT_PATH
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from actors.refs._ref import PendingDigest
+    from actors.refs._pending import PendingDigest
     from runtime.remote._actor_ref import ActorRef
     from runtime.system import ActorSystem
 
