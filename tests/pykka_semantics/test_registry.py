@@ -102,7 +102,9 @@ def test_a_restarted_actor_is_registered_again_under_the_same_urn(
     os.kill(first_pid, signal.SIGKILL)
     wait_until(lambda: counter.is_alive() and counter.proxy().pid().get(timeout=10) != first_pid,
                timeout=20)
-    assert pykka.ActorRegistry.get_by_urn(counter.actor_urn) == counter
+    # Its registration comes on its own connection to the service, an answer to an ask
+    # may come first on the service's connection to it: registered again, soon.
+    wait_until(lambda: pykka.ActorRegistry.get_by_urn(counter.actor_urn) == counter, timeout=10)
     wait_until(lambda: peer.proxy().find_by_urn(counter.actor_urn).get(timeout=10) == counter,
                timeout=10)
 
