@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -98,19 +99,27 @@ class StepsBesideRawCommits(BranchActor):
 
     def run(self, ctx: BranchContext, item: Any) -> dict[str, list[float]]:
         steps, raw_path = item
-        found: dict[str, list[float]] = {"steps": [], "commits": []}
         conn = _raw_connection(raw_path)
-        try:
-            _raw_commits(conn, 20, "warm")  # the first commits grow the WAL file
-            for done in range(0, steps, self.ROUND):
-                for i in range(done, min(steps, done + self.ROUND)):
-                    started = time.perf_counter()
-                    ctx.step(f"s{i}", _next, i)
-                    found["steps"].append(time.perf_counter() - started)
-                found["commits"] += _raw_commits(conn, self.ROUND, f"round-{done}")
+        try:  # the warm-up's first commits grow the WAL file
+            return steps_beside_commits(ctx, steps, self.ROUND,
+                                        lambda ops, label: _raw_commits(conn, ops, label))
         finally:
             conn.close()
-        return found
+
+
+def steps_beside_commits(ctx: BranchContext, steps: int, round_size: int,
+                         commits: Callable[[int, str], list[float]]) -> dict[str, list[float]]:
+    """``steps`` timed steps in rounds of ``round_size``, each round followed by as many raw
+    commits (``commits(ops, label)`` gives their times), after 20 warm-up commits."""
+    found: dict[str, list[float]] = {"steps": [], "commits": []}
+    commits(20, "warm")
+    for done in range(0, steps, round_size):
+        for i in range(done, min(steps, done + round_size)):
+            started = time.perf_counter()
+            ctx.step(f"s{i}", _next, i)
+            found["steps"].append(time.perf_counter() - started)
+        found["commits"] += commits(round_size, f"round-{done}")
+    return found
 
 
 class WaveBranch(BranchActor):

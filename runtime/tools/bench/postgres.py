@@ -50,6 +50,7 @@ from runtime.tools.bench.durable import (
     raw_batch_rate,
     raw_pipe_round_trips,
     step_latency,
+    steps_beside_commits,
 )
 from runtime.tools.bench.report import Figure
 
@@ -59,10 +60,6 @@ _TABLE = ("CREATE TABLE IF NOT EXISTS raw_ops (branch_id TEXT NOT NULL, op_id TE
           "status TEXT NOT NULL, payload BYTEA, due_at DOUBLE PRECISION, "
           "updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (branch_id, op_id))")
 _INSERT = "INSERT INTO raw_ops VALUES (%s, %s, 'SUCCEEDED', %s, NULL, %s)"
-
-
-def _next(i: int) -> int:
-    return i + 1
 
 
 def _raw_connection(url: str) -> Any:
@@ -106,19 +103,12 @@ class StepsBesidePostgresCommits(BranchActor):
 
     def run(self, ctx: BranchContext, item: Any) -> dict[str, list[float]]:
         steps, raw_url = item
-        found: dict[str, list[float]] = {"steps": [], "commits": []}
         conn = _raw_connection(raw_url)
         try:
-            raw_commits(conn, 20, "warm")
-            for done in range(0, steps, self.ROUND):
-                for i in range(done, min(steps, done + self.ROUND)):
-                    started = time.perf_counter()
-                    ctx.step(f"s{i}", _next, i)
-                    found["steps"].append(time.perf_counter() - started)
-                found["commits"] += raw_commits(conn, self.ROUND, f"round-{done}")
+            return steps_beside_commits(ctx, steps, self.ROUND,
+                                        lambda ops, label: raw_commits(conn, ops, label))
         finally:
             conn.close()
-        return found
 
 
 def raw_executemany_rate(url: str, rows: int) -> float:
