@@ -339,21 +339,23 @@ class ActorSystem(AsyncSystem):
     def _start_process(self, spec: BootSpec) -> ChildProcess:
         # The registry as it is now (a restart reuses its spec): the process boots with it.
         spec = dataclasses.replace(spec, registry_snapshot=self._registry.snapshot())
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
+        for attempt in range(1, _START_ATTEMPTS):
             try:
-                process.start()
+                return self._fork(spec)
             except (EOFError, ConnectionError) as exc:
                 # The forkserver died under this start (killed while it forked): nothing was
                 # started, and the next start launches a new forkserver once the old is gone.
-                if self.config.start_method != "forkserver" or attempt == _START_ATTEMPTS:
+                if self.config.start_method != "forkserver":
                     raise
                 log.warning("process.start_retried", name=spec.name, attempt=attempt,
                             error=repr(exc), reason="the forkserver went away during the start")
                 time.sleep(0.05 * attempt)  # backoff: its exit may not be complete yet
-                continue
-            return ChildProcess(process)
-        raise AssertionError("unreachable")  # the last attempt returned or raised
+        return self._fork(spec)  # the last attempt: what it raises is the caller's
+
+    def _fork(self, spec: BootSpec) -> ChildProcess:
+        process = self._ctx.Process(target=child_main, args=(spec,), name=f"da-{spec.name}")
+        process.start()
+        return ChildProcess(process)
 
     def spawn(
         self,
@@ -421,8 +423,8 @@ class ActorSystem(AsyncSystem):
         """
         deadline = time.monotonic() + self.config.spawn_timeout
         while True:
-            ready: Future[Any] = Future()
-            spec = dataclasses.replace(spec, ready_reply_id=self.node.register(ready, None))
+            reply_id, ready = self._new_ready()
+            spec = dataclasses.replace(spec, ready_reply_id=reply_id)
             process = self._start_process(spec)
             code = self._await_ready(ready, process, spec.name, deadline)
             if code is None:
