@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
+
 T = TypeVar("T")
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -135,8 +137,6 @@ _ABSENT = object()
 
 def descendant_pids(pid: int | None = None) -> set[int]:
     """Every live process descended from ``pid`` (this process by default); needs psutil."""
-    import psutil
-
     try:
         children = psutil.Process(pid if pid is not None else os.getpid()).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -153,8 +153,6 @@ def descendant_pids(pid: int | None = None) -> set[int]:
 
 def wait_for_exit(pids: Iterable[int], timeout: float = 10.0) -> list[str]:
     """Wait until none of ``pids`` runs; a description of those still running at the deadline."""
-    import psutil
-
     deadline = time.monotonic() + timeout
     while True:
         alive: list[str] = []
