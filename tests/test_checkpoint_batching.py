@@ -444,6 +444,21 @@ def test_a_group_over_the_bundle_limit_goes_out_in_bundles_of_the_limit(start: S
         worker.stop()
 
 
+def test_a_configured_bundle_limit_sizes_the_answer_bundles(start: Start) -> None:
+    worker = Recorder.start()
+    try:
+        ref = start(MemoryStore(), bundle_limit=3)
+        ref.tell(Checkpoints(tuple(
+            Checkpoint(f"b{i}", None, reply_to=LogDelivery(
+                worker, worker, BranchSpec("e1", f"b{i}", Noop, None), epoch=1))
+            for i in range(7))))
+        wait_until(lambda: len(worker.ask("seen")) == 3)
+        sizes = [len(m.items) if isinstance(m, Bundle) else 1 for m in worker.ask("seen")]
+        assert sizes == [3, 3, 1]
+    finally:
+        worker.stop()
+
+
 class _Journaled:
     """A worker stand-in whose messages go into one journal shared with other recipients."""
 

@@ -79,8 +79,8 @@ class CheckpointBatch:
         self.empties: list[Checkpoint] = []
         self.ops = 0
         self.nbytes = 0
-        for message in messages:  # a part of a batch that fitted: it fits again
-            self.add(message)
+        for message in messages:  # a part of a batch that was formed: taken whole
+            self._put(message)
 
     @property
     def full(self) -> bool:
@@ -99,23 +99,26 @@ class CheckpointBatch:
     def add(self, msg: Checkpoint) -> bool:
         """Take ``msg`` if it fits; a first message always fits, however big."""
         update = msg.update
-        if update is None and self.empties:
-            self.empties.append(msg)  # coalesced into the marker already counted
-            self.messages.append(msg)
-            return True
-        cost = 0 if update is None else update.nbytes
-        limits = self.policy
-        if self.messages and (self.ops + 1 > limits.max_ops
-                              or self.nbytes + cost > limits.max_bytes):
-            return False
-        self.ops += 1
-        self.nbytes += cost
+        if update is not None or not self.empties:  # else coalesced: free
+            cost = 0 if update is None else update.nbytes
+            limits = self.policy
+            if self.messages and (self.ops + 1 > limits.max_ops
+                                  or self.nbytes + cost > limits.max_bytes):
+                return False
+        self._put(msg)
+        return True
+
+    def _put(self, msg: Checkpoint) -> None:
+        update = msg.update
         self.messages.append(msg)
         if update is None:
+            if not self.empties:
+                self.ops += 1  # the marker all the batch's empties share
             self.empties.append(msg)
         else:
+            self.ops += 1
+            self.nbytes += update.nbytes
             self.updates.append(update)
-        return True
 
 
 class CheckpointBatcher:
