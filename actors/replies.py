@@ -149,7 +149,7 @@ def reply_group(reply_to: Any) -> tuple[type, Any] | None:
     ``set_group(answers)`` lets whoever answers many handles at once (the
     checkpoint actor after a commit) send one message per recipient instead of
     one per handle: a resume wave of 1,000 branches on two workers is 16
-    ``Bundle``s of up to ``BUNDLE_LIMIT``, not 1,000 ``RunBranch`` messages.
+    ``Bundle``s of up to ``BatchingPolicy.bundle_limit``, not 1,000 ``RunBranch`` messages.
     """
     group = getattr(reply_to, "reply_group", None)
     return None if group is None else (type(reply_to), group)

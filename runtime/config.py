@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from actors.checkpointing import BatchingPolicy
 from runtime.errors import ConfigurationError
 
 StartMethod = Literal["spawn", "forkserver", "fork"]
+_BATCHING = BatchingPolicy()  # the checkpoint fields' defaults are the policy's
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,20 @@ class SystemConfig:
     ``"fork"``), ``checkpoint_max_ops`` and ``checkpoint_max_bytes`` (the most
     updates, and bytes, in one store transaction), ``checkpoint_window`` (seconds
     a batch may wait for more under load; an idle checkpoint actor writes at
-    once), ``suspend_checkpoint_delay`` (seconds a suspension stays parked before
-    it is written; 0 writes at once), ``ref_threshold_bytes`` (step results larger
-    than this are stored as ``Ref``s) and ``trace_path`` (a JSON-lines trace of
-    every process, or ``None``). The others are described where they are declared.
+    once; the three make ``checkpoint_batching``), ``suspend_checkpoint_delay``
+    (seconds a suspension stays parked before it is written; 0 writes at once),
+    ``ref_threshold_bytes`` (step results larger than this are stored as ``Ref``s)
+    and ``trace_path`` (a JSON-lines trace of every process, or ``None``). The
+    others are described where they are declared.
 
         config = SystemConfig(workers=2, trace_path="trace.jsonl")
     """
 
     workers: int = field(default_factory=_default_workers)
     start_method: StartMethod = "forkserver"
-    checkpoint_max_ops: int = 250
-    checkpoint_max_bytes: int = 750 * 1024
-    checkpoint_window: float = 0.01
+    checkpoint_max_ops: int = _BATCHING.max_ops
+    checkpoint_max_bytes: int = _BATCHING.max_bytes
+    checkpoint_window: float = _BATCHING.window
     suspend_checkpoint_delay: float = 0.1
     ref_threshold_bytes: int = 64 * 1024
     trace_path: str | None = None
@@ -193,6 +196,16 @@ class SystemConfig:
                 f"SystemConfig.blob_dir must be None or a directory path, got {self.blob_dir!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
+
+    @property
+    def checkpoint_batching(self) -> BatchingPolicy:
+        """The checkpoint actor's batching policy: these limits, the policy's defaults else.
+
+            SystemConfig(checkpoint_max_ops=100).checkpoint_batching.max_ops   # 100
+        """
+        return BatchingPolicy(max_ops=self.checkpoint_max_ops,
+                              max_bytes=self.checkpoint_max_bytes,
+                              window=self.checkpoint_window)
 
     @property
     def parked_per_worker(self) -> int:

@@ -17,8 +17,8 @@ import pytest
 
 from actors import BranchActor, BranchContext
 from actors.branches import BranchSpec
-from actors.bundles import BUNDLE_LIMIT, Bundle
-from actors.checkpointing import STREAM_CHUNK, CheckpointActor
+from actors.bundles import Bundle
+from actors.checkpointing import BatchingPolicy, CheckpointActor
 from actors.clock import FakeClock
 from actors.errors import CheckpointError
 from actors.protocol import Checkpoint, Checkpoints, LogDelivery, RunBranch
@@ -28,6 +28,8 @@ from actors.store import MemoryStore
 from actors_for_tests import Recorder
 
 DEADLINE = 5.0  # seconds any single wait may take before the test fails
+STREAM_CHUNK = BatchingPolicy().stream_chunk
+BUNDLE_LIMIT = BatchingPolicy().bundle_limit
 
 
 class Noop(BranchActor):
@@ -73,8 +75,8 @@ def start(fake_clock: FakeClock) -> Iterator[Start]:
     refs: list[pykka.ActorRef[CheckpointActor]] = []
 
     def start_actor(store: MemoryStore, **limits: Any) -> pykka.ActorRef[CheckpointActor]:
-        options: dict[str, Any] = {"max_ops": 250, "max_bytes": 750 * 1024, "window": 0.01}
-        ref = CheckpointActor.start(store=store, clock=fake_clock, **{**options, **limits})
+        ref = CheckpointActor.start(store=store, clock=fake_clock,
+                                    batching=BatchingPolicy(**limits))
         refs.append(ref)
         return ref
 
@@ -438,6 +440,21 @@ def test_a_group_over_the_bundle_limit_goes_out_in_bundles_of_the_limit(start: S
         first, second = worker.ask("seen")
         assert len(first.items) == BUNDLE_LIMIT
         assert isinstance(second, RunBranch) and second.spec.branch_id == f"b{count - 1}"
+    finally:
+        worker.stop()
+
+
+def test_a_configured_bundle_limit_sizes_the_answer_bundles(start: Start) -> None:
+    worker = Recorder.start()
+    try:
+        ref = start(MemoryStore(), bundle_limit=3)
+        ref.tell(Checkpoints(tuple(
+            Checkpoint(f"b{i}", None, reply_to=LogDelivery(
+                worker, worker, BranchSpec("e1", f"b{i}", Noop, None), epoch=1))
+            for i in range(7))))
+        wait_until(lambda: len(worker.ask("seen")) == 3)
+        sizes = [len(m.items) if isinstance(m, Bundle) else 1 for m in worker.ask("seen")]
+        assert sizes == [3, 3, 1]
     finally:
         worker.stop()
 

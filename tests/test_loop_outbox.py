@@ -10,7 +10,7 @@ import pytest
 from pykka import ActorDeadError
 
 from actors.bundles import Bundle
-from actors.checkpointing import CheckpointOutbox, LoopOutbox
+from actors.checkpointing import BatchingPolicy, CheckpointOutbox, LoopOutbox
 from actors.errors import CheckpointError
 from actors.protocol import Checkpoint, Checkpoints, Suspend, SuspensionKey
 from actors.records import OperationUpdate, OpKind, OpStatus
@@ -60,6 +60,22 @@ def test_sends_of_one_turn_leave_as_one_message_per_recipient_checkpoints_first(
     assert isinstance(order[1][1], Bundle)
     assert [s.key.branch_id for s in order[1][1].items] == ["e/0", "e/1"]
     assert outbox[0].flushes == 1
+
+
+def test_suspensions_of_one_turn_go_in_bundles_of_the_policys_bundle_limit() -> None:
+    told: list[Any] = []
+
+    def send() -> None:
+        box = LoopOutbox(asyncio.get_running_loop(), lambda batch: None, told.append,
+                         BatchingPolicy(bundle_limit=2))
+        for i in range(5):
+            box.suspension(suspension(f"e/{i}"))
+
+    one_turn(send)
+
+    assert [len(m.items) if isinstance(m, Bundle) else 1 for m in told] == [2, 2, 1]
+    flat = [s for m in told for s in (m.items if isinstance(m, Bundle) else (m,))]
+    assert [s.key.branch_id for s in flat] == [f"e/{i}" for i in range(5)]
 
 
 def test_suspensions_a_gone_scheduler_cannot_take_fail_their_verdicts() -> None:

@@ -9,7 +9,7 @@ import pykka
 import pytest
 from pykka import ActorDeadError
 
-from actors.checkpointing import CheckpointOutbox
+from actors.checkpointing import BatchingPolicy, CheckpointOutbox
 from actors.errors import CheckpointError
 from actors.protocol import Checkpoint, Checkpoints
 from actors.records import OperationUpdate, OpKind, OpStatus
@@ -83,7 +83,7 @@ def test_checkpoints_handed_in_during_a_send_go_out_together_in_order() -> None:
 
 def test_a_combined_message_holds_at_most_the_limit() -> None:
     tell = HeldTell()
-    outbox = CheckpointOutbox(tell, limit=2)
+    outbox = CheckpointOutbox(tell, BatchingPolicy(outbox_limit=2))
     first = send_in_thread(outbox, checkpoint("b0", "1"))
     assert tell.entered.wait(DEADLINE)
     for i in range(1, 6):

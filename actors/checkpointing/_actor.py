@@ -3,49 +3,16 @@
 It is the store's only writer. Branches ``tell`` it ``Checkpoint`` messages; it
 answers each waiter on ``msg.reply_to`` once its batch is durable.
 
-Batching policy
----------------
-* **One batch, one transaction.** A batch is committed with one ``store.commit``;
-  its waiters are answered only after that call returned.
-* **Empties are coalesced before batching.** An empty checkpoint (``update is
-  None``, "make everything before me durable and give me my log") costs nothing
-  once its batch already has one: all the empties of a batch together count as
-  one op and zero bytes, and the one commit answers each with its own branch's
-  ``BranchLog`` (``read_logs`` = their distinct branch ids). The logs are read
-  after the batch's updates, so an empty is ordered after every update received
-  before it.
-* **Limits.** Updates join a batch up to ``max_ops`` ops and ``max_bytes``
-  bytes (``update.nbytes``). The first message that does not fit starts the next
-  batch, and everything behind it waits behind it: first in, first out, never
-  reordered. An update bigger than ``max_bytes`` goes alone in a batch of its own.
-* **Adaptive window.** An idle actor (a lone checkpoint, nothing else waiting)
-  writes at once. Under load (more checkpoints already waiting, or the previous
-  batch just flushed) it takes what is waiting into the batch until the batch is
-  full or nothing is waiting, then keeps taking messages while they keep coming,
-  for at most ``window`` seconds of its clock in all; 1 ms without a new message
-  ends the window early (a lone branch may be blocked on this very batch, and
-  waiting out the window would add it to every step). Most batching is natural:
-  while one commit runs, new checkpoints accumulate in the inbox and form the
-  next batch. The deadline is read from the clock; each wait blocks on the inbox
-  and wakes the moment a message arrives.
-  A message that is not a told ``Checkpoint`` (a proxy call, ``stop``, an
-  ``ask``) ends the batch at once and is handled in its turn by pykka's loop.
-* **Answers.** After a commit each waiter is answered in batch order, except
-  handles that name a recipient (``reply_group``: a worker for a log delivery,
-  the coordinator for a branch's final report, the asking process for a waiting
-  future): those of one recipient are answered together, in their order, after
-  the others: ``Bundle``s of up to 64 messages, or one frame of replies. A wave
-  of 1,000 resumes on two workers costs 16 messages out of this actor, not
-  1,000; when several recipients wait, they are answered 64 at a time in turns,
-  so the second worker does not wait for all of the first one's bundles.
-* **Waves are answered as they are read.** A batch of only empties for more
-  than ``STREAM_CHUNK`` branches writes nothing, so nothing in it needs to be
-  durable before its answers go out: its logs are read from one snapshot
-  (``store.read_logs``, still one store call) ``STREAM_CHUNK`` branches at a
-  time, and each chunk is answered before the next is read. The workers start on
-  the first logs while the rest are read and pickled.
-* **Stop.** Checkpoints still in the inbox when the actor stops are written
-  before it goes, so none is left unanswered.
+Batching
+--------
+The actor only feeds a ``CheckpointBatcher`` (``_batcher.py``; its whole policy is
+one ``BatchingPolicy``): it hands it the checkpoints it is told and those it takes
+from its inbox, commits each batch the batcher hands out, waits when it asks
+for a wait, and answers the waiters in the order the batcher plans. A message
+that is not a told ``Checkpoint`` (a proxy call, ``stop``, an ``ask``) closes the
+batch at once and is handled in its turn by pykka's loop. Checkpoints still in
+the inbox when the actor stops are written before it goes, so none is left
+unanswered.
 
 Failure policy
 --------------
@@ -77,24 +44,24 @@ same in one process and across processes.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pykka
 
 from actors import spans, tracelog
-from actors.bundles import BUNDLE_LIMIT
+from actors.checkpointing._batcher import CheckpointBatch, CheckpointBatcher
+from actors.checkpointing._fences import RunFences
 from actors.checkpointing._inbox import PeekableInbox
 from actors.checkpointing._lease_desk import LeaseDesk, split_refused
+from actors.checkpointing._policy import BatchingPolicy
 from actors.clock import Clock
 from actors.errors import CheckpointError, LeaseLostError
 from actors.protocol._checkpoint import DESK_MESSAGES, Checkpoint, Checkpoints, WatchFaults
 from actors.protocol._coordinator import StoreFault
 from actors.records._leases import ExecutorInfo
 from actors.records._rows import BranchLog
-from actors.records._updates import Update
-from actors.replies import ActorLike, ReplyTo, reply_group
+from actors.replies import ActorLike, ReplyTo
 from actors.store._contract import Store
 
 COUNTERS = (
@@ -109,60 +76,11 @@ COUNTERS = (
 )
 
 
-class CheckpointBatch:
-    """The checkpoints of one store transaction, with their op and byte counts.
-
-        batch = CheckpointBatch(max_ops=2, max_bytes=1024)
-        batch.add(Checkpoint("b1", None))        # True: the empties' marker, 1 op
-        batch.add(Checkpoint("b2", None))        # True: coalesced, free
-    """
-
-    __slots__ = ("empties", "max_bytes", "max_ops", "messages", "nbytes", "opened", "ops",
-                 "updates")
-
-    def __init__(self, max_ops: int, max_bytes: int) -> None:
-        self.opened = time.perf_counter()  # the batch's span in the trace starts here
-        self.max_ops = max_ops
-        self.max_bytes = max_bytes
-        self.messages: list[Checkpoint] = []
-        self.updates: list[Update] = []
-        self.empties: list[Checkpoint] = []
-        self.ops = 0
-        self.nbytes = 0
-
-    @property
-    def full(self) -> bool:
-        return self.ops >= self.max_ops or self.nbytes >= self.max_bytes
-
-    def add(self, msg: Checkpoint) -> bool:
-        """Take ``msg`` if it fits; a first message always fits, however big."""
-        update = msg.update
-        if update is None and self.empties:
-            self.empties.append(msg)  # coalesced into the marker already counted
-            self.messages.append(msg)
-            return True
-        cost = 0 if update is None else update.nbytes
-        if self.messages and (self.ops + 1 > self.max_ops or self.nbytes + cost > self.max_bytes):
-            return False
-        self.ops += 1
-        self.nbytes += cost
-        self.messages.append(msg)
-        if update is None:
-            self.empties.append(msg)
-        else:
-            self.updates.append(update)
-        return True
-
-
-_QUIET_GAP = 0.001  # seconds without a new message that end a batch's window
-STREAM_CHUNK = 2 * BUNDLE_LIMIT  # branches per chunk of a wave's logs: a bundle each for 2 workers
-
-
 class CheckpointActor(pykka.ThreadingActor):
     """Batches ``Checkpoint`` messages into store commits; see the module docstring.
 
         ref = CheckpointActor.start(store=MemoryStore(), clock=FakeClock(),
-                                    max_ops=250, max_bytes=750 * 1024, window=0.01)
+                                    batching=BatchingPolicy(max_ops=250, window=0.01))
         ref.tell(Checkpoint("b1", None, reply_to=reply))   # reply.get() -> BranchLog
     """
 
@@ -172,29 +90,18 @@ class CheckpointActor(pykka.ThreadingActor):
         self,
         store: Store,
         clock: Clock,
-        max_ops: int = 250,
-        max_bytes: int = 750 * 1024,
-        window: float = 0.01,
-        quiet_gap: float = _QUIET_GAP,
+        batching: BatchingPolicy | None = None,
         executor: str | None = None,
         lease_seconds: float = 10.0,
         is_dead: Callable[[ExecutorInfo], bool] | None = None,
     ) -> None:
         super().__init__()
-        if max_ops < 1 or max_bytes < 1 or window < 0 or quiet_gap < 0:
-            raise ValueError(
-                f"checkpoint limits must be max_ops >= 1, max_bytes >= 1, window >= 0 and "
-                f"quiet_gap >= 0; got max_ops={max_ops}, max_bytes={max_bytes}, "
-                f"window={window}, quiet_gap={quiet_gap}"
-            )
         self._store = store
         self._clock = clock
-        self._max_ops = max_ops
-        self._max_bytes = max_bytes
-        self._window = window
-        self._quiet_gap = quiet_gap  # real seconds without a new message that end a window
+        self._policy = BatchingPolicy() if batching is None else batching
+        self._batcher = CheckpointBatcher(self._policy, clock)
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._fences: dict[str, int] = {}  # branch id -> the epoch of its current run
+        self._fences = RunFences()
         self._lost: dict[str, BaseException] = {}  # branch id -> store error that lost its update
         self._log = tracelog.get_logger("actors.checkpoint").bind(actor="checkpoint")
         # With an executor id, writes are fenced by the leases it holds (``LeaseDesk``).
@@ -212,7 +119,7 @@ class CheckpointActor(pykka.ThreadingActor):
             self._write([message], loaded=not self.actor_inbox.empty())
             return None
         if isinstance(message, Checkpoints):
-            self._write(list(message.items), loaded=len(message.items) > 1)
+            self._write(message.items, loaded=len(message.items) > 1)
             return None
         if isinstance(message, DESK_MESSAGES):
             if self._desk is None:
@@ -230,86 +137,41 @@ class CheckpointActor(pykka.ThreadingActor):
         # Checkpoints told before the stop was handled are still written, not left unanswered.
         pending = self._take_all()
         if pending:
-            self._window = 0.0  # nobody can send to a stopped actor: waiting for more is pointless
-            self._write(pending, loaded=False)
+            # Nobody can send to a stopped actor: waiting for more is pointless.
+            self._write(pending, loaded=False, linger=False)
 
     def _admit(self, message: Checkpoint) -> bool:
-        """Fencing: an update from an older run of its branch than the one dispatched is refused.
-
-        A dispatch's empty checkpoint carries the branch's new epoch; a copy of the
-        branch that still runs under an older epoch learns it at its next checkpoint
-        (``CheckpointError``), and nothing it sends is written. An update of a run this
-        actor never saw dispatched is refused too: every dispatch goes through the
-        checkpoint actor, so that run was dispatched before it (re)started, and the
-        coordinator, told of the restart (``CheckpointLost``), dispatches it again.
-        Fences need not outlive the process.
-        """
-        update = message.update
-        epoch = message.epoch if update is None else getattr(update, "epoch", None)
-        if epoch is None:
-            return True
-        branch_id = message.branch_id
-        fence = self._fences.get(branch_id)
-        if fence is None and update is None:
-            fence = epoch  # a dispatch this actor has not seen a run of: it is the current run
-        if fence is not None and epoch >= fence:
-            self._fences[branch_id] = epoch
+        """Fencing (``RunFences``): an update from an older run of its branch is refused."""
+        refused = self._fences.admit(message)
+        if refused is None:
             return True
         self._counters["checkpoint.fenced"] += 1
-        self._log.warning("checkpoint.fenced", branch_id=branch_id, epoch=epoch, current=fence)
+        self._log.warning("checkpoint.fenced", branch_id=message.branch_id,
+                          epoch=message.epoch if message.update is None
+                          else getattr(message.update, "epoch", None),
+                          current=self._fences.current(message.branch_id))
         if message.reply_to is not None:
-            if fence is None:
-                error = CheckpointError(
-                    f"branch {branch_id!r}: run {epoch} was dispatched before the checkpoint "
-                    "actor restarted; its updates are refused and the coordinator dispatches "
-                    "the branch again"
-                )
-            else:
-                error = CheckpointError(
-                    f"branch {branch_id!r}: run {epoch} was superseded by run {fence}; "
-                    "its updates are refused and the newer run goes on"
-                )
-            self._reply_error(message.reply_to, branch_id, error)
+            self._reply_error(message.reply_to, message.branch_id, refused)
         return False
 
-    def _write(self, messages: Iterable[Checkpoint], loaded: bool) -> None:
-        """Commit ``messages`` and whatever checkpoints queue behind them, batch by batch."""
-        carry = deque(m for m in messages if self._admit(m))
-        while carry:
-            batch = CheckpointBatch(self._max_ops, self._max_bytes)
-            while carry and batch.add(carry[0]):
-                carry.popleft()
-            if not carry:
-                self._fill(batch, carry, loaded)
-            self._commit(batch)
-            loaded = True  # what arrived during that commit is load: natural batching
-            if not carry:
-                following = self._take()
-                if following is not None:
-                    carry.append(following)
-
-    def _fill(self, batch: CheckpointBatch, carry: deque[Checkpoint], loaded: bool) -> None:
-        """Move waiting checkpoints into ``batch``; under load wait up to the window for more."""
-        deadline: float | None = None
+    def _write(self, messages: Iterable[Checkpoint], loaded: bool, linger: bool = True) -> None:
+        """Commit ``messages`` and the checkpoints that queue behind them, as the batcher says."""
+        admitted = [m for m in messages if self._admit(m)]
+        if not admitted:
+            return
+        batcher = self._batcher
+        batcher.feed(admitted, loaded=loaded, linger=linger)
+        inbox = self.actor_inbox
         while True:
-            msg = self._take()
-            if msg is not None:
-                loaded = True
-                if not batch.add(msg):
-                    carry.append(msg)
-                    return
-                continue
-            # Idle, full, or a message that is not ours to batch waits: commit now.
-            if not loaded or batch.full or not self.actor_inbox.empty():
+            while batcher.hungry and (taken := self._take()) is not None:
+                batcher.take(taken)
+            step = batcher.next(other_waiting=not inbox.empty())
+            if step is None:
                 return
-            now = self._clock.monotonic()
-            if deadline is None:
-                deadline = now + self._window
-            # Fill while messages keep coming; a quiet inbox ends the window early: a lone
-            # sender may be blocked on this very batch, and nobody else is sending.
-            quiet = min(deadline - now, self._quiet_gap)
-            if deadline <= now or not self._wait_for_message(quiet):
-                return
+            if isinstance(step, CheckpointBatch):
+                self._commit(step)
+            elif not (isinstance(inbox, PeekableInbox) and inbox.wait_for_message(step)):
+                batcher.quiet()
 
     def _take(self) -> Checkpoint | None:
         """The next inbox message if it is a told ``Checkpoint``, removed from the inbox."""
@@ -331,21 +193,14 @@ class CheckpointActor(pykka.ThreadingActor):
             return []
         return [e.message for e in inbox.take_all_if(_is_told_checkpoint)]
 
-    def _wait_for_message(self, timeout: float) -> bool:
-        """Block until the inbox holds a message or ``timeout`` real seconds pass."""
-        inbox = self.actor_inbox
-        if not isinstance(inbox, PeekableInbox):
-            return False
-        return inbox.wait_for_message(timeout)
-
     def _commit(self, batch: CheckpointBatch) -> None:
-        read_logs = list(dict.fromkeys(m.branch_id for m in batch.empties))
+        read_logs = batch.read_logs
         counters = self._counters
         counters["checkpoint.store_calls"] += 1
         counters["checkpoint.batches"] += 1
         counters["checkpoint.empty_requests"] += len(batch.empties)
         started = time.perf_counter()
-        if not batch.updates and len(read_logs) > STREAM_CHUNK:
+        if batch.streamed:
             self._answer_as_read(batch, read_logs, started)
             return
         desk = self._desk
@@ -383,10 +238,7 @@ class CheckpointActor(pykka.ThreadingActor):
             if msg.reply_to is not None:
                 self._reply_error(msg.reply_to, msg.branch_id, error)
         if keep:
-            rest = CheckpointBatch(self._max_ops, self._max_bytes)
-            for msg in keep:
-                rest.add(msg)
-            self._commit(rest)
+            self._commit(CheckpointBatch(self._policy, keep))
 
     def _store_ok(self) -> None:
         if self._store_fault is not None:
@@ -413,13 +265,11 @@ class CheckpointActor(pykka.ThreadingActor):
         for msg in batch.messages:
             waiting.setdefault(msg.branch_id, []).append(msg)
         try:
-            for logs in self._store.read_logs(read_logs, STREAM_CHUNK):
+            for logs in self._store.read_logs(read_logs, self._policy.stream_chunk):
                 self._answer([m for b in logs for m in waiting.pop(b)], logs)
         except BaseException as exc:
-            rest = CheckpointBatch(self._max_ops, self._max_bytes)
-            for msg in (m for msgs in waiting.values() for m in msgs):
-                rest.add(msg)
-            self._fail(rest, exc)
+            rest = (m for msgs in waiting.values() for m in msgs)
+            self._fail(CheckpointBatch(self._policy, rest), exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -462,26 +312,28 @@ class CheckpointActor(pykka.ThreadingActor):
     def _answer(self, messages: Iterable[Checkpoint], logs: dict[str, BranchLog]) -> None:
         """Answer the waiters of written ``messages``: an empty with its branch's log."""
         lost = self._lost
-        told: set[str] = set()
-        groups: dict[tuple[type, Any], list[tuple[Any, Any]]] = {}
+        warned: set[str] = set()
+        waiters: list[Checkpoint] = []
         for msg in messages:
-            reply_to, branch_id = msg.reply_to, msg.branch_id
-            if reply_to is None:
+            if msg.reply_to is None:
                 continue
-            if lost and branch_id in lost:
-                told.add(branch_id)
-                error = _lost_update_error(branch_id, lost[branch_id])
-                self._reply_error(reply_to, branch_id, error)
-                continue
-            value = logs[branch_id] if msg.update is None else None
-            group = reply_group(reply_to)
-            if group is None:
-                self._reply(reply_to, branch_id, value)
+            if lost and msg.branch_id in lost:
+                warned.add(msg.branch_id)
+                error = _lost_update_error(msg.branch_id, lost[msg.branch_id])
+                self._reply_error(msg.reply_to, msg.branch_id, error)
             else:
-                groups.setdefault(group, []).append((reply_to, value))
-        for branch_id in told:
+                waiters.append(msg)
+        for branch_id in warned:
             del lost[branch_id]
-        self._reply_groups(groups)
+        alone, grouped = self._batcher.answer_order(waiters)
+        for msg in alone:
+            self._reply(msg.reply_to, msg.branch_id, _value(msg, logs))
+        for kind, members in grouped:
+            try:  # the handles of one recipient, answered in one message
+                kind.set_group([(m.reply_to, _value(m, logs)) for m in members])
+            except Exception as exc:
+                self._log.warning("checkpoint.reply_failed", handles=len(members),
+                                  error=repr(exc))
 
     def _fail(self, batch: CheckpointBatch, exc: BaseException) -> None:
         """Fail every waiter of ``batch``; remember branches whose unwatched update was lost."""
@@ -508,35 +360,12 @@ class CheckpointActor(pykka.ThreadingActor):
                     original=exc,
                 ))
 
-    def _reply(self, reply_to: ReplyTo, branch_id: str, value: Any) -> None:
+    def _reply(self, reply_to: ReplyTo | None, branch_id: str, value: Any) -> None:
+        assert reply_to is not None  # only waiters are answered
         try:
             reply_to.set(value)
         except Exception as exc:  # a gone or already-answered waiter must not stop the others
             self._log.warning("checkpoint.reply_failed", branch=branch_id, error=repr(exc))
-
-    def _reply_groups(self, groups: dict[tuple[type, Any], list[tuple[Any, Any]]]) -> None:
-        """Answer each recipient's group, ``BUNDLE_LIMIT`` at a time, recipients in turn.
-
-        One group goes out whole. Several take turns: a wave's 1,000 log deliveries
-        for two workers are sixteen bundles of 64, pickled one after the other here;
-        in turns, the second worker starts on its first bundle while the first works
-        on its own, instead of once the first worker's last bundle has left.
-        """
-        if len(groups) <= 1:
-            for (kind, _), answers in groups.items():
-                self._reply_group(kind, answers)
-            return
-        for start in range(0, max(len(a) for a in groups.values()), BUNDLE_LIMIT):
-            for (kind, _), answers in groups.items():
-                if start < len(answers):
-                    self._reply_group(kind, answers[start:start + BUNDLE_LIMIT])
-
-    def _reply_group(self, kind: Any, answers: list[tuple[Any, Any]]) -> None:
-        """Answer handles of one recipient together: one message instead of one each."""
-        try:
-            kind.set_group(answers)
-        except Exception as exc:
-            self._log.warning("checkpoint.reply_failed", handles=len(answers), error=repr(exc))
 
     def _reply_error(self, reply_to: ReplyTo, branch_id: str, error: CheckpointError) -> None:
         try:
@@ -553,7 +382,9 @@ def _lost_update_error(branch_id: str, original: BaseException) -> CheckpointErr
         original=original,
     )
 
-
+def _value(message: Checkpoint, logs: dict[str, BranchLog]) -> BranchLog | None:
+    """What a written checkpoint's waiter is answered: an empty's log, an update's None."""
+    return logs[message.branch_id] if message.update is None else None
 
 
 def _is_told_checkpoint(envelope: Any) -> bool:

@@ -8,8 +8,9 @@ checkpoint actor's mailbox while the checkpoint actor filled its own). So
 sends made during one turn of the loop are queued and go out together when the
 turn ends (a callback the first send schedules): the checkpoints as one
 ``Checkpoints`` message through the worker's ``CheckpointOutbox``, then the
-suspensions as one ``Bundle`` to the scheduler. A branch's own messages keep
-their order; its checkpoints leave before its suspension.
+suspensions as ``Bundle``s (``BatchingPolicy.bundle_limit`` each) to the
+scheduler. A branch's own messages keep their order; its checkpoints leave
+before its suspension.
 
 A send that fails answers its waiters (a sync checkpoint's reply, a
 suspension's verdict) with the error, so their branches abort and are replayed;
@@ -30,7 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import tracelog
-from actors.bundles import BUNDLE_LIMIT, bundle
+from actors.bundles import bundle
+from actors.checkpointing._policy import BatchingPolicy
 from actors.errors import CheckpointError
 from actors.protocol._checkpoint import Checkpoint
 from actors.protocol._scheduler import Suspend
@@ -43,8 +45,10 @@ class LoopOutbox:
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  send_checkpoints: Callable[[list[Checkpoint]], None],
-                 tell_scheduler: Callable[[Any], None]) -> None:
+                 tell_scheduler: Callable[[Any], None],
+                 batching: BatchingPolicy | None = None) -> None:
         self._loop = loop
+        self._bundle_limit = (BatchingPolicy() if batching is None else batching).bundle_limit
         self._send_checkpoints = send_checkpoints
         self._tell_scheduler = tell_scheduler
         self._lock = threading.Lock()  # a gate may release a held checkpoint on another thread
@@ -78,8 +82,8 @@ class LoopOutbox:
             return
         self.flushes += 1
         self._send_checkpoints(checkpoints)  # failures reach their waiters (CheckpointOutbox)
-        for start in range(0, len(suspensions), BUNDLE_LIMIT):
-            part = suspensions[start:start + BUNDLE_LIMIT]
+        for start in range(0, len(suspensions), self._bundle_limit):
+            part = suspensions[start:start + self._bundle_limit]
             try:
                 self._tell_scheduler(bundle(part))
             except Exception as exc:  # the scheduler is gone: nothing of these is durable

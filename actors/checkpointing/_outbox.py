@@ -10,7 +10,8 @@ them without adding a thread or a timer:
   branch waits for nothing;
 * a message handed in while another thread is sending waits in the queue, and
   the sending thread, once its send returned, takes everything queued as one
-  ``Checkpoints`` message (at most ``limit`` per message), until the queue is
+  ``Checkpoints`` message (at most ``BatchingPolicy.outbox_limit`` per message),
+  until the queue is
   empty;
 * one queue drained in order by one thread at a time keeps each branch's order
   (and the transport keeps the order of one process's messages to one actor).
@@ -33,6 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from actors.checkpointing._policy import BatchingPolicy
 from actors.errors import CheckpointError
 from actors.protocol._checkpoint import Checkpoint, checkpoints
 
@@ -40,11 +42,10 @@ from actors.protocol._checkpoint import Checkpoint, checkpoints
 class CheckpointOutbox:
     """Sends ``Checkpoint`` messages through ``tell``, combining those that queue up."""
 
-    def __init__(self, tell: Callable[[Any], None], limit: int = 256) -> None:
-        if limit < 1:
-            raise ValueError(f"CheckpointOutbox limit must be >= 1, got {limit}")
+    def __init__(self, tell: Callable[[Any], None],
+                 batching: BatchingPolicy | None = None) -> None:
         self._tell = tell
-        self._limit = limit
+        self._limit = (BatchingPolicy() if batching is None else batching).outbox_limit
         self._lock = threading.Lock()
         self._queue: list[Checkpoint] = []
         self._sending = False

@@ -1,7 +1,10 @@
 """Reply handles with behaviour: continuations that turn an answer into a message.
 
 A handle is a ``ReplyTo`` (``actors.replies``) that, once answered, tells an
-actor what happened, so that no thread waits for the answer.
+actor what happened, so that no thread waits for the answer. A handle with a
+``reply_group`` is answered with its group's others in one message by
+``set_group``; whoever answers them (the checkpoint actor's ``CheckpointBatcher``)
+hands it at most ``BatchingPolicy.bundle_limit`` at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.branches._spec import BranchSpec
-from actors.bundles import tell_bundled
+from actors.bundles import bundle
 from actors.protocol._coordinator import Answered, BranchAborted, BranchRan, Durable
 from actors.protocol._worker import RunBranch
 from actors.replies import ActorLike, exception_of
@@ -47,9 +50,9 @@ class LogDelivery:
 
     @staticmethod
     def set_group(answers: Sequence[tuple[LogDelivery, Any]]) -> None:
-        """Hand every log of ``answers`` (one worker's) to the worker in one message."""
-        tell_bundled(answers[0][0].worker,
-                     [RunBranch(d.spec, d.epoch, log, d.trace) for d, log in answers])
+        """Hand every log of ``answers`` (one worker's, one bundle's worth) in one message."""
+        answers[0][0].worker.tell(bundle(
+            [RunBranch(d.spec, d.epoch, log, d.trace) for d, log in answers]))
 
     def set_exception(self, exc_info: Any = None) -> None:
         error = exception_of(exc_info)
@@ -100,8 +103,8 @@ class ReportWhenDurable:
 
     @staticmethod
     def set_group(answers: Sequence[tuple[ReportWhenDurable, Any]]) -> None:
-        """Tell the coordinator of ``answers`` every report in one message."""
-        tell_bundled(answers[0][0].coordinator, [handle.report for handle, _ in answers])
+        """Tell the coordinator of ``answers`` (one bundle's worth) every report in one message."""
+        answers[0][0].coordinator.tell(bundle([handle.report for handle, _ in answers]))
 
     def set_exception(self, exc_info: Any = None) -> None:
         self.coordinator.tell(BranchAborted(self.report.branch_id, self.report.epoch,

@@ -30,7 +30,7 @@ from actors import tracelog
 from actors.branches._callbacks import parse_callback_id
 from actors.branches._spec import BranchSpec
 from actors.branches._stored_errors import decode_error, encode_error
-from actors.checkpointing._actor import CheckpointActor
+from actors.checkpointing import BatchingPolicy, CheckpointActor
 from actors.clock import SystemClock
 from actors.coordinator._actor import CoordinatorActor
 from actors.errors import (
@@ -105,9 +105,8 @@ class StoreCheckpointActor(CheckpointActor):
     """The checkpoint actor as hosted by the runtime: it opens its store in its own process
     and registers its system there as an executor."""
 
-    def __init__(self, store_url: str, *, synchronous: str, lock_timeout: float, max_ops: int,
-                 max_bytes: int, window: float, executor: ExecutorInfo,
-                 lease_seconds: float) -> None:
+    def __init__(self, store_url: str, *, synchronous: str, lock_timeout: float,
+                 batching: BatchingPolicy, executor: ExecutorInfo, lease_seconds: float) -> None:
         store = open_store(store_url, synchronous=synchronous, lock_timeout=lock_timeout)
         try:
             found = store.read_executor(executor.executor_id)
@@ -116,8 +115,8 @@ class StoreCheckpointActor(CheckpointActor):
         except BaseException:
             store.close()
             raise
-        super().__init__(store=store, clock=SystemClock(), max_ops=max_ops, max_bytes=max_bytes,
-                         window=window, executor=executor.executor_id,
+        super().__init__(store=store, clock=SystemClock(), batching=batching,
+                         executor=executor.executor_id,
                          lease_seconds=lease_seconds, is_dead=executor_is_dead)
 
 
@@ -141,8 +140,7 @@ class DurableServices:
         self._spans = self._start_span_sink()
         self.checkpoint: ActorRef[Any] = system.spawn(
             StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,
-            lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
-            max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+            lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
             executor=self.executor, lease_seconds=config.lease_seconds,
             name="checkpoint", restart=service_restart(config),
         )

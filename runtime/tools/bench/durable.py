@@ -50,7 +50,7 @@ import multiprocess.connection
 import pykka
 
 from actors import BranchActor, BranchContext
-from actors.checkpointing._actor import CheckpointActor
+from actors.checkpointing import BatchingPolicy, CheckpointActor
 from actors.clock import SystemClock
 from actors.protocol._checkpoint import Checkpoint, CreateExecution
 from actors.records._leases import NewExecution
@@ -178,8 +178,7 @@ def lease_fence_cost(system: ActorSystem, directory: str, rounds: int
     fenced = system.spawn(
         StoreCheckpointActor, f"sqlite:///{directory}/fenced.db",
         synchronous=config.sqlite_synchronous, lock_timeout=config.store_lock_timeout,
-        max_ops=config.checkpoint_max_ops, max_bytes=config.checkpoint_max_bytes,
-        window=config.checkpoint_window,
+        batching=config.checkpoint_batching,
         executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
     )
     hold_bench_execution(fenced)
@@ -403,8 +402,7 @@ def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
     config = system.config
     checkpoint = system.spawn(
         StoreCheckpointActor, f"sqlite:///{store_path}", synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
-        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
         executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
     )
     hold_bench_execution(checkpoint)
@@ -431,7 +429,8 @@ def checkpoint_throughput_in_process(store_path: str, count: int) -> float:
     the actor and the store cost per update, and what the messages around them do.
     """
     store = SqliteStore(store_path)
-    actor = CheckpointActor.start(store=store, clock=SystemClock(), max_ops=RAW_BATCH)
+    actor = CheckpointActor.start(store=store, clock=SystemClock(),
+                                  batching=BatchingPolicy(max_ops=RAW_BATCH))
     try:
         messages, replies = [], []
         for i in range(count):

@@ -136,8 +136,7 @@ def throughput(system: ActorSystem, store_url: str, producers: int, per_producer
     config = system.config
     checkpoint = system.spawn(
         StoreCheckpointActor, store_url, synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
-        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
         executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
     )
     hold_bench_execution(checkpoint)

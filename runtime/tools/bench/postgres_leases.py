@@ -79,8 +79,7 @@ def actor_fence_cost(system: ActorSystem, fenced_url: str, plain_url: str,
     config = system.config
     fenced = system.spawn(
         StoreCheckpointActor, fenced_url, synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
-        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
+        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
         executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0)
     hold_bench_execution(fenced)
     plain = system.spawn(UnfencedCheckpointActor, plain_url)
