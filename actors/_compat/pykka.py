@@ -1,6 +1,6 @@
 """pykka's private names this project relies on, in one place.
 
-Checked against pykka 4.1 to 4.5 (``pyproject.toml`` bounds it below 4.6);
+Checked against pykka 4.5.0 (``pyproject.toml`` bounds it below 4.6);
 ``tests/test_compat_pykka.py`` fails when one of them changes shape.
 
 * ``pykka._envelope.Envelope(message, reply_to=None)``: the record pykka's inbox

@@ -1,7 +1,6 @@
 """multiprocess's private internals this project relies on, in one place.
 
-Checked against multiprocess 0.70.15 to 0.70.19 (``pyproject.toml`` bounds it
-below 0.71); ``tests/test_compat_multiprocess.py`` fails when one of them
+Checked against multiprocess 0.70.19 (``pyproject.toml`` bounds it below 0.71); ``tests/test_compat_multiprocess.py`` fails when one of them
 changes shape.
 
 * ``multiprocess.spawn.get_preparation_data(name)``: wrapped so that our own

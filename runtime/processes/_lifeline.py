@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import multiprocess
 from multiprocess.connection import wait
 
 from actors import tracelog
@@ -94,8 +95,6 @@ def watch_service(service_pid: int, on_gone: Callable[[], None]) -> threading.Th
 
         watch_service(spec.service_pid, lambda: os._exit(EXIT_ORPHANED))
     """
-    import multiprocess
-
     parent = multiprocess.parent_process()
     fallback = parent.sentinel if parent is not None and parent.pid == service_pid else None
 
