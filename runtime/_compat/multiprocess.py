@@ -1,7 +1,7 @@
 """multiprocess's private internals this project relies on, in one place.
 
-Checked against multiprocess 0.70.19 (``pyproject.toml`` bounds it below 0.71); ``tests/test_compat_multiprocess.py`` fails when one of them
-changes shape.
+Checked against multiprocess 0.70.19 (``pyproject.toml`` bounds it below 0.71);
+``tests/test_compat_multiprocess.py`` fails when one of them changes shape.
 
 * ``multiprocess.spawn.get_preparation_data(name)``: wrapped so that our own
   children (processes named ``da-*``) never re-run the service's ``__main__``
