@@ -31,6 +31,7 @@ def test_the_forkserver_singleton_has_the_fields_read_and_reset() -> None:
     for field in ("_lock", "_forkserver_pid", "_forkserver_alive_fd", "_forkserver_address"):
         assert hasattr(server, field), field
     assert _params(forkserver.read_signed) == ["fd"]
+    assert _params(server._stop) == []
     assert _params(util.is_abstract_socket_namespace) == ["address"]
 
 
@@ -38,6 +39,7 @@ def test_the_resource_tracker_singleton_has_the_fields_read_and_a_send_to_wrap()
     tracker = resource_tracker._resource_tracker
     for field in ("_lock", "_fd", "_pid"):
         assert hasattr(tracker, field), field
+    assert _params(tracker._stop) == []
     send = getattr(tracker._send, "__wrapped__", tracker._send)
     assert _params(send) == ["cmd", "name", "rtype"]
 
@@ -54,7 +56,7 @@ def test_the_last_user_released_stops_the_forkserver_it_started() -> None:
         process.start()
         process.join(timeout=30)
         assert process.exitcode == 0
-        server_pid = forkserver._forkserver._forkserver_pid
+        server_pid = compat.forkserver_pid()
         assert isinstance(server_pid, int)
     finally:
         compat.helpers_released(user, forkserver_used=True)

@@ -20,6 +20,8 @@ Checked against multiprocess 0.70.19 (``pyproject.toml`` bounds it below 0.71);
   forkserver's socket has a file to remove.
 * ``multiprocess.forkserver.read_signed(fd)``: the frame a start waits in for the
   forkserver's answer (``waits_on_the_forkserver``, for tests that stop it there).
+* ``_forkserver._stop()`` and ``_resource_tracker._stop()``: multiprocess's own stop of
+  its helpers, for tests that start them without a system (``stop_helpers_now``).
 """
 
 from __future__ import annotations
@@ -204,6 +206,23 @@ def _wait_for(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
+def forkserver_pid() -> int | None:
+    """The pid of this process's forkserver helper, while one runs.
+
+        os.kill(forkserver_pid(), signal.SIGKILL)  # a test of a lost helper
+    """
+    pid: int | None = forkserver._forkserver._forkserver_pid
+    return pid
+
+
+def stop_helpers_now() -> None:
+    """Stop the forkserver and the resource tracker as multiprocess itself does, whoever uses
+    them (for tests that start them without a system)."""
+    with contextlib.suppress(OSError):  # a killed forkserver left its socket file behind
+        forkserver._forkserver._stop()
+    resource_tracker._resource_tracker._stop()
+
+
 def waits_on_the_forkserver(thread: threading.Thread) -> bool:
     """Whether ``thread`` is inside a start, waiting for the forkserver to answer with a pid.
 
@@ -217,4 +236,11 @@ def waits_on_the_forkserver(thread: threading.Thread) -> bool:
     return False
 
 
-__all__ = ["context", "helpers_acquired", "helpers_released", "waits_on_the_forkserver"]
+__all__ = [
+    "context",
+    "forkserver_pid",
+    "helpers_acquired",
+    "helpers_released",
+    "stop_helpers_now",
+    "waits_on_the_forkserver",
+]
