@@ -7,6 +7,7 @@ second backend) builds on is its public methods and ``ProcessHooks``.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 import uuid
@@ -18,7 +19,7 @@ import pykka
 import pytest
 
 from runtime import RestartPolicy, SystemConfig
-from runtime.processes import ChildState, ProcessHooks, ProcessHost
+from runtime.processes import ChildState, ProcessExit, ProcessHooks, ProcessHost
 from runtime.processes._host import hosted_class
 
 from actors_for_tests import Counter, FailOnTell
@@ -109,6 +110,8 @@ def test_a_crash_without_a_restart_policy_is_given_up_and_says_how_it_ended(
     wait_until(lambda: ("give_up", ref.actor_id) in told.calls, timeout=30)
     assert "SIGKILL" in told.why
     assert host.state_of(ref.actor_id) is ChildState.DEAD
+    ended = host.exit_of(ref.actor_id)
+    assert ended is not None and ended.signal is signal.SIGKILL and str(ended) == "SIGKILL"
     assert "counter" not in host.processes()
 
 
@@ -151,3 +154,21 @@ def test_a_hosted_actor_that_fails_is_known_as_failed_after_its_own_on_failure_r
     assert hosted.failed
     assert "told to fail" in next(tmp_path.glob("on_failure-*")).read_text()
     assert hosted.stopped.done()
+
+
+def test_an_exit_says_how_a_process_ended_for_people_and_for_code() -> None:
+    assert str(ProcessExit(3)) == "exit code 3" and ProcessExit(3).signal is None
+    assert str(ProcessExit(-9, before_ready=True)).startswith("SIGKILL before it was ready")
+    failed = ProcessExit(4, boot_error=PermissionError("read-only store"))
+    assert str(failed) == "its start failed with PermissionError: read-only store"
+    assert str(pickle.loads(pickle.dumps(failed))) == str(failed)
+
+
+def test_a_running_process_handle_is_alive_without_an_exit_until_killed(
+        host: ProcessHost) -> None:
+    ref = host.spawn(Counter, name="counter")
+    handle = host._supervisor.children[ref.actor_id].process  # the local ProcessHandle
+    assert handle.alive and handle.exit is None
+    handle.kill()
+    wait_until(lambda: not handle.alive, timeout=30)
+    assert handle.exit is not None and handle.exit.signal is signal.SIGKILL

@@ -11,6 +11,7 @@ every process.
 """
 
 from runtime.processes._child import BootSpec, child_main
+from runtime.processes._exits import ProcessExit, ProcessHandle
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
@@ -35,6 +36,8 @@ __all__ = [
     "Entry",
     "HostedActor",
     "Mirror",
+    "ProcessExit",
+    "ProcessHandle",
     "ProcessHooks",
     "ProcessHost",
     "Supervisor",

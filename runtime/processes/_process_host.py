@@ -27,6 +27,7 @@ from runtime._compat import multiprocess as mp_compat
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
 from runtime.processes._child import BootSpec, child_main
+from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
@@ -266,6 +267,16 @@ class ProcessHost:
         """
         child = self._supervisor.children.get(actor_id)
         return None if child is None else int(child.process.pid)
+
+    def exit_of(self, actor_id: str) -> ProcessExit | None:
+        """How ``actor_id``'s process last ended (None while it runs, or for no such actor).
+
+            str(host.exit_of(ref.actor_id))  # "SIGKILL", "exit code 3", ...
+        """
+        child = self._supervisor.children.get(actor_id)
+        if child is None or child.process.exitcode is None:
+            return None
+        return ProcessExit.of(child.process.exitcode, child.ready)
 
     def state_of(self, actor_id: str) -> ChildState | None:
         """Where ``actor_id``'s process is in its life (None for no such actor).

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from multiprocess.connection import wait
 from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.processes._child import EXIT_STOPPED, BootSpec
+from runtime.processes._exits import ProcessExit, boot_error_of
 
 log = tracelog.get_logger("runtime.supervisor")
 
@@ -62,30 +62,9 @@ class Child:
     started_at: float = field(default_factory=time.monotonic)
 
 
-def boot_error_of(ready: Any) -> BaseException | None:
-    """The error a child's boot reported (its constructor raised), if it did."""
-    if ready is not None and ready.done():
-        try:
-            ready.get(timeout=0)
-        except BaseException as exc:
-            return exc
-    return None
-
-
 def describe_exit(code: int | None, ready: Any) -> str:
     """How a child ended, for people: a signal's name, a boot error, an exit code."""
-    boot_error = boot_error_of(ready)
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        where = "" if (ready is None or ready.done()) else (
-            " before it was ready (while starting, e.g. opening its store)")
-        return f"{name}{where}"
-    if boot_error is not None:
-        return f"its start failed with {type(boot_error).__name__}: {boot_error}"
-    return f"exit code {code}"
+    return ProcessExit.of(code, ready).describe()
 
 
 class Supervisor:
