@@ -20,63 +20,72 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from actors.coordinator._faults import describe_fault
 from actors.policies import BatchResult, Completion
 from actors.protocol._coordinator import AwaitResult, CurrentFault, DescribeExecution
 from runtime.errors import Timeout
+from runtime.remote._actor_ref import ActorRef
 from runtime.remote._future import Future
 
-if TYPE_CHECKING:
-    from runtime.durable._executions import Execution
-    from runtime.durable._services import DurableServices
+E_co = TypeVar("E_co", covariant=True)  # the system's execution handle (runtime.durable.Execution)
 
 
-class _System(Protocol):
+class _System(Protocol[E_co]):
     """The blocking calls of ``ActorSystem`` that the async ones run off the loop."""
 
-    def _services(self) -> DurableServices: ...
+    def start_durable(self) -> None: ...
 
     def shutdown(self, timeout: float | None = None) -> None: ...
 
     def map(self, branch_class: type[Any], items: Iterable[Any], *,
             max_concurrency: int | None = ..., execution_id: str | None = ...,
-            completion: Completion | None = ..., timeout: float | None = ...) -> Execution: ...
+            completion: Completion | None = ..., timeout: float | None = ...) -> E_co: ...
 
     def parallel(self, branches: Iterable[Any], *, execution_id: str | None = ...,
                  completion: Completion | None = ..., timeout: float | None = ...
-                 ) -> Execution: ...
+                 ) -> E_co: ...
 
     def complete_callback(self, callback_id: str, value: Any = ...) -> bool: ...
 
     def fail_callback(self, callback_id: str, error: BaseException | str) -> bool: ...
 
 
+class _Coordinated(Protocol):
+    """Where an execution's coordinator is (``DurableServices`` is one)."""
+
+    @property
+    def coordinator(self) -> ActorRef[Any]: ...
+
+
 class _Execution(Protocol):
-    id: str
-    _services: DurableServices
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def _services(self) -> _Coordinated: ...
 
     async def result_async(self, timeout: float | None = ...) -> BatchResult: ...
 
     async def progress_async(self) -> dict[str, Any]: ...
 
 
-_S = TypeVar("_S", bound=_System)
+_S = TypeVar("_S", bound=_System[Any])
 
 
 class AsyncSystem:
     """What ``ActorSystem`` offers a coroutine; see the module docstring."""
 
     async def __aenter__(self: _S) -> _S:
-        await asyncio.to_thread(self._services)  # spawns processes: ~0.3 s off the loop
+        await asyncio.to_thread(self.start_durable)  # spawns processes: ~0.3 s off the loop
         return self
 
-    async def __aexit__(self: _System, *exc: object) -> None:
+    async def __aexit__(self: _System[Any], *exc: object) -> None:
         await asyncio.to_thread(self.shutdown)
 
     async def map_async(
-        self: _System,
+        self: _System[E_co],
         branch_class: type[Any],
         items: Iterable[Any],
         *,
@@ -84,7 +93,7 @@ class AsyncSystem:
         execution_id: str | None = None,
         completion: Completion | None = None,
         timeout: float | None = None,
-    ) -> Execution:
+    ) -> E_co:
         """``map``, awaited: the execution is durable when it returns; the loop ran on meanwhile.
 
             run = await system.map_async(Fetch, urls, execution_id="crawl-1")
@@ -96,24 +105,24 @@ class AsyncSystem:
                                        timeout=timeout)
 
     async def parallel_async(
-        self: _System,
+        self: _System[E_co],
         branches: Iterable[Any],
         *,
         execution_id: str | None = None,
         completion: Completion | None = None,
         timeout: float | None = None,
-    ) -> Execution:
+    ) -> E_co:
         """``parallel``, awaited (see ``map_async``)."""
         branches = list(branches)
         return await asyncio.to_thread(self.parallel, branches, execution_id=execution_id,
                                        completion=completion, timeout=timeout)
 
-    async def complete_callback_async(self: _System, callback_id: str,
+    async def complete_callback_async(self: _System[Any], callback_id: str,
                                       value: Any = None) -> bool:
         """``complete_callback``, awaited: the outcome is written off the loop."""
         return await asyncio.to_thread(self.complete_callback, callback_id, value)
 
-    async def fail_callback_async(self: _System, callback_id: str,
+    async def fail_callback_async(self: _System[Any], callback_id: str,
                                   error: BaseException | str) -> bool:
         """``fail_callback``, awaited."""
         return await asyncio.to_thread(self.fail_callback, callback_id, error)

@@ -84,11 +84,10 @@ def actor_system(actor_system_store: str, actor_system_config: SystemConfig,
         yield system
     finally:
         started = (descendant_pids() - before if before is not None
-                   else {c.process.pid for c in system._supervisor.children.values()})
+                   else system.host.pids())
         system.shutdown()
     leftover = wait_for_exit(started, actor_system_exit_timeout) if before is not None else [
-        str(c.process.pid) for c in system._supervisor.children.values()
-        if c.process.is_alive()
+        str(pid) for pid in system.host.pids(running_only=True)
     ]
     if leftover:
         pytest.fail(f"processes started during the test outlived actor_system: {leftover}",

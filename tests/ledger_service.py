@@ -40,7 +40,7 @@ def main() -> None:
     config = SystemConfig(workers=args.workers, lease_seconds=args.lease,
                           executor_id=args.executor, poll_interval=0.05)
     with ActorSystem(store=args.store, config=config) as system:
-        print(f"READY {system.node.address}", flush=True)
+        print(f"READY {system.id}", flush=True)
         if args.mode == "idle":
             while True:
                 time.sleep(3600)

@@ -163,7 +163,9 @@ def test_a_killed_worker_does_not_lose_its_branches(
         run = system.map(kind(Squares), [(i, path, 0.1) for i in range(10)], max_concurrency=10)
         wait_until(lambda: len(effects(path)) >= 3)
         victim = system._durable.workers[0]  # type: ignore[union-attr]
-        os.kill(system._supervisor.children[victim.actor_id].process.pid, signal.SIGKILL)
+        pid = system.host.pid_of(victim.actor_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         assert run.result(timeout=60).values() == [expected_squares(i) for i in range(10)]
 
 
@@ -211,5 +213,7 @@ def test_a_killed_checkpoint_process_is_restarted_and_the_map_finishes(
         run = system.map(kind(Squares), [(i, path, 0.05) for i in range(12)], max_concurrency=6)
         wait_until(lambda: len(effects(path)) >= 6)
         checkpoint = system._durable.checkpoint  # type: ignore[union-attr]
-        os.kill(system._supervisor.children[checkpoint.actor_id].process.pid, signal.SIGKILL)
+        pid = system.host.pid_of(checkpoint.actor_id)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         assert run.result(timeout=90).values() == [expected_squares(i) for i in range(12)]

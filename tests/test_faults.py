@@ -41,10 +41,7 @@ pytestmark = pytest.mark.timeout(150)
 
 def pid_of(system: ActorSystem, name: str) -> int:
     """The pid of the system's process named ``name`` (restarted ones have a new pid)."""
-    for child in system._supervisor.children.values():
-        if child.spec.name == name and child.state == "running":
-            return int(child.process.pid)
-    raise LookupError(name)
+    return system.processes()[name]
 
 
 def kill(system: ActorSystem, name: str) -> int:

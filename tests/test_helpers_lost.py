@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import psutil
 import pytest
 
 from runtime import ActorRef, ActorSystem, RestartPolicy, SystemConfig
+from runtime._compat.multiprocess import waits_on_the_forkserver
 from runtime.testing import TraceEvents
 
 from actors_for_tests import Counter
@@ -128,16 +128,6 @@ def test_a_system_started_after_the_forkserver_died_works(tmp_path: Path) -> Non
             assert run.result(timeout=60).values() == [expected_squares(i) for i in range(4)]
             pids = {**first.processes(), **second.processes()}
     assert_all_gone(pids)
-
-
-def waits_on_the_forkserver(thread: threading.Thread) -> bool:
-    """``thread`` is inside a start, waiting for the forkserver to answer with a pid."""
-    frame = sys._current_frames().get(thread.ident or 0)
-    while frame is not None:
-        if frame.f_code.co_name == "read_signed":
-            return True
-        frame = frame.f_back
-    return False
 
 
 def test_a_spawn_the_forkserver_dies_under_is_made_again_with_a_new_one(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ what other systems use, and is tested here by taking ``pidfd_open`` away.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import multiprocess
 import pytest
 
+from runtime._compat import multiprocess as mp_compat
 from runtime.processes import _lifeline as lifeline
 
 from conftest import pid_gone, wait_until
@@ -30,11 +30,7 @@ pytestmark = pytest.mark.timeout(60)
 def no_helpers_left() -> Iterator[None]:
     """These tests start multiprocess's helpers without a system: stop them after each."""
     yield
-    from multiprocess import forkserver, resource_tracker
-
-    with contextlib.suppress(OSError):  # a killed forkserver left its socket file behind
-        forkserver._forkserver._stop()
-    resource_tracker._resource_tracker._stop()
+    mp_compat.stop_helpers_now()
 
 
 @pytest.fixture(params=["pidfd", "fallback"])
@@ -108,12 +104,11 @@ def test_a_killed_child_process_reports_the_signal(method: str, watch_kind: str)
 
 
 def test_a_child_of_a_killed_forkserver_is_still_seen_running_and_can_be_killed() -> None:
-    from multiprocess import forkserver
-
     process = multiprocess.get_context("forkserver").Process(target=_sleep_forever)
     process.start()
     child = lifeline.ChildProcess(process)
-    server = forkserver._forkserver._forkserver_pid  # the helper that forked it
+    server = mp_compat.forkserver_pid()  # the helper that forked it
+    assert server is not None
     os.kill(server, signal.SIGKILL)
     wait_until(lambda: pid_gone(server), timeout=10)
     assert child.is_alive() and child.exitcode is None  # multiprocess alone would say 255

@@ -43,7 +43,7 @@ def start(tmp_path: Path, **options: Any) -> ActorSystem:
 def digest_process(system: ActorSystem) -> psutil.Process:
     """The digest actor's process (starting the system's durable services if needed)."""
     digest = system._services().refs.digest
-    return psutil.Process(system._supervisor.children[digest.actor_id].process.pid)
+    return psutil.Process(system.host.pid_of(digest.actor_id))
 
 
 def stored_order(trace: TraceEvents) -> dict[str, int]:

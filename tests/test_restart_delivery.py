@@ -24,6 +24,7 @@ import pytest
 
 from runtime import ActorSystem, RestartPolicy
 from runtime.durable import _services as durable
+from runtime.processes import ProcessHooks
 from runtime.tools.chaos.service import system_processes
 
 from actors_for_tests import Counter
@@ -41,6 +42,10 @@ def test_a_message_told_on_the_crash_of_an_actor_reaches_its_restarted_process(
     sent: list[int] = []
     errors: list[BaseException] = []
 
+    class TellAtOnce(ProcessHooks):
+        def on_crash(self, actor_id: str) -> None:
+            tell_at_once(actor_id)
+
     def tell_at_once(_: str) -> None:
         # As the coordinator does: another thread sends, the supervisor goes on restarting.
         def send() -> None:
@@ -52,7 +57,7 @@ def test_a_message_told_on_the_crash_of_an_actor_reaches_its_restarted_process(
 
         threading.Thread(target=send, name="tell-on-crash").start()
 
-    system._supervisor.on_crash = tell_at_once
+    system.host.add_hooks(TellAtOnce())
     for n in range(1, KILLS + 1):
         pid = ref.ask("pid", timeout=10)
         os.kill(pid, signal.SIGKILL)

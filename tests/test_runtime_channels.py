@@ -18,7 +18,7 @@ from actors_for_tests import Counter, Slow
 def test_socket_directory_and_sockets_are_private_to_the_owner(system: ActorSystem) -> None:
     ref = system.spawn(Counter, name="counter")
     ref.ask("count", timeout=10)
-    assert stat.S_IMODE(os.stat(system._dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(system.host.scratch_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(ref.address).st_mode) == 0o600
 
 
@@ -67,6 +67,6 @@ def test_flooding_a_stuck_actor_raises_mailbox_full_and_memory_stays_bounded() -
 
 
 def _pid_of(system: ActorSystem, ref: object) -> int:
-    child = system._supervisor.children[ref.actor_id]  # type: ignore[attr-defined]
-    pid: int = child.process.pid
+    pid = system.host.pid_of(ref.actor_id)  # type: ignore[attr-defined]
+    assert pid is not None
     return pid

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -13,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from runtime import ActorSystem, SystemConfig
-from runtime import system as system_module
-from runtime.system import _state_and_parent
 
 from actors_for_tests import Counter
 from conftest import children_of, pid_gone, wait_until
@@ -213,20 +210,3 @@ def test_a_pool_started_inside_the_system_leaves_no_semaphore_unlinked_under_it(
     assert out.strip() == "done"
     assert "leaked semaphore" not in err
     assert "FileNotFoundError" not in err
-
-
-def test_a_stat_line_gives_state_and_parent_even_with_parentheses_in_the_name() -> None:
-    assert _state_and_parent("4242 (my (odd) name) S 17 4242 4242 0 -1") == ("S", 17)
-
-
-def test_an_empty_stat_read_of_a_process_gone_meanwhile_gives_nothing() -> None:
-    assert _state_and_parent("") is None
-
-
-def test_looking_for_a_forkservers_children_skips_processes_gone_while_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A process that exits while its stat file is read leaves the read empty: a shutdown
-    # that raised on it left its forkserver running (seen in CI).
-    monkeypatch.setattr(system_module, "open", lambda *_: io.StringIO(""), raising=False)
-    assert system_module._has_live_children(os.getpid()) is False

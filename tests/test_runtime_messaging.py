@@ -152,7 +152,7 @@ def test_replies_answered_as_a_group_reach_every_asker_in_one_frame(system: Acto
     ref = system.spawn(GroupAnswerer)
     futures: list[Future[int]] = [Future() for _ in range(5)]
     frames: list[int] = []
-    node = system.node
+    node = system.host._node  # white-box: the service process's node
     dispatch = node._dispatch
 
     def counting(peer: object, record: tuple[object, ...]) -> None:

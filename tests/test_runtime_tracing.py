@@ -16,7 +16,7 @@ def test_every_event_carries_system_pid_role_and_actor(
 ) -> None:
     ref = system.spawn(Logger, name="logger")
     ref.proxy().log("hello").get(timeout=10)
-    pid = system._supervisor.children[ref.actor_id].process.pid
+    pid = system.host.pid_of(ref.actor_id)
     event = trace_events.wait_for("test.logged")
     assert len(trace_events.named("test.logged")) == 1
     assert event["system"] == system.id

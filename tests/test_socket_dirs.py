@@ -47,9 +47,9 @@ def make_dir(parent: Path, name: str, owner: int | None) -> Path:
 
 def test_a_system_writes_its_pid_into_its_socket_dir(tmp_path: Path) -> None:
     with ActorSystem(store=f"sqlite:///{tmp_path / 's.db'}") as system:
-        assert owner_of(system._dir) == os.getpid()
-        assert oct(os.stat(system._dir).st_mode & 0o777) == "0o700"
-    assert not os.path.exists(system._dir)
+        assert owner_of(system.host.scratch_dir) == os.getpid()
+        assert oct(os.stat(system.host.scratch_dir).st_mode & 0o777) == "0o700"
+    assert not os.path.exists(system.host.scratch_dir)
 
 
 def test_a_dir_whose_owner_is_gone_is_removed(tmp_path: Path, dead_pid: int) -> None:
@@ -112,6 +112,6 @@ def test_the_socket_dir_of_a_killed_service_is_removed_at_the_next_start(
 def test_the_socket_dir_of_a_running_system_survives_another_start(tmp_path: Path) -> None:
     with ActorSystem(store=f"sqlite:///{tmp_path / 'a.db'}") as first:
         with ActorSystem(store=f"sqlite:///{tmp_path / 'b.db'}"):
-            assert os.path.isdir(first._dir)
+            assert os.path.isdir(first.host.scratch_dir)
         counter = first.spawn(Counter, name="counter")  # its sockets still work
         assert counter.ask(2, timeout=10) == 2

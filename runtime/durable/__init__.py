@@ -7,6 +7,7 @@ gets for an execution.
 """
 
 from runtime.durable._blob_gc import collect_blobs, digests_in
+from runtime.durable._checkpoint_process import StoreCheckpointActor
 from runtime.durable._executions import (
     Execution,
     check_timeout,
@@ -16,13 +17,10 @@ from runtime.durable._executions import (
     validate_execution_id,
 )
 from runtime.durable._liveness import HOST, this_executor
+from runtime.durable._recovery import recover_at_start
 from runtime.durable._refs import BlobReader, FileBlobStore, blob_dir_for
-from runtime.durable._services import (
-    DurableServices,
-    StoreCheckpointActor,
-    absolute_store_url,
-    recover_at_start,
-)
+from runtime.durable._services import DurableServices
+from runtime.durable._store_url import absolute_store_url
 
 __all__ = [
     "HOST",

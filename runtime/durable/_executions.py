@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from actors.branches._actor import check_branch_class
 from actors.branches._spec import BranchSpec
@@ -30,10 +30,19 @@ from actors.records._specs import BranchClassRef, ExecutionSpec, class_ref, fing
 from runtime import admission, serialization
 from runtime.aio import AwaitableExecution
 from runtime.errors import ConfigurationError, Timeout
+from runtime.remote._actor_ref import ActorRef
 from runtime.remote._future import Future
 
-if TYPE_CHECKING:
-    from runtime.durable._services import DurableServices
+
+class ExecutionServices(Protocol):
+    """What an ``Execution`` handle needs of its system's durable services."""
+
+    coordinator: ActorRef[Any]
+    coordinator_generation: int
+
+    def cancel(self, execution_id: str) -> bool: ...
+
+    def retry(self, execution_id: str) -> Execution: ...
 
 _ASK_TIMEOUT = 30.0  # seconds a status question may take (the coordinator answers at once)
 _REREGISTER = 1.0  # seconds between checks that the coordinator that holds our wait is alive
@@ -55,7 +64,7 @@ class Execution(AwaitableExecution):
     (``system.execution(id)``).
     """
 
-    def __init__(self, services: DurableServices, execution_id: str, started: str) -> None:
+    def __init__(self, services: ExecutionServices, execution_id: str, started: str) -> None:
         self._services = services
         self.id = execution_id
         self.started = started
@@ -196,13 +205,13 @@ def validate_execution_id(execution_id: object) -> str:
     return execution_id
 
 
-def retried(services: DurableServices, execution_id: str) -> Execution:
+def retried(services: ExecutionServices, execution_id: str) -> Execution:
     reply: Future[Any] = Future()
     services.coordinator.tell(RetryExecution(execution_id, reply))
     return Execution(services, execution_id, reply.get(timeout=_ASK_TIMEOUT))
 
 
-def cancelled(services: DurableServices, execution_id: str) -> bool:
+def cancelled(services: ExecutionServices, execution_id: str) -> bool:
     reply: Future[bool] = Future()
     services.coordinator.tell(CancelExecution(execution_id, reply))
     return reply.get(timeout=_ASK_TIMEOUT)

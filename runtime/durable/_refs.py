@@ -38,6 +38,7 @@ from actors.refs._digest_client import DigestClient
 from actors.replies import exception_of
 from actors.workers._actor import WorkerActor
 from runtime.config import RestartPolicy
+from runtime.processes._process_host import ProcessHost
 from runtime.remote._future import Future
 from runtime.stores import DEFAULT_PATH
 
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
     from actors.refs._pending import PendingDigest
     from runtime.remote._actor_ref import ActorRef
-    from runtime.system import ActorSystem
 
 log = tracelog.get_logger("runtime.blobs")
 
@@ -278,14 +278,15 @@ class RefServices:
 
     worker_class = RefWorkerActor
 
-    def __init__(self, system: ActorSystem, store_url: str, restart: RestartPolicy) -> None:
-        self.blob_dir = blob_dir_for(store_url, system.config.blob_dir, scratch=system._dir)
-        self.digest: ActorRef[Any] = system.spawn(StoreDigestActor, self.blob_dir,
-                                                  name="digest", restart=restart)
+    def __init__(self, host: ProcessHost, store_url: str, restart: RestartPolicy) -> None:
+        config = host.config
+        self.blob_dir = blob_dir_for(store_url, config.blob_dir, scratch=host.scratch_dir)
+        self.digest: ActorRef[Any] = host.spawn(StoreDigestActor, (self.blob_dir,),
+                                                name="digest", restart=restart, registered=False)
         self.worker_options: dict[str, Any] = {
             "digest": self.digest, "blob_dir": self.blob_dir,
-            "ref_threshold_bytes": system.config.ref_threshold_bytes,
-            "fork_snapshot_bytes": system.config.fork_snapshot_bytes,
+            "ref_threshold_bytes": config.ref_threshold_bytes,
+            "fork_snapshot_bytes": config.fork_snapshot_bytes,
         }
         self.reader = BlobReader(self.blob_dir)
         with _LIVE_LOCK:

@@ -18,61 +18,44 @@ keeps being tried at a slower pace while every waiting caller is told why
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pykka.messages import ProxyCall
 
 from actors import tracelog
-from actors.branches._callbacks import parse_callback_id
 from actors.branches._spec import BranchSpec
-from actors.branches._stored_errors import decode_error, encode_error
-from actors.checkpointing import BatchingPolicy, CheckpointActor
 from actors.clock import SystemClock
 from actors.coordinator._actor import CoordinatorActor
-from actors.errors import (
-    CallbackError,
-    CallbackTimeoutError,
-    LeaseLostError,
-    UnknownCallbackError,
-    UnknownExecutionError,
-)
+from actors.errors import UnknownExecutionError
 from actors.policies import Completion
-from actors.protocol._checkpoint import Checkpoint, ReleaseLeases, SettleInStore
+from actors.protocol._checkpoint import ReleaseLeases
 from actors.protocol._coordinator import (
-    CheckpointLost,
     DeleteExecution,
-    SchedulerLost,
     StartExecution,
     StoreChanged,
     SystemFault,
     Wire,
-    WorkerBack,
-    WorkerLost,
 )
-from actors.protocol._scheduler import DependencyDone
-from actors.records._leases import ExecutorInfo
-from actors.records._status import ExecutionStatus, OpKind, OpStatus
-from actors.records._updates import OperationUpdate
 from actors.scheduling._actor import SchedulerActor
 from actors.store._contract import Store
 from runtime import otel, serialization, span_shipping
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable._blob_gc import collect_blobs
+from runtime.durable._callbacks import settle_callback
+from runtime.durable._checkpoint_process import StoreCheckpointActor, default_executor_id
 from runtime.durable._executions import Execution, cancelled, new_execution, retried
-from runtime.durable._liveness import executor_is_dead, this_executor
+from runtime.durable._faults import CHECKPOINT_RANK, SCHEDULER_RANK, ServiceFaults
+from runtime.durable._liveness import this_executor
 from runtime.durable._refs import RefServices
-from runtime.errors import ActorDeadError, ProcessFaultError, Timeout
+from runtime.durable._store_url import absolute_store_url
+from runtime.errors import ProcessFaultError, Timeout
 from runtime.processes._host import HostedActor
+from runtime.processes._process_host import ProcessHost
 from runtime.remote._actor_ref import SELF, ActorRef
 from runtime.remote._future import Future, get_all
 from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
-
-if TYPE_CHECKING:
-    from runtime.system import ActorSystem
 
 log = tracelog.get_logger("runtime.durable")
 
@@ -87,102 +70,61 @@ def service_restart(config: SystemConfig) -> RestartPolicy:
 _COORDINATOR = "coordinator"
 
 
-def absolute_store_url(url: str | None) -> str:
-    """The store URL with an absolute path, so every process opens the same file."""
-    if url is None:
-        return f"sqlite:///{DEFAULT_PATH.resolve()}"
-    scheme, sep, rest = url.partition("://")
-    if scheme.lower() != "sqlite" or not sep:
-        return url
-    path, q, query = rest.partition("?")
-    if path.startswith("/") and not path.startswith("//"):
-        absolute = Path(path[1:]).resolve()
-        return f"sqlite:///{absolute}{q}{query}"
-    return url
-
-
-class StoreCheckpointActor(CheckpointActor):
-    """The checkpoint actor as hosted by the runtime: it opens its store in its own process
-    and registers its system there as an executor."""
-
-    def __init__(self, store_url: str, *, synchronous: str, lock_timeout: float,
-                 batching: BatchingPolicy, executor: ExecutorInfo, lease_seconds: float) -> None:
-        store = open_store(store_url, synchronous=synchronous, lock_timeout=lock_timeout)
-        try:
-            found = store.read_executor(executor.executor_id)
-            alive = found is None or not executor_is_dead(found[0])
-            store.register_executor(executor, lease_seconds, time.time(), alive=alive)
-        except BaseException:
-            store.close()
-            raise
-        super().__init__(store=store, clock=SystemClock(), batching=batching,
-                         executor=executor.executor_id,
-                         lease_seconds=lease_seconds, is_dead=executor_is_dead)
-
-
-def default_executor_id() -> str:
-    return f"{this_executor('').host}-{uuid.uuid4().hex[:8]}"
-
-
 class DurableServices:
-    """The checkpoint actor, the workers, the scheduler and the coordinator of one system."""
+    """The checkpoint actor, the workers, the scheduler and the coordinator of one system.
 
-    def __init__(self, system: ActorSystem) -> None:
-        config = system.config
-        self._system = system
+        services = DurableServices(host, config, store_url=None)  # the embedded SQLite store
+    """
+
+    def __init__(self, host: ProcessHost, config: SystemConfig, store_url: str | None) -> None:
+        self._host = host
         self._config = config
-        if system.store_url is None:
+        if store_url is None:
             DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)  # the embedded default
-        self.store_url = absolute_store_url(system.store_url)
+        self.store_url = absolute_store_url(store_url)
         self.executor = this_executor(config.executor_id or default_executor_id())
         self.faults: dict[str, BaseException] = {}  # process name -> why it cannot run now
         self._closing = False
         self._spans = self._start_span_sink()
-        self.checkpoint: ActorRef[Any] = system.spawn(
-            StoreCheckpointActor, self.store_url, synchronous=config.sqlite_synchronous,
-            lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
-            executor=self.executor, lease_seconds=config.lease_seconds,
-            name="checkpoint", restart=service_restart(config),
+        restart = service_restart(config)
+        self.checkpoint: ActorRef[Any] = host.spawn(
+            StoreCheckpointActor, (self.store_url,), dict(
+                synchronous=config.sqlite_synchronous,
+                lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
+                executor=self.executor, lease_seconds=config.lease_seconds),
+            name="checkpoint", restart=restart, registered=False, stop_rank=CHECKPOINT_RANK,
         )
         self.reader: Store = open_store(read_only_url(self.store_url),
                                         lock_timeout=config.store_lock_timeout)
-        self.coordinator: ActorRef[Any] = ActorRef(
-            system_id=system.id, address=system.node.address, actor_id=_COORDINATOR,
-            name=_COORDINATOR, class_name="CoordinatorActor",
-        )
+        self.coordinator: ActorRef[Any] = host.ref_here(_COORDINATOR, "CoordinatorActor")
         self.coordinator_generation = 0
         self._hosted = self._start_coordinator()
-        self.scheduler: ActorRef[Any] = system.spawn(
-            SchedulerActor, checkpoint=self.checkpoint, coordinator=self.coordinator,
-            clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
-            max_parked_coroutines=config.max_parked_coroutines,
-            name="scheduler", restart=service_restart(config),
+        self.scheduler: ActorRef[Any] = host.spawn(
+            SchedulerActor, (), dict(
+                checkpoint=self.checkpoint, coordinator=self.coordinator,
+                clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
+                max_parked_coroutines=config.max_parked_coroutines),
+            name="scheduler", restart=restart, registered=False, stop_rank=SCHEDULER_RANK,
         )
-        restart = service_restart(config)
-        self.refs = RefServices(system, self.store_url, restart)  # the digest actor
+        self.refs = RefServices(host, self.store_url, restart)  # the digest actor
         self.workers: list[ActorRef[Any]] = [
-            system.spawn(self.refs.worker_class, **self.refs.worker_options,
-                         checkpoint=self.checkpoint, coordinator=self.coordinator,
-                         threads=config.worker_threads,
-                         serialize=serialization.dumps_naming_culprit,
-                         deserialize=serialization.loads, future_factory=Future,
-                         name=f"worker-{i}", worker_id=f"worker-{i}", restart=restart,
-                         scheduler=self.scheduler,
-                         suspend_delay=config.suspend_checkpoint_delay,
-                         suspend_delays=dict(config.suspend_delays or {}),
-                         lease_wait=config.lease_seconds,
-                         hold_runs=True)  # until the coordinator says which are current
+            host.spawn(self.refs.worker_class, (), dict(
+                **self.refs.worker_options,
+                checkpoint=self.checkpoint, coordinator=self.coordinator,
+                threads=config.worker_threads,
+                serialize=serialization.dumps_naming_culprit,
+                deserialize=serialization.loads, future_factory=Future,
+                worker_id=f"worker-{i}", scheduler=self.scheduler,
+                suspend_delay=config.suspend_checkpoint_delay,
+                suspend_delays=dict(config.suspend_delays or {}),
+                lease_wait=config.lease_seconds,
+                hold_runs=True),  # until the coordinator says which are current
+                name=f"worker-{i}", restart=restart, registered=False)
             for i in range(config.workers)
         ]
-        self._worker_index = {ref.actor_id: i for i, ref in enumerate(self.workers)}
-        self._names = {ref.actor_id: ref.name for ref in
-                       (self.checkpoint, self.scheduler, self.refs.digest, *self.workers)}
-        supervisor = system._supervisor
-        supervisor.on_crash = self._on_crash
-        supervisor.on_give_up = self._on_give_up
-        supervisor.on_recovered = self._on_recovered
-        supervisor.on_boot_failed = self._on_boot_failed
-        supervisor.on_ready = self._on_ready
+        names = {ref.actor_id: ref.name for ref in
+                 (self.checkpoint, self.scheduler, self.refs.digest, *self.workers)}
+        host.add_hooks(ServiceFaults(self, host, names))
         self._wire()
         threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
                          daemon=True).start()
@@ -197,12 +139,10 @@ class DurableServices:
         if not otel.available():
             return None
         otel.install_service_sink()
-        found = self._system.node.actors.get(span_shipping.SINK_ID)
-        if isinstance(found, HostedActor) and found.accepting:
+        found = self._host.hosted_here(span_shipping.SINK_ID)
+        if found is not None and found.accepting:
             return found  # an earlier start of these services failed half-way: keep it
-        hosted = HostedActor(self._system.node, span_shipping.SINK_ID, span_shipping.SINK_ID)
-        hosted.start(span_shipping.SpanSinkActor, (), {})
-        return hosted
+        return self._host.host_here(span_shipping.SINK_ID, span_shipping.SpanSinkActor)
 
     def close_span_sink(self) -> None:
         """Once every other process has stopped (and sent its last spans)."""
@@ -214,8 +154,7 @@ class DurableServices:
 
     def _start_coordinator(self) -> HostedActor:
         config = self._config
-        hosted = HostedActor(self._system.node, _COORDINATOR, _COORDINATOR)
-        hosted.start(CoordinatorActor, (), {
+        return self._host.host_here(_COORDINATOR, CoordinatorActor, (), {
             "checkpoint": self.checkpoint, "reader": self.reader,
             "serialize": serialization.dumps, "deserialize": serialization.loads,
             "executor": self.executor.executor_id, "lease_seconds": config.lease_seconds,
@@ -223,7 +162,6 @@ class DurableServices:
             # Run epochs above every epoch an earlier coordinator of this system issued.
             "epoch_base": self.coordinator_generation * 1_000_000_000,
         })
-        return hosted
 
     def _wire(self) -> None:
         self.coordinator.tell(Wire(self.coordinator, tuple(self.workers), self.scheduler))
@@ -248,79 +186,6 @@ class DurableServices:
                 self.faults[_COORDINATOR] = ProcessFaultError(  # nothing runs without it
                     _COORDINATOR, f"the coordinator failed and could not be restarted: {exc!r}")
                 return
-
-    # -- processes that crashed, gave up, came back ----------------------------------
-
-    def _on_crash(self, actor_id: str) -> None:
-        """A lost worker's runs go to the others at once; a lost checkpoint process fences
-        every run on the workers at once; the rest waits for the restart."""
-        index = self._worker_index.get(actor_id)
-        if index is not None:
-            self.coordinator.tell(WorkerLost(str(index)))
-        elif actor_id == self.checkpoint.actor_id:
-            # Every run a worker holds is dispatched again once it is back: told now, no
-            # queued run starts a step meanwhile (its result would be refused, its body rerun).
-            for worker in self.workers:
-                self._tell_unless_down(worker, CheckpointLost())
-
-    def _on_ready(self, actor_id: str) -> None:
-        """A restarted process listens again: give it (and tell about) what it lost."""
-        index = self._worker_index.get(actor_id)
-        if index is not None:
-            self.coordinator.tell(WorkerBack(str(index)))
-        elif actor_id == self.checkpoint.actor_id:
-            self._tell_unless_down(self.scheduler, CheckpointLost())  # parked copies unwind...
-            self.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
-        elif actor_id == self.scheduler.actor_id:
-            self.coordinator.tell(SchedulerLost())
-
-    def _tell_unless_down(self, ref: ActorRef[Any], message: Any) -> None:
-        """Tell ``ref`` now, or not at all if its process is down.
-
-        A crash hook runs on the supervisor's thread, which is also what restarts a
-        process that is down: waiting for one (a ref's restart grace) would hold up
-        every restart for that long. A restarted actor starts empty anyway.
-        """
-        now: ActorRef[Any] = ActorRef(system_id=ref.system_id, address=ref.address,
-                                      actor_id=ref.actor_id, name=ref.name,
-                                      class_name=ref.class_name, restart_grace=0.0)
-        try:
-            now.tell(message)
-        except ActorDeadError:
-            log.info("crash.not_told", actor=ref.name, message=type(message).__name__,
-                     reason="its process is down too; it restarts empty")
-
-    def _on_give_up(self, actor_id: str, why: str) -> None:
-        name = self._names.get(actor_id)
-        if name is None:
-            return  # a user's actor: its RestartPolicy said what happens
-        fault = ProcessFaultError(name, why)
-        self._down(actor_id, name, fault)
-
-    def _down(self, actor_id: str, name: str, fault: BaseException) -> None:
-        """The service's senders fail at once to it (none waits out a restart grace)."""
-        self.faults[name] = fault
-        child = self._system._supervisor.children.get(actor_id)
-        if child is not None:
-            self._system.node.mark_down(child.spec.address, str(fault))
-        self.coordinator.tell(SystemFault(name, fault))
-
-    def _on_boot_failed(self, actor_id: str, error: BaseException) -> None:
-        """A restart could not boot: its own error is the fault (a read-only store, say)."""
-        name = self._names.get(actor_id)
-        if name is not None:
-            self._down(actor_id, name, error)
-
-    def _on_recovered(self, actor_id: str) -> None:
-        """A process that was down runs again: callers may wait for it; resynchronise."""
-        name = self._names.get(actor_id)
-        if name is None or self.faults.pop(name, None) is None:
-            return
-        child = self._system._supervisor.children.get(actor_id)
-        if child is not None:
-            self._system.node.mark_up(child.spec.address)
-        self.coordinator.tell(SystemFault(name, None))
-        self._on_ready(actor_id)  # what it lost while down is sent again now that it listens
 
     def raise_if_unavailable(self) -> None:
         """A new call fails at once, typed, while a framework process cannot be kept alive."""
@@ -387,64 +252,8 @@ class DurableServices:
         return deleted
 
     def settle_callback(self, callback_id: str, ok: bool, outcome: Any) -> bool:
-        """Write a callback's outcome, then resume its branch once; see ``complete_callback``.
-
-        If this system runs the execution, the outcome is written with its lease and its
-        branch is resumed at once; otherwise it is written for the owner, who resumes it
-        at its next lease round.
-        """
-        branch_id, op_id = parse_callback_id(callback_id)
-        op = self._callback_op(callback_id, branch_id, op_id)
-        if op.status in (OpStatus.SUCCEEDED, OpStatus.FAILED):
-            return self._already_settled(callback_id, op, ok, outcome)
-        if op.due_at is not None and time.time() > op.due_at:
-            raise CallbackTimeoutError(f"callback {callback_id!r} timed out; too late to complete")
-        payload = serialization.dumps_or_raise((ok, outcome), f"the outcome of {callback_id!r}")
-        update = OperationUpdate(op.execution_id, branch_id, op_id, OpKind.CALLBACK, op.name,
-                                 OpStatus.SUCCEEDED if ok else OpStatus.FAILED,
-                                 payload=payload if ok else None,
-                                 error=None if ok else encode_error(outcome, serialization.dumps))
-        reply: Future[Any] = Future()
-        self.checkpoint.tell(Checkpoint(branch_id, update, reply_to=reply))
-        owned = True
-        try:
-            reply.get(timeout=30)
-        except LeaseLostError:  # another system runs it: write it for that owner
-            owned = False
-            settled: Future[Any] = Future()
-            self.checkpoint.tell(SettleInStore(update, settled))
-            settled.get(timeout=30)
-        stored = self._callback_op(callback_id, branch_id, op_id)
-        if stored.status is not update.status or stored.payload != update.payload:
-            # Its timeout was written first: the first outcome stands (see the store).
-            raise CallbackTimeoutError(f"callback {callback_id!r} timed out while completing it")
-        if owned:
-            self.scheduler.tell(DependencyDone(branch_id, op_id, payload))
-        return True
-
-    def _callback_op(self, callback_id: str, branch_id: str, op_id: str) -> Any:
-        log = self.reader.read_log(branch_id)
-        op = log.by_op_id().get(op_id)
-        if log.branch is None or op is None or op.kind is not OpKind.CALLBACK:
-            raise UnknownCallbackError(
-                f"no callback {callback_id!r} in the store: check the id, or wait until the "
-                "branch has created it"
-            )
-        return op
-
-    def _already_settled(self, callback_id: str, op: Any, ok: bool, outcome: Any) -> bool:
-        if op.status is OpStatus.FAILED and op.error is not None:
-            error = decode_error(op.error, serialization.loads)
-            if isinstance(error, CallbackTimeoutError):
-                raise CallbackTimeoutError(f"callback {callback_id!r} timed out; too late")
-        same = ok and op.status is OpStatus.SUCCEEDED and op.payload == serialization.dumps(
-            (ok, outcome))
-        if same or (not ok and op.status is OpStatus.FAILED):
-            log.info("callback.already_settled", callback_id=callback_id)
-            return False  # idempotent: the same outcome again changes nothing
-        raise CallbackError(
-            f"callback {callback_id!r} was already settled with another outcome; it stays as it was"
-        )
+        """Write a callback's outcome, then resume its branch once (``_callbacks``)."""
+        return settle_callback(self, callback_id, ok, outcome)
 
     def metrics(self) -> dict[str, int]:
         # One ProxyCall each, all at once: a proxy() would first ask for the actor's attributes.
@@ -486,32 +295,4 @@ class DurableServices:
         self.refs.close()
 
 
-def has_work_to_recover(store_url: str, lock_timeout: float) -> bool:
-    """Whether a store (that exists) holds unfinished executions: a system starts its
-    durable services at once for them, without waiting for a ``map``."""
-    try:
-        reader = open_store(read_only_url(store_url), lock_timeout=lock_timeout)
-    except Exception:
-        return False
-    try:
-        return any(reader.read_executions(status) for status in
-                   (ExecutionStatus.RUNNING, ExecutionStatus.SUSPENDED))
-    finally:
-        reader.close()
-
-
-def recover_at_start(system: ActorSystem, config: SystemConfig) -> None:
-    """Start the durable services of ``system`` if its store has work to recover; look again
-    every lease while nothing started them (another system on the store may die later)."""
-    url = absolute_store_url(system.store_url)
-    if system.store_url is None and not DEFAULT_PATH.exists():
-        return
-    while not system.closed and not system.durable_started:
-        if has_work_to_recover(url, config.store_lock_timeout):
-            try:
-                system.start_durable()
-            except Exception as exc:
-                log.error("recovery.start_failed", error=repr(exc))
-            return
-        if system.wait_closed(config.lease_seconds):
-            return
+__all__ = ["SERVICE_RESTART", "DurableServices", "service_restart"]

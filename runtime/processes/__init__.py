@@ -1,5 +1,8 @@
 """The process host: actor processes, their supervision, and what each process runs.
 
+``ProcessHost`` spawns actors into processes of their own from a spec, supervises
+and stops them, and tells a layer built on it (``ProcessHooks``) what happened to
+each process by actor id;
 ``child_main`` is the life of one actor process (boot, host the actor, exit);
 ``HostedActor`` hosts a pykka actor behind the process's node; ``Supervisor``
 watches every child and restarts crashed ones; ``ChildProcess`` and the
@@ -8,8 +11,11 @@ every process.
 """
 
 from runtime.processes._child import BootSpec, child_main
+from runtime.processes._exits import ProcessExit, ProcessHandle
+from runtime.processes._hooks import ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
+from runtime.processes._process_host import ProcessHost
 from runtime.processes._registry import Entry, Mirror, SystemRegistry
 from runtime.processes._socket_dirs import (
     OWNER_FILE,
@@ -18,7 +24,7 @@ from runtime.processes._socket_dirs import (
     owner_of,
     remove_stale_socket_dirs,
 )
-from runtime.processes._supervisor import Child, Supervisor
+from runtime.processes._supervisor import Child, ChildState, Supervisor
 
 __all__ = [
     "OWNER_FILE",
@@ -26,9 +32,14 @@ __all__ = [
     "BootSpec",
     "Child",
     "ChildProcess",
+    "ChildState",
     "Entry",
     "HostedActor",
     "Mirror",
+    "ProcessExit",
+    "ProcessHandle",
+    "ProcessHooks",
+    "ProcessHost",
     "Supervisor",
     "SystemRegistry",
     "child_main",

@@ -22,6 +22,7 @@ import multiprocess
 
 from actors import tracelog
 from runtime import serialization, span_shipping, tracing
+from runtime.errors import ActorDeadError
 from runtime.processes import _lifeline as lifeline
 from runtime.processes import _proctitle as proctitle
 from runtime.processes import _registry as registry
@@ -175,8 +176,6 @@ def _introspect(node: Node) -> Any:
     def introspect(actor_id: str, _: Any) -> Any:
         hosted = node.actors.get(actor_id)
         if hosted is None:
-            from runtime.errors import ActorDeadError
-
             raise ActorDeadError(f"actor {actor_id} is not hosted here")
         return hosted.introspect()
 

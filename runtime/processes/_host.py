@@ -1,36 +1,38 @@
 """Hosting a pykka actor behind a node: its inbox, its replies, its lifecycle.
 
-The user's class runs unchanged. We start it through pykka's own runtime hooks
-(``_create_actor_inbox``, ``_create_future``) on a thin subclass made here, so that
-the inbox can do two things as the actor's thread takes each message: bind the
-structlog context that travelled with the message, and return flow-control credit
-to the sender; and so that the futures of the actor's own asks (its proxy to itself,
-say) are ours, which can cross processes. The subclass also keeps ``actor_urn``
-equal to the URN of the actor's system-wide ``ActorRef``.
+The user's class runs unchanged. We start it through the hooks pykka documents
+for implementors of actor kinds (``_create_actor_inbox``, ``_create_future``,
+``_start_actor_loop``) on a thin subclass made once per class, so that the inbox
+can do two things as the actor's thread takes each message: bind the structlog
+context that travelled with the message, and return flow-control credit to the
+sender; so that the futures of the actor's own asks (its proxy to itself, say)
+are ours, which can cross processes; and so that the host knows whether the
+actor ended by a stop or a failure and when its thread handed over its last
+reply. The subclass also keeps ``actor_urn`` equal to the URN of the actor's
+system-wide ``ActorRef``. pykka's private names are reached through
+``actors._compat.pykka``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pykka
 import structlog
-from pykka._envelope import Envelope
 
 from actors import tracelog
+from actors._compat.pykka import Envelope, is_stop, run_actor_loop
 from actors.checkpointing._inbox import PeekableInbox
 from runtime.errors import ActorDeadError
 from runtime.remote._actor_ref import actor_urn_for
 from runtime.remote._future import Future
 from runtime.remote._introspection import AttrMap, proxy_target, public_attributes
 from runtime.wire._node import Node, Peer, RemoteReply
-
-if TYPE_CHECKING:
-    pass
 
 log = tracelog.get_logger("runtime.host")
 
@@ -162,22 +164,74 @@ def _peekable_inbox_factory() -> TracingPeekableInbox:
     return TracingPeekableInbox(_building.hosted)
 
 
+def _hosted_of(actor: Any) -> HostedActor:
+    hosted: HostedActor = actor.__dict__["_hosted"]
+    return hosted
+
+
 def _get_urn(actor: Any) -> str:
-    urn: str = actor.__dict__["_hosted_actor_urn"]
-    return urn
+    return _hosted_of(actor).urn
 
 
 def _set_urn(actor: Any, urn: str) -> None:
     # pykka's Actor.__init__ assigns a random URN; a hosted actor keeps its ref's instead.
     hosted = getattr(_building, "hosted", None)
-    actor.__dict__["_hosted_actor_urn"] = urn if hosted is None else hosted.urn
+    if hosted is None:
+        raise TypeError(f"{type(actor).__qualname__} is hosted: start it with HostedActor.start")
+    actor.__dict__["_hosted"] = hosted
+
+
+def _on_stop(actor: Any) -> None:
+    hosted = _hosted_of(actor)
+    hosted._mark_stopped()
+    try:
+        super(type(actor), actor).on_stop()
+    finally:
+        hosted.finished.set()
+
+
+def _on_failure(actor: Any, *exc_info: Any) -> None:
+    hosted = _hosted_of(actor)
+    hosted.failed = True
+    hosted._mark_stopped()
+    log.error("actor.failed", error=repr(exc_info[1]))
+    try:
+        super(type(actor), actor).on_failure(*exc_info)
+    finally:
+        hosted.finished.set()
+
+
+_loop_numbers = itertools.count(1)
+
+
+def _start_actor_loop(actor: Any) -> None:
+    """pykka's loop on a daemon thread of ours: the host learns when it has ended."""
+    hosted = _hosted_of(actor)
+
+    def run_loop() -> None:
+        try:
+            run_actor_loop(actor)
+        finally:
+            hosted._mark_stopped()  # an actor that failed in on_start ends here
+            hosted.loop_ended.set()
+
+    # Daemon: a service whose main thread ends must reach its atexit shutdown (runtime.system).
+    threading.Thread(target=run_loop, name=f"{type(actor).__name__}-{next(_loop_numbers)}",
+                     daemon=True).start()
 
 
 _hosted_classes: dict[type, type] = {}
 
 
 def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
-    """``cls`` with our inbox plugged into pykka's runtime hook; name and module kept."""
+    """``cls`` with the host plugged into pykka's implementor hooks; name and module kept.
+
+    Made once per class: the inbox and futures are the host's, ``on_stop`` and
+    ``on_failure`` tell the host how the actor ended before running ``cls``'s own, and
+    the loop runs on a thread that tells the host when it has ended.
+
+        actor = hosted_class(Counter)(*args, **kwargs)  # while _building.hosted is set
+    """
     if not (isinstance(cls, type) and issubclass(cls, pykka.ThreadingActor)):
         raise TypeError(f"{cls!r} is not a pykka.ThreadingActor subclass")
     sub = _hosted_classes.get(cls)
@@ -188,8 +242,10 @@ def hosted_class(cls: type[pykka.Actor]) -> type[pykka.Actor]:
         namespace = {
             "_create_actor_inbox": staticmethod(factory),
             "_create_future": staticmethod(Future),
+            "_start_actor_loop": _start_actor_loop,
+            "on_stop": _on_stop,
+            "on_failure": _on_failure,
             "actor_urn": property(_get_urn, _set_urn, doc="The URN of the actor's ActorRef."),
-            # A service whose main thread ends must reach its atexit shutdown (runtime.system).
             "use_daemon_thread": True,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
@@ -232,53 +288,17 @@ class HostedActor:
             actor = hosted_class(cls)(*args, **kwargs)
         finally:
             _building.hosted = None
-        self._wrap_hooks(actor)
         self._actor = actor
         self.pykka_ref = actor.actor_ref
         self.node.actors[self.actor_id] = self
         # Not in this process's pykka.ActorRegistry under its local ref: the system's
         # registry lists the ref that works from every process (runtime.processes).
-        actor._start_actor_loop()  # what pykka's Actor.start does after construction
+        actor._start_actor_loop()  # as pykka's Actor.start does after construction (our hook)
 
     def _mark_stopped(self) -> None:
         if not self.stopped.done():
             with contextlib.suppress(queue.Full):  # two threads may see the end at once
                 self.stopped.set(None)
-
-    def _wrap_hooks(self, actor: pykka.Actor) -> None:
-        """Know whether the actor ended by a stop or by a failure (for restarts), and when
-        its thread has handed over its last reply."""
-        hosted = self
-        user_on_stop, user_on_failure = actor.on_stop, actor.on_failure
-        actor_loop = actor._actor_loop
-
-        def run_loop() -> None:
-            try:
-                actor_loop()
-            finally:
-                hosted._mark_stopped()  # an actor that failed in on_start ends here
-                hosted.loop_ended.set()
-
-        actor._actor_loop = run_loop  # type: ignore[method-assign]
-
-        def on_stop() -> None:
-            hosted._mark_stopped()
-            try:
-                user_on_stop()
-            finally:
-                hosted.finished.set()
-
-        def on_failure(*exc_info: Any) -> None:
-            hosted.failed = True
-            hosted._mark_stopped()
-            log.error("actor.failed", error=repr(exc_info[1]))
-            try:
-                user_on_failure(*exc_info)
-            finally:
-                hosted.finished.set()
-
-        actor.on_stop = on_stop  # type: ignore[method-assign]
-        actor.on_failure = on_failure  # type: ignore[method-assign,assignment]
 
     def deliver(
         self, message: Any, origin: Peer | None, reply_id: int, context: Any, awaited: bool
@@ -287,14 +307,14 @@ class HostedActor:
         if reply_id:
             assert origin is not None
             reply = RemoteReply(self.node.system_id, origin.address, reply_id, awaited)
-        if isinstance(message, pykka.messages._ActorStop):
+        if is_stop(message):
             self.stop_requested = True
         ref = self.pykka_ref
         assert ref is not None
         ref.actor_inbox.put(TracedEnvelope(message, reply, context, origin))
 
     def deliver_local(self, message: Any, reply: Any, context: Any) -> None:
-        if isinstance(message, pykka.messages._ActorStop):
+        if is_stop(message):
             self.stop_requested = True
         ref = self.pykka_ref
         assert ref is not None

@@ -28,9 +28,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import multiprocess
 from multiprocess.connection import wait
 
 from actors import tracelog
+from runtime.processes._exits import ProcessExit
 
 log = tracelog.get_logger("runtime.lifeline")
 
@@ -94,8 +96,6 @@ def watch_service(service_pid: int, on_gone: Callable[[], None]) -> threading.Th
 
         watch_service(spec.service_pid, lambda: os._exit(EXIT_ORPHANED))
     """
-    import multiprocess
-
     parent = multiprocess.parent_process()
     fallback = parent.sentinel if parent is not None and parent.pid == service_pid else None
 
@@ -164,6 +164,17 @@ class ChildProcess:
             self._process.join(1.0)  # reaped this moment: its code is on the way
         code: int | None = self._process.exitcode
         return UNKNOWN_EXIT if code is None else code
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process runs (``ProcessHandle``)."""
+        return self.is_alive()
+
+    @property
+    def exit(self) -> ProcessExit | None:
+        """None while it runs; how it ended once it has (``ProcessHandle``)."""
+        code = self.exitcode
+        return None if code is None else ProcessExit(code)
 
     def kill(self) -> None:
         """SIGKILL the process if it still runs (never a process that reused its pid)."""

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -26,10 +26,24 @@ from multiprocess.connection import wait
 from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.processes._child import EXIT_STOPPED, BootSpec
+from runtime.processes._exits import ProcessExit, boot_error_of
 
 log = tracelog.get_logger("runtime.supervisor")
 
 _HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
+
+
+class ChildState(Enum):
+    """Where a supervised process is in its life."""
+
+    RUNNING = "running"
+    STOPPING = "stopping"  # asked to stop: its exit is not a crash
+    STOPPED = "stopped"
+    RESTARTING = "restarting"  # crashed; started again at ``restart_due``
+    DEAD = "dead"  # crashed past its policy (or without one): never started again
+
+
+_WATCHED = (ChildState.RUNNING, ChildState.STOPPING)
 
 
 @dataclass(eq=False)
@@ -39,7 +53,7 @@ class Child:
     spec: BootSpec
     policy: RestartPolicy | None
     process: Any
-    state: str = "running"  # running | stopping | stopped | restarting | dead
+    state: ChildState = ChildState.RUNNING
     restarts: list[float] = field(default_factory=list)
     restart_due: float | None = None
     exit_codes: list[int] = field(default_factory=list)
@@ -48,30 +62,9 @@ class Child:
     started_at: float = field(default_factory=time.monotonic)
 
 
-def boot_error_of(ready: Any) -> BaseException | None:
-    """The error a child's boot reported (its constructor raised), if it did."""
-    if ready is not None and ready.done():
-        try:
-            ready.get(timeout=0)
-        except BaseException as exc:
-            return exc
-    return None
-
-
 def describe_exit(code: int | None, ready: Any) -> str:
     """How a child ended, for people: a signal's name, a boot error, an exit code."""
-    boot_error = boot_error_of(ready)
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        where = "" if (ready is None or ready.done()) else (
-            " before it was ready (while starting, e.g. opening its store)")
-        return f"{name}{where}"
-    if boot_error is not None:
-        return f"its start failed with {type(boot_error).__name__}: {boot_error}"
-    return f"exit code {code}"
+    return ProcessExit.of(code, ready).describe()
 
 
 class Supervisor:
@@ -123,15 +116,15 @@ class Supervisor:
 
     def live_children(self) -> list[Child]:
         with self._lock:
-            return [c for c in self.children.values() if c.state in ("running", "stopping")]
+            return [c for c in self.children.values() if c.state in _WATCHED]
 
     def _run(self) -> None:
         while not self._closing:
             with self._lock:
                 watched = {c.process.sentinel: c for c in self.children.values()
-                           if c.state in ("running", "stopping")}
+                           if c.state in _WATCHED}
                 due = [c.restart_due for c in self.children.values()
-                       if c.state == "restarting" and c.restart_due is not None]
+                       if c.state is ChildState.RESTARTING and c.restart_due is not None]
             timeout = max(0.0, min(due) - time.monotonic()) if due else None
             if any(c.given_up for c in self.children.values()):
                 timeout = _HELD if timeout is None else min(timeout, _HELD)
@@ -152,15 +145,16 @@ class Supervisor:
         name = child.spec.name
         how = describe_exit(code, child.ready)
         boot_error = boot_error_of(child.ready)
-        if boot_error is not None and child.state == "running" and not self._closing:
+        if boot_error is not None and child.state is ChildState.RUNNING and not self._closing:
             child.given_up = True  # counts as a fault until a restart holds
             self._hook(self.on_boot_failed, child.spec.actor_id, boot_error)
-        if child.state == "stopping" or (code == EXIT_STOPPED and child.state == "running"):
-            child.state = "stopped"
+        stopping = child.state is ChildState.STOPPING
+        if stopping or (code == EXIT_STOPPED and child.state is ChildState.RUNNING):
+            child.state = ChildState.STOPPED
             log.debug("actor.exited", name=name, code=code)
             return
         if self._closing:
-            child.state = "stopped"
+            child.state = ChildState.STOPPED
             return
         self._hook(self.on_crash, child.spec.actor_id)
         now = time.monotonic()
@@ -168,7 +162,7 @@ class Supervisor:
         recent = [t for t in child.restarts if policy is not None and now - t < policy.within]
         if policy is not None and len(recent) < policy.max_restarts:
             child.restarts = recent
-            child.state = "restarting"
+            child.state = ChildState.RESTARTING
             child.restart_due = now + policy.delay(len(recent) + 1)
             log.warning("actor.crashed", name=name, exitcode=code, how=how, action="restart",
                         restart=len(recent) + 1, of=policy.max_restarts)
@@ -178,12 +172,12 @@ class Supervisor:
                f"{how}") if policy is not None else f"the {name} process crashed: {how}"
         if policy is not None and policy.then_every is not None:
             child.restarts = recent
-            child.state = "restarting"
+            child.state = ChildState.RESTARTING
             child.restart_due = now + policy.then_every
             log.error("actor.crashed", name=name, exitcode=code, how=how,
                       action=f"restart every {policy.then_every:g} s", reason=why)
         else:
-            child.state = "dead"
+            child.state = ChildState.DEAD
             log.warning("actor.crashed", name=name, exitcode=code, how=how, action="none",
                         reason="no restart policy" if policy is None else "restart limit reached")
         if not child.given_up:
@@ -202,8 +196,8 @@ class Supervisor:
         """A child past its budget that has now run for a while is told as recovered."""
         now = time.monotonic()
         with self._lock:
-            back = [c for c in self.children.values() if c.given_up and c.state == "running"
-                    and now - c.started_at > _HELD]
+            back = [c for c in self.children.values() if c.given_up
+                    and c.state is ChildState.RUNNING and now - c.started_at > _HELD]
         for child in back:
             child.given_up = False
             log.info("actor.recovered", name=child.spec.name)
@@ -212,7 +206,7 @@ class Supervisor:
     def _restart_due(self) -> None:
         now = time.monotonic()
         with self._lock:
-            due = [c for c in self.children.values() if c.state == "restarting"
+            due = [c for c in self.children.values() if c.state is ChildState.RESTARTING
                    and c.restart_due is not None and c.restart_due <= now]
         for child in due:
             if self._closing:
@@ -229,7 +223,7 @@ class Supervisor:
             child.restarts.append(now)
             child.restart_due = None
             child.started_at = now
-            child.state = "running"
+            child.state = ChildState.RUNNING
             log.info("actor.restarted", name=spec.name, pid=child.process.pid)
             child.ready._when_done(partial(self._ready, spec.actor_id))
 

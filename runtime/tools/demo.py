@@ -33,7 +33,7 @@ from actors.records._rows import ExecutionRecord
 from actors.records._status import OpKind
 from runtime.config import SystemConfig
 from runtime.durable._executions import Execution
-from runtime.durable._services import absolute_store_url
+from runtime.durable._store_url import absolute_store_url
 from runtime.progress import track
 from runtime.stores import DEFAULT_PATH
 from runtime.system import ActorSystem

@@ -32,7 +32,7 @@ from runtime.config import SystemConfig
 from runtime.durable._blob_gc import collect_blobs
 from runtime.durable._liveness import HOST
 from runtime.durable._refs import blob_dir_for
-from runtime.durable._services import absolute_store_url
+from runtime.durable._store_url import absolute_store_url
 from runtime.stores import open_store
 from runtime.system import ActorSystem
 from runtime.tools.inspect_cmd import ago, duration, open_reader

@@ -26,7 +26,7 @@ from rich.tree import Tree
 from actors.errors import StoreError
 from actors.records._status import BranchStatus, ExecutionStatus, OpStatus
 from actors.store._contract import Store
-from runtime.durable._services import absolute_store_url
+from runtime.durable._store_url import absolute_store_url
 from runtime.stores import open_store, read_only_url, redacted_url
 from runtime.tools.inspect_data import error_info, execution_summary, execution_view
 

@@ -154,10 +154,7 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def _processes(system: ActorSystem) -> dict[str, int]:
-    pids = {"service": os.getpid()}
-    for child in system._supervisor.children.values():
-        pids[child.spec.name] = child.process.pid
-    return pids
+    return {"service": os.getpid(), **system.processes()}
 
 
 def _sample(system: ActorSystem) -> tuple[int, float]:

@@ -57,8 +57,8 @@ from actors.records._leases import NewExecution
 from actors.records._status import OpKind, OpStatus
 from actors.records._updates import OperationUpdate
 from runtime.config import SystemConfig
+from runtime.durable._checkpoint_process import StoreCheckpointActor
 from runtime.durable._liveness import this_executor
-from runtime.durable._services import StoreCheckpointActor
 from runtime.remote._future import Future, get_all
 from runtime.stores import open_store
 from runtime.stores.sqlite import SqliteStore

