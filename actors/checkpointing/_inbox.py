@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pykka._envelope import Envelope
+from actors._compat.pykka import Envelope
 
 
 class PeekableInbox:
