@@ -35,13 +35,8 @@ _REPORT_EVERY = 0.02  # seconds between looks at the system's processes
 
 
 def system_processes(system: ActorSystem) -> dict[str, int]:
-    """Each process of ``system`` by name: ``system.processes()`` where it exists."""
-    processes = getattr(system, "processes", None)
-    if processes is not None:
-        found: dict[str, int] = processes()
-        return found
-    # Before ActorSystem.processes() existed: its supervisor's live children are the same.
-    return {c.spec.name: c.process.pid for c in vars(system)["_supervisor"].live_children()}
+    """Each process of ``system`` by name, with its pid."""
+    return system.processes()
 
 
 def write_atomically(path: Path, document: Any) -> None:
