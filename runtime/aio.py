@@ -26,7 +26,7 @@ from actors.coordinator._faults import describe_fault
 from actors.policies import BatchResult, Completion
 from actors.protocol._coordinator import AwaitResult, CurrentFault, DescribeExecution
 from runtime.errors import Timeout
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 if TYPE_CHECKING:
     from runtime.durable._executions import Execution

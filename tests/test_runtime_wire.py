@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from multiprocess.connection import Connection
 
-from runtime.wire import _node as transport
+from runtime.wire import _framing as transport
 from runtime.wire import write_frame
 
 

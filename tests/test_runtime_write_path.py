@@ -19,15 +19,15 @@ from multiprocess.connection import Connection
 
 from runtime import Future, serialization
 from runtime.wire import Node, Peer
-from runtime.wire import _node as transport
-from runtime.wire._node import _LEN, MSG, REPLY
+from runtime.wire import _writer
+from runtime.wire._framing import _LEN, MSG, REPLY
 
 ADDRESS = "/nonexistent/peer.sock"
 
 
 @pytest.fixture
 def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Node, Peer, Connection]]:
-    monkeypatch.setattr(transport, "_BURST_GAP", math.inf)
+    monkeypatch.setattr(_writer, "_BURST_GAP", math.inf)
     ours, theirs = socket.socketpair()
     node = Node(system_id="s", address="/nonexistent/node.sock", secret=b"k", role="test")
     peer = node.peer(ADDRESS)

@@ -20,7 +20,7 @@ import pytest
 from multiprocess.connection import Connection
 
 from runtime.wire import Node, Peer
-from runtime.wire import _node as transport
+from runtime.wire import _framing as transport
 
 
 @pytest.fixture
@@ -47,11 +47,11 @@ def test_a_break_during_a_write_never_sends_the_frame_into_a_file_opened_meanwhi
         return real_writev(fd, buffers)
 
     monkeypatch.setattr(transport.os, "writev", writev_after_a_pause)
-    writer = threading.Thread(target=node._enqueue, args=(peer, b"\x00\x00\x00\x05frame"),
+    writer = threading.Thread(target=node.enqueue, args=(peer, b"\x00\x00\x00\x05frame"),
                               kwargs={"awaited": True})
     writer.start()
     assert holding.wait(10)
-    breaker = threading.Thread(target=node._break, args=(peer, conn, "its process died"))
+    breaker = threading.Thread(target=node.connections.break_, args=(peer, conn, "its process died"))
     breaker.start()
     breaker.join(0.2)  # it may close the descriptor now, or must wait for the write
     opened = []

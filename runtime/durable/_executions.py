@@ -30,7 +30,7 @@ from actors.records._specs import BranchClassRef, ExecutionSpec, class_ref, fing
 from runtime import admission, serialization
 from runtime.aio import AwaitableExecution
 from runtime.errors import ConfigurationError, Timeout
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 if TYPE_CHECKING:
     from runtime.durable._services import DurableServices

@@ -38,8 +38,8 @@ from actors.refs._digest_client import DigestClient
 from actors.replies import exception_of
 from actors.workers._actor import WorkerActor
 from runtime.config import RestartPolicy
-from runtime.remote._future import Future
 from runtime.stores import DEFAULT_PATH
+from runtime.transport._future import Future
 
 if TYPE_CHECKING:
     from collections.abc import Collection

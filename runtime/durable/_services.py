@@ -68,8 +68,8 @@ from runtime.durable._refs import RefServices
 from runtime.errors import ActorDeadError, ProcessFaultError, Timeout
 from runtime.processes._host import HostedActor
 from runtime.remote._actor_ref import SELF, ActorRef
-from runtime.remote._future import Future, get_all
 from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
+from runtime.transport._future import Future, get_all
 
 if TYPE_CHECKING:
     from runtime.system import ActorSystem

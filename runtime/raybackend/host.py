@@ -32,7 +32,7 @@ from runtime.raybackend import replies, wire
 from runtime.raybackend.outcomes import outcome, settle
 from runtime.raybackend.ref import RayActorRef, dead_error
 from runtime.raybackend.sequencing import InOrder
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 log = tracelog.get_logger("runtime.raybackend.host")
 

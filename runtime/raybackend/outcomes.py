@@ -17,7 +17,7 @@ from typing import Any
 import cloudpickle
 
 from runtime.errors import RemoteError, SerializationError
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 
 def outcome(ok: bool, value: Any) -> bytes:
