@@ -18,8 +18,7 @@ import pytest
 from multiprocess.connection import Connection
 
 from runtime import Future, serialization
-from runtime.wire import Node, Peer
-from runtime.wire import _writer
+from runtime.wire import Node, Peer, _writer
 from runtime.wire._framing import _LEN, MSG, REPLY
 
 ADDRESS = "/nonexistent/peer.sock"

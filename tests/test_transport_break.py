@@ -51,7 +51,8 @@ def test_a_break_during_a_write_never_sends_the_frame_into_a_file_opened_meanwhi
                               kwargs={"awaited": True})
     writer.start()
     assert holding.wait(10)
-    breaker = threading.Thread(target=node.connections.break_, args=(peer, conn, "its process died"))
+    breaker = threading.Thread(target=node.connections.break_,
+                               args=(peer, conn, "its process died"))
     breaker.start()
     breaker.join(0.2)  # it may close the descriptor now, or must wait for the write
     opened = []

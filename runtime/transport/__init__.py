@@ -10,6 +10,7 @@ this process.
 """
 
 from runtime.transport._future import Future, ReplyWait, get_all
+from runtime.transport._in_process import InProcessReply, InProcessTransport
 from runtime.transport._outcomes import (
     caller_exception,
     remote_traceback_of,
@@ -29,6 +30,8 @@ __all__ = [
     "ActorAddress",
     "ControlOp",
     "Future",
+    "InProcessReply",
+    "InProcessTransport",
     "ReplyHandle",
     "ReplyWait",
     "Transport",
