@@ -17,7 +17,7 @@ from runtime.config import SystemConfig
 from runtime.errors import ConfigurationError
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
-from runtime.wire import Channel, Pump, SpinWait, cut_frames
+from runtime.wire import Channel, Pump, SpinWait, cut_records
 from runtime.wire import _channel as channel_module
 from runtime.wire import _spin as spin_module
 
@@ -25,7 +25,7 @@ from actors_for_tests import Counter
 
 
 def _frame(payload: bytes) -> bytes:
-    return struct.pack("!i", len(payload)) + payload
+    return struct.pack("<I", len(payload)) + payload
 
 
 class _Wire:
@@ -66,11 +66,11 @@ def _hand_lead_to_waiters(wire: _Wire, monkeypatch: pytest.MonkeyPatch) -> None:
     wait_until(lambda: b"nudge" in wire.payloads() and not wire.channel._lead.locked())
 
 
-def test_cut_frames_keeps_a_partial_frame_for_the_next_read() -> None:
+def test_cut_records_keeps_a_partial_record_for_the_next_read() -> None:
     buffer = bytearray(_frame(b"one") + _frame(b"two")[:5])
-    assert list(cut_frames(buffer)) == [b"one"]
+    assert list(cut_records(buffer)) == [b"one"]
     buffer += _frame(b"two")[5:]
-    assert list(cut_frames(buffer)) == [b"two"]
+    assert list(cut_records(buffer)) == [b"two"]
     assert buffer == b""
 
 

@@ -39,14 +39,15 @@ def test_a_break_during_a_write_never_sends_the_frame_into_a_file_opened_meanwhi
     peer.conn = conn
     number = conn.fileno()
     holding, go_on = threading.Event(), threading.Event()
-    real_writev = transport.os.writev
+    real_write = transport.os.write
 
-    def writev_after_a_pause(fd: int, buffers: list[bytes]) -> int:
-        holding.set()  # the writer has its descriptor number...
-        go_on.wait(10)  # ...and is descheduled before it writes
-        return real_writev(fd, buffers)
+    def write_after_a_pause(fd: int, data: bytes) -> int:
+        if fd == number:  # the connection's write, no other
+            holding.set()  # the writer has its descriptor number...
+            go_on.wait(10)  # ...and is descheduled before it writes
+        return real_write(fd, data)
 
-    monkeypatch.setattr(transport.os, "writev", writev_after_a_pause)
+    monkeypatch.setattr(transport.os, "write", write_after_a_pause)
     writer = threading.Thread(target=node.enqueue, args=(peer, b"\x00\x00\x00\x05frame"),
                               kwargs={"awaited": True})
     writer.start()

@@ -11,7 +11,7 @@ that waits on it: ``_channel``, ``_pump``, ``_spin``.
 
 from runtime.wire._channel import Channel
 from runtime.wire._dispatch import Hosted
-from runtime.wire._framing import cut_frames, write_frame
+from runtime.wire._framing import cut_records, record_bytes, write_records
 from runtime.wire._node import Node, current_node, node_for
 from runtime.wire._peer import Peer
 from runtime.wire._pump import Pump
@@ -27,7 +27,8 @@ __all__ = [
     "RemoteReply",
     "SpinWait",
     "current_node",
-    "cut_frames",
+    "cut_records",
     "node_for",
-    "write_frame",
+    "record_bytes",
+    "write_records",
 ]

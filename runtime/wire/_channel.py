@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runtime.wire._framing import cut_frames
+from runtime.wire._framing import cut_records
 from runtime.wire._spin import SpinWait, yield_found_cpu_idle
 
 STANDBY_GRACE = 0.005  # seconds the lead may sit unclaimed before the reader thread retakes it
@@ -55,7 +55,7 @@ _TIMEVAL = struct.Struct("@ll")
 class Channel:
     """One connection's reading, led by whichever thread waits on it.
 
-    ``deliver(frame)`` handles one frame of the wire (it runs under the lead);
+    ``deliver(record)`` handles one record of the stream (it runs under the lead);
     ``ended(reason)`` runs once when the connection reaches EOF or breaks.
     """
 
@@ -227,8 +227,8 @@ class Channel:
             return False
         buffer = self._buffer
         buffer += chunk
-        for frame in cut_frames(buffer):
-            self._deliver(frame)
+        for record in cut_records(buffer):
+            self._deliver(record)
         return True
 
     def _set_read_timeout(self, timeout: float | None) -> None:

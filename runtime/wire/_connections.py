@@ -23,7 +23,7 @@ from actors import tracelog
 from runtime import serialization
 from runtime.errors import ActorDeadError
 from runtime.wire._channel import Channel
-from runtime.wire._framing import HELLO, record_bytes, records_of, shut_down
+from runtime.wire._framing import HELLO, shut_down
 from runtime.wire._peer import Peer
 from runtime.wire._spin import SpinWait
 
@@ -33,7 +33,7 @@ log = tracelog.get_logger("runtime.transport")
 class Connections:
     """The peers of one node and their connections.
 
-    ``deliver(peer, frame)`` handles each frame read; ``broken(peer, reason)`` runs when a
+    ``deliver(peer, record)`` handles each record read; ``broken(peer, reason)`` runs when a
     peer's connection ends (fail what waits on it).
     """
 
@@ -101,7 +101,7 @@ class Connections:
                     raise ActorDeadError("actor system shut down")
                 try:
                     conn = Client(address, family="AF_UNIX", authkey=self._secret)
-                    conn.send_bytes(record_bytes(serialization.dumps((HELLO, self.address))))
+                    conn.send_bytes(serialization.dumps((HELLO, self.address)))
                 except (OSError, EOFError) as exc:  # gone, refused, or reset mid-handshake
                     down = self.down.get(address)
                     if down is not None:  # found past its restarts while we waited
@@ -121,7 +121,7 @@ class Connections:
         deliver = self._deliver
         channel = Channel(
             conn.fileno(),
-            deliver=lambda frame: deliver(peer, frame),
+            deliver=lambda record: deliver(peer, record),
             ended=lambda reason: self.break_(peer, conn, reason),
             spin=SpinWait(self._spin_wait),
         )
@@ -139,8 +139,7 @@ class Connections:
         while not self.closed:
             try:
                 conn = self._listener.accept()
-                (record,) = records_of(conn.recv_bytes())
-                kind, address = serialization.loads(record)
+                kind, address = serialization.loads(conn.recv_bytes())
             except Exception as exc:  # an unauthenticated or broken client: drop it, keep serving
                 if not self.closed:
                     log.debug("transport.accept_failed", error=repr(exc))

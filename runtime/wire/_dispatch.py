@@ -17,7 +17,7 @@ from actors import tracelog
 from runtime import serialization
 from runtime.errors import ActorDeadError
 from runtime.transport._future import Future
-from runtime.wire._framing import CREDIT, CTRL, DEAD, MSG, REPLIES, REPLY, VALUE, records_of
+from runtime.wire._framing import CREDIT, CTRL, DEAD, MSG, REPLIES, REPLY, VALUE
 from runtime.wire._peer import Peer
 from runtime.wire._replies import ReplyBook
 
@@ -69,15 +69,14 @@ class Dispatcher:
         self._held: list[tuple[Peer, tuple[Any, ...]]] | None = None
         self._held_lock = threading.Lock()
 
-    def deliver_frame(self, peer: Peer, data: bytes) -> None:
-        """Decode and dispatch the records of one frame (run by whoever reads the connection)."""
-        for record in records_of(data):
-            try:
-                decoded = serialization.loads(record)
-            except Exception as exc:  # a class the receiver cannot import, say
-                log.error("transport.undecodable_record", error=repr(exc), peer=peer.address)
-                continue
-            self.dispatch(peer, decoded)
+    def deliver(self, peer: Peer, record: bytes) -> None:
+        """Decode and dispatch one record (run by whoever reads the connection)."""
+        try:
+            decoded = serialization.loads(record)
+        except Exception as exc:  # a class the receiver cannot import, say
+            log.error("transport.undecodable_record", error=repr(exc), peer=peer.address)
+            return
+        self.dispatch(peer, decoded)
 
     def dispatch(self, peer: Peer, record: tuple[Any, ...]) -> None:
         node = self.node

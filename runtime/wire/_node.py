@@ -105,7 +105,7 @@ class Node:
         self.ctrl_handlers: dict[str, Callable[[str, Any], Any]] = self._dispatcher.ctrl_handlers
         self.connections = Connections(
             owner=self, address=address, secret=secret, spin_wait=spin_wait,
-            deliver=self._dispatcher.deliver_frame, broken=self.replies.fail_peer)
+            deliver=self._dispatcher.deliver, broken=self.replies.fail_peer)
         self._writer = Writer(self.connections.write_failed)
         self._closed = False
         self._pump: Pump | None = None

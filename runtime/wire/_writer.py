@@ -17,7 +17,7 @@ from time import perf_counter
 
 from multiprocess.connection import Connection
 
-from runtime.wire._framing import write_frame
+from runtime.wire._framing import write_records
 from runtime.wire._peer import Peer
 
 _MAX_WRITE = 4 * 1024 * 1024  # bytes the writer gathers for one peer before writing
@@ -62,7 +62,7 @@ class Writer:
                     conn = peer.conn
                     if conn is not None:
                         try:
-                            write_frame(conn, frame)
+                            write_records(conn, frame)
                         except OSError as exc:
                             self._write_failed(peer, conn, exc)
                     return
@@ -92,7 +92,7 @@ class Writer:
                 if conn is None:
                     continue  # the peer died; its waiters were failed by the node
                 try:
-                    write_frame(conn, frames[0] if len(frames) == 1 else b"".join(frames))
+                    write_records(conn, frames[0] if len(frames) == 1 else b"".join(frames))
                 except OSError as exc:
                     self._write_failed(peer, conn, exc)
                     continue
