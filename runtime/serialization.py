@@ -27,7 +27,7 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     """Unpickle ``data``; a pickle of an earlier version's layout loads too (``moved_names``)."""
     try:
         return pickle.loads(data)
-    except ModuleNotFoundError as exc:
+    except (ModuleNotFoundError, AttributeError) as exc:
         if not names_a_moved_module(exc):
             raise
         return load_moved(data)
