@@ -210,6 +210,6 @@ class _ReadsItsOwnReply:
 def test_a_future_waits_the_way_its_transport_says() -> None:
     future: Future[int] = Future()
     strategy = _ReadsItsOwnReply(future, 42)
-    future._wait = strategy
+    future.wait_through(strategy)
     assert future.get(timeout=1) == 42
     assert strategy.waits == 1

@@ -159,6 +159,17 @@ class Future(pykka.Future[T]):
         if self._listeners is not None:
             self._notify()
 
+    def wait_through(self, strategy: ReplyWait) -> None:
+        """Let a blocked ``get`` wait through ``strategy`` (a transport's ``ReplyWait``).
+
+        The transport that will answer this future calls it once, as it registers the
+        future; ``set``, ``done``, callbacks, ``await`` and ``get_all`` are unchanged.
+
+            future.wait_through(connection)   # a getter reads the reply itself
+        """
+        if self._wait is None:
+            self._wait = strategy
+
     def set_get_hook(self, func: Callable[[float | None], T]) -> None:
         """Let ``get(timeout)`` return ``func(timeout)``, called once; ``queue.Full`` if set."""
         if self.done():

@@ -58,8 +58,9 @@ class ReplyBook:
             self._pending[reply_id] = future
         if peer is not None:
             peer.pending.add(reply_id)
-            if future._wait is None:
-                future._wait = peer.channel  # a getter reads the reply itself
+            channel = peer.channel
+            if channel is not None:
+                future.wait_through(channel)  # a getter reads the reply itself
         return reply_id
 
     def forget(self, reply_ids: Sequence[int], peer: Peer | None) -> None:
