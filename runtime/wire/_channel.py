@@ -62,7 +62,7 @@ class Channel:
     def __init__(
         self,
         fd: int,
-        deliver: Callable[[bytes], None],
+        deliver: Callable[[memoryview], None],
         ended: Callable[[str], None],
         spin: SpinWait | None = None,
     ) -> None:

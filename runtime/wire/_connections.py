@@ -38,7 +38,7 @@ class Connections:
     """
 
     def __init__(self, *, owner: Any, address: str, secret: bytes, spin_wait: float,
-                 deliver: Callable[[Peer, bytes], None],
+                 deliver: Callable[[Peer, memoryview], None],
                  broken: Callable[[Peer, str], None]) -> None:
         self._owner = owner  # the node, which each Peer names
         self.address = address

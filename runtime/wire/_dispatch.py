@@ -69,7 +69,7 @@ class Dispatcher:
         self._held: list[tuple[Peer, tuple[Any, ...]]] | None = None
         self._held_lock = threading.Lock()
 
-    def deliver(self, peer: Peer, record: bytes) -> None:
+    def deliver(self, peer: Peer, record: memoryview) -> None:
         """Decode and dispatch one record (run by whoever reads the connection)."""
         try:
             decoded = serialization.loads(record)
