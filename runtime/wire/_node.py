@@ -265,9 +265,10 @@ class Node:
         data, _ = self._pickled(record, peer)
         return record_bytes(data)
 
-    def _pickled(self, record: tuple[Any, ...], peer: Peer | None) -> tuple[bytes, list[int]]:
+    def _pickled(self, record: tuple[Any, ...], peer: Peer | None
+                 ) -> tuple[bytes, tuple[int, ...]]:
         buffer = io.BytesIO()
-        pickler = _pickling.MessagePickler(buffer, self, peer)
+        pickler = _pickling.MessagePickler.for_peer(buffer, self, peer)
         try:
             pickler.dump(record)
         except BaseException:
@@ -334,7 +335,7 @@ class Node:
     def _reply_pickled(self, record: tuple[Any, ...], address: str
                        ) -> tuple[bytes, _pickling.ReplyPickler]:
         buffer = io.BytesIO()
-        pickler = _pickling.ReplyPickler(buffer, self, address)
+        pickler = _pickling.ReplyPickler.for_address(buffer, self, address)
         pickler.dump(record)
         return buffer.getvalue(), pickler
 

@@ -42,11 +42,18 @@ _Push = Callable[[pykka.Future[Any]], None]
 
 
 class _NodePickler(Pickler):
-    """Turns a hosted actor's own pykka ref into its system-wide ``ActorRef``."""
+    """Turns a hosted actor's own pykka ref into its system-wide ``ActorRef``.
 
-    def __init__(self, file: io.BytesIO, node: Any) -> None:
-        super().__init__(file, protocol=5)
-        self.node = node
+    Made by ``for_node`` (no ``__init__`` of ours: a message's pickling is on the hot path).
+    """
+
+    node: Any
+
+    @classmethod
+    def for_node(cls, file: io.BytesIO, node: Any) -> Any:
+        pickler = cls(file, protocol=5)
+        pickler.node = node
+        return pickler
 
     def own_ref(self, obj: pykka.ActorRef[Any]) -> Any:
         node = self.node
@@ -65,10 +72,14 @@ class _NodePickler(Pickler):
 class MessagePickler(_NodePickler):
     """Pickles a record for ``peer``; each future in it is registered to wait on ``peer``."""
 
-    def __init__(self, file: io.BytesIO, node: Any, peer: Peer | None) -> None:
-        super().__init__(file, node)
-        self.peer = peer
-        self.registered: list[int] = []  # reply ids made while pickling (forget if unsent)
+    peer: Peer | None
+    registered: tuple[int, ...] = ()  # reply ids made while pickling (forget if unsent)
+
+    @classmethod
+    def for_peer(cls, file: io.BytesIO, node: Any, peer: Peer | None) -> MessagePickler:
+        pickler: MessagePickler = cls.for_node(file, node)
+        pickler.peer = peer
+        return pickler
 
     def cross(self, obj: Any) -> Any:
         if isinstance(obj, Future):
@@ -76,7 +87,7 @@ class MessagePickler(_NodePickler):
             fresh = obj._reply_id is None
             reply_id = node.replies.register(obj, self.peer)
             if fresh:
-                self.registered.append(reply_id)
+                self.registered = (*self.registered, reply_id)
             return (rebuild_reply, (node.system_id, node.address, reply_id))
         if isinstance(obj, ActorRef) or not isinstance(obj, pykka.ActorRef):
             return NotImplemented  # a ref pickles itself; a plain pykka future cannot travel
@@ -86,10 +97,15 @@ class MessagePickler(_NodePickler):
 class ReplyPickler(_NodePickler):
     """Pickles a reply for ``address``; the futures in it travel as copies (``release``)."""
 
-    def __init__(self, file: io.BytesIO, node: Any, address: str) -> None:
-        super().__init__(file, node)
-        self.address = address
-        self._pushes: list[tuple[pykka.Future[Any], _Push]] = []
+    address: str
+    _pushes: list[tuple[pykka.Future[Any], _Push]]
+
+    @classmethod
+    def for_address(cls, file: io.BytesIO, node: Any, address: str) -> ReplyPickler:
+        pickler: ReplyPickler = cls.for_node(file, node)
+        pickler.address = address
+        pickler._pushes = []
+        return pickler
 
     def cross(self, obj: Any) -> Any:
         if isinstance(obj, pykka.Future):
