@@ -182,9 +182,8 @@ class ActorRef(pykka.ActorRef[A]):
         ``SerializationError`` if the message cannot be pickled (nothing is sent),
         ``MailboxFullError`` if the actor's mailbox stayed full past ``send_timeout``.
         """
-        transport = self._transport()
         try:
-            transport.tell(self.to, message)
+            transport_for(self.system_id).tell(self.to, message)
         except ActorDeadError as exc:
             raise self._not_found(exc) from None
 

@@ -11,6 +11,7 @@ waiting up to its grace for a restarting process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -118,10 +119,9 @@ class Connections:
         return peer
 
     def _attach(self, peer: Peer, conn: Connection) -> None:
-        deliver = self._deliver
         channel = Channel(
             conn.fileno(),
-            deliver=lambda record: deliver(peer, record),
+            deliver=functools.partial(self._deliver, peer),  # no Python frame of ours per record
             ended=lambda reason: self.break_(peer, conn, reason),
             spin=SpinWait(self._spin_wait),
         )

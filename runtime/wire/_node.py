@@ -161,7 +161,12 @@ class Node:
     # -- the Transport -------------------------------------------------------------
 
     def tell(self, to: ActorAddress, message: Any) -> None:
-        self._send(to, message, None)
+        if to.process != self.address:  # the common case, first: another process
+            self.send_message(to.process, to.actor_id, to.name, message, None,
+                              structlog.contextvars.get_contextvars() or None,
+                              grace=to.restart_grace)
+        else:
+            self._send(to, message, None)
 
     def tell_many(self, to: ActorAddress, messages: Sequence[Any]) -> None:
         for message in messages:  # back to back: the writer sends them as one burst
