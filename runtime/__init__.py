@@ -52,10 +52,10 @@ from runtime.errors import (
     Timeout,
 )
 from runtime.remote._actor_ref import SELF, ActorRef
-from runtime.remote._future import Future, get_all
 from runtime.remote._proxy import ActorProxy, CallableProxy
 from runtime.system import ActorSystem
 from runtime.tracing import bound, read_trace
+from runtime.transport._future import Future, get_all
 
 __all__ = [
     "SELF",

@@ -27,7 +27,7 @@ from actors.policies import BatchResult, Completion
 from actors.protocol._coordinator import AwaitResult, CurrentFault, DescribeExecution
 from runtime.errors import Timeout
 from runtime.remote._actor_ref import ActorRef
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 E_co = TypeVar("E_co", covariant=True)  # the system's execution handle (runtime.durable.Execution)
 

@@ -73,9 +73,17 @@ MOVED: dict[str, tuple[str, ...]] = {
 }
 
 
+# Modules of the flat layout whose name a new package took (``runtime.transport`` is the
+# transport seam now): a pickle naming one finds the module, but not the old name in it.
+REUSED = frozenset({"runtime.transport"})
+
+
 def names_a_moved_module(error: BaseException) -> bool:
     """Whether ``error`` (from ``pickle.loads``) is a pickle naming a module that moved."""
-    return isinstance(error, ModuleNotFoundError) and error.name in MOVED
+    if isinstance(error, ModuleNotFoundError):
+        return error.name in MOVED
+    return isinstance(error, AttributeError) and any(
+        f"<module '{module}'" in str(error) for module in REUSED)
 
 
 def load_moved(data: bytes | bytearray | memoryview) -> Any:

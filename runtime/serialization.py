@@ -11,11 +11,13 @@ import dataclasses
 import io
 import pickle
 import types
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
 import pykka
 
+from actors._compat.cloudpickle import should_pickle_by_reference
 from runtime.cheap_pickling import reducer_for, reducers
 from runtime.errors import DurableActorsError, SerializationError
 from runtime.moved_names import load_moved, names_a_moved_module
@@ -25,42 +27,28 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     """Unpickle ``data``; a pickle of an earlier version's layout loads too (``moved_names``)."""
     try:
         return pickle.loads(data)
-    except ModuleNotFoundError as exc:
+    except (ModuleNotFoundError, AttributeError) as exc:
         if not names_a_moved_module(exc):
             raise
         return load_moved(data)
 
-try:  # cloudpickle's own test of what an importable name can stand for
-    from cloudpickle.cloudpickle import _should_pickle_by_reference as _by_reference
-except ImportError:  # pragma: no cover - an older cloudpickle: a conservative test of our own
-    def _by_reference(obj: Any, name: str | None = None) -> bool:
-        qualname = getattr(obj, "__qualname__", "")
-        return getattr(obj, "__module__", "__main__") != "__main__" and "<" not in qualname
-
-
 _cheap = reducers  # class -> its cheap reduce, or None (runtime.cheap_pickling)
 _UNSEEN: Any = object()
 _CODE = (type, types.FunctionType)  # what may travel by value; a tuple: cheaper than a union
-# ... and pykka's own refs and futures, which become the system's when they cross
-# (``runtime.remote``), unless they are the system's already (they pickle themselves).
+# ... and pykka's refs and futures, which a transport's pickler turns into its own (``cross``).
 _SPECIAL = (type, types.FunctionType, pykka.ActorRef, pykka.Future)
-_pickles_itself: tuple[type, ...] = ()
 
 
-def pickles_itself(cls: type) -> type:
-    """Mark a subclass of a pykka type that crosses by its own ``__reduce__``."""
-    global _pickles_itself
-    _pickles_itself = (*_pickles_itself, cls)
-    return cls
-
-
-class _Pickler(pickle.Pickler):
+class Pickler(pickle.Pickler):
     """The C pickler, handing cloudpickle only what must travel by value.
 
     Classes and functions that cloudpickle would pickle by value (defined in
     ``__main__``, in a function, lambdas) go through cloudpickle; everything else,
     most of all the framework's own messages, stays in C: about 3x cheaper per
     message than cloudpickle for the same bytes on the receiving side.
+
+    A transport subclasses it and overrides ``cross``, which meets every pykka
+    ``ActorRef`` and ``Future`` (the system's own included) in what is pickled.
     """
 
     def reducer_override(self, obj: Any) -> Any:
@@ -72,16 +60,16 @@ class _Pickler(pickle.Pickler):
             return cheap(obj)
         if isinstance(obj, _SPECIAL):
             if not isinstance(obj, _CODE):
-                if isinstance(obj, _pickles_itself):
-                    return NotImplemented
-                from runtime.remote._exports import crossing
-
-                return crossing(obj)
+                return self.cross(obj)
             if obj not in _known_by_reference:
-                if not _by_reference(obj):
+                if not should_pickle_by_reference(obj):
                     return cloudpickle.loads, (cloudpickle.dumps(obj, protocol=5),)
                 if len(_known_by_reference) < _KNOWN_LIMIT:
                     _known_by_reference.add(obj)
+        return NotImplemented
+
+    def cross(self, obj: Any) -> Any:
+        """How a pykka ref or future pickles here: a reduction, or NotImplemented (its own)."""
         return NotImplemented
 
 
@@ -97,7 +85,7 @@ _KNOWN_LIMIT = 16_384  # a bound, should a program mint importable classes in a 
 def dumps(obj: Any) -> bytes:
     """Pickle ``obj`` (protocol 5); raises what pickling raises (callers wrap it)."""
     buffer = io.BytesIO()
-    _Pickler(buffer, protocol=5).dump(obj)
+    Pickler(buffer, protocol=5).dump(obj)
     return buffer.getvalue()
 
 
@@ -110,7 +98,7 @@ class _Nowhere:
 
 def check_picklable(obj: Any) -> None:
     """Raise what ``dumps(obj)`` would raise, holding one pickle frame at most in memory."""
-    _Pickler(_Nowhere(), protocol=5).dump(obj)
+    Pickler(_Nowhere(), protocol=5).dump(obj)
 
 
 def _children(obj: Any) -> list[tuple[str, Any]]:
@@ -136,8 +124,13 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
 
 
 def find_unpicklable(obj: Any, path: str = "message", depth: int = 0,
-                     seen: set[int] | None = None) -> tuple[str, Any]:
-    """The deepest part of ``obj`` that cannot be pickled, as (path, object)."""
+                     seen: set[int] | None = None,
+                     check: Callable[[Any], Any] | None = None) -> tuple[str, Any]:
+    """The deepest part of ``obj`` that cannot be pickled, as (path, object).
+
+    ``check`` pickles a part (default ``dumps``; a transport passes its own).
+    """
+    check = dumps if check is None else check
     seen = set() if seen is None else seen
     seen.add(id(obj))  # a method's class is in its closure (super()): never walk a cycle
     if depth < 8:
@@ -145,9 +138,9 @@ def find_unpicklable(obj: Any, path: str = "message", depth: int = 0,
             if id(child) in seen:
                 continue
             try:
-                dumps(child)
+                check(child)
             except Exception:
-                return find_unpicklable(child, path + suffix, depth + 1, seen)
+                return find_unpicklable(child, path + suffix, depth + 1, seen, check)
     return path, obj
 
 
@@ -160,16 +153,18 @@ def describe(obj: Any) -> str:
     return f"a {module}{cls.__qualname__}"
 
 
-def dumps_or_raise(obj: Any, what: str, root: str = "message") -> bytes:
+def dumps_or_raise(obj: Any, what: str, root: str = "message",
+                   check: Callable[[Any], bytes] | None = None) -> bytes:
     """Pickle ``obj`` or raise ``SerializationError`` naming ``what`` and the culprit.
 
     ``what`` reads like "message to 'counter'"; ``root`` names ``obj`` in the path
     to the culprit ("message.conn is a socket").
     """
+    check = dumps if check is None else check
     try:
-        return dumps(obj)
+        return check(obj)
     except Exception as exc:  # pickling raises many types: TypeError, PicklingError, ...
-        raise unpicklable_error(obj, what, exc, root) from exc
+        raise unpicklable_error(obj, what, exc, root, check=check) from exc
 
 
 def dumps_naming_culprit(obj: Any) -> bytes:
@@ -189,9 +184,9 @@ def dumps_naming_culprit(obj: Any) -> bytes:
 
 def unpicklable_error(obj: Any, what: str, exc: Exception, root: str = "message",
                       advice: str = "send plain data, or give the object a __reduce__",
-                      ) -> SerializationError:
+                      check: Callable[[Any], Any] | None = None) -> SerializationError:
     """The ``SerializationError`` for ``obj``, which failed to pickle with ``exc``."""
-    path, culprit = find_unpicklable(obj, root)
+    path, culprit = find_unpicklable(obj, root, check=check)
     return SerializationError(
         f"{what} could not be pickled: {path} is {describe(culprit)} ({exc}); {advice}"
     )

@@ -45,7 +45,7 @@ class Counter(pykka.ThreadingActor):
     def peers(self) -> list[str]:
         node = current_node()
         assert node is not None
-        return [p.address for p in node._peers.values() if p.conn is not None]
+        return [p.address for p in node.connections.peers.values() if p.conn is not None]
 
 
 class Failing(pykka.ThreadingActor):

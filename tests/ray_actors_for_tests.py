@@ -34,6 +34,11 @@ class Counter(pykka.ThreadingActor):
         self.total += message if isinstance(message, int) else 0
         return self.total
 
+    def add(self, amount: int) -> int:
+        """For proxies: ``proxy.add(2).get()``."""
+        self.total += amount
+        return self.total
+
 
 class Relay(pykka.ThreadingActor):
     """Holds a ref to another actor and talks to it from its own thread."""

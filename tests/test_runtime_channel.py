@@ -17,14 +17,15 @@ from runtime.config import SystemConfig
 from runtime.errors import ConfigurationError
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
-from runtime.wire import Channel, Pump, SpinWait, cut_frames
+from runtime.wire import Channel, Pump, SpinWait, cut_records
 from runtime.wire import _channel as channel_module
+from runtime.wire import _spin as spin_module
 
 from actors_for_tests import Counter
 
 
 def _frame(payload: bytes) -> bytes:
-    return struct.pack("!i", len(payload)) + payload
+    return struct.pack("<I", len(payload)) + payload
 
 
 class _Wire:
@@ -65,11 +66,11 @@ def _hand_lead_to_waiters(wire: _Wire, monkeypatch: pytest.MonkeyPatch) -> None:
     wait_until(lambda: b"nudge" in wire.payloads() and not wire.channel._lead.locked())
 
 
-def test_cut_frames_keeps_a_partial_frame_for_the_next_read() -> None:
+def test_cut_records_keeps_a_partial_record_for_the_next_read() -> None:
     buffer = bytearray(_frame(b"one") + _frame(b"two")[:5])
-    assert list(cut_frames(buffer)) == [b"one"]
+    assert list(cut_records(buffer)) == [b"one"]
     buffer += _frame(b"two")[5:]
-    assert list(cut_frames(buffer)) == [b"two"]
+    assert list(cut_records(buffer)) == [b"two"]
     assert buffer == b""
 
 
@@ -134,7 +135,7 @@ def test_the_reader_steps_in_for_a_thread_that_waits_while_nobody_leads() -> Non
         ref = system.spawn(Counter, name="counter")
         asks = [ref.ask("count", block=False) for _ in range(3)]
         for fut in asks:
-            fut._channel = None  # wait the ordinary way: the reader thread must read for us
+            fut._wait = None  # wait the ordinary way: the reader thread must read for us
         assert [fut.get(timeout=10) for fut in asks] == [0, 0, 0]
 
 
@@ -304,7 +305,8 @@ def test_a_site_polls_again_once_its_messages_come_quickly_again() -> None:
 @pytest.fixture
 def polling_wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Wire]:
     # Polls for up to 10 s, whatever else runs on the machine: every wait here ends polling.
-    monkeypatch.setattr(channel_module, "_yield_found_cpu_idle", lambda: True)
+    monkeypatch.setattr(channel_module, "yield_found_cpu_idle", lambda: True)
+    monkeypatch.setattr(spin_module, "yield_found_cpu_idle", lambda: True)
     w = _Wire(spin=SpinWait(10.0))
     _hand_lead_to_waiters(w, monkeypatch)
     yield w
@@ -359,15 +361,15 @@ class _RecordingPoll:
         return self._poll.poll(timeout)
 
 
-_real_poll = channel_module.select.poll
-_real_yield_check = channel_module._yield_found_cpu_idle
+_real_poll = spin_module.select.poll
+_real_yield_check = spin_module.yield_found_cpu_idle
 
 
 def test_a_polling_pump_reads_a_frame_that_comes_within_its_budget_without_blocking(
     polling_wire: _Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wire = polling_wire
-    monkeypatch.setattr(channel_module.select, "poll", _RecordingPoll)
+    monkeypatch.setattr(spin_module.select, "poll", _RecordingPoll)
     _RecordingPoll.timeouts = []
     pump, owner = Pump(lambda: [wire.channel], lambda _: False, SpinWait(10.0)), _Owner()
     threading.Timer(0.05, lambda: wire.theirs.sendall(_frame(b"told"))).start()
@@ -406,7 +408,7 @@ def _busy(seconds: float) -> threading.Thread:
 
 def test_a_yield_finds_the_cpu_idle_when_nothing_else_runs() -> None:
     # On a shared machine a yield may run a neighbour now and then: one idle finding suffices.
-    assert any(channel_module._yield_found_cpu_idle() for _ in range(1000))
+    assert any(spin_module.yield_found_cpu_idle() for _ in range(1000))
 
 
 def test_a_yield_finds_the_cpu_taken_while_another_process_runs_on_it() -> None:
@@ -416,7 +418,7 @@ def test_a_yield_finds_the_cpu_taken_while_another_process_runs_on_it() -> None:
     try:
         os.sched_setaffinity(hog.pid, {cpu})
         os.sched_setaffinity(0, {cpu})  # this thread only: the hog waits on the same CPU
-        assert not all(channel_module._yield_found_cpu_idle() for _ in range(1000))
+        assert not all(spin_module.yield_found_cpu_idle() for _ in range(1000))
     finally:
         os.sched_setaffinity(0, mine)
         hog.kill()
@@ -427,8 +429,9 @@ def test_a_polling_pump_sleeps_while_another_thread_needs_the_cpu(
     polling_wire: _Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wire = polling_wire
-    monkeypatch.setattr(channel_module, "_yield_found_cpu_idle", _real_yield_check)
-    monkeypatch.setattr(channel_module.select, "poll", _RecordingPoll)
+    monkeypatch.setattr(channel_module, "yield_found_cpu_idle", _real_yield_check)
+    monkeypatch.setattr(spin_module, "yield_found_cpu_idle", _real_yield_check)
+    monkeypatch.setattr(spin_module.select, "poll", _RecordingPoll)
     _RecordingPoll.timeouts = []
     pump, owner = Pump(lambda: [wire.channel], lambda _: False, SpinWait(10.0)), _Owner()
     busy = _busy(0.5)  # asks for the GIL: the pump's yields come back late

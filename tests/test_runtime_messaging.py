@@ -147,24 +147,25 @@ def test_threads_asking_one_actor_at_once_each_get_their_own_replies(
 
 
 def test_replies_answered_as_a_group_reach_every_asker_in_one_frame(system: ActorSystem) -> None:
-    from runtime.wire._node import REPLIES
+    from runtime.wire._framing import REPLIES
 
     ref = system.spawn(GroupAnswerer)
     futures: list[Future[int]] = [Future() for _ in range(5)]
     frames: list[int] = []
     node = system.host._node  # white-box: the service process's node
-    dispatch = node._dispatch
+    dispatcher = node._dispatcher
+    dispatch = dispatcher.dispatch
 
     def counting(peer: object, record: tuple[object, ...]) -> None:
         frames.append(record[0])  # type: ignore[arg-type]
         dispatch(peer, record)  # type: ignore[arg-type]
 
-    node._dispatch = counting  # type: ignore[method-assign]
+    dispatcher.dispatch = counting  # type: ignore[method-assign]
     try:
         ref.tell((futures, [10, 11, 12, 13, 14]))
         assert get_all(futures, timeout=10) == [10, 11, 12, 13, 14]
     finally:
-        node._dispatch = dispatch  # type: ignore[method-assign]
+        dispatcher.dispatch = dispatch  # type: ignore[method-assign]
     assert frames.count(REPLIES) == 1
 
 

@@ -10,6 +10,7 @@ the test runs: only ``awaited`` frames may be written by their thread.
 from __future__ import annotations
 
 import math
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -18,16 +19,15 @@ import pytest
 from multiprocess.connection import Connection
 
 from runtime import Future, serialization
-from runtime.wire import Node, Peer
-from runtime.wire import _node as transport
-from runtime.wire._node import _LEN, MSG, REPLY
+from runtime.wire import Node, Peer, _writer
+from runtime.wire._framing import _LEN, MSG, REPLY, cut_records
 
 ADDRESS = "/nonexistent/peer.sock"
 
 
 @pytest.fixture
 def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Node, Peer, Connection]]:
-    monkeypatch.setattr(transport, "_BURST_GAP", math.inf)
+    monkeypatch.setattr(_writer, "_BURST_GAP", math.inf)
     ours, theirs = socket.socketpair()
     node = Node(system_id="s", address="/nonexistent/node.sock", secret=b"k", role="test")
     peer = node.peer(ADDRESS)
@@ -39,12 +39,10 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Node, Peer, Connect
 
 
 def records_written(receiver: Connection) -> list[tuple[Any, ...]]:
-    found = []
+    buffer = bytearray()
     while receiver.poll(0):
-        data = receiver.recv_bytes()
-        (length,) = _LEN.unpack_from(data)
-        found.append(serialization.loads(data[_LEN.size : _LEN.size + length]))
-    return found
+        buffer += os.read(receiver.fileno(), 1 << 16)
+    return [serialization.loads(record) for record in cut_records(buffer)]
 
 
 def ask(node: Node, message: Any) -> Future[Any]:

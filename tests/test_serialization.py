@@ -18,6 +18,7 @@ from actors.records import (
     OpStatus,
 )
 from runtime import serialization
+from runtime.wire import RemoteReply
 
 from actors_for_tests import Counter
 
@@ -88,6 +89,14 @@ def test_records_in_a_log_keep_their_members_by_name_and_share_them() -> None:
     data = serialization.dumps(log)
     assert data.count(b"SUCCEEDED") == 1  # the pickle memo: one member, referenced thrice
     assert serialization.loads(data) == log
+
+
+def test_a_pickle_naming_the_flat_transport_module_loads_from_the_wire_though_the_name_is_reused(
+) -> None:
+    written = pickle.dumps(RemoteReply, protocol=0)  # names the class by module, as text
+    old = written.replace(b"runtime.wire._replies\n", b"runtime.transport\n")
+    assert b"runtime.transport\n" in old
+    assert serialization.loads(old) is RemoteReply
 
 
 def test_a_pickle_naming_a_module_of_the_flat_layout_loads_from_where_it_moved() -> None:

@@ -20,7 +20,7 @@ import pytest
 from multiprocess.connection import Connection
 
 from runtime.wire import Node, Peer
-from runtime.wire import _node as transport
+from runtime.wire import _framing as transport
 
 
 @pytest.fixture
@@ -39,19 +39,21 @@ def test_a_break_during_a_write_never_sends_the_frame_into_a_file_opened_meanwhi
     peer.conn = conn
     number = conn.fileno()
     holding, go_on = threading.Event(), threading.Event()
-    real_writev = transport.os.writev
+    real_write = transport.os.write
 
-    def writev_after_a_pause(fd: int, buffers: list[bytes]) -> int:
-        holding.set()  # the writer has its descriptor number...
-        go_on.wait(10)  # ...and is descheduled before it writes
-        return real_writev(fd, buffers)
+    def write_after_a_pause(fd: int, data: bytes) -> int:
+        if fd == number:  # the connection's write, no other
+            holding.set()  # the writer has its descriptor number...
+            go_on.wait(10)  # ...and is descheduled before it writes
+        return real_write(fd, data)
 
-    monkeypatch.setattr(transport.os, "writev", writev_after_a_pause)
-    writer = threading.Thread(target=node._enqueue, args=(peer, b"\x00\x00\x00\x05frame"),
+    monkeypatch.setattr(transport.os, "write", write_after_a_pause)
+    writer = threading.Thread(target=node.enqueue, args=(peer, b"\x00\x00\x00\x05frame"),
                               kwargs={"awaited": True})
     writer.start()
     assert holding.wait(10)
-    breaker = threading.Thread(target=node._break, args=(peer, conn, "its process died"))
+    breaker = threading.Thread(target=node.connections.break_,
+                               args=(peer, conn, "its process died"))
     breaker.start()
     breaker.join(0.2)  # it may close the descriptor now, or must wait for the write
     opened = []

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from actors import tracelog
+from actors._compat.cloudpickle import dynamic_class_tracker_lock
 from actors.errors import DigestError, SnapshotError, UnserializableValueError
 from actors.refs._pending import (
     DIGEST_BYTES,
@@ -341,12 +342,7 @@ def _described(status: int) -> str:
 @contextlib.contextmanager
 def _pickling_locks_free() -> Iterator[None]:
     """Hold, across the fork, the locks pickling can take, so the child gets them free."""
-    try:
-        from cloudpickle import cloudpickle as cp
-        lock: Any = cp._DYNAMIC_CLASS_TRACKER_LOCK
-    except (ImportError, AttributeError):  # pragma: no cover - another cloudpickle
-        lock = contextlib.nullcontext()
-    with lock:
+    with dynamic_class_tracker_lock:
         yield
 
 

@@ -16,7 +16,7 @@ from actors.records._updates import OperationUpdate
 from actors.store._contract import Store
 from runtime import serialization
 from runtime.remote._actor_ref import ActorRef
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 log = tracelog.get_logger("runtime.durable")
 

@@ -31,7 +31,7 @@ from runtime import admission, serialization
 from runtime.aio import AwaitableExecution
 from runtime.errors import ConfigurationError, Timeout
 from runtime.remote._actor_ref import ActorRef
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 
 class ExecutionServices(Protocol):

@@ -39,8 +39,8 @@ from actors.replies import exception_of
 from actors.workers._actor import WorkerActor
 from runtime.config import RestartPolicy
 from runtime.processes._process_host import ProcessHost
-from runtime.remote._future import Future
 from runtime.stores import DEFAULT_PATH
+from runtime.transport._future import Future
 
 if TYPE_CHECKING:
     from collections.abc import Collection

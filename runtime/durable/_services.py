@@ -54,8 +54,8 @@ from runtime.errors import ProcessFaultError, Timeout
 from runtime.processes._host import HostedActor
 from runtime.processes._process_host import ProcessHost
 from runtime.remote._actor_ref import SELF, ActorRef
-from runtime.remote._future import Future, get_all
 from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
+from runtime.transport._future import Future, get_all
 
 log = tracelog.get_logger("runtime.durable")
 

@@ -30,9 +30,9 @@ from actors._compat.pykka import Envelope, is_stop, run_actor_loop
 from actors.checkpointing._inbox import PeekableInbox
 from runtime.errors import ActorDeadError
 from runtime.remote._actor_ref import actor_urn_for
-from runtime.remote._future import Future
 from runtime.remote._introspection import AttrMap, proxy_target, public_attributes
-from runtime.wire._node import Node, Peer, RemoteReply
+from runtime.transport._future import Future
+from runtime.wire import Node, Peer, RemoteReply
 
 log = tracelog.get_logger("runtime.host")
 

@@ -35,7 +35,7 @@ from runtime.processes._registry import SystemRegistry
 from runtime.processes._socket_dirs import make_socket_dir
 from runtime.processes._supervisor import Child, ChildState, Supervisor
 from runtime.remote._actor_ref import ActorRef
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 from runtime.wire._node import Node
 
 A = TypeVar("A", bound=pykka.Actor)

@@ -8,10 +8,13 @@ before ``ray`` is imported:
   ``host.start_host`` to start one;
 * ``ref.RayActorRef``: a picklable ref whose ``tell``/``ask`` reach it from the
   service process or from any other Ray actor; an ask's reply resolves a
-  ``runtime.remote.Future``;
+  ``runtime.Future``;
+* ``transport.RayTransport``: the transport seam (``runtime.transport.Transport``)
+  over those hosts, so the system's own ``ActorRef`` and proxies run on Ray;
 * ``sequencing.InOrder``: per-sender FIFO, which Ray does not promise a threaded actor;
 * ``replies``: a ``Future`` sent inside a message is answered by whoever receives it;
-* ``wire`` and ``outcomes``: messages and answers as our own pickled bytes;
+* ``wire`` and ``outcomes``: messages and answers as our own pickled bytes, in the
+  error encoding every transport uses (``runtime.transport.caller_exception``);
 * ``local.LocalRay``: a local Ray on loopback for tests and benchmarks.
 
     from runtime.raybackend.host import start_host

@@ -32,14 +32,26 @@ from runtime.raybackend import replies, wire
 from runtime.raybackend.outcomes import outcome, settle
 from runtime.raybackend.ref import RayActorRef, dead_error
 from runtime.raybackend.sequencing import InOrder
-from runtime.remote._future import Future
+from runtime.remote._introspection import proxy_target, public_attributes
+from runtime.transport._future import Future
 
 log = tracelog.get_logger("runtime.raybackend.host")
 
 _hosted_classes: dict[type, type] = {}
 _ids = itertools.count(1)
 ASK_THREADS = 64  # asks one host answers at once; more wait in Ray's queue (none deadlocks)
-GROUPS = {"mailbox": 1, "asks": ASK_THREADS, "control": 2}
+WATCHES = 16  # waits for the actor's stop one host serves at once (each holds a thread)
+GROUPS = {"mailbox": 1, "asks": ASK_THREADS, "control": 2, "watch": WATCHES}
+_built = threading.local()  # the instance a hosted class's constructor made, on this thread
+
+
+def _remembering_init(cls: type[pykka.ThreadingActor]) -> Any:
+    """``cls.__init__``, then the instance kept for the host (pykka's start() gives a ref)."""
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - the constructor
+        cls.__init__(self, *args, **kwargs)
+        _built.actor = self
+
+    return __init__
 
 
 def hosted_class(cls: type[pykka.ThreadingActor]) -> type[pykka.ThreadingActor]:
@@ -47,6 +59,7 @@ def hosted_class(cls: type[pykka.ThreadingActor]) -> type[pykka.ThreadingActor]:
     sub = _hosted_classes.get(cls)
     if sub is None:
         namespace = {
+            "__init__": _remembering_init(cls),
             "_create_future": staticmethod(Future),
             "use_daemon_thread": True,  # the Ray worker's exit is not held up by it
             "__module__": cls.__module__,
@@ -80,10 +93,14 @@ class ActorHost:
         self._delivering = threading.Lock()
         self._boot: bytes = outcome(True, None)  # the constructor's error, for start_host
         self._pykka: Any = None
+        self._actor: Any = None  # the pykka actor itself, for introspection
         try:
             self._pykka = hosted_class(cls).start(*args, **kwargs)
+            self._actor = getattr(_built, "actor", None)
         except Exception as exc:
             self._boot = outcome(False, exc)
+        finally:
+            _built.actor = None
 
     @ray.method(concurrency_group="control")
     def booted(self) -> bytes:
@@ -110,6 +127,21 @@ class ActorHost:
     @ray.method(concurrency_group="control")
     def ping(self) -> bool:
         return self._pykka is not None and bool(self._pykka.is_alive())
+
+    @ray.method(concurrency_group="control")
+    def introspect(self) -> bytes:
+        """The actor's public attributes for proxies (``AttrMap``), as ``outcome`` bytes."""
+        if self._actor is None or not self._pykka.is_alive():
+            return outcome(False, ActorDeadError(f"actor {self.name!r} is stopped"))
+        own = self._pykka
+        return outcome(True, public_attributes(self._actor, lambda v: proxy_target(v) is own))
+
+    @ray.method(concurrency_group="watch")
+    def stopped(self) -> bytes:
+        """Answers once the actor has stopped (a group of its own: it may wait long)."""
+        if self._pykka is not None:
+            self._pykka.actor_stopped.wait()
+        return outcome(True, None)
 
     @ray.method(concurrency_group="control")
     def stop(self) -> bool:

@@ -1,8 +1,9 @@
 """The answer to an ask, as bytes: its value, or the exception it raised.
 
-As on the local backend, an exception carries the remote traceback as a note;
-one that does not pickle (or not back) becomes a ``RemoteError`` with its type
-name and text; a value that does not pickle becomes a ``SerializationError``.
+The same error encoding as every transport (``runtime.transport.caller_exception``):
+an exception carries the remote traceback as a note; one that does not pickle
+(or not back) becomes a ``RemoteError`` with its type name and text; a value
+that does not pickle becomes a ``SerializationError``.
 
     future = Future(); settle(future, outcome(True, 42)); future.get() == 42
 """
@@ -10,33 +11,27 @@ name and text; a value that does not pickle becomes a ``SerializationError``.
 from __future__ import annotations
 
 import pickle
-import queue
-import traceback
 from typing import Any
 
 import cloudpickle
 
-from runtime.errors import RemoteError, SerializationError
-from runtime.remote._future import Future
+from runtime.errors import SerializationError
+from runtime.transport import Future, caller_exception, reply_not_pickled
+from runtime.transport import settle as settle_future
+
+
+def _dumps(value: Any) -> bytes:
+    return bytes(cloudpickle.dumps(value, protocol=5))
 
 
 def outcome(ok: bool, value: Any) -> bytes:
     """``(ok, value)`` pickled for the asker (see the module docstring for what cannot travel)."""
     if ok:
         try:
-            return bytes(cloudpickle.dumps((True, value), protocol=5))
+            return _dumps((True, value))
         except Exception as exc:
-            return outcome(False, SerializationError(
-                f"the reply could not be pickled: {exc}; return plain data from the actor"))
-    text = "".join(traceback.format_exception(type(value), value, value.__traceback__))
-    try:
-        value.add_note("Remote traceback (from the actor's process):\n" + text)
-        data = bytes(cloudpickle.dumps((False, value), protocol=5))
-        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
-        return data
-    except Exception:
-        qualname = f"{type(value).__module__}.{type(value).__qualname__}"
-        return bytes(cloudpickle.dumps((False, RemoteError(qualname, str(value), text))))
+            return outcome(False, reply_not_pickled(exc))
+    return _dumps((False, caller_exception(value, _dumps, pickle.loads)))
 
 
 def settle(future: Future[Any], data: bytes) -> None:
@@ -45,10 +40,4 @@ def settle(future: Future[Any], data: bytes) -> None:
         ok, value = pickle.loads(data)
     except Exception as exc:  # a class this process cannot import, say
         ok, value = False, SerializationError(f"the reply could not be unpickled here: {exc!r}")
-    try:
-        if ok:
-            future.set(value)
-        else:
-            future.set_exception(value)
-    except queue.Full:
-        pass  # answered already (its sender failed it first), as pykka's set-once futures have it
+    settle_future(future, ok, value)

@@ -22,7 +22,7 @@ import ray
 from runtime.errors import ActorDeadError, RemoteError
 from runtime.raybackend import wire
 from runtime.raybackend.outcomes import settle
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 SENDER = uuid.uuid4().hex  # this process, as the hosts number what it sends them
 _numbers: dict[str, int] = {}  # actor id -> the next number this process sends it

@@ -23,7 +23,7 @@ import ray
 from actors.replies import exception_of
 from runtime.errors import ActorDeadError
 from runtime.raybackend.outcomes import outcome, settle
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 
 class ReplyBook:

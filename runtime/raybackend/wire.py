@@ -21,7 +21,7 @@ import cloudpickle
 
 from runtime import serialization
 from runtime.raybackend import replies
-from runtime.remote._future import Future
+from runtime.transport._future import Future
 
 loads = pickle.loads
 

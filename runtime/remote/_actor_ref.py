@@ -1,4 +1,7 @@
-"""``ActorRef``: an address, not a weakref, so it pickles and works from any process."""
+"""``ActorRef``: an address, not a weakref, so it pickles and works from any process.
+
+It sends through its system's transport (``runtime.transport``) and knows no backend.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ import uuid
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
 import pykka
-import structlog
 
 from actors import tracelog
 from runtime import serialization
 from runtime.errors import ActorDeadError, Timeout
-from runtime.remote._future import Future
-from runtime.wire._node import local_ref_target, node_for
+from runtime.remote._proxy import ActorProxy
+from runtime.transport import ActorAddress, ControlOp, Future, Transport, transport_for
 
 A = TypeVar("A", bound=pykka.Actor)
 
@@ -45,7 +47,6 @@ def forget_class(system_id: str, actor_id: str) -> None:
     _class_sources.pop((system_id, actor_id), None)
 
 
-@serialization.pickles_itself
 class ActorRef(pykka.ActorRef[A]):
     """A reference to an actor in some process of the system; a ``pykka.ActorRef``.
 
@@ -62,7 +63,7 @@ class ActorRef(pykka.ActorRef[A]):
     """
 
     __slots__ = ("_urn", "actor_id", "address", "class_name", "name", "restart_grace",
-                 "system_id")
+                 "system_id", "to")
 
     def __init__(
         self,
@@ -81,6 +82,8 @@ class ActorRef(pykka.ActorRef[A]):
         self.class_name = class_name
         self.restart_grace = restart_grace  # how long a restarting actor is waited for
         self._urn: str | None = None
+        # Where the transport sends: what a backend needs of this ref.
+        self.to = ActorAddress(system_id, address, actor_id, name, restart_grace)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_ref, (self.system_id, self.address, self.actor_id, self.name,
@@ -166,21 +169,9 @@ class ActorRef(pykka.ActorRef[A]):
     def _not_found(self, why: object) -> ActorDeadError:
         return ActorDeadError(f"{self} not found: {why}")
 
-    def _send(self, message: Any, reply: Future[Any] | None) -> None:
+    def _transport(self) -> Transport:
         try:
-            node = node_for(self.system_id)
-        except ActorDeadError as exc:
-            raise self._not_found(exc) from None
-        context = structlog.contextvars.get_contextvars() or None
-        local = local_ref_target(node, self)
-        if local is not None:
-            if not local.accepting:
-                raise self._not_found("it is stopped")
-            local.deliver_local(message, reply, context)
-            return
-        try:
-            node.send_message(self.address, self.actor_id, self.name, message, reply, context,
-                              grace=self.restart_grace)
+            return transport_for(self.system_id)
         except ActorDeadError as exc:
             raise self._not_found(exc) from None
 
@@ -191,7 +182,10 @@ class ActorRef(pykka.ActorRef[A]):
         ``SerializationError`` if the message cannot be pickled (nothing is sent),
         ``MailboxFullError`` if the actor's mailbox stayed full past ``send_timeout``.
         """
-        self._send(message, None)
+        try:
+            transport_for(self.system_id).tell(self.to, message)
+        except ActorDeadError as exc:
+            raise self._not_found(exc) from None
 
     @overload
     def ask(self, message: Any, *, block: Literal[False], timeout: float | None = None
@@ -210,14 +204,16 @@ class ActorRef(pykka.ActorRef[A]):
         An exception raised by the actor is re-raised here with its type and the
         remote traceback as a note (``RemoteError`` when it cannot be pickled).
         """
-        future: Future[Any] = Future()
         try:
-            self._send(message, future)
+            try:
+                future = self._transport().ask(self.to, message)
+            except ActorDeadError as exc:
+                raise self._not_found(exc) from None
         except ActorDeadError:
             if block:
                 raise
-            if not future.done():  # a connection that broke mid-send failed it already
-                future.set_exception()
+            future = Future()
+            future.set_exception()
         if block:
             return future.get(timeout=timeout)
         return future
@@ -227,18 +223,12 @@ class ActorRef(pykka.ActorRef[A]):
 
         Raises ``ActorDeadError`` if the actor is not running.
         """
-        from runtime.remote._proxy import ActorProxy
-
         return ActorProxy(self)
 
     def is_alive(self) -> bool:
         """Whether the actor answers now; within ~1 s of its process dying this is False."""
         try:
-            node = node_for(self.system_id)
-            local = local_ref_target(node, self)
-            if local is not None:
-                return local.accepting
-            return bool(node.send_control(self.address, "ping", self.actor_id).get(timeout=1.0))
+            return bool(self._transport().control(self.to, ControlOp.PING).get(timeout=1.0))
         except (ActorDeadError, Timeout, pykka.ActorDeadError):
             return False
 
@@ -257,12 +247,14 @@ class ActorRef(pykka.ActorRef[A]):
         True if it was running (or stopping) when asked, False if it had already
         stopped; with ``block=False`` a ``Future`` of that answer.
         """
-        asked: Future[Any] = Future()
         try:
-            self._send(_STOP, asked)
+            try:
+                asked = self._transport().ask(self.to, _STOP)
+            except ActorDeadError as exc:
+                raise self._not_found(exc) from None
         except ActorDeadError:
-            if not asked.done():
-                asked.set_exception()
+            asked = Future()
+            asked.set_exception()
 
         def stopped(wait: float | None) -> bool:
             try:
@@ -281,11 +273,10 @@ class ActorRef(pykka.ActorRef[A]):
     def _stopped_here(self) -> None:
         """The actor has stopped: later tells from this process raise at once."""
         try:
-            node = node_for(self.system_id)
+            transport = transport_for(self.system_id)
         except ActorDeadError:
             return
-        if local_ref_target(node, self) is None:
-            node.peer(self.address).dead_actors.add(self.actor_id)
+        transport.stopped(self.to)
 
 
 class StoppedFlag(threading.Event):
@@ -314,11 +305,7 @@ class StoppedFlag(threading.Event):
     def wait(self, timeout: float | None = None) -> bool:
         ref = self._ref
         try:
-            node = node_for(ref.system_id)
-            local = local_ref_target(node, ref)
-            watch = (local.stopped if local is not None
-                     else node.send_control(ref.address, "stopped", ref.actor_id))
-            watch.get(timeout=timeout)
+            transport_for(ref.system_id).control(ref.to, ControlOp.STOPPED).get(timeout=timeout)
         except Timeout:
             return False
         except (ActorDeadError, pykka.ActorDeadError):

@@ -11,17 +11,14 @@ The proxies are ``pykka.ActorProxy`` and ``pykka.CallableProxy`` instances.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pykka
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr
 
 from runtime.errors import ActorDeadError
-from runtime.remote._future import Future
 from runtime.remote._introspection import AttrMap
-
-if TYPE_CHECKING:
-    from runtime.remote._actor_ref import ActorRef
+from runtime.transport import ControlOp, Future, transport_for
 
 A = TypeVar("A", bound=pykka.Actor)
 
@@ -31,24 +28,15 @@ class _KnownAttributes:
 
     __slots__ = ("attrs", "ref")
 
-    def __init__(self, ref: ActorRef[Any], attrs: AttrMap | None = None) -> None:
-        self.ref = ref
+    def __init__(self, ref: Any, attrs: AttrMap | None = None) -> None:
+        self.ref = ref  # a runtime.ActorRef: its transport answers ``introspect``
         self.attrs: AttrMap = self.fetch() if attrs is None else attrs
 
     def fetch(self) -> AttrMap:
-        from runtime.wire._node import local_ref_target, node_for
-
         ref = self.ref
         try:
-            node = node_for(ref.system_id)
-        except ActorDeadError as exc:
-            raise ActorDeadError(f"{ref} not found: {exc}") from None
-        local = local_ref_target(node, ref)
-        if local is not None:
-            return local.introspect()
-        try:
-            attrs: AttrMap = node.send_control(ref.address, "introspect", ref.actor_id).get(
-                timeout=30)
+            attrs: AttrMap = transport_for(ref.system_id).control(
+                ref.to, ControlOp.INTROSPECT).get(timeout=30)
         except ActorDeadError as exc:
             raise ActorDeadError(f"{ref} not found: {exc}") from None
         return attrs
@@ -65,15 +53,15 @@ class CallableProxy(pykka.CallableProxy[A]):
         add.defer(1)              # tell semantics: no future, failures go to on_failure
     """
 
-    actor_ref: ActorRef[A]
+    actor_ref: pykka.ActorRef[A]
 
-    def __init__(self, actor_ref: ActorRef[A], attr_path: tuple[str, ...]) -> None:
+    def __init__(self, actor_ref: pykka.ActorRef[A], attr_path: tuple[str, ...]) -> None:
         self.actor_ref = actor_ref
         self._attr_path = attr_path
 
     def __call__(self, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = self.actor_ref.ask(ProxyCall(self._attr_path, args, kwargs),
-                                              block=False)
+        fut: Future[Any] = self.actor_ref.ask(  # type: ignore[assignment]  # our ref: ours
+            ProxyCall(self._attr_path, args, kwargs), block=False)
         return fut
 
     def defer(self, *args: Any, **kwargs: Any) -> None:
@@ -106,13 +94,13 @@ class ActorProxy(pykka.ActorProxy[A]):
     ``ActorDeadError`` when made for an actor that is not running.
     """
 
-    actor_ref: ActorRef[A]
+    actor_ref: pykka.ActorRef[A]
     """The ``ActorRef`` of the proxied actor."""
     _path: tuple[str, ...]
     _known: _KnownAttributes
     _children: dict[tuple[str, ...], Any]
 
-    def __init__(self, actor_ref: ActorRef[A], attr_path: tuple[str, ...] | None = None,
+    def __init__(self, actor_ref: pykka.ActorRef[A], attr_path: tuple[str, ...] | None = None,
                  _known: _KnownAttributes | None = None) -> None:
         object.__setattr__(self, "actor_ref", actor_ref)
         object.__setattr__(self, "_path", tuple(attr_path or ()))
@@ -157,7 +145,7 @@ class ActorProxy(pykka.ActorProxy[A]):
             info = known.attrs.get(path)
             if info is None:
                 raise AttributeError(f"{self} has no attribute {name!r}: "
-                                     f"{self.actor_ref.class_name} has no public attribute by "
+                                     f"{_class_name(self.actor_ref)} has no public attribute by "
                                      "that name")
         if info.callable:
             child = self._children[path] = CallableProxy(self.actor_ref, path)
@@ -165,7 +153,7 @@ class ActorProxy(pykka.ActorProxy[A]):
         if info.traversable:
             child = self._children[path] = ActorProxy(self.actor_ref, path, known)
             return child
-        fut: Future[Any] = self.actor_ref.ask(ProxyGetAttr(path), block=False)
+        fut: Any = self.actor_ref.ask(ProxyGetAttr(path), block=False)
         return fut
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -175,6 +163,12 @@ class ActorProxy(pykka.ActorProxy[A]):
         self.actor_ref.ask(ProxySetAttr((*self._path, name), value), block=True)
 
 
-def _rebuild_proxy(ref: ActorRef[Any], path: tuple[str, ...], attrs: AttrMap) -> ActorProxy[Any]:
+def _rebuild_proxy(ref: pykka.ActorRef[Any], path: tuple[str, ...], attrs: AttrMap
+                   ) -> ActorProxy[Any]:
     return ActorProxy(ref, path, _KnownAttributes(ref, attrs))
 
+
+
+def _class_name(ref: pykka.ActorRef[Any]) -> str:
+    name: str = getattr(ref, "class_name", None) or ref.actor_class.__name__
+    return name

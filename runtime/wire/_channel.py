@@ -28,18 +28,6 @@ the writer ~19 µs against ~3 µs for a ``read`` waiter. A waiting thread reads
 with a receive timeout of ``LEADER_RECHECK``, so a future answered by another
 path (a reply handle forwarded to a third process) is seen within that time;
 a closing node shuts the socket down, which ends a blocked read at once.
-
-Before it sleeps, a thread that expects a message soon polls for a moment
-(``SpinWait``): on a virtual machine the wake-up of a halted virtual CPU costs
-more than the process hop itself (a raw socket round trip between two
-processes: ~55-80 µs when both ends block in ``read``, ~8 µs when both poll
-first). The asking thread polls its connection and an idle actor's pump polls
-its connections, each for at most ``SystemConfig.spin_wait``, and only while
-polling keeps paying off: a site whose recent waits outlasted the budget (a
-reply that needs a disk commit, an actor that hears from nobody) sleeps at
-once and costs no CPU. A poll yields the CPU between tries and stops at the
-first yield that comes back late: then others want this CPU (or a thread of
-ours the GIL), and polling would take time they need.
 """
 
 from __future__ import annotations
@@ -47,92 +35,34 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import select
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+
+from runtime.wire._framing import cut_records
+from runtime.wire._spin import SpinWait, yield_found_cpu_idle
 
 STANDBY_GRACE = 0.005  # seconds the lead may sit unclaimed before the reader thread retakes it
 STANDBY_IDLE_MAX = 0.05  # longest look-away of a reader thread whose lead stays with one leader
 LEADER_RECHECK = 0.02  # a waiting thread's longest read before it looks at its future again
 _READ_CHUNK = 1 << 16  # below malloc's mmap threshold: a bigger read buffer costs an mmap per read
-_SIZE, _BIG_SIZE = struct.Struct("!i"), struct.Struct("!Q")
 _TIMEVAL = struct.Struct("@ll")
-_SPIN_DECAY = 0.75  # weight of the past in a SpinWait's score; 1 - it is one wait's weight
-_SPIN_KEEP = 0.3  # the score below which a site stops polling before it sleeps
-_CONTENDED_YIELD = 20e-6  # a sched_yield that took longer ran somebody else: stop polling
-
-
-class SpinWait:
-    """When one waiting site polls before it sleeps: while polling has paid off recently.
-
-    ``budget`` is the longest poll in seconds (0: never). Every wait is recorded,
-    polled or not: one that ended within twice the budget counts as a hit (a
-    blocked wait also pays for its wake-up), so a site that stopped polling
-    starts again once its messages come quickly again.
-
-        spin = SpinWait(50e-6)
-        if spin.spins():
-            ...  # poll for at most spin.budget seconds
-        spin.waited(seconds)
-    """
-
-    __slots__ = ("_score", "budget")
-
-    def __init__(self, budget: float) -> None:
-        if budget < 0:
-            raise ValueError(f"a spin budget must be >= 0 seconds, got {budget}")
-        self.budget = budget
-        self._score = 1.0  # a new site polls until its waits say otherwise
-
-    def spins(self) -> bool:
-        return self.budget > 0 and self._score >= _SPIN_KEEP
-
-    def waited(self, seconds: float) -> None:
-        """Record one wait's length (threads race here; a lost update only nudges the score)."""
-        hit = 1.0 - _SPIN_DECAY if seconds <= 2 * self.budget else 0.0
-        self._score = self._score * _SPIN_DECAY + hit
-
-
-def cut_frames(buffer: bytearray) -> Iterator[bytes]:
-    """The complete frames of ``multiprocess``'s wire format at the head of ``buffer``.
-
-    Consumes what it yields; a partial frame stays in ``buffer`` for the next read.
-    """
-    position, available = 0, len(buffer)
-    try:
-        while available - position >= _SIZE.size:
-            (size,) = _SIZE.unpack_from(buffer, position)
-            header = _SIZE.size
-            if size == -1:  # a payload over 2 GiB: an 8-byte size follows
-                if available - position < header + _BIG_SIZE.size:
-                    break
-                (size,) = _BIG_SIZE.unpack_from(buffer, position + header)
-                header += _BIG_SIZE.size
-            if available - position < header + size:
-                break
-            frame = bytes(buffer[position + header:position + header + size])
-            position += header + size
-            yield frame
-    finally:
-        if position:
-            del buffer[:position]
 
 
 class Channel:
     """One connection's reading, led by whichever thread waits on it.
 
-    ``deliver(frame)`` handles one frame of the wire (it runs under the lead);
+    ``deliver(record)`` handles one record of the stream (it runs under the lead);
     ``ended(reason)`` runs once when the connection reaches EOF or breaks.
     """
 
     def __init__(
         self,
         fd: int,
-        deliver: Callable[[bytes], None],
+        deliver: Callable[[memoryview], None],
         ended: Callable[[str], None],
         spin: SpinWait | None = None,
     ) -> None:
@@ -266,7 +196,7 @@ class Channel:
             try:
                 chunk = receive(_READ_CHUNK, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                if time.perf_counter() >= end or not _yield_found_cpu_idle():
+                if time.perf_counter() >= end or not yield_found_cpu_idle():
                     return
                 continue
             except OSError as exc:
@@ -297,8 +227,8 @@ class Channel:
             return False
         buffer = self._buffer
         buffer += chunk
-        for frame in cut_frames(buffer):
-            self._deliver(frame)
+        for record in cut_records(buffer):
+            self._deliver(record)
         return True
 
     def _set_read_timeout(self, timeout: float | None) -> None:
@@ -341,150 +271,3 @@ class _Waiting:
         channel = self._channel
         with channel._waiting_lock:
             channel._waiting -= 1
-
-
-class Pump:
-    """Lets an actor's own thread read the process's connections while its inbox is empty.
-
-    A message that a reader thread decodes must then wake the actor's thread: a
-    second wake-up per message, which on a small virtual machine costs more than
-    the process hop itself (an echo server measured here: ~35 µs round trip when
-    its one thread reads the socket, ~145 µs when a reader thread hands each
-    message to a worker thread). So an idle actor's thread, instead of blocking
-    on its inbox, takes the lead of every connection it can and ``poll``s them,
-    with an eventfd that other threads' puts into its inbox write to wake it.
-
-    * Only one thread of a process pumps at a time; another idle actor blocks on
-      its inbox the ordinary way (the pumping thread delivers into it).
-    * A connection on which a thread of this process awaits a reply is left to
-      that thread (``skip``); a thread that starts waiting while the pump leads
-      asks it to step down, and the pump leaves that connection after its next read.
-    * The pump gives every lead back before the actor handles what arrived, so a
-      long handler never holds a connection: the standby reader thread retakes it
-      after ``STANDBY_GRACE``, or up to ``STANDBY_IDLE_MAX`` after a long idle
-      spell (it looks in less often while one leader keeps the connection).
-    """
-
-    def __init__(
-        self,
-        channels: Callable[[], list[Channel]],
-        skip: Callable[[Channel], bool],
-        spin: SpinWait | None = None,
-    ) -> None:
-        self._channels = channels
-        self._spin = spin or SpinWait(0.0)  # how an idle actor polls before it sleeps
-        self._skip = skip
-        self._lock = threading.Lock()  # held by the one pumping thread
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.serving: object = None  # the inbox whose puts must wake the pump now
-        self._closed = False
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self._wake_fd, 1)
-
-    def put_into(self, owner: object) -> None:
-        """Called after a put into the inbox ``owner``: wake the pump if it serves that inbox."""
-        if self.serving is owner:
-            self.wake()
-
-    def close(self) -> None:
-        """Stop pumping; the eventfd closes once no thread pumps."""
-        self._closed = True
-        if self._lock.acquire(blocking=False):
-            self._close_fd()
-            self._lock.release()
-        else:
-            self.wake()  # the pumping thread sees ``_closed`` and closes it
-
-    def _close_fd(self) -> None:
-        if self._wake_fd >= 0:
-            os.close(self._wake_fd)
-            self._wake_fd = -1
-
-    def wait(self, owner: object, ready: Callable[[], bool], timeout: float | None) -> float | None:
-        """Read connections until ``ready()`` or ``timeout``; the time left to block.
-
-        Returns ``timeout`` unchanged when this thread cannot pump (another one
-        does, or no connection is free): the caller then blocks on its inbox the
-        ordinary way. ``owner`` is the inbox whose ``put`` calls ``put_into``.
-        """
-        if self._closed or not self._lock.acquire(blocking=False):
-            return timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        led: dict[int, Channel] = {}
-        poller = select.poll()
-        try:
-            for channel in self._channels():
-                if not self._skip(channel) and channel.try_lead():
-                    led[channel.fd] = channel
-                    poller.register(channel.fd, select.POLLIN)
-            if not led or self._wake_fd < 0:
-                return timeout
-            poller.register(self._wake_fd, select.POLLIN)
-            # One wait, for the score: from going idle until a message for ``owner`` (or the
-            # deadline); frames for others in between do not make it a short one.
-            spin, idle = self._spin, time.perf_counter()
-            poll_until = idle + spin.budget if spin.spins() else idle
-            while led and not self._closed:
-                self.serving = owner  # from now on a put into ``owner`` wakes us...
-                if ready():  # ...so one that came before is seen here
-                    spin.waited(time.perf_counter() - idle)
-                    break
-                events = _poll_spinning(poller, poll_until, deadline)
-                if events:
-                    pass
-                elif deadline is None:
-                    events = poller.poll()
-                else:
-                    # poll counts whole milliseconds: round, so a batch window ends within
-                    # half a millisecond of its deadline, early or late.
-                    remaining = round((deadline - time.monotonic()) * 1000)
-                    if remaining <= 0:
-                        spin.waited(time.perf_counter() - idle)
-                        break
-                    events = poller.poll(remaining)
-                self.serving = None
-                for fd, _ in events:
-                    if fd == self._wake_fd:
-                        with contextlib.suppress(BlockingIOError):
-                            os.eventfd_read(fd)
-                        continue
-                    reading = led.get(fd)
-                    if reading is None:
-                        continue
-                    if not reading.read_ready() or reading._step_down:
-                        # Ended, or a thread of ours waits on it and wants to read it.
-                        poller.unregister(fd)
-                        del led[fd]
-                        reading.leave()
-        finally:
-            self.serving = None
-            for channel in led.values():
-                channel.leave()
-            if self._closed:
-                self._close_fd()
-            self._lock.release()
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _poll_spinning(
-    poller: select.poll, until: float, deadline: float | None
-) -> list[tuple[int, int]]:
-    """``poller.poll(0)`` until something is ready, ``perf_counter()`` reaches ``until``, or the
-    monotonic ``deadline`` passes; nothing at all once ``until`` is past."""
-    if deadline is not None:
-        until = min(until, time.perf_counter() + deadline - time.monotonic())
-    while time.perf_counter() < until:
-        events = poller.poll(0)
-        if events or not _yield_found_cpu_idle():
-            return events
-    return []
-
-
-def _yield_found_cpu_idle() -> bool:
-    """Yield the CPU once; False if it came back late: another task ran on this CPU, or a
-    thread of ours that had asked for the GIL took it. Polling would take time others need."""
-    started = time.perf_counter()
-    os.sched_yield()
-    return time.perf_counter() - started < _CONTENDED_YIELD

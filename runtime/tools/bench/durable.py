@@ -59,11 +59,11 @@ from actors.records._updates import OperationUpdate
 from runtime.config import SystemConfig
 from runtime.durable._checkpoint_process import StoreCheckpointActor
 from runtime.durable._liveness import this_executor
-from runtime.remote._future import Future, get_all
 from runtime.stores import open_store
 from runtime.stores.sqlite import SqliteStore
 from runtime.system import ActorSystem
 from runtime.tools.bench.report import Figure, moved
+from runtime.transport._future import Future, get_all
 
 PAYLOAD_BYTES = 64  # a small step result, on both sides of every throughput comparison
 RAW_BATCH = 250  # rows per raw transaction: SystemConfig.checkpoint_max_ops

@@ -26,9 +26,9 @@ import multiprocess
 import pykka
 
 from runtime.config import SystemConfig
-from runtime.remote._future import get_all
 from runtime.system import ActorSystem
 from runtime.tools.bench.report import Figure
+from runtime.transport._future import get_all
 
 
 class Sink(pykka.ThreadingActor):

@@ -4,11 +4,16 @@ A ``Future`` is a pykka ``Future``: ``get(timeout)``, ``map``, ``join``,
 ``filter``, ``reduce`` and ``get_all`` work as in pykka. It builds no
 waiter lock until somebody blocks on it, so the many futures that are
 answered before anyone asks (fire-and-check, ``get_all`` of replies already in)
-cost a few attribute writes. A future that a connection will answer reads that
-connection itself while it blocks, when no other thread does (see
-``runtime.wire``), so its reply wakes no second thread. Pickled, a future
-becomes a *reply handle*: an id and the address of the process that waits on it;
-calling ``set`` on the handle in any process of the system sends the value back.
+cost a few attribute writes.
+
+How a blocked ``get`` waits is the transport's: a future that a transport will
+answer may carry a ``ReplyWait`` (the socket transport's is the connection the
+reply comes by, which the waiting thread reads itself while no other thread
+does, so its reply wakes no second thread); without one it blocks on a lock
+until ``set``. Another library's completion can settle it from any thread
+(``set``/``set_exception``). Pickled by a transport's pickler, a future becomes
+that transport's *reply handle*, registered at that moment; pickled by anything
+else it raises ``SerializationError``.
 
 A coroutine awaits a future without blocking its loop (``await fut``): the
 future calls back on the thread that sets it, which wakes the loop once; while
@@ -28,28 +33,41 @@ import asyncio
 import queue
 import threading
 import time
-import traceback
 from collections.abc import Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 import pykka
 
 from actors.replies import awaited, exception_of
-from runtime import serialization
 from runtime.admission import check_timeout
-from runtime.errors import Timeout
-
-if TYPE_CHECKING:
-    from runtime.wire._channel import Channel
+from runtime.errors import SerializationError, Timeout
 
 T = TypeVar("T")
+
+
+class ReplyWait(Protocol):
+    """A transport's way for a thread to wait on a reply it will deliver (a waiting strategy).
+
+        led = wait.wait(future.done, timeout)   # False: another thread reads; block instead
+        with wait.waiting():                    # counted as waiting while blocked
+            ...
+    """
+
+    def wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Read until ``done()`` or ``timeout``; False if another thread reads for us."""
+        ...
+
+    def waiting(self) -> AbstractContextManager[None]:
+        """Count the calling thread as waiting while in the block."""
+        ...
+
 
 _UNSET: Any = object()
 _FOREVER = float("inf")  # a timeout of inf waits like None
 _waiter_lock = threading.Lock()
 
 
-@serialization.pickles_itself
 class Future(pykka.Future[T]):
     """A value that arrives later, possibly from another process.
 
@@ -57,7 +75,7 @@ class Future(pykka.Future[T]):
         print(fut.map(lambda n: n + 1).get(timeout=5))
     """
 
-    __slots__ = ("_channel", "_exc", "_listeners", "_reply_id", "_value", "_waiter")
+    __slots__ = ("_exc", "_listeners", "_reply_id", "_value", "_wait", "_waiter")
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,7 +83,7 @@ class Future(pykka.Future[T]):
         self._exc: BaseException | None = None
         self._waiter: threading.Lock | None = None  # held until the value arrives
         self._reply_id: int | None = None  # set when registered with the transport
-        self._channel: Channel | None = None  # the connection the reply is expected on
+        self._wait: ReplyWait | None = None  # how a getter waits; the transport's, if any
         self._listeners: list[Callable[[Future[T]], None]] | None = None  # add_done_callback's
 
     def __repr__(self) -> str:
@@ -81,18 +99,18 @@ class Future(pykka.Future[T]):
         if self._get_hook is not None:
             return super().get(timeout=timeout)
         if not self.done():
-            channel = self._channel
-            if channel is None:
+            strategy = self._wait
+            if strategy is None:
                 self._block(timeout)
             else:
                 deadline = None if timeout is None else time.monotonic() + timeout
-                led = channel.wait(self.done, timeout)
+                led = strategy.wait(self.done, timeout)
                 if not self.done():
                     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                     if led:  # timed out, or the connection ended without failing us
                         self._block(remaining, timeout)
                     else:  # another thread reads the connection: it wakes us
-                        with channel.waiting():
+                        with strategy.waiting():
                             self._block(remaining, timeout)
         if self._exc is not None:
             raise self._exc
@@ -141,6 +159,17 @@ class Future(pykka.Future[T]):
         if self._listeners is not None:
             self._notify()
 
+    def wait_through(self, strategy: ReplyWait) -> None:
+        """Let a blocked ``get`` wait through ``strategy`` (a transport's ``ReplyWait``).
+
+        The transport that will answer this future calls it once, as it registers the
+        future; ``set``, ``done``, callbacks, ``await`` and ``get_all`` are unchanged.
+
+            future.wait_through(connection)   # a getter reads the reply itself
+        """
+        if self._wait is None:
+            self._wait = strategy
+
     def set_get_hook(self, func: Callable[[float | None], T]) -> None:
         """Let ``get(timeout)`` return ``func(timeout)``, called once; ``queue.Full`` if set."""
         if self.done():
@@ -175,11 +204,11 @@ class Future(pykka.Future[T]):
         """
         if self._get_hook is not None:
             raise TypeError("a future made by map/join/filter/reduce has no callbacks; await it")
-        channel, listeners = self._channel, [fn]
-        if channel is not None and not self.done():
-            waiting = channel.waiting()
+        strategy, listeners = self._wait, [fn]
+        if strategy is not None and not self.done():
+            waiting = strategy.waiting()
             waiting.__enter__()  # left once the reply is here (the listener put first)
-            listeners.insert(0, lambda _f: waiting.__exit__(None, None, None))
+            listeners.insert(0, lambda _f: _leave(waiting))
         with _waiter_lock:
             if self._listeners is None:
                 self._listeners = []
@@ -204,9 +233,13 @@ class Future(pykka.Future[T]):
         return self.get(timeout=0)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from runtime.wire import _node as transport
+        raise SerializationError(
+            "a Future can only be sent inside a message or reply of a running actor system "
+            "(its transport turns it into a reply handle); send its value instead")
 
-        return transport.reply_handle_for(self)
+
+def _leave(waiting: AbstractContextManager[None]) -> None:
+    waiting.__exit__(None, None, None)
 
 
 def get_all(futures: Iterable[pykka.Future[Any]], *, timeout: float | None = None) -> list[Any]:
@@ -221,8 +254,3 @@ def get_all(futures: Iterable[pykka.Future[Any]], *, timeout: float | None = Non
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         values.append(fut.get(timeout=remaining))
     return values
-
-
-def remote_traceback_of(exc: BaseException) -> str:
-    """``exc``'s traceback as text, for the caller in another process."""
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,128 @@
+"""``RayTransport``: the transport seam (``runtime.transport.Transport``) over Ray.
+
+The system's own ``ActorRef`` (``runtime.ActorRef``) and proxies run unchanged on
+it: an ``ActorAddress`` names the host's Ray actor (a named actor, so any
+process of the job can look it up) and the actor in it. ``ask`` is one Ray call
+whose return value is the answer (``ActorHost.ask``); tells keep each sender's
+order (``RayActorRef._submit`` numbers them); ``control`` maps to the host's
+``ping``, ``stopped`` and ``introspect``; ``stopped`` ends the host's Ray actor
+once its pykka actor has stopped. A ``Future`` inside a message is registered by
+the Ray pickler as it meets it (``runtime.raybackend.wire``).
+
+Phase 1: the transport is registered in the service process only (the actors
+it hosts cannot send through ``ActorRef`` to each other yet; they use
+``RayActorRef``).
+
+    with RayTransport() as transport:
+        to = transport.spawn(Counter, name="counter")
+        ref = ActorRef(system_id=transport.system_id, address=to.process,
+                       actor_id=to.actor_id, name=to.name, class_name="Counter")
+        ref.tell(1)
+        assert ref.ask("total", timeout=30) == 1
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pykka
+import ray
+
+from runtime.errors import ActorDeadError
+from runtime.raybackend.host import start_host
+from runtime.raybackend.ref import RayActorRef
+from runtime.transport import ActorAddress, ControlOp, Future, register, withdraw
+
+_CONTROL_METHODS = {ControlOp.STOPPED: "stopped", ControlOp.INTROSPECT: "introspect"}
+
+
+class RayTransport:
+    """This process's transport to the actors of one system hosted on Ray."""
+
+    def __init__(self, system_id: str | None = None) -> None:
+        self.system_id = system_id or f"ray-{uuid.uuid4().hex[:12]}"
+        self._refs: dict[str, RayActorRef] = {}  # process (Ray actor name) -> its host's ref
+        self._stopped: set[str] = set()  # actor ids known to have stopped
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RayTransport:
+        register(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        withdraw(self)
+
+    def spawn(self, actor_class: type[pykka.ThreadingActor], *args: Any,
+              name: str | None = None, options: dict[str, Any] | None = None,
+              **kwargs: Any) -> ActorAddress:
+        """Host ``actor_class(*args, **kwargs)`` in a new Ray actor; its address once it runs."""
+        process = f"da-{self.system_id}-{next(self._numbers)}"
+        ref = start_host(actor_class, *args, name=name,
+                         options={**(options or {}), "name": process}, **kwargs)
+        with self._lock:
+            self._refs[process] = ref
+        return ActorAddress(self.system_id, process, ref.actor_id, ref.name)
+
+    # -- the Transport --------------------------------------------------------------------
+
+    def tell(self, to: ActorAddress, message: Any) -> None:
+        self._ref(to).tell(message)
+
+    def tell_many(self, to: ActorAddress, messages: Sequence[Any]) -> None:
+        ref = self._ref(to)
+        for message in messages:
+            ref.tell(message)
+
+    def ask(self, to: ActorAddress, message: Any) -> Future[Any]:
+        answer: Future[Any] = self._ref(to).ask(message, block=False)
+        return answer
+
+    def control(self, to: ActorAddress, op: ControlOp) -> Future[Any]:
+        ref = self._ref(to, check_stopped=op is ControlOp.INTROSPECT)
+        answer: Future[Any] = Future()
+        if op is ControlOp.PING:
+            call = ref.handle.ping.remote()
+            call.future().add_done_callback(lambda done: _pinged(answer, done))
+        else:
+            call = getattr(ref.handle, _CONTROL_METHODS[op]).remote()
+            call.future().add_done_callback(lambda done: ref._settle(answer, done))
+        return answer
+
+    def stopped(self, to: ActorAddress) -> None:
+        """The actor stopped: later sends fail at once, and its host's Ray actor ends."""
+        with self._lock:
+            self._stopped.add(to.actor_id)
+            ref = self._refs.pop(to.process, None)
+        if ref is not None:
+            ray.kill(ref.handle, no_restart=True)
+
+    def _ref(self, to: ActorAddress, *, check_stopped: bool = True) -> RayActorRef:
+        if check_stopped and to.actor_id in self._stopped:
+            raise ActorDeadError(f"actor {to.name!r} is stopped")
+        ref = self._refs.get(to.process)
+        if ref is None:
+            try:
+                handle = ray.get_actor(to.process)
+            except ValueError:  # Ray's "no actor by that name"
+                raise ActorDeadError(f"actor {to.name!r} is gone: no Ray actor "
+                                     f"named {to.process!r}") from None
+            ref = RayActorRef(handle, to.actor_id, to.name)
+            with self._lock:
+                self._refs.setdefault(to.process, ref)
+        return ref
+
+
+def _pinged(answer: Future[Any], done: Any) -> None:
+    """A ping's answer: whether the actor runs (a host that is gone does not)."""
+    answer.set(done.exception() is None and bool(done.result()))
+
+
+__all__ = ["RayTransport"]
