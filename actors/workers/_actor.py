@@ -44,6 +44,7 @@ from actors.protocol._worker import FenceRuns, LeaseValidUntil, RunBranch, RunsF
 from actors.records._status import TERMINAL_BRANCH_STATUSES, BranchStatus, OpKind
 from actors.records._updates import BranchUpdate, OperationUpdate, Update
 from actors.replies import ActorLike, AwaitableReply
+from actors.scheduling import Verdict, VerdictKind
 from actors.spans import TraceContext
 from actors.spans import current as current_span
 from actors.workers._async_host import AsyncRunHost
@@ -170,10 +171,10 @@ class _Host:
     def suspend(self, op: OperationUpdate) -> bytes | None:
         op, verdict = self.send_suspension(op)
         try:
-            outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
+            answer = verdict.get()  # parked: this thread waits for the scheduler
         except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
             raise self.unanswered(exc) from exc
-        return self.take_verdict(op, outcome, payload)
+        return self.take_verdict(op, answer)
 
     def send_suspension(self, op: OperationUpdate, *,
                         coroutine: bool = False) -> tuple[OperationUpdate, Any]:
@@ -193,13 +194,12 @@ class _Host:
             f"the suspension of branch {self._spec.branch_id!r} was not answered: {exc}", exc
         )
 
-    def take_verdict(self, op: OperationUpdate, outcome: str,
-                     payload: bytes | None) -> bytes | None:
+    def take_verdict(self, op: OperationUpdate, verdict: Verdict) -> bytes | None:
         """Go on in place (the payload); unwind the run, evicted (the suspension is durable);
-        or stop it, aborted ("unwind": nothing of the suspension is durable)."""
-        if outcome == "resume":
-            return payload
-        if outcome == "unwind":
+        or stop it, aborted (``UNWIND``: nothing of the suspension is durable)."""
+        if verdict.kind is VerdictKind.RESUME:
+            return verdict.payload
+        if verdict.kind is VerdictKind.UNWIND:
             raise CheckpointError(
                 f"the suspension of branch {self._spec.branch_id!r} was not made durable (the "
                 "checkpoint process restarted, or a newer run took over, while it was parked); "
