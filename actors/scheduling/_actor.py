@@ -55,7 +55,7 @@ from actors.records._status import BranchStatus, OpKind
 from actors.records._updates import BranchUpdate
 from actors.replies import ActorLike
 from actors.scheduling._deadlines import DeadlineKind, Deadlines
-from actors.scheduling._recent import RecentFacts
+from actors.scheduling._resume_once import ResumeOnce
 from actors.scheduling._suspensions import (
     ParkSite,
     Suspension,
@@ -108,9 +108,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self._parked: dict[ParkSite, int] = {}
         self._deadlines = Deadlines(slack)  # checkpoints to apply, timers due
         # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
-        self._done_early = RecentFacts(remember_for)  # dependency done, not waited for yet: payload
-        self._resumed = RecentFacts(remember_for)  # whose dependency resumed it
-        self._confirm = RecentFacts(remember_for)  # resumed early: a durable word will follow
+        self._once = ResumeOnce(remember_for)
         # The writes of the message being handled, sent as one message when it is done: a
         # wave of suspensions applied at once is one message to the checkpoint actor, not
         # two per suspension (which filled its mailbox while it filled ours).
@@ -167,24 +165,22 @@ class SchedulerActor(pykka.ThreadingActor):
         else:
             return super().on_receive(message)
         now = self._clock.time()
-        for recent in (self._done_early, self._resumed, self._confirm):
-            recent.forget_older_than(now)
+        self._once.forget_older_than(now)
         self._rearm()
         return None
 
     def remembered(self) -> int:
         """How many (branch, op) resume-once facts are kept right now (bounded by age)."""
-        return len(self._done_early) + len(self._resumed) + len(self._confirm)
+        return len(self._once)
 
     # -- suspending ---------------------------------------------------------------
 
     def _suspend(self, message: Suspend) -> None:
         key, op = message.key, message.op
         dependency = (key.branch_id, op.op_id)
-        if dependency in self._done_early:
+        if self._once.is_done_early(dependency):
             # Done before the branch parked: resume at once; no checkpoint for it, ever.
-            payload = self._done_early.pop(dependency)
-            self._resumed.set(dependency, self._clock.time())
+            payload = self._once.take_done_early(dependency, self._clock.time())
             message.reply_to.set(Verdict.resume(payload))
             log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
             return
@@ -204,7 +200,7 @@ class SchedulerActor(pykka.ThreadingActor):
                                  ParkSite(message.worker_id, message.coroutine),
                                  suspension_span(message))
         self._active[key.branch_id] = suspension
-        self._resumed.discard(dependency)
+        self._once.waited_on(dependency)
         self._counters["scheduler.deferred"] += 1
         parked = self._parked.get(suspension.parked_on, 0) + 1
         self._parked[suspension.parked_on] = parked
@@ -236,9 +232,8 @@ class SchedulerActor(pykka.ThreadingActor):
         key = SuspensionKey(message.branch_id, message.epoch, -1)
         suspension = Suspension(key, message.op_id, SuspensionState.EVICTED)
         dependency = (message.branch_id, message.op_id)
-        if dependency in self._done_early:  # done while nobody here knew it waited
-            self._done_early.pop(dependency)
-            self._resumed.set(dependency, self._clock.time())
+        if self._once.is_done_early(dependency):  # done while nobody here knew it waited
+            self._once.take_done_early(dependency, self._clock.time())
             self._to_coordinator(ResumeBranches(((message.branch_id, message.epoch),)))
             return
         self._active[message.branch_id] = suspension
@@ -335,27 +330,19 @@ class SchedulerActor(pykka.ThreadingActor):
             wave: list[tuple[str, int]] = []
             self._resume(suspension, message.payload, wave)
             if not message.durable:
-                self._confirm.set(dependency, self._clock.time())  # a durable word will follow
+                self._once.expect_confirmation(dependency, self._clock.time())
             if wave:
                 self._to_coordinator(ResumeBranches(tuple(wave)))
-        elif dependency in self._resumed:
-            if message.durable and dependency in self._confirm:
-                self._confirm.discard(dependency)  # the confirmation of an early resume
-                return
+        elif self._once.done_unwaited(dependency, self._clock.time(), message.payload,
+                                      message.durable):
             self._counters["scheduler.duplicate_resumes"] += 1
             log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
-        else:
-            self._done_early.set(dependency, self._clock.time(), message.payload)
-            if not message.durable:
-                self._confirm.set(dependency, self._clock.time())
-            else:
-                self._confirm.discard(dependency)
 
     def _resume(self, suspension: Suspension, payload: bytes | None,
                 wave: list[tuple[str, int]]) -> None:
         key = suspension.key
         del self._active[key.branch_id]
-        self._resumed.set((key.branch_id, suspension.op_id), self._clock.time())
+        self._once.resumed((key.branch_id, suspension.op_id), self._clock.time())
         if suspension.parked:
             assert suspension.suspend is not None
             if suspension.state is SuspensionState.DEFERRED:
