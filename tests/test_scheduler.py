@@ -21,7 +21,7 @@ from actors.protocol import (
     SuspensionKey,
 )
 from actors.records import BranchLog, BranchStatus, OperationUpdate, OpKind, OpStatus, Update
-from actors.scheduling import EVICT, UNWIND, SchedulerActor, Verdict
+from actors.scheduling import EVICT, UNWIND, Resume, SchedulerActor
 from actors.store import MemoryStore
 
 from actors_for_tests import Recorder
@@ -130,7 +130,7 @@ def rig() -> Iterator[Rig]:
 def test_resumed_before_the_delay_ends_nothing_is_written_and_no_replay(rig: Rig) -> None:
     verdicts = rig.suspend(due_in=DELAY - EPSILON)
     rig.tick(DELAY - EPSILON)
-    assert verdicts.answers == [Verdict.resume()]
+    assert verdicts.answers == [Resume()]
     assert rig.store.calls == 0
     assert rig.replays_requested() == []
     assert rig.metrics()["scheduler.cancelled"] == 1
@@ -154,7 +154,7 @@ def test_a_second_resume_is_dropped_and_counted(rig: Rig) -> None:
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.settle()
-    assert verdicts.answers == [Verdict.resume(b"batch")]
+    assert verdicts.answers == [Resume(b"batch")]
     assert rig.metrics()["scheduler.duplicate_resumes"] == 1
 
 
@@ -172,7 +172,7 @@ def test_a_resume_during_an_apply_in_flight_leaves_one_live_branch() -> None:
         store.open.set()
         rig.settle()
         # Resumed in place, once; never also evicted; no replay asked for.
-        assert verdicts.answers == [Verdict.resume(b"batch")]
+        assert verdicts.answers == [Resume(b"batch")]
         assert rig.replays_requested() == []
     finally:
         store.open.set()
@@ -183,7 +183,7 @@ def test_a_late_resume_never_cancels_a_newer_suspension(rig: Rig) -> None:
     first = rig.suspend(op_id="2", kind=OpKind.CHILDREN, due_in=None)
     rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))
     rig.settle()
-    assert first.answers == [Verdict.resume(b"one")]
+    assert first.answers == [Resume(b"one")]
     second = rig.suspend(op_id="3", due_in=5.0)
     rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))  # late, for the first suspension
     rig.tick(EPSILON)
@@ -243,7 +243,7 @@ def test_a_dependency_done_before_the_branch_suspends_resumes_it_without_a_write
     rig.scheduler.tell(DependencyDone("e/0", "2", b"early"))
     verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
     rig.settle()
-    assert verdicts.answers == [Verdict.resume(b"early")]
+    assert verdicts.answers == [Resume(b"early")]
     assert rig.store.calls == 0
     assert rig.metrics()["scheduler.deferred"] == 0
 
@@ -269,7 +269,7 @@ def test_a_timer_not_yet_due_does_not_fire(rig: Rig) -> None:
     rig.tick(0.5 - EPSILON)
     assert verdicts.answers == []
     rig.tick(EPSILON)
-    assert verdicts.answers == [Verdict.resume()]
+    assert verdicts.answers == [Resume()]
 
 
 def test_an_early_result_resumes_a_parked_branch_and_its_confirmation_is_no_duplicate(
@@ -279,7 +279,7 @@ def test_an_early_result_resumes_a_parked_branch_and_its_confirmation_is_no_dupl
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch", durable=False))
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.settle()
-    assert verdicts.answers == [Verdict.resume(b"batch")]
+    assert verdicts.answers == [Resume(b"batch")]
     assert rig.metrics()["scheduler.duplicate_resumes"] == 0
 
 

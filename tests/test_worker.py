@@ -28,7 +28,7 @@ from actors.protocol import (
     Suspend,
 )
 from actors.records import TERMINAL_BRANCH_STATUSES, BranchLog, BranchStatus, BranchUpdate
-from actors.scheduling import UNWIND, Verdict
+from actors.scheduling import UNWIND, Resume
 from actors.tracelog import capture_events
 from actors.workers import WorkerActor
 from runtime.errors import SerializationError
@@ -217,7 +217,7 @@ def test_async_runs_parked_on_their_suspension_hold_no_pool_thread() -> None:
         assert all(isinstance(s, Suspend) and s.coroutine for s in suspensions)
         assert pool_threads() == []  # 50 parked branches, no thread of the pool taken
         for suspension in suspensions:
-            suspension.reply_to.set(Verdict.resume())  # the scheduler cancels each deferral
+            suspension.reply_to.set(Resume())  # the scheduler cancels each deferral
         wait_until(lambda: len(coordinator.ask("seen")) == 50)
         reports = coordinator.ask("seen")
         assert sorted(r.result for r in reports) == list(range(50))

@@ -69,11 +69,20 @@ Answer = Created | Claimed | Renewed | CancelWritten | CancelledInStore | Reopen
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResultWritten:
-    """An execution's result (its top batch, ``key``, ended ``status``) is durable."""
+    """An execution's result (its top batch, ``key``) is durable: it SUCCEEDED or FAILED.
+
+    ``failed``, not an ``ExecutionStatus``: an enum member costs microseconds to
+    pickle and load, and this crosses two processes per execution.
+    """
 
     key: str
-    status: ExecutionStatus
     serial: int  # the batch under ``key`` it belongs to (a retry makes a new one)
+    failed: bool
+
+    @property
+    def status(self) -> ExecutionStatus:
+        """SUCCEEDED or FAILED."""
+        return ExecutionStatus.FAILED if self.failed else ExecutionStatus.SUCCEEDED
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ class BatchFinishing(CoordinatorCore):
             failed = result.status is BatchStatus.FAILURE_TOLERANCE_EXCEEDED
             status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCEEDED
             update: Any = ExecutionUpdate(batch.execution_id, status, result=payload)
-            written: ResultWritten = ExecutionResultWritten(batch.key, status, batch.serial)
+            written: ResultWritten = ExecutionResultWritten(batch.key, batch.serial, failed)
         else:
             p = batch.parent
             update = OperationUpdate(p.execution_id, p.branch_id, p.op_id, OpKind.CHILDREN, p.name,

@@ -23,7 +23,7 @@ class Suspend:
     """A branch parks on ``op``; its suspension checkpoint is deferred by ``delay`` seconds.
 
     The scheduler answers ``reply_to`` with a ``Verdict`` (``actors.scheduling``):
-    ``RESUME`` with a payload — go on in place, nothing was written, or it was and
+    ``Resume`` with a payload — go on in place, nothing was written, or it was and
     it does not matter — or ``EVICT`` once the suspension is durable: unwind and
     free the thread; a replay follows — or ``UNWIND``: stop, aborted, nothing of the
     suspension is durable (the checkpoint process restarted, or a newer run parked).

@@ -63,7 +63,7 @@ from actors.scheduling._suspensions import (
     span_ended,
     suspension_span,
 )
-from actors.scheduling._verdicts import EVICT, UNWIND, Verdict
+from actors.scheduling._verdicts import EVICT, UNWIND, Resume
 
 log = tracelog.get_logger("actors.scheduler")
 
@@ -181,12 +181,12 @@ class SchedulerActor(pykka.ThreadingActor):
         if self._once.is_done_early(dependency):
             # Done before the branch parked: resume at once; no checkpoint for it, ever.
             payload = self._once.take_done_early(dependency, self._clock.time())
-            message.reply_to.set(Verdict.resume(payload))
+            message.reply_to.set(Resume(payload))
             log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
             return
         now = self._clock.time()
         if op.due_at is not None and op.due_at <= now:
-            message.reply_to.set(Verdict.resume())
+            message.reply_to.set(Resume())
             return
         old = self._active.get(key.branch_id)
         if old is not None and old.key >= key:
@@ -350,7 +350,7 @@ class SchedulerActor(pykka.ThreadingActor):
             self._unpark(suspension)
             suspension.state = SuspensionState.RESUMED
             span_ended(suspension, "resumed_in_place")
-            suspension.suspend.reply_to.set(Verdict.resume(payload))
+            suspension.suspend.reply_to.set(Resume(payload))
             log.debug("suspension.resumed_in_place", branch_id=key.branch_id,
                       op_id=suspension.op_id)
         else:  # evicted: the branch is replayed from its log

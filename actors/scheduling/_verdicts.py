@@ -3,46 +3,43 @@
 A suspending branch sends ``Suspend`` and parks on its reply; the scheduler
 answers it with one ``Verdict``:
 
-* ``RESUME`` (with the dependency's payload, or None for a timer): go on in
+* ``Resume`` (with the dependency's payload, or None for a timer): go on in
   place; nothing was written, or it was and it does not matter;
 * ``EVICT``: the suspension is durable; unwind and free the thread, a replay
   follows when the wait is over;
 * ``UNWIND``: stop, aborted; nothing of the suspension is durable (the
   checkpoint process restarted, or a newer run of the branch parked).
 
-    suspend.reply_to.set(Verdict.resume(payload))
+Three small classes, not one with an enum field: a verdict crosses a process
+per suspension, and an enum member costs microseconds to pickle and load.
+
+    suspend.reply_to.set(Resume(payload))
     suspend.reply_to.set(EVICT)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-
-
-class VerdictKind(Enum):
-    """What a parked branch does next (module docstring)."""
-
-    RESUME = "resume"
-    EVICT = "evict"
-    UNWIND = "unwind"
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """The scheduler's answer to a ``Suspend``: ``kind``, and a resume's ``payload``.
+class Resume:
+    """Go on in place, with what the branch waited for (None for a timer)."""
 
-        Verdict.resume(b"batch")  # Verdict(kind=VerdictKind.RESUME, payload=b"batch")
-    """
-
-    kind: VerdictKind
     payload: bytes | None = None
 
-    @staticmethod
-    def resume(payload: bytes | None = None) -> Verdict:
-        """Go on in place, with what the branch waited for (None for a timer)."""
-        return Verdict(VerdictKind.RESUME, payload)
+
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """The suspension is durable: unwind the run and free its thread; a replay follows."""
 
 
-EVICT = Verdict(VerdictKind.EVICT)
-UNWIND = Verdict(VerdictKind.UNWIND)
+@dataclass(frozen=True, slots=True)
+class Unwind:
+    """Stop, aborted: nothing of the suspension is durable; the branch is replayed."""
+
+
+Verdict = Resume | Evict | Unwind
+
+EVICT = Evict()
+UNWIND = Unwind()

@@ -33,7 +33,7 @@ from actors.protocol._scheduler import Suspend, SuspensionKey
 from actors.records._status import TERMINAL_BRANCH_STATUSES, BranchStatus
 from actors.records._updates import BranchUpdate, OperationUpdate, Update
 from actors.replies import ActorLike
-from actors.scheduling import Verdict, VerdictKind
+from actors.scheduling import Resume, Unwind, Verdict
 from actors.spans import TraceContext
 from actors.spans import current as current_span
 from actors.workers._fences import RunFences
@@ -191,9 +191,9 @@ class RunHost:
     def take_verdict(self, op: OperationUpdate, verdict: Verdict) -> bytes | None:
         """Go on in place (the payload); unwind the run, evicted (the suspension is durable);
         or stop it, aborted (``UNWIND``: nothing of the suspension is durable)."""
-        if verdict.kind is VerdictKind.RESUME:
+        if isinstance(verdict, Resume):
             return verdict.payload
-        if verdict.kind is VerdictKind.UNWIND:
+        if isinstance(verdict, Unwind):
             raise CheckpointError(
                 f"the suspension of branch {self._spec.branch_id!r} was not made durable (the "
                 "checkpoint process restarted, or a newer run took over, while it was parked); "
