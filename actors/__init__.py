@@ -12,8 +12,8 @@ domain raises (``actors.errors``). The parts of the house are subpackages:
 from actors.branches._actor import BranchActor
 from actors.branches._async_context import AsyncBranchContext
 from actors.branches._context import BranchContext
+from actors.branches._effects import ConditionResult
 from actors.branches._inline_host import InlineHost
-from actors.branches._operations import ConditionResult
 from actors.errors import (
     BatchFailedError,
     BlobCorruptedError,

@@ -37,7 +37,8 @@ from actors.refs._digest_actor import LoadBlob, StoreBlob
 Reducer: TypeAlias = Callable[[Any], tuple[Any, ...]]
 
 # The framework's messages and records: what crosses on the hot paths.
-_COVERED_MODULES = ("actors.records.", "actors.protocol.")
+_COVERED_MODULES = ("actors.records.", "actors.protocol.", "actors.scheduling._verdicts",
+                    "actors.coordinator._continuations")
 _COVERED_CLASSES = frozenset({Bundle, Tick, LoadBlob, StoreBlob})
 _ENUMS_AS_VALUES = frozenset({ExecutionUpdate, BranchUpdate, OperationUpdate})
 

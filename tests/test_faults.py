@@ -320,6 +320,7 @@ def test_one_checkpoint_crash_reruns_only_the_steps_that_were_in_flight(
 
 def test_a_failed_coordinator_is_restarted_and_takes_its_executions_back(
         tmp_path: Path, kind: Kind) -> None:
+    from actors.coordinator._continuations import Created
     from actors.protocol import Answered
 
     ledger = tmp_path / "ledger"
@@ -328,7 +329,7 @@ def test_a_failed_coordinator_is_restarted_and_takes_its_executions_back(
         run = system.map(ledger_branch(kind), work, execution_id="survivor")
         wait_until(lambda: len(read_ledger(ledger).acknowledged) >= 2, timeout=30)
         services = system._services()
-        services.coordinator.tell(Answered(("created", "survivor"), value=42))  # a bug, say
+        services.coordinator.tell(Answered((Created("survivor"),), value=42))  # a bug, say
         wait_until(lambda: services.coordinator_generation == 1, timeout=30)
         assert run.result(timeout=90).values() == [expected_total(i) for i in work]
     report = read_ledger(ledger)

@@ -21,7 +21,7 @@ from actors.protocol import (
     SuspensionKey,
 )
 from actors.records import BranchLog, BranchStatus, OperationUpdate, OpKind, OpStatus, Update
-from actors.scheduling import SchedulerActor
+from actors.scheduling import EVICT, UNWIND, Resume, SchedulerActor
 from actors.store import MemoryStore
 
 from actors_for_tests import Recorder
@@ -34,7 +34,7 @@ class Verdicts:
     """A reply handle that records every answer (a second one would be a bug)."""
 
     def __init__(self) -> None:
-        self.answers: list[tuple[str, Any]] = []
+        self.answers: list[Any] = []  # Verdicts, or ("error", exc_info)
         self.arrived = threading.Event()
 
     def set(self, value: Any = None) -> None:
@@ -130,7 +130,7 @@ def rig() -> Iterator[Rig]:
 def test_resumed_before_the_delay_ends_nothing_is_written_and_no_replay(rig: Rig) -> None:
     verdicts = rig.suspend(due_in=DELAY - EPSILON)
     rig.tick(DELAY - EPSILON)
-    assert verdicts.answers == [("resume", None)]
+    assert verdicts.answers == [Resume()]
     assert rig.store.calls == 0
     assert rig.replays_requested() == []
     assert rig.metrics()["scheduler.cancelled"] == 1
@@ -139,7 +139,7 @@ def test_resumed_before_the_delay_ends_nothing_is_written_and_no_replay(rig: Rig
 def test_after_the_delay_it_is_written_once_evicted_once_then_replayed_once(rig: Rig) -> None:
     verdicts = rig.suspend(due_in=1.0)
     rig.tick(DELAY + EPSILON)
-    assert verdicts.answers == [("evict", None)]
+    assert verdicts.answers == [EVICT]
     assert rig.store.calls == 1
     log = rig.store.read_log("e/0")
     assert log.branch is not None and log.branch.status is BranchStatus.SUSPENDED
@@ -154,7 +154,7 @@ def test_a_second_resume_is_dropped_and_counted(rig: Rig) -> None:
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.settle()
-    assert verdicts.answers == [("resume", b"batch")]
+    assert verdicts.answers == [Resume(b"batch")]
     assert rig.metrics()["scheduler.duplicate_resumes"] == 1
 
 
@@ -172,7 +172,7 @@ def test_a_resume_during_an_apply_in_flight_leaves_one_live_branch() -> None:
         store.open.set()
         rig.settle()
         # Resumed in place, once; never also evicted; no replay asked for.
-        assert verdicts.answers == [("resume", b"batch")]
+        assert verdicts.answers == [Resume(b"batch")]
         assert rig.replays_requested() == []
     finally:
         store.open.set()
@@ -183,14 +183,14 @@ def test_a_late_resume_never_cancels_a_newer_suspension(rig: Rig) -> None:
     first = rig.suspend(op_id="2", kind=OpKind.CHILDREN, due_in=None)
     rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))
     rig.settle()
-    assert first.answers == [("resume", b"one")]
+    assert first.answers == [Resume(b"one")]
     second = rig.suspend(op_id="3", due_in=5.0)
     rig.scheduler.tell(DependencyDone("e/0", "2", b"one"))  # late, for the first suspension
     rig.tick(EPSILON)
     assert second.answers == []  # still parked
     assert rig.metrics()["scheduler.duplicate_resumes"] == 1
     rig.tick(DELAY)
-    assert second.answers == [("evict", None)]  # its own deferral ran its course
+    assert second.answers == [EVICT]  # its own deferral ran its course
 
 
 def test_past_the_parked_bound_a_suspension_is_applied_at_once() -> None:
@@ -200,7 +200,7 @@ def test_past_the_parked_bound_a_suspension_is_applied_at_once() -> None:
         second = rig.suspend(branch="e/1")
         rig.settle()
         assert first.answers == []  # parked, deferred
-        assert second.answers == [("evict", None)]  # applied without waiting for the delay
+        assert second.answers == [EVICT]  # applied without waiting for the delay
     finally:
         pykka.ActorRegistry.stop_all()
 
@@ -220,7 +220,7 @@ def test_coroutine_suspensions_are_bounded_apart_from_parked_threads() -> None:
         for message, _ in told:
             rig.scheduler.ask(message)
         rig.settle()
-        assert [v.answers for _, v in told] == [[], [], [("evict", None)]]
+        assert [v.answers for _, v in told] == [[], [], [EVICT]]
     finally:
         pykka.ActorRegistry.stop_all()
 
@@ -231,7 +231,7 @@ def test_a_bundle_of_suspensions_applied_at_once_is_one_write() -> None:
         told = [coroutine_suspension(rig, f"e/{i}") for i in range(5)]
         rig.scheduler.ask(Bundle(tuple(message for message, _ in told)))
         rig.settle()
-        assert all(v.answers == [("evict", None)] for _, v in told)
+        assert all(v.answers == [EVICT] for _, v in told)
         assert len(rig.store.commits) == 1  # ten updates, one message, one store transaction
     finally:
         pykka.ActorRegistry.stop_all()
@@ -243,7 +243,7 @@ def test_a_dependency_done_before_the_branch_suspends_resumes_it_without_a_write
     rig.scheduler.tell(DependencyDone("e/0", "2", b"early"))
     verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
     rig.settle()
-    assert verdicts.answers == [("resume", b"early")]
+    assert verdicts.answers == [Resume(b"early")]
     assert rig.store.calls == 0
     assert rig.metrics()["scheduler.deferred"] == 0
 
@@ -251,7 +251,7 @@ def test_a_dependency_done_before_the_branch_suspends_resumes_it_without_a_write
 def test_a_zero_delay_applies_the_suspension_at_once(rig: Rig) -> None:
     verdicts = rig.suspend(delay=0)
     rig.settle()
-    assert verdicts.answers == [("evict", None)]
+    assert verdicts.answers == [EVICT]
 
 
 def test_a_wave_of_due_timers_asks_for_their_replays_in_one_message(rig: Rig) -> None:
@@ -269,7 +269,7 @@ def test_a_timer_not_yet_due_does_not_fire(rig: Rig) -> None:
     rig.tick(0.5 - EPSILON)
     assert verdicts.answers == []
     rig.tick(EPSILON)
-    assert verdicts.answers == [("resume", None)]
+    assert verdicts.answers == [Resume()]
 
 
 def test_an_early_result_resumes_a_parked_branch_and_its_confirmation_is_no_duplicate(
@@ -279,7 +279,7 @@ def test_an_early_result_resumes_a_parked_branch_and_its_confirmation_is_no_dupl
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch", durable=False))
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch"))
     rig.settle()
-    assert verdicts.answers == [("resume", b"batch")]
+    assert verdicts.answers == [Resume(b"batch")]
     assert rig.metrics()["scheduler.duplicate_resumes"] == 0
 
 
@@ -288,7 +288,7 @@ def test_an_early_result_never_resumes_an_evicted_branch_only_the_durable_one_do
 ) -> None:
     verdicts = rig.suspend(kind=OpKind.CHILDREN, due_in=None)
     rig.tick(DELAY + EPSILON)
-    assert verdicts.answers == [("evict", None)]
+    assert verdicts.answers == [EVICT]
     rig.scheduler.tell(DependencyDone("e/0", "2", b"batch", durable=False))
     rig.settle()
     assert rig.replays_requested() == []  # its replay would not find the result yet
@@ -304,7 +304,7 @@ def test_when_the_checkpoint_process_is_lost_parked_branches_are_released(rig: R
     rig.scheduler.tell(CheckpointLost())  # the coordinator dispatches it again, anew
     rig.settle()
     # The old copy unwinds, aborted: nothing of its suspension is durable, it runs again.
-    assert verdicts.answers == [("unwind", None)]
+    assert verdicts.answers == [UNWIND]
 
 
 def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) -> None:
@@ -313,7 +313,7 @@ def test_a_newer_run_suspending_releases_the_older_runs_parked_thread(rig: Rig) 
     op = OperationUpdate("e", "e/0", "2", OpKind.WAIT, "pause", OpStatus.SUSPENDED,
                          due_at=rig.clock.time() + 5.0)
     rig.scheduler.ask(Suspend(SuspensionKey("e/0", 2, 0), op, DELAY, "w", newer))
-    assert old.answers == [("unwind", None)]
+    assert old.answers == [UNWIND]
     assert newer.answers == []  # the newer run is the one parked now
 
 

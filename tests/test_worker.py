@@ -28,6 +28,7 @@ from actors.protocol import (
     Suspend,
 )
 from actors.records import TERMINAL_BRANCH_STATUSES, BranchLog, BranchStatus, BranchUpdate
+from actors.scheduling import UNWIND, Resume
 from actors.tracelog import capture_events
 from actors.workers import WorkerActor
 from runtime.errors import SerializationError
@@ -216,7 +217,7 @@ def test_async_runs_parked_on_their_suspension_hold_no_pool_thread() -> None:
         assert all(isinstance(s, Suspend) and s.coroutine for s in suspensions)
         assert pool_threads() == []  # 50 parked branches, no thread of the pool taken
         for suspension in suspensions:
-            suspension.reply_to.set(("resume", None))  # the scheduler cancels each deferral
+            suspension.reply_to.set(Resume())  # the scheduler cancels each deferral
         wait_until(lambda: len(coordinator.ask("seen")) == 50)
         reports = coordinator.ask("seen")
         assert sorted(r.result for r in reports) == list(range(50))
@@ -242,12 +243,12 @@ def test_a_stopping_worker_cancels_its_parked_async_runs_and_reports_none() -> N
 
 
 class Unwinding(Recorder):
-    """A scheduler stand-in that answers every suspension "unwind": nothing of it is durable
+    """A scheduler stand-in that answers every suspension UNWIND: nothing of it is durable
     (the checkpoint process restarted while the run was parked)."""
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Suspend):
-            message.reply_to.set(("unwind", None))
+            message.reply_to.set(UNWIND)
         return super().on_receive(message)
 
 

@@ -12,9 +12,9 @@ from actors.branches._actor import BranchActor, check_branch_class, is_async_bra
 from actors.branches._async_context import AsyncBranchContext, wait_in_thread
 from actors.branches._callbacks import parse_callback_id
 from actors.branches._context import BranchContext
+from actors.branches._effects import ConditionResult
 from actors.branches._host import BranchSuspended
 from actors.branches._inline_host import InlineHost
-from actors.branches._operations import ConditionResult
 from actors.branches._replay import BranchOutcome, run_branch, run_branch_async
 from actors.branches._spec import BranchSpec
 from actors.branches._stored_errors import (

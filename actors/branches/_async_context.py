@@ -27,16 +27,8 @@ from typing import Any, Protocol, TypeVar
 
 from actors.branches._actor import BranchActor, check_branch_class
 from actors.branches._callbacks import Callback
-from actors.branches._operations import (
-    Call,
-    Effects,
-    Invoke,
-    OperationCore,
-    Park,
-    Spawn,
-    Write,
-    child_pairs,
-)
+from actors.branches._effects import Call, Effects, Invoke, Park, Spawn, Write
+from actors.branches._operations import OperationCore, child_pairs
 from actors.branches._spec import BranchSpec
 from actors.errors import CheckpointError, StepTimeoutError
 from actors.policies import BatchResult, Completion, Retry

@@ -17,17 +17,9 @@ from typing import Any, TypeVar
 
 from actors.branches._actor import BranchActor, check_branch_class
 from actors.branches._callbacks import Callback
+from actors.branches._effects import Call, Effects, Invoke, Park, Spawn, Write
 from actors.branches._host import BranchHost
-from actors.branches._operations import (
-    Call,
-    Effects,
-    Invoke,
-    OperationCore,
-    Park,
-    Spawn,
-    Write,
-    child_pairs,
-)
+from actors.branches._operations import OperationCore, child_pairs
 from actors.branches._spec import BranchSpec
 from actors.errors import StepTimeoutError
 from actors.policies import BatchResult, Completion, Retry

@@ -17,8 +17,9 @@ from actors import spans, tracelog
 from actors.branches._actor import is_async_branch
 from actors.branches._async_context import AsyncBranchContext, AsyncBranchHost
 from actors.branches._context import BranchContext
+from actors.branches._effects import Effects, HostBasics, Invoke, Write
 from actors.branches._host import BranchHost, BranchSuspended
-from actors.branches._operations import Effects, HostBasics, Invoke, OperationCore, Write
+from actors.branches._operations import OperationCore
 from actors.branches._spec import BranchSpec
 from actors.branches._stored_errors import decode_error, encode_error
 from actors.errors import CheckpointError, StepFailedError

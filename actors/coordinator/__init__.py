@@ -2,9 +2,10 @@
 
 It dispatches branches (as empty checkpoints whose answer is the run), tracks
 their reports, decides batches with their completion policy, and writes their
-results through the checkpoint actor; its lifecycle half creates, claims,
-observes, cancels, retries and deletes executions and keeps their leases
-(``LeaseKeeper``).
+results through the checkpoint actor; it creates, claims, observes, cancels,
+retries and deletes executions and keeps their leases (``LeaseKeeper``). Each
+of these is a part of ``CoordinatorActor`` in a module of its own (see
+``CoordinatorActor``'s module for the list).
 """
 
 from actors.coordinator._actor import CoordinatorActor

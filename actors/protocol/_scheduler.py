@@ -22,11 +22,11 @@ class SuspensionKey:
 class Suspend:
     """A branch parks on ``op``; its suspension checkpoint is deferred by ``delay`` seconds.
 
-    The scheduler answers ``reply_to`` with ``("resume", payload)`` — go on in place,
-    nothing was written, or it was and it does not matter — or ``("evict", None)``
-    once the suspension is durable: unwind and free the thread; a replay follows —
-    or ``("unwind", None)``: stop, aborted, nothing of the suspension is durable (the
-    checkpoint process restarted, or a newer run of the branch parked).
+    The scheduler answers ``reply_to`` with a ``Verdict`` (``actors.scheduling``):
+    ``Resume`` with a payload — go on in place, nothing was written, or it was and
+    it does not matter — or ``EVICT`` once the suspension is durable: unwind and
+    free the thread; a replay follows — or ``UNWIND``: stop, aborted, nothing of the
+    suspension is durable (the checkpoint process restarted, or a newer run parked).
     ``coroutine`` says the branch parks as a suspended coroutine (an async branch),
     which costs memory, not a thread: it counts against another bound.
     """

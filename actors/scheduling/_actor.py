@@ -34,14 +34,11 @@ with a ``FakeClock`` advance the clock and send ``Tick``.
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
-from actors import spans, tracelog
+from actors import tracelog
 from actors.bundles import Bundle
 from actors.clock import Clock, Tick, Ticker
 from actors.protocol._checkpoint import Checkpoint, checkpoints
@@ -57,155 +54,21 @@ from actors.protocol._scheduler import (
 from actors.records._status import BranchStatus, OpKind
 from actors.records._updates import BranchUpdate
 from actors.replies import ActorLike
+from actors.scheduling._deadlines import DeadlineKind, Deadlines
+from actors.scheduling._resume_once import ResumeOnce
+from actors.scheduling._suspensions import (
+    ParkSite,
+    Suspension,
+    SuspensionState,
+    span_ended,
+    suspension_span,
+)
+from actors.scheduling._verdicts import EVICT, UNWIND, Resume
 
 log = tracelog.get_logger("actors.scheduler")
 
 COUNTERS = ("scheduler.deferred", "scheduler.cancelled", "scheduler.applied",
             "scheduler.duplicate_resumes")
-
-DEFERRED, APPLYING, EVICTED, RESUMED = "deferred", "applying", "evicted", "resumed"
-
-
-class Deadlines:
-    """A min-heap of ``(when, what, key)`` that knows when its next wave is due.
-
-    ``wake_time()`` is the latest deadline within ``slack`` of the soonest one.
-    Looking at the clock then (``pop_due``) takes every deadline of that window
-    together, none of them early and the soonest at most ``slack`` late; a
-    deadline with no other near it is taken on time.
-
-        deadlines = Deadlines(slack=0.005)
-        deadlines.push(10.000, "due", key_a)
-        deadlines.push(10.003, "due", key_b)
-        deadlines.wake_time()   # 10.003: both in one wave
-    """
-
-    def __init__(self, slack: float) -> None:
-        self._heap: list[tuple[float, str, SuspensionKey]] = []
-        self._slack = slack
-        self._window: tuple[float, float] | None = None  # (soonest, latest within slack of it)
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def push(self, when: float, what: str, key: SuspensionKey) -> None:
-        heapq.heappush(self._heap, (when, what, key))
-        window = self._window
-        if window is not None:
-            soonest, latest = window
-            if when < soonest:
-                self._window = None  # a new soonest: wake_time looks again
-            elif latest < when <= soonest + self._slack:
-                self._window = (soonest, when)
-
-    def pop_due(self, now: float) -> Iterator[tuple[str, SuspensionKey]]:
-        """``(what, key)`` of every deadline at or before ``now``, soonest first."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            self._window = None
-            _, what, key = heapq.heappop(heap)
-            yield what, key
-
-    def wake_time(self) -> float | None:
-        """When to look next (see the class docstring); None when nothing is due ever."""
-        heap = self._heap
-        if not heap:
-            return None
-        if self._window is None:
-            # Only the window's entries and their children are visited: a heap's
-            # children are never sooner than their parent.
-            soonest = heap[0][0]
-            limit, latest = soonest + self._slack, soonest
-            size, todo = len(heap), [0]
-            while todo:
-                i = todo.pop()
-                when = heap[i][0]
-                if when <= limit:
-                    latest = max(latest, when)
-                    todo.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
-            self._window = (soonest, latest)
-        return self._window[1]
-
-
-class _Recent:
-    """What the scheduler remembers of (branch, op) pairs, each for ``keep`` seconds.
-
-    Resume-once bookkeeping (resumed, done early, durable word expected) outlives
-    the suspension it is about; kept for ever it would grow with every branch a
-    long-running service ever ran. A fact older than ``keep`` is forgotten: a
-    duplicate resume that late is taken for a first one (the branch's log, read
-    on replay, says the truth either way).
-    """
-
-    def __init__(self, keep: float) -> None:
-        self.keep = keep
-        self._items: dict[tuple[str, str], tuple[float, Any]] = {}  # in order of setting
-
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def set(self, key: tuple[str, str], now: float, value: Any = None) -> None:
-        self._items.pop(key, None)  # re-set: moves to the end, with the new time
-        self._items[key] = (now, value)
-
-    def pop(self, key: tuple[str, str]) -> Any:
-        return self._items.pop(key)[1]
-
-    def discard(self, key: tuple[str, str]) -> None:
-        self._items.pop(key, None)
-
-    def forget_older_than(self, now: float) -> None:
-        cutoff = now - self.keep
-        while self._items:
-            key, (when, _) = next(iter(self._items.items()))
-            if when > cutoff:
-                return
-            del self._items[key]
-
-
-@dataclass(eq=False)
-class _Suspension:
-    key: SuspensionKey
-    op_id: str
-    state: str
-    suspend: Suspend | None = None  # None for a branch evicted before this scheduler started
-    parked_on: tuple[str, bool] = ("", False)  # (worker id, as a coroutine) while parked
-    span: spans.Span | None = None  # from the suspension to its resume, when traced
-
-
-# A suspension's span is named for what it waits on: "wait cool", "retry fetch", ...
-_SPAN_KINDS = {OpKind.WAIT: "wait", OpKind.STEP: "retry", OpKind.CONDITION: "condition",
-               OpKind.CHILDREN: "children", OpKind.CALLBACK: "callback"}
-
-
-def _suspension_span(message: Suspend) -> spans.Span | None:
-    if message.trace is None:
-        return None
-    op, kind = message.op, _SPAN_KINDS.get(message.op.kind, message.op.kind.value.lower())
-    attributes: spans.Attributes = {
-        "durable.execution.id": op.execution_id,
-        "durable.branch.id": op.branch_id,
-        "durable.operation.id": op.op_id,
-        "durable.operation.name": op.name,
-        "durable.suspension.kind": kind,
-        "durable.run.epoch": message.key.epoch,
-        "durable.suspension.delay_s": message.delay,
-        "durable.suspension.applied": False,
-    }
-    if op.due_at is not None:
-        attributes["durable.suspension.due_at"] = op.due_at
-    return spans.start(f"{kind} {op.name}", message.trace, attributes)
-
-
-def _span_ended(suspension: _Suspension, outcome: str) -> None:
-    """How the suspension ended: resumed in place, resumed by a replay, or released."""
-    span, suspension.span = suspension.span, None
-    if span is not None:
-        span.attributes["durable.suspension.outcome"] = outcome
-        spans.finish(span)
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -240,14 +103,12 @@ class SchedulerActor(pykka.ThreadingActor):
         self._autotick = autotick
         self._ticker: Ticker | None = None
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._active: dict[str, _Suspension] = {}  # branch id -> its current suspension
+        self._active: dict[str, Suspension] = {}  # branch id -> its current suspension
         # (worker id, parked as a coroutine) -> branches parked there
-        self._parked: dict[tuple[str, bool], int] = {}
-        self._deadlines = Deadlines(slack)  # "apply" (a deferred checkpoint) and "due" (a timer)
+        self._parked: dict[ParkSite, int] = {}
+        self._deadlines = Deadlines(slack)  # checkpoints to apply, timers due
         # (branch, op) facts of resume-once, each forgotten ``remember_for`` seconds later:
-        self._done_early = _Recent(remember_for)  # dependency done, not waited for yet: payload
-        self._resumed = _Recent(remember_for)  # whose dependency resumed it
-        self._confirm = _Recent(remember_for)  # resumed early: a durable word will follow
+        self._once = ResumeOnce(remember_for)
         # The writes of the message being handled, sent as one message when it is done: a
         # wave of suspensions applied at once is one message to the checkpoint actor, not
         # two per suspension (which filled its mailbox while it filled ours).
@@ -266,7 +127,7 @@ class SchedulerActor(pykka.ThreadingActor):
         if self._ticker is not None:
             self._ticker.stop()
         for suspension in self._active.values():  # what the trace shows of them ends here
-            _span_ended(suspension, "stopped")
+            span_ended(suspension, "stopped")
 
     def metrics(self) -> dict[str, int]:
         """The ``scheduler.*`` counters (see ``ActorSystem.metrics``)."""
@@ -304,44 +165,42 @@ class SchedulerActor(pykka.ThreadingActor):
         else:
             return super().on_receive(message)
         now = self._clock.time()
-        for recent in (self._done_early, self._resumed, self._confirm):
-            recent.forget_older_than(now)
+        self._once.forget_older_than(now)
         self._rearm()
         return None
 
     def remembered(self) -> int:
         """How many (branch, op) resume-once facts are kept right now (bounded by age)."""
-        return len(self._done_early) + len(self._resumed) + len(self._confirm)
+        return len(self._once)
 
     # -- suspending ---------------------------------------------------------------
 
     def _suspend(self, message: Suspend) -> None:
         key, op = message.key, message.op
         dependency = (key.branch_id, op.op_id)
-        if dependency in self._done_early:
+        if self._once.is_done_early(dependency):
             # Done before the branch parked: resume at once; no checkpoint for it, ever.
-            payload = self._done_early.pop(dependency)
-            self._resumed.set(dependency, self._clock.time())
-            message.reply_to.set(("resume", payload))
+            payload = self._once.take_done_early(dependency, self._clock.time())
+            message.reply_to.set(Resume(payload))
             log.debug("suspension.resumed_early", branch_id=key.branch_id, op_id=op.op_id)
             return
         now = self._clock.time()
         if op.due_at is not None and op.due_at <= now:
-            message.reply_to.set(("resume", None))
+            message.reply_to.set(Resume())
             return
         old = self._active.get(key.branch_id)
         if old is not None and old.key >= key:
             log.warning("suspension.stale", branch_id=key.branch_id, key=repr(key))
-            message.reply_to.set(("unwind", None))
+            message.reply_to.set(UNWIND)
             return
         if old is not None:
             self._release_parked(old)  # a newer run superseded it: unwind the old thread
-            _span_ended(old, "superseded")
-        suspension = _Suspension(key, op.op_id, DEFERRED, message,
-                                 (message.worker_id, message.coroutine),
-                                 _suspension_span(message))
+            span_ended(old, "superseded")
+        suspension = Suspension(key, op.op_id, SuspensionState.DEFERRED, message,
+                                 ParkSite(message.worker_id, message.coroutine),
+                                 suspension_span(message))
         self._active[key.branch_id] = suspension
-        self._resumed.discard(dependency)
+        self._once.waited_on(dependency)
         self._counters["scheduler.deferred"] += 1
         parked = self._parked.get(suspension.parked_on, 0) + 1
         self._parked[suspension.parked_on] = parked
@@ -352,9 +211,9 @@ class SchedulerActor(pykka.ThreadingActor):
         if message.delay <= 0 or parked > bound:
             self._apply(suspension)
         else:
-            self._deadlines.push(now + message.delay, "apply", key)
+            self._deadlines.push(now + message.delay, DeadlineKind.APPLY, key)
         if op.due_at is not None:
-            self._deadlines.push(op.due_at, "due", key)
+            self._deadlines.push(op.due_at, DeadlineKind.DUE, key)
 
     def _send_writes(self) -> None:
         writes, self._writes = self._writes, []
@@ -371,16 +230,15 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _schedule_resume(self, message: ScheduleResume) -> None:
         key = SuspensionKey(message.branch_id, message.epoch, -1)
-        suspension = _Suspension(key, message.op_id, EVICTED)
+        suspension = Suspension(key, message.op_id, SuspensionState.EVICTED)
         dependency = (message.branch_id, message.op_id)
-        if dependency in self._done_early:  # done while nobody here knew it waited
-            self._done_early.pop(dependency)
-            self._resumed.set(dependency, self._clock.time())
+        if self._once.is_done_early(dependency):  # done while nobody here knew it waited
+            self._once.take_done_early(dependency, self._clock.time())
             self._to_coordinator(ResumeBranches(((message.branch_id, message.epoch),)))
             return
         self._active[message.branch_id] = suspension
         if message.due_at is not None:
-            self._deadlines.push(message.due_at, "due", key)
+            self._deadlines.push(message.due_at, DeadlineKind.DUE, key)
 
     def _to_coordinator(self, message: Any) -> None:
         """A coordinator that is gone (a shutdown, or restarting after a failure) misses this
@@ -398,19 +256,19 @@ class SchedulerActor(pykka.ThreadingActor):
             if branch_id.startswith(prefix):
                 del self._active[branch_id]
                 self._release_parked(suspension)
-                _span_ended(suspension, "forgotten")
+                span_ended(suspension, "forgotten")
 
     # -- time ----------------------------------------------------------------------
 
     def _tick(self) -> None:
         now = self._clock.time()
         wave: list[tuple[str, int]] = []
-        for what, key in self._deadlines.pop_due(now):
+        for kind, key in self._deadlines.pop_due(now):
             suspension = self._active.get(key.branch_id)
             if suspension is None or suspension.key != key:
                 continue  # resumed already, or superseded by a newer suspension
-            if what == "apply":
-                if suspension.state == DEFERRED:
+            if kind is DeadlineKind.APPLY:
+                if suspension.state is SuspensionState.DEFERRED:
                     self._apply(suspension)
             else:
                 self._resume(suspension, None, wave)
@@ -423,10 +281,10 @@ class SchedulerActor(pykka.ThreadingActor):
 
     # -- applying ------------------------------------------------------------------
 
-    def _apply(self, suspension: _Suspension) -> None:
+    def _apply(self, suspension: Suspension) -> None:
         assert suspension.suspend is not None and self._self_ref is not None
         op = suspension.suspend.op
-        suspension.state = APPLYING
+        suspension.state = SuspensionState.APPLYING
         self._counters["scheduler.applied"] += 1
         status = BranchUpdate(op.execution_id, op.branch_id, BranchStatus.SUSPENDED,
                               epoch=suspension.key.epoch)  # fenced like the run's own writes
@@ -452,13 +310,13 @@ class SchedulerActor(pykka.ThreadingActor):
         if message.error is not None:
             log.error("suspension.apply_failed", branch_id=key.branch_id,
                       error=repr(message.error))
-            suspension.state = DEFERRED  # still parked: try again after another delay
-            self._deadlines.push(self._clock.time() + max(suspension.suspend.delay, 0.5), "apply",
-                                 key)
+            suspension.state = SuspensionState.DEFERRED  # still parked: tried again later
+            again = self._clock.time() + max(suspension.suspend.delay, 0.5)
+            self._deadlines.push(again, DeadlineKind.APPLY, key)
             return
-        suspension.state = EVICTED
+        suspension.state = SuspensionState.EVICTED
         self._unpark(suspension)
-        suspension.suspend.reply_to.set(("evict", None))
+        suspension.suspend.reply_to.set(EVICT)
         log.debug("suspension.applied", branch_id=key.branch_id, op_id=suspension.op_id)
 
     # -- resuming ------------------------------------------------------------------
@@ -467,67 +325,60 @@ class SchedulerActor(pykka.ThreadingActor):
         dependency = (message.branch_id, message.op_id)
         suspension = self._active.get(message.branch_id)
         if suspension is not None and suspension.op_id == message.op_id:
-            if not message.durable and suspension.state == EVICTED:
+            if not message.durable and suspension.state is SuspensionState.EVICTED:
                 return  # its replay reads the log: wait for the durable word
             wave: list[tuple[str, int]] = []
             self._resume(suspension, message.payload, wave)
             if not message.durable:
-                self._confirm.set(dependency, self._clock.time())  # a durable word will follow
+                self._once.expect_confirmation(dependency, self._clock.time())
             if wave:
                 self._to_coordinator(ResumeBranches(tuple(wave)))
-        elif dependency in self._resumed:
-            if message.durable and dependency in self._confirm:
-                self._confirm.discard(dependency)  # the confirmation of an early resume
-                return
+        elif self._once.done_unwaited(dependency, self._clock.time(), message.payload,
+                                      message.durable):
             self._counters["scheduler.duplicate_resumes"] += 1
             log.info("resume.duplicate", branch_id=message.branch_id, op_id=message.op_id)
-        else:
-            self._done_early.set(dependency, self._clock.time(), message.payload)
-            if not message.durable:
-                self._confirm.set(dependency, self._clock.time())
-            else:
-                self._confirm.discard(dependency)
 
-    def _resume(self, suspension: _Suspension, payload: bytes | None,
+    def _resume(self, suspension: Suspension, payload: bytes | None,
                 wave: list[tuple[str, int]]) -> None:
         key = suspension.key
         del self._active[key.branch_id]
-        self._resumed.set((key.branch_id, suspension.op_id), self._clock.time())
-        if suspension.state in (DEFERRED, APPLYING):
+        self._once.resumed((key.branch_id, suspension.op_id), self._clock.time())
+        if suspension.parked:
             assert suspension.suspend is not None
-            if suspension.state == DEFERRED:
+            if suspension.state is SuspensionState.DEFERRED:
                 self._counters["scheduler.cancelled"] += 1
             self._unpark(suspension)
-            suspension.state = RESUMED
-            _span_ended(suspension, "resumed_in_place")
-            suspension.suspend.reply_to.set(("resume", payload))
+            suspension.state = SuspensionState.RESUMED
+            span_ended(suspension, "resumed_in_place")
+            suspension.suspend.reply_to.set(Resume(payload))
             log.debug("suspension.resumed_in_place", branch_id=key.branch_id,
                       op_id=suspension.op_id)
         else:  # evicted: the branch is replayed from its log
-            suspension.state = RESUMED
-            _span_ended(suspension, "replayed")
+            suspension.state = SuspensionState.RESUMED
+            span_ended(suspension, "replayed")
             wave.append((key.branch_id, key.epoch))
 
     def _checkpoint_lost(self) -> None:
         """The coordinator dispatches every running branch again: let parked copies unwind."""
         for branch_id, suspension in list(self._active.items()):
-            if suspension.state in (DEFERRED, APPLYING):
+            if suspension.parked:
                 del self._active[branch_id]
                 self._release_parked(suspension)
 
-    def _release_parked(self, suspension: _Suspension) -> None:
+    def _release_parked(self, suspension: Suspension) -> None:
         """Unwind a parked run whose suspension is not durable: it reports itself aborted.
 
         Not "evict": a run evicted reports SUSPENDED, and the coordinator, if it has not
         dispatched the branch anew yet (its CheckpointLost may come after this one's),
         would wait for a timer that neither this scheduler nor the store holds.
         """
-        if suspension.state in (DEFERRED, APPLYING) and suspension.suspend is not None:
+        if suspension.parked and suspension.suspend is not None:
             self._unpark(suspension)
-            suspension.state = RESUMED
-            _span_ended(suspension, "released")
-            suspension.suspend.reply_to.set(("unwind", None))
+            suspension.state = SuspensionState.RESUMED
+            span_ended(suspension, "released")
+            suspension.suspend.reply_to.set(UNWIND)
 
-    def _unpark(self, suspension: _Suspension) -> None:
+    def _unpark(self, suspension: Suspension) -> None:
         where = suspension.parked_on
         self._parked[where] = max(0, self._parked.get(where, 0) - 1)
+

@@ -6,7 +6,9 @@ only to run user code. The branch talks to the checkpoint actor directly; a
 suspension is written, the branch is evicted (its thread goes back to the
 pool) and the coordinator is told, so a suspended branch holds no thread.
 An async branch (``async def run``) runs on the worker's event loop instead
-(``actors.workers``): the same sends, awaited (``actors.workers``).
+(``BranchLoop``): the same sends, awaited (``AsyncRunHost``). Each run's
+``BranchHost`` is a ``RunHost`` (``_run_host``); which runs are stale, the
+``RunFences``.
 
     worker = WorkerActor.start(checkpoint=ckpt_ref, coordinator=coord_ref, scheduler=sched_ref,
                                threads=16)
@@ -15,7 +17,6 @@ An async branch (``async def run``) runs on the worker's event loop instead
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import pickle
 import threading
@@ -26,35 +27,27 @@ import pykka
 
 from actors import tracelog
 from actors.branches._actor import is_async_branch
-from actors.branches._host import BranchSuspended
 from actors.branches._replay import BranchOutcome, run_branch, run_branch_async
 from actors.branches._spec import BranchSpec
 from actors.bundles import Bundle
-from actors.checkpointing._gate import CheckpointGate
 from actors.checkpointing._loop_outbox import LoopOutbox
 from actors.checkpointing._outbox import CheckpointOutbox
 from actors.clock import Clock, SystemClock
 from actors.errors import CheckpointError
-from actors.policies import Completion
 from actors.protocol._checkpoint import Checkpoint, checkpoints
-from actors.protocol._coordinator import BranchAborted, BranchRan, CheckpointLost, StartChildren
+from actors.protocol._coordinator import BranchAborted, BranchRan, CheckpointLost
 from actors.protocol._handles import ReportWhenDurable
-from actors.protocol._scheduler import Suspend, SuspensionKey
 from actors.protocol._worker import FenceRuns, LeaseValidUntil, RunBranch, RunsFrom
-from actors.records._status import TERMINAL_BRANCH_STATUSES, BranchStatus, OpKind
-from actors.records._updates import BranchUpdate, OperationUpdate, Update
+from actors.records._status import BranchStatus, OpKind
+from actors.records._updates import BranchUpdate, OperationUpdate
 from actors.replies import ActorLike, AwaitableReply
-from actors.spans import TraceContext
-from actors.spans import current as current_span
 from actors.workers._async_host import AsyncRunHost
 from actors.workers._branch_loop import BranchLoop
 from actors.workers._fences import RunFences
 from actors.workers._pool import ThreadPool
+from actors.workers._run_host import UNSENT, RunHost
 
 log = tracelog.get_logger("actors.worker")
-
-# A send that raised one of these never left: its recipient is gone, or its mailbox stayed full.
-_UNSENT = (pykka.ActorDeadError, pykka.Timeout)
 
 COUNTERS = ("branch.replays", "branch.evictions", "step.executions", "branch.runs")
 
@@ -66,180 +59,6 @@ _DELAY_KINDS = {
     OpKind.CHILDREN: "children",
     OpKind.CALLBACK: "callback",
 }
-
-
-class _Host:
-    """The ``BranchHost`` of one run of one branch, on the worker's pool thread."""
-
-    def __init__(self, worker: WorkerActor, spec: BranchSpec, epoch: int,
-                 trace: TraceContext | None = None) -> None:
-        self._worker = worker
-        self._spec = spec
-        self.epoch = epoch  # branch contexts stamp their updates with it
-        self.trace = trace  # the parent of the run's span (None: the execution is not traced)
-        self.worker_id = worker.name
-        self._suspensions = 0  # numbers this run's suspensions (SuspensionKey.seq)
-        self.final: BranchUpdate | None = None  # the branch's end, written once the run returns
-        self._final_trace: TraceContext | None = None
-        # Holds checkpoints that name Refs still pending until their blobs are durable.
-        self._gate = CheckpointGate(spec.branch_id)
-        # Where this run's checkpoints and suspensions go (an async run's: its loop's outbox).
-        self.to_checkpoint: Callable[[Any], None] = worker.outbox.send
-        self.to_scheduler: Callable[[Any], None] = worker.scheduler_ref.tell
-
-    def ensure_current(self, wait: float | None = None) -> None:
-        """Raise ``CheckpointError`` if this run must not start another operation.
-
-        The run was superseded or its execution fenced (see ``actors.workers``), or
-        the system's leases stay unconfirmed past ``wait`` (default ``lease_wait``):
-        nothing it would do now could be written, and another system may run it.
-        """
-        spec = self._spec
-        reason = self._worker.fences.check(spec.execution_id, spec.branch_id, self.epoch,
-                                           self._worker.lease_wait if wait is None else wait)
-        if reason is not None:
-            raise CheckpointError(
-                f"run {self.epoch} of branch {spec.branch_id!r} stops before its next "
-                f"operation: {reason}"
-            )
-
-    def _stamped(self, update: Update) -> Update:
-        """This run's epoch on an update of its own branch: the checkpoint actor fences by it."""
-        if (isinstance(update, OperationUpdate | BranchUpdate) and update.epoch is None
-                and update.branch_id == self._spec.branch_id):
-            return dataclasses.replace(update, epoch=self.epoch)
-        return update
-
-    def checkpoint(self, update: Update, *, sync: bool) -> None:
-        reply = self.send_checkpoint(update, sync=sync)
-        if reply is not None:
-            try:
-                reply.get()
-            except CheckpointError:
-                raise
-            except Exception as exc:  # the checkpoint actor is gone: nothing was acknowledged
-                raise self.not_acknowledged(exc) from exc
-
-    def send_checkpoint(self, update: Update, *, sync: bool) -> Any:
-        """Send ``update``; the reply that says it is durable, if ``sync``, else None."""
-        worker = self._worker
-        update = self._stamped(update)
-        if isinstance(update, BranchUpdate) and update.status in TERMINAL_BRANCH_STATUSES:
-            # The branch's end: written after the run returns, acknowledged as a continuation
-            # (ReportWhenDurable), so this thread does not wait for it.
-            self.final = update
-            self._final_trace = current_span()
-            return None
-        if not sync:
-            self._send(Checkpoint(self._spec.branch_id, update, trace=current_span()),
-                       self.to_checkpoint, "a checkpoint")
-            return None
-        reply = worker.future_factory()
-        self._send(Checkpoint(self._spec.branch_id, update, reply_to=reply, trace=current_span()),
-                   self.to_checkpoint, "a checkpoint")
-        return reply
-
-    def not_acknowledged(self, exc: Exception) -> CheckpointError:
-        if isinstance(exc, pykka.ActorDeadError):
-            self._worker.checkpoint_lost()
-        return CheckpointError(
-            f"checkpoint of branch {self._spec.branch_id!r} was not acknowledged: {exc}", exc
-        )
-
-    def send_final(self, reply_to: ReportWhenDurable) -> None:
-        assert self.final is not None
-        self._send(Checkpoint(self._spec.branch_id, self.final, reply_to=reply_to,
-                              trace=self._final_trace), self.to_checkpoint, "its end")
-
-    def _send(self, message: Any, deliver: Callable[[Any], None], what: str) -> None:
-        """``deliver`` through the gate; a recipient that is gone or full is a CheckpointError.
-
-        Nothing of an unsent message is durable, so the run must not go on as if it
-        were, nor be failed for it: ``run_branch`` lets a ``CheckpointError`` through,
-        and the coordinator replays the branch from its log (as after a shutdown).
-        """
-        try:
-            self._gate.send(message, deliver)
-        except _UNSENT as exc:
-            raise CheckpointError(
-                f"{what} of branch {self._spec.branch_id!r} was not sent ({type(exc).__name__}: "
-                f"{exc}); nothing of it is durable, and the branch is replayed from its log",
-                exc,
-            ) from exc
-
-    def suspend(self, op: OperationUpdate) -> bytes | None:
-        op, verdict = self.send_suspension(op)
-        try:
-            outcome, payload = verdict.get()  # parked: this thread waits for the scheduler
-        except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
-            raise self.unanswered(exc) from exc
-        return self.take_verdict(op, outcome, payload)
-
-    def send_suspension(self, op: OperationUpdate, *,
-                        coroutine: bool = False) -> tuple[OperationUpdate, Any]:
-        """Send ``op``'s suspension to the scheduler: the stamped op and the verdict's reply."""
-        spec, worker = self._spec, self._worker
-        op = self._stamped(op)  # type: ignore[assignment]
-        key = SuspensionKey(spec.branch_id, self.epoch, self._suspensions)
-        self._suspensions += 1
-        verdict = worker.future_factory()
-        # Through the gate: a suspension is a checkpoint too, and may name a pending Ref.
-        self._send(Suspend(key, op, worker.delay_for(op), worker.name, verdict, coroutine,
-                           current_span()), self.to_scheduler, "the suspension")
-        return op, verdict
-
-    def unanswered(self, exc: Exception) -> CheckpointError:
-        return CheckpointError(
-            f"the suspension of branch {self._spec.branch_id!r} was not answered: {exc}", exc
-        )
-
-    def take_verdict(self, op: OperationUpdate, outcome: str,
-                     payload: bytes | None) -> bytes | None:
-        """Go on in place (the payload); unwind the run, evicted (the suspension is durable);
-        or stop it, aborted ("unwind": nothing of the suspension is durable)."""
-        if outcome == "resume":
-            return payload
-        if outcome == "unwind":
-            raise CheckpointError(
-                f"the suspension of branch {self._spec.branch_id!r} was not made durable (the "
-                "checkpoint process restarted, or a newer run took over, while it was parked); "
-                "the branch is replayed from its log")
-        self._worker.count("branch.evictions")
-        raise BranchSuspended(op)
-
-    def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
-                       max_concurrency: int | None, completion: Completion) -> None:
-        self.checkpoint(self.create_children(parent, children), sync=True)
-        self.announce_children(parent, children, max_concurrency, completion)
-
-    def create_children(self, parent: OperationUpdate,
-                        children: Sequence[BranchSpec]) -> OperationUpdate:
-        """Send the children's creation; ``parent``, whose sync checkpoint makes them durable."""
-        for child in children:
-            self.checkpoint(
-                BranchUpdate(child.execution_id, child.branch_id, BranchStatus.PENDING,
-                             child.parent_branch_id, child.parent_op_id, child.index,
-                             input=self.serialize(child.input), create_only=True),
-                sync=False,
-            )
-        return parent
-
-    def announce_children(self, parent: OperationUpdate, children: Sequence[BranchSpec],
-                          max_concurrency: int | None, completion: Completion) -> None:
-        """Once the children are durable: have the coordinator schedule them."""
-        self._send(StartChildren(parent, tuple(children), max_concurrency, completion,
-                                 current_span()),
-                   self._worker.coordinator_ref.tell, "the start of its children")
-
-    def now(self) -> float:
-        return self._worker.clock.time()
-
-    def serialize(self, obj: object) -> bytes:
-        with self._gate.tracking():  # pending Refs inside become tokens the gate patches
-            return self._worker.serialize(obj)
-
-    def deserialize(self, data: bytes) -> Any:
-        return self._worker.deserialize(data)
 
 
 class WorkerActor(pykka.ThreadingActor):
@@ -393,7 +212,7 @@ class WorkerActor(pykka.ThreadingActor):
         spec, epoch = message.spec, message.epoch
         if self._stale_run(spec, epoch):
             return
-        host = _Host(self, spec, epoch, message.trace)
+        host = RunHost(self, spec, epoch, message.trace)
         try:
             outcome = run_branch(spec, message.log, host)
         except CheckpointError as exc:
@@ -412,7 +231,7 @@ class WorkerActor(pykka.ThreadingActor):
         spec, epoch = message.spec, message.epoch
         if self._stale_run(spec, epoch):
             return
-        host = _Host(self, spec, epoch, message.trace)
+        host = RunHost(self, spec, epoch, message.trace)
         host.to_checkpoint = self._loop_outbox.checkpoint
         host.to_scheduler = self._loop_outbox.suspension
         try:
@@ -431,7 +250,7 @@ class WorkerActor(pykka.ThreadingActor):
             return
         self._ran(spec, epoch, host, outcome)
 
-    def _ran(self, spec: BranchSpec, epoch: int, host: _Host, outcome: BranchOutcome) -> None:
+    def _ran(self, spec: BranchSpec, epoch: int, host: RunHost, outcome: BranchOutcome) -> None:
         """Count a finished run and report it, once its end is durable."""
         with self._counters_lock:
             self._counters["branch.runs"] += 1
@@ -444,7 +263,7 @@ class WorkerActor(pykka.ThreadingActor):
                 host.send_final(ReportWhenDurable(self.coordinator_ref, report))
             else:
                 self.coordinator_ref.tell(report)
-        except _UNSENT as exc:  # the coordinator is gone (a shutdown): nobody to report to
+        except UNSENT as exc:  # the coordinator is gone (a shutdown): nobody to report to
             log.warning("branch.report_unsent", branch_id=spec.branch_id, error=repr(exc))
         except CheckpointError as exc:  # its end was not sent: not durable, replay it
             log.warning("branch.aborted", branch_id=spec.branch_id, error=repr(exc))
@@ -461,7 +280,7 @@ class WorkerActor(pykka.ThreadingActor):
         """A report that a gone coordinator (a shutdown) cannot take is logged, not raised."""
         try:
             self.coordinator_ref.tell(report)
-        except _UNSENT as exc:
+        except UNSENT as exc:
             log.warning("branch.report_unsent", branch_id=report.branch_id, error=repr(exc))
 
 

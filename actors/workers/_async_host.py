@@ -21,6 +21,7 @@ from actors.errors import CheckpointError
 from actors.policies import Completion
 from actors.records._updates import OperationUpdate, Update
 from actors.replies import awaited
+from actors.scheduling import Verdict
 
 T = TypeVar("T")
 
@@ -41,8 +42,7 @@ class RunLink(Protocol):
 
     def unanswered(self, exc: Exception) -> CheckpointError: ...
 
-    def take_verdict(self, op: OperationUpdate, outcome: str,
-                     payload: bytes | None) -> bytes | None: ...
+    def take_verdict(self, op: OperationUpdate, verdict: Verdict) -> bytes | None: ...
 
     def create_children(self, parent: OperationUpdate,
                         children: Sequence[BranchSpec]) -> OperationUpdate: ...
@@ -87,10 +87,10 @@ class AsyncRunHost:
     async def suspend(self, op: OperationUpdate) -> bytes | None:
         op, verdict = self._link.send_suspension(op, coroutine=True)
         try:
-            outcome, payload = await awaited(verdict)  # parked: a suspended coroutine
+            answer = await awaited(verdict)  # parked: a suspended coroutine
         except Exception as exc:  # the scheduler is gone: nothing says the suspension is durable
             raise self._link.unanswered(exc) from exc
-        return self._link.take_verdict(op, outcome, payload)
+        return self._link.take_verdict(op, answer)
 
     async def start_children(self, parent: OperationUpdate, children: Sequence[BranchSpec], *,
                              max_concurrency: int | None, completion: Completion) -> None:
