@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import pykka
 import pytest
 from pykka.messages import ProxyCall
 
+from actors._compat.pykka import is_stop
 from runtime import ActorRef, Future
 from runtime.errors import ActorDeadError, RemoteError, SerializationError
 from runtime.remote._introspection import Exposed
@@ -38,7 +38,7 @@ class Actors:
         self.kept: list[Any] = []  # reply handles the actor answers later
 
     def __call__(self, to: ActorAddress, message: Any) -> Any:
-        if isinstance(message, pykka.messages._ActorStop):
+        if is_stop(message):
             return None
         if isinstance(message, ProxyCall):
             return ("called", message.attr_path, message.args)

@@ -12,6 +12,7 @@ from typing import Any, Literal, NoReturn, TypeVar, overload
 import pykka
 
 from actors import tracelog
+from actors._compat.pykka import stop_message
 from runtime import serialization
 from runtime.errors import ActorDeadError, Timeout
 from runtime.remote._proxy import ActorProxy
@@ -26,7 +27,7 @@ def actor_urn_for(system_id: str, actor_id: str) -> str:
     return uuid.uuid5(_URN_NAMESPACE, f"{system_id}/{actor_id}").urn
 
 
-_STOP = pykka.messages._ActorStop()
+_STOP = stop_message()  # pykka's own stop, so the receiving loop stops as on a local stop
 
 # Actor classes by (system id, actor id), and the pickled classes not loaded yet:
 # the system's registry hands every process the class of every registered actor.
