@@ -50,7 +50,7 @@ def available() -> bool:
     global _available
     if _available is None:
         try:
-            import opentelemetry.trace  # noqa: F401 - optional extra [otel]
+            import opentelemetry.trace  # noqa: F401, PLC0415 - optional extra [otel]: is it installed?
         except ImportError:
             _available = False
         else:
@@ -62,7 +62,7 @@ def app_provider() -> Any | None:
     """The tracer provider the application set, or None (none set, or a no-op one)."""
     if not available():
         return None
-    from opentelemetry import trace
+    from opentelemetry import trace  # noqa: PLC0415 - optional extra [otel]
 
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
@@ -134,7 +134,7 @@ def begin_execution(kind: str, execution_id: str, branch_class: str | None,
     provider = app_provider()
     if provider is None:
         return None
-    from opentelemetry import trace
+    from opentelemetry import trace  # noqa: PLC0415 - optional extra [otel]
 
     name = f"{kind} {branch_class}" if branch_class else kind
     attributes: dict[str, Any] = {"durable.execution.id": execution_id,
@@ -177,8 +177,8 @@ def emit_record(record: SpanRecord) -> None:
 
 def emit_with(provider: Any, record: SpanRecord) -> None:
     """Emit ``record`` through ``provider`` (an SDK provider keeps its ids)."""
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
+    from opentelemetry import context as otel_context  # noqa: PLC0415 - optional extra [otel]
+    from opentelemetry import trace  # noqa: PLC0415 - optional extra [otel]
 
     tracer = _tracer(provider)
     parent = otel_context.Context()  # a root unless the record names a parent
@@ -205,7 +205,7 @@ def emit_with(provider: Any, record: SpanRecord) -> None:
 
 
 def _finish(span: Any, record: SpanRecord, attributes: bool = True) -> None:
-    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415 - optional extra [otel]
 
     if attributes:
         span.set_attributes(dict(record.attributes))
@@ -226,7 +226,7 @@ def _finish(span: Any, record: SpanRecord, attributes: bool = True) -> None:
 
 
 def _span_context(context: TraceContext) -> Any:
-    from opentelemetry import trace
+    from opentelemetry import trace  # noqa: PLC0415 - optional extra [otel]
 
     return trace.SpanContext(context.trace_id, context.span_id, is_remote=True,
                              trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))

@@ -29,6 +29,7 @@ import pykka
 
 from actors import spans, tracelog
 from actors.spans import SpanRecord
+from runtime.remote._actor_ref import ActorRef
 
 SINK_ID = "spans"  # the span sink's actor id in the service process
 FLUSH_INTERVAL = 0.1  # seconds a finished span may wait for others to travel with
@@ -118,8 +119,6 @@ _shipper: SpanShipper | None = None
 def install_in_child(system_id: str, service_address: str, role: str) -> None:
     """In a child process: ship this process's finished spans to its system's service."""
     global _shipper
-    from runtime.remote._actor_ref import ActorRef
-
     sink: ActorRef[Any] = ActorRef(system_id=system_id, address=service_address,
                                    actor_id=SINK_ID, name=SINK_ID, class_name="SpanSinkActor")
     _shipper = SpanShipper(sink.tell, role,

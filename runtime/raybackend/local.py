@@ -164,7 +164,7 @@ class LocalRay:
         os.environ.update(wanted)
 
     def _start(self, shape: RayShape) -> str:
-        import ray
+        import ray  # noqa: PLC0415 - optional extra [ray]
 
         assert self._root is not None
         temp = os.path.join(self._root, "ray")
@@ -174,7 +174,7 @@ class LocalRay:
             context: Any = ray.init(address="local", num_cpus=2, include_dashboard=False,
                                object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp, **quiet)
             return str(context.address_info["gcs_address"])
-        from ray.cluster_utils import Cluster
+        from ray.cluster_utils import Cluster  # noqa: PLC0415 - optional extra [ray]
 
         node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES}
         self._cluster = Cluster(
@@ -193,7 +193,7 @@ class LocalRay:
         self.running = None
         started = time.perf_counter()
         try:
-            import ray
+            import ray  # noqa: PLC0415 - optional extra [ray]
 
             if ray.is_initialized():
                 ray.shutdown()
@@ -218,7 +218,7 @@ class LocalRay:
 
 
 def _nodes() -> list[dict[str, Any]]:
-    import ray
+    import ray  # noqa: PLC0415 - optional extra [ray]
 
     nodes: Any = ray.nodes  # untyped in Ray
     found: list[dict[str, Any]] = nodes()
