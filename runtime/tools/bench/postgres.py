@@ -33,26 +33,21 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from typing import Any
 
 from actors import BranchActor, BranchContext
 from runtime.config import SystemConfig
-from runtime.durable import StoreCheckpointActor, this_executor
-from runtime.remote import get_all
 from runtime.system import ActorSystem
 from runtime.tools.bench import postgres_leases as leases
-from runtime.tools.bench.durable import (
-    RAW_BATCH,
-    CheckpointProducer,
+from runtime.tools.bench.durable import step_latency
+from runtime.tools.bench.raw_baselines import RAW_BATCH, raw_batch_rate, raw_pipe_round_trips
+from runtime.tools.bench.report import Figure
+from runtime.tools.bench.workloads import (
     SequentialSteps,
-    hold_bench_execution,
-    raw_batch_rate,
-    raw_pipe_round_trips,
-    step_latency,
+    hosted_checkpoint,
+    producer_throughput,
     steps_beside_commits,
 )
-from runtime.tools.bench.report import Figure
 
 ENV_VAR = "DURABLE_ACTORS_BENCH_POSTGRES"
 PAYLOAD = b"x" * 64
@@ -133,25 +128,10 @@ def raw_executemany_rate(url: str, rows: int) -> float:
 
 def throughput(system: ActorSystem, store_url: str, producers: int, per_producer: int) -> float:
     """Acknowledged updates/s from ``producers`` processes into a hosted checkpoint actor."""
-    config = system.config
-    checkpoint = system.spawn(
-        StoreCheckpointActor, store_url, synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, max_ops=config.checkpoint_max_ops,
-        max_bytes=config.checkpoint_max_bytes, window=config.checkpoint_window,
-        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
-    )
-    hold_bench_execution(checkpoint)
-    refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
-    proxies = [ref.proxy() for ref in refs]
+    checkpoint = hosted_checkpoint(system, store_url)
     try:
-        get_all([p.produce(checkpoint, f"warm-{i}", 500) for i, p in enumerate(proxies)])
-        started = time.perf_counter()
-        get_all([p.produce(checkpoint, f"rate-{i}", per_producer)
-                 for i, p in enumerate(proxies)])
-        return producers * per_producer / (time.perf_counter() - started)
+        return producer_throughput(system, checkpoint, producers, per_producer)[0]
     finally:
-        for ref in refs:
-            ref.stop()
         checkpoint.stop()
 
 

@@ -33,8 +33,8 @@ from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor, this_executor
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
-from runtime.tools.bench.durable import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
 from runtime.tools.bench.report import Figure
+from runtime.tools.bench.workloads import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
 
 LEASE_SECONDS = 3.0  # rounds every second: the baseline's wait is half of that on average
 _ROUND = 50

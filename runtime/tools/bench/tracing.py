@@ -20,8 +20,8 @@ from typing import Any
 
 from runtime.config import SystemConfig
 from runtime.system import ActorSystem
-from runtime.tools.bench.durable import SequentialSteps
 from runtime.tools.bench.report import Figure
+from runtime.tools.bench.workloads import SequentialSteps
 
 
 def _say(text: str) -> None:
