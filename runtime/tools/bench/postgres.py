@@ -32,11 +32,16 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 from actors import BranchActor, BranchContext
+from actors.records import ExecutionStatus, ExecutionUpdate
 from runtime.config import SystemConfig
+from runtime.stores.postgres import PostgresStore
+from runtime.stores.postgres_changes import ExecutionChanges
+from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres
 from runtime.system import ActorSystem
 from runtime.tools.bench import postgres_leases as leases
 from runtime.tools.bench.durable import step_latency
@@ -58,7 +63,7 @@ _INSERT = "INSERT INTO raw_ops VALUES (%s, %s, 'SUCCEEDED', %s, NULL, %s)"
 
 
 def _raw_connection(url: str) -> Any:
-    import psycopg
+    import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
 
     conn = psycopg.connect(url, autocommit=True)
     conn.execute(_TABLE)
@@ -136,8 +141,6 @@ def throughput(system: ActorSystem, store_url: str, producers: int, per_producer
 
 
 def _server() -> Any:
-    from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres
-
     named = os.environ.get(ENV_VAR)
     if named:
         return ExternalPostgres(named)
@@ -230,12 +233,6 @@ def _notify_cost(url: str, commits: int) -> dict[str, list[float]]:
 
 def _wake_latency(url: str, rounds: int) -> dict[str, list[float]]:
     """Seconds from a commit changing an execution to a listener's wake-up; and one poll's."""
-    import threading
-
-    from actors.records import ExecutionStatus, ExecutionUpdate
-    from runtime.stores.postgres import PostgresStore
-    from runtime.stores.postgres_changes import ExecutionChanges
-
     store, reader = PostgresStore(url), PostgresStore(url, read_only=True)
     changes = ExecutionChanges(url)
     woke: list[float] = []
