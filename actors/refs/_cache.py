@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import mmap
-import sys
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-        pass
+from actors._compat.linux import outside_fork
 
 
 class BlobCache:
@@ -19,9 +16,10 @@ class BlobCache:
     A worker that saves large values forks to snapshot them (actors/refs/_fork_snapshot.py),
     and a fork's cost grows with the pages it copies the mappings of. So on Linux an
     entry of ``OUTSIDE_FORK_BYTES`` or more is kept in an anonymous mapping marked
-    ``MADV_WIPEONFORK``: the kernel gives a child fresh zero pages there instead of
-    copying the mapping, so a full cache (64 MB) adds nothing to a fork. A child
-    starts with an empty cache (``os.register_at_fork``), never reading the zeros.
+    ``MADV_WIPEONFORK`` (``actors._compat.linux.outside_fork``): the kernel gives a
+    child fresh zero pages there instead of copying the mapping, so a full cache
+    (64 MB) adds nothing to a fork. A child starts with an empty cache
+    (``os.register_at_fork``), never reading the zeros.
     """
 
     OUTSIDE_FORK_BYTES = 64 * 1024
@@ -49,7 +47,7 @@ class BlobCache:
         with self._lock:
             if digest in self._items:
                 return
-        entry = _outside_fork(data) if len(data) >= self.OUTSIDE_FORK_BYTES else data
+        entry = outside_fork(data) if len(data) >= self.OUTSIDE_FORK_BYTES else data
         with self._lock:
             if digest in self._items:
                 return
@@ -69,24 +67,6 @@ class BlobCache:
 
 
 _caches: weakref.WeakSet[BlobCache] = weakref.WeakSet()
-
-
-# Linux >= 4.14; Python 3.11's mmap module does not name it. Elsewhere entries stay bytes.
-_WIPEONFORK: int | None = getattr(mmap, "MADV_WIPEONFORK",
-                                  18 if sys.platform.startswith("linux") else None)
-
-
-def _outside_fork(data: bytes) -> bytes | mmap.mmap:
-    """``data`` copied into a mapping a fork does not copy, where the platform allows it."""
-    if _WIPEONFORK is None:
-        return data
-    try:
-        region = mmap.mmap(-1, len(data), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        region.madvise(_WIPEONFORK)
-    except (OSError, ValueError):  # no memory for a mapping, or an older kernel: keep the bytes
-        return data
-    region[:] = data
-    return region
 
 
 def _forget_all_after_fork() -> None:

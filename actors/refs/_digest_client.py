@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import queue
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import structlog
 
 from actors import tracelog
+from actors._compat.linux import can_fork
 from actors.errors import BlobCorruptedError, BlobStoreError, DigestError
 from actors.logcontext import bound_context
 from actors.refs._blob_store import BlobStore, MemoryBlobStore, digest_of
@@ -120,7 +120,7 @@ class DigestClient:
         name: str = "digest-client",
     ) -> None:
         self.ref_threshold_bytes = ref_threshold_bytes
-        self._snapshots = None if fork_snapshot_bytes is None or not hasattr(os, "fork") else (
+        self._snapshots = None if fork_snapshot_bytes is None or not can_fork() else (
             ForkSnapshots(min_bytes=fork_snapshot_bytes, name=f"{name}-snapshots"))
         self._digest = digest
         self._load_blob = load_blob or self._ask_actor

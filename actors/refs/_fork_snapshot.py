@@ -34,13 +34,13 @@ import signal
 import struct
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from actors import tracelog
 from actors._compat.cloudpickle import dynamic_class_tracker_lock
+from actors._compat.linux import fork_threaded, widen_pipe
 from actors.errors import DigestError, SnapshotError, UnserializableValueError
 from actors.refs._pending import (
     DIGEST_BYTES,
@@ -73,11 +73,6 @@ _DEPTH = 5
 
 
 _LEAVES = {int: 3, float: 9, bool: 1, type(None): 1, complex: 17}
-
-
-# Python 3.12+ warns on any fork of a threaded process; this child never leaves the pickler.
-warnings.filterwarnings("ignore", message=r".*is multi-threaded, use of fork\(\)",
-                        category=DeprecationWarning)
 
 
 def unserializable_cause(error: BaseException | None) -> UnserializableValueError | None:
@@ -178,15 +173,13 @@ class ForkSnapshots:
         except OSError:
             self._slot.release()
             return None
-        with contextlib.suppress(OSError):  # fewer wake-ups for the reader
-            import fcntl
-            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        widen_pipe(write_fd)  # fewer wake-ups for the reader
         known = unresolved_digests()
         cell = PendingDigest(new_token(), size_pending=True)
         started = time.perf_counter()
         try:
             with _pickling_locks_free():
-                pid = os.fork()
+                pid = fork_threaded()
         except OSError as exc:  # out of memory or processes: the inline snapshot still works
             os.close(read_fd)
             os.close(write_fd)

@@ -44,6 +44,7 @@ from actors.records import (
 from actors.store import log_chunks
 from runtime.stores import postgres_leases as leases
 from runtime.stores.postgres_changes import NOTIFY_SQL
+from runtime.stores.postgres_lease_round import SignalRounds, renew_leases
 from runtime.stores.postgres_schema import (
     BRANCH_COLUMNS,
     EXECUTION_COLUMNS,
@@ -116,7 +117,7 @@ class PostgresStore(PostgresSession):
         lease_clock: LeaseClock = LeaseClock.SERVER,
     ) -> None:
         self.lease_clock = LeaseClock(lease_clock)
-        self._signal_rounds = leases.SignalRounds()
+        self._signal_rounds = SignalRounds()
         super().__init__(url, lock_timeout=lock_timeout, read_only=read_only,
                          reconnect_timeout=reconnect_timeout)
         try:
@@ -340,7 +341,7 @@ class PostgresStore(PostgresSession):
         rounds = self._signal_rounds
         round_id, acked = rounds.new_round(), rounds.acked
         found: LeaseRound = self._run_fetching(
-            lambda conn: leases.renew_leases(conn, call, held, claim_orphans, skip, dead_owners,
+            lambda conn: renew_leases(conn, call, held, claim_orphans, skip, dead_owners,
                                              round_id, acked), begin="BEGIN")
         rounds.acked = round_id  # its signals reached the caller: the next round deletes them
         return found

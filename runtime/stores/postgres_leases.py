@@ -1,4 +1,4 @@
-"""The lease half of the store contract on PostgreSQL: executors, claims, renewals, signals.
+"""The lease half of the store contract on PostgreSQL: executors, claims, releases, reruns.
 
 Each function queues its statements inside one transaction that ``PostgresStore``
 opened (READ COMMITTED, sent as one pipeline) and returns what fetches its
@@ -8,7 +8,8 @@ the rows it checked: a claim is an ``UPDATE ... WHERE <claimable>`` (two systems
 racing for one execution: the second waits for the first's row lock, then finds
 the row no longer claimable), orphans are taken ``FOR UPDATE SKIP LOCKED``, and
 a fenced batch locks its executions ``FOR SHARE`` before it writes
-(``durable_actors_fence``). ``actors.records`` explains the rules;
+(``durable_actors_fence``); the periodic round that renews, claims orphans and takes
+signals is ``postgres_lease_round``. ``actors.records`` explains the rules;
 ``actors.store.MemoryStore`` is the same semantics in memory.
 
 **Whose clock.** Lease expiries and heartbeats are compared across hosts, so
@@ -31,7 +32,6 @@ deleted only by the next round of the same store, once the answer arrived.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,10 +43,7 @@ from actors.records import (
     ExecutionStatus,
     ExecutorInfo,
     Lease,
-    LeaseRound,
     NewExecution,
-    Signal,
-    SignalKind,
 )
 from actors.store import check_executor_free, reruns
 from runtime.stores.postgres_changes import CHANNEL, RELEASED
@@ -60,11 +57,11 @@ from runtime.stores.postgres_schema import (
 Fetch = Callable[[], Any]
 
 CLOCK = "coalesce(%(clock)s::float8, extract(epoch FROM now())::float8)"
-_ACTIVE = "('RUNNING', 'SUSPENDED')"
-_CLAIMABLE = f"""status IN {_ACTIVE} AND (owner IS NULL OR owner = %(me)s
+ACTIVE = "('RUNNING', 'SUSPENDED')"
+CLAIMABLE = f"""status IN {ACTIVE} AND (owner IS NULL OR owner = %(me)s
     OR lease_expires_at IS NULL OR lease_expires_at < {CLOCK} OR owner = ANY(%(dead)s::text[]))"""
-_NOTIFY = f"pg_notify('{CHANNEL}', execution_id)"
-_X_COLUMNS = ", ".join(f"x.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
+NOTIFY = f"pg_notify('{CHANNEL}', execution_id)"
+X_COLUMNS = ", ".join(f"x.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))
 _READ_EXECUTION = f"SELECT {EXECUTION_COLUMNS}, {CLOCK} FROM executions WHERE execution_id = %(e)s"
 
 
@@ -182,8 +179,8 @@ def create_execution(conn: Any, call: LeaseCall, new: NewExecution) -> Fetch:
 _CLAIM = f"""
 UPDATE executions SET owner = %(me)s, lease_epoch = lease_epoch + 1,
     lease_expires_at = {CLOCK} + %(lease)s, updated_at = %(now)s
-WHERE execution_id = %(e)s AND {_CLAIMABLE}
-RETURNING {_NOTIFY}"""
+WHERE execution_id = %(e)s AND {CLAIMABLE}
+RETURNING {NOTIFY}"""
 
 
 def claim_execution(conn: Any, call: LeaseCall, execution_id: str,
@@ -201,103 +198,6 @@ def claim_execution(conn: Any, call: LeaseCall, execution_id: str,
 
 
 # -- lease rounds --------------------------------------------------------------------------
-
-# One statement renews, claims orphans and takes the signals of both (CTEs see each other's
-# RETURNING rows, not their writes): the round holds no lock across a round trip, so a
-# paused owner never blocks a takeover. Its rows are the claimed executions (or one row of
-# NULLs), each with the renewed ids and the signals taken, as arrays.
-_ROUND = f"""
-WITH renewed AS (
-    UPDATE executions x SET lease_expires_at = CASE WHEN x.status IN {_ACTIVE}
-        THEN {CLOCK} + %(lease)s ELSE x.lease_expires_at END
-    FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h(id, epoch)
-    WHERE x.execution_id = h.id AND x.owner = %(me)s AND x.lease_epoch = h.epoch
-    RETURNING x.execution_id),
-claimed AS (
-    UPDATE executions x SET owner = %(me)s, lease_epoch = x.lease_epoch + 1,
-        lease_expires_at = {CLOCK} + %(lease)s, updated_at = %(now)s
-    FROM (SELECT execution_id FROM executions
-          WHERE {_CLAIMABLE} AND spec IS NOT NULL
-              AND NOT (execution_id = ANY(%(ids)s::text[]))
-              AND NOT (execution_id = ANY(%(skip)s::text[]))
-          ORDER BY created_at, row_order LIMIT %(limit)s
-          FOR UPDATE SKIP LOCKED) AS o
-    WHERE x.execution_id = o.execution_id
-    RETURNING {_X_COLUMNS}, x.row_order, {_NOTIFY.replace("execution_id", "x.execution_id")}),
-taken AS (
-    UPDATE signals SET taken_by = %(round)s
-    WHERE execution_id IN (SELECT execution_id FROM renewed
-                           UNION ALL SELECT execution_id FROM claimed)
-    RETURNING signal_id, execution_id, kind, branch_id, op_id),
-answer AS (
-    SELECT (SELECT coalesce(array_agg(execution_id), '{{}}') FROM renewed) AS renewed_ids,
-        (SELECT coalesce(array_agg(signal_id ORDER BY signal_id), '{{}}') FROM taken) AS s_ids,
-        (SELECT array_agg(execution_id ORDER BY signal_id) FROM taken) AS s_executions,
-        (SELECT array_agg(kind ORDER BY signal_id) FROM taken) AS s_kinds,
-        (SELECT array_agg(branch_id ORDER BY signal_id) FROM taken) AS s_branches,
-        (SELECT array_agg(op_id ORDER BY signal_id) FROM taken) AS s_ops)
-SELECT answer.*, {", ".join(f"c.{column.strip()}" for column in EXECUTION_COLUMNS.split(","))}
-FROM answer LEFT JOIN claimed c ON true
-ORDER BY c.created_at, c.row_order"""
-_LOST = f"""
-SELECT h.id, x.execution_id IS NOT NULL, {_X_COLUMNS}
-FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS h(id, epoch)
-LEFT JOIN executions x ON x.execution_id = h.id
-WHERE x.execution_id IS NULL OR x.owner IS DISTINCT FROM %(me)s OR x.lease_epoch <> h.epoch"""
-_NEXT_EXPIRY = f"""
-SELECT {CLOCK}, (SELECT min(lease_expires_at) FROM executions WHERE status IN {_ACTIVE}
-    AND owner IS NOT NULL AND owner <> %(me)s)"""
-
-
-class SignalRounds:
-    """Which lease round's signals were answered: those are deleted by the next round.
-
-    A round marks the signals it takes with its own id; if its answer is lost (the
-    connection died after the COMMIT), the round runs again with the same id and
-    takes them again. Only a round whose answer reached the caller is ``acked``.
-    """
-
-    def __init__(self) -> None:
-        self.acked: str | None = None
-
-    @staticmethod
-    def new_round() -> str:
-        return uuid.uuid4().hex
-
-
-def renew_leases(conn: Any, call: LeaseCall, held: Mapping[str, int], claim_orphans: int,
-                 skip: Collection[str], dead_owners: Collection[str], round_id: str,
-                 acked: str | None) -> Fetch:
-    """One round trip: the heartbeat, the answered round's signals gone, the round, then
-    what it lost and when the next foreign lease expires."""
-    ids = sorted(held)
-    p = call.params(ids=ids, epochs=[held[e] for e in ids], skip=sorted(skip),
-                    dead=sorted(dead_owners), limit=claim_orphans, round=round_id, acked=acked)
-    conn.execute(f"UPDATE executors SET heartbeat_at = {CLOCK} WHERE executor_id = %(me)s", p)
-    if acked is not None:
-        conn.execute("DELETE FROM signals WHERE taken_by = %(acked)s", p)
-    round_rows = conn.execute(_ROUND, p)
-    lost_rows = conn.execute(_LOST, p)
-    clock_row = conn.execute(_NEXT_EXPIRY, p)
-
-    def fetch() -> LeaseRound:
-        server_now, next_expiry = clock_row.fetchone()
-        rows = round_rows.fetchall()
-        renewed_ids, s_ids, s_executions, s_kinds, s_branches, s_ops = rows[0][:6]
-        renewed = tuple(Lease(eid, call.executor, held[eid], call.now + call.lease_seconds)
-                        for eid in sorted(renewed_ids))
-        claimed = tuple(ExecutionClaim(record, lease=call.lease(record, server_now))
-                        for record in (execution_record(row[6:]) for row in rows
-                                       if row[6] is not None))
-        signals = tuple(Signal(*fields[:2], SignalKind(fields[2]), *fields[3:])
-                        for fields in zip(s_ids, s_executions or (), s_kinds or (),
-                                          s_branches or (), s_ops or (), strict=True))
-        lost = tuple((row[0], execution_record(row[2:]) if row[1] else None)
-                     for row in lost_rows.fetchall())
-        return LeaseRound(renewed, lost, claimed, signals, call.local(next_expiry, server_now))
-
-    return fetch
-
 
 def release_leases(conn: Any, call: LeaseCall, held: Mapping[str, int]) -> Fetch:
     """Released leases notify ``""`` (``RELEASED``): every system may look for orphans now."""
@@ -318,10 +218,10 @@ def release_leases(conn: Any, call: LeaseCall, held: Mapping[str, int]) -> Fetch
 _CANCEL = f"""
 WITH cancelled AS (
     UPDATE executions SET status = 'CANCELLED', updated_at = %(now)s
-    WHERE execution_id = %(e)s AND status IN {_ACTIVE}
+    WHERE execution_id = %(e)s AND status IN {ACTIVE}
     RETURNING execution_id)
 INSERT INTO signals (execution_id, kind, created_at)
-SELECT execution_id, 'CANCEL', %(now)s FROM cancelled WHERE {_NOTIFY} IS NOT NULL"""
+SELECT execution_id, 'CANCEL', %(now)s FROM cancelled WHERE {NOTIFY} IS NOT NULL"""
 
 
 def cancel_execution(conn: Any, call: LeaseCall, execution_id: str) -> Fetch:
@@ -337,7 +237,7 @@ def settle_operation(conn: Any, upsert: str, row: dict[str, Any]) -> Fetch:
         f"""WITH settled AS ({upsert} RETURNING execution_id, branch_id, op_id)
         INSERT INTO signals (execution_id, kind, branch_id, op_id, created_at)
         SELECT execution_id, 'CALLBACK', branch_id, op_id, %(now)s FROM settled
-        WHERE {_NOTIFY} IS NOT NULL""", row)
+        WHERE {NOTIFY} IS NOT NULL""", row)
     stored = conn.execute(
         f"SELECT {OPERATION_COLUMNS} FROM operations WHERE branch_id = %(b)s AND op_id = %(o)s",
         row)
@@ -370,7 +270,7 @@ def reopen_execution(conn: Any, call: LeaseCall, execution_id: str,
         f"""UPDATE executions SET status = 'RUNNING', result = NULL, error = NULL,
             deadline_at = %(deadline)s, updated_at = %(now)s, owner = %(me)s,
             lease_epoch = lease_epoch + 1, lease_expires_at = {CLOCK} + %(lease)s
-        WHERE execution_id = %(e)s RETURNING {_NOTIFY}""", p)
+        WHERE execution_id = %(e)s RETURNING {NOTIFY}""", p)
     stored = conn.execute(_READ_EXECUTION, p)
 
     def fetch() -> ExecutionClaim:
@@ -390,12 +290,12 @@ def delete_execution(conn: Any, execution_id: str) -> Fetch:
         raise ValueError(f"execution {execution_id!r} is {status.value}; cancel it first")
     for table in ("operations", "branches", "signals"):
         conn.execute(f"DELETE FROM {table} WHERE execution_id = %s", (execution_id,))
-    conn.execute(f"DELETE FROM executions WHERE execution_id = %s RETURNING {_NOTIFY}",
+    conn.execute(f"DELETE FROM executions WHERE execution_id = %s RETURNING {NOTIFY}",
                  (execution_id,))
     return lambda: True
 
 
-__all__ = ["CLOCK", "LeaseCall", "SignalRounds", "cancel_execution", "claim_execution",
-           "create_execution", "delete_execution", "read_executors",
-           "register_executor", "release_leases", "renew_leases", "reopen_execution",
+__all__ = ["ACTIVE", "CLAIMABLE", "CLOCK", "NOTIFY", "X_COLUMNS", "Fetch", "LeaseCall",
+           "cancel_execution", "claim_execution", "create_execution", "delete_execution",
+           "read_executors", "register_executor", "release_leases", "reopen_execution",
            "settle_operation"]

@@ -32,7 +32,7 @@ from actors.records import (
     OpStatus,
     Update,
 )
-from runtime.stores.sqlite import Migration
+from runtime.stores.sqlite_schema import Migration
 
 FENCE_SQLSTATE = "DA001"  # what durable_actors_fence raises: the batch's lease is lost
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pykka
 
+from actors._compat.linux import threads_and_rss_kb
 from actors.branches._actor import BranchActor
 from actors.branches._async_context import AsyncBranchContext
 from actors.branches._context import BranchContext
@@ -142,26 +143,15 @@ def deferral(directory: str, count: int) -> list[Figure]:
 # -- what parking costs ------------------------------------------------------------------------
 
 
-def _status(pid: int) -> dict[str, int]:
-    """Threads and resident kB of ``pid`` from /proc (Linux: the bench's only OS reading)."""
-    found: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("Threads", "VmRSS"):
-                found[key] = int(value.split()[0])
-    return found
-
-
 def _processes(system: ActorSystem) -> dict[str, int]:
     return {"service": os.getpid(), **system.processes()}
 
 
 def _sample(system: ActorSystem) -> tuple[int, float]:
     """(most threads of a worker process, total resident MB of the system's processes)."""
-    statuses = {name: _status(pid) for name, pid in _processes(system).items()}
-    threads = max(s["Threads"] for name, s in statuses.items() if name.startswith("worker-"))
-    return threads, sum(s["VmRSS"] for s in statuses.values()) / 1024
+    statuses = {name: threads_and_rss_kb(pid) for name, pid in _processes(system).items()}
+    threads = max(s.get("Threads", 0) for name, s in statuses.items() if name.startswith("worker-"))
+    return threads, sum(s.get("VmRSS", 0) for s in statuses.values()) / 1024
 
 
 def parking(directory: str, count: int) -> list[Figure]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -34,6 +33,7 @@ import time
 from typing import Any
 
 from actors import BranchActor, BranchContext, Ref
+from actors._compat.linux import resident_mb, thread_page_faults
 from actors.refs._backend import current_backend
 from actors.refs._blob_store import digest_of
 from actors.refs._digest_client import DigestClient
@@ -43,7 +43,6 @@ from runtime.durable._refs import FileBlobStore
 from runtime.system import ActorSystem
 from runtime.tools.bench.report import Figure
 
-RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)  # Linux: this thread
 NESTED_BYTES = 1 << 20
 PAYLOAD_BYTES = 10 << 20
 WARMUP = 3
@@ -93,7 +92,7 @@ class SaveSamples(BranchActor):
             else:
                 sync = _sync_save(store, b"%08d" % (2 * i) + base[8:])
                 for_save = b"%08d" % (2 * i + 1) + base[8:]
-            rss = _rss_mb()
+            rss = resident_mb()
             started = time.perf_counter()
             ref = ctx.save(for_save)
             saved = time.perf_counter()
@@ -137,26 +136,17 @@ def _when_durable(ref: Ref) -> list[float]:
     return stamp
 
 
-def _rss_mb() -> float:
-    """This process's resident set in MB (Linux; 0 elsewhere): what a fork's cost grows with."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def _mutate_after(value: Any) -> tuple[float, float]:
     """Seconds to change every row of a just-saved nested value, and the page faults taken."""
     if type(value) is not dict:
         return 0.0, 0.0
-    faults = resource.getrusage(RUSAGE_THREAD).ru_minflt
+    faults = thread_page_faults()
     started = time.perf_counter()
     for row in value["rows"]:
         row["score"] += 1
         row["flags"]["n"] = 0
     seconds = time.perf_counter() - started
-    return seconds, resource.getrusage(RUSAGE_THREAD).ru_minflt - faults
+    return seconds, thread_page_faults() - faults
 
 
 def _full_collection(value: Any) -> float:

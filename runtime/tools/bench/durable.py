@@ -35,56 +35,44 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
-import multiprocess
-import multiprocess.connection
 import pykka
 
 from actors import BranchActor, BranchContext
 from actors.checkpointing import BatchingPolicy, CheckpointActor
 from actors.clock import SystemClock
-from actors.protocol._checkpoint import Checkpoint, CreateExecution
-from actors.records._leases import NewExecution
-from actors.records._status import OpKind, OpStatus
-from actors.records._updates import OperationUpdate
+from actors.protocol._checkpoint import Checkpoint
+from actors.records._status import OpKind
 from runtime.config import SystemConfig
-from runtime.durable._checkpoint_process import StoreCheckpointActor
-from runtime.durable._liveness import this_executor
-from runtime.stores import open_store
 from runtime.stores.sqlite import SqliteStore
 from runtime.system import ActorSystem
+from runtime.tools.bench.raw_baselines import (
+    RAW_BATCH,
+    raw_batch_rate,
+    raw_commits,
+    raw_connection,
+    raw_pipe_round_trips,
+    raw_pipeline_rate,
+    raw_read_seconds,
+)
 from runtime.tools.bench.report import Figure, moved
-from runtime.transport._future import Future, get_all
+from runtime.tools.bench.workloads import (
+    FenceProbe,
+    SequentialSteps,
+    UnfencedCheckpointActor,
+    hosted_checkpoint,
+    producer_throughput,
+    step_succeeded,
+    steps_beside_commits,
+)
 
-PAYLOAD_BYTES = 64  # a small step result, on both sides of every throughput comparison
-RAW_BATCH = 250  # rows per raw transaction: SystemConfig.checkpoint_max_ops
-PIPELINE_WINDOW = 1_000  # unacknowledged updates per producer of the raw pipeline
 _SHOWN = ("checkpoint.", "branch.", "step.")  # counters the progress lines report
-
-
-def _next(i: int) -> int:
-    return i + 1
-
-
-class SequentialSteps(BranchActor):
-    """``item`` steps one after the other; returns each step's latency in seconds."""
-
-    def run(self, ctx: BranchContext, item: Any) -> list[float]:
-        samples = []
-        for i in range(int(item)):
-            started = time.perf_counter()
-            ctx.step(f"s{i}", _next, i)
-            samples.append(time.perf_counter() - started)
-        return samples
 
 
 class StepsBesideRawCommits(BranchActor):
@@ -99,27 +87,12 @@ class StepsBesideRawCommits(BranchActor):
 
     def run(self, ctx: BranchContext, item: Any) -> dict[str, list[float]]:
         steps, raw_path = item
-        conn = _raw_connection(raw_path)
+        conn = raw_connection(raw_path)
         try:  # the warm-up's first commits grow the WAL file
             return steps_beside_commits(ctx, steps, self.ROUND,
-                                        lambda ops, label: _raw_commits(conn, ops, label))
+                                        lambda ops, label: raw_commits(conn, ops, label))
         finally:
             conn.close()
-
-
-def steps_beside_commits(ctx: BranchContext, steps: int, round_size: int,
-                         commits: Callable[[int, str], list[float]]) -> dict[str, list[float]]:
-    """``steps`` timed steps in rounds of ``round_size``, each round followed by as many raw
-    commits (``commits(ops, label)`` gives their times), after 20 warm-up commits."""
-    found: dict[str, list[float]] = {"steps": [], "commits": []}
-    commits(20, "warm")
-    for done in range(0, steps, round_size):
-        for i in range(done, min(steps, done + round_size)):
-            started = time.perf_counter()
-            ctx.step(f"s{i}", _next, i)
-            found["steps"].append(time.perf_counter() - started)
-        found["commits"] += commits(round_size, f"round-{done}")
-    return found
 
 
 class WaveBranch(BranchActor):
@@ -134,249 +107,6 @@ class WaveBranch(BranchActor):
     def run(self, ctx: BranchContext, item: Any) -> float:
         ctx.wait("wave", seconds=max(0.0, float(item) - time.time()))
         return time.time()
-
-
-_PAYLOAD = b"x" * PAYLOAD_BYTES
-
-
-def step_succeeded(branch_id: str, i: int) -> OperationUpdate:
-    """The ``i``-th step result of ``branch_id``, as every throughput figure writes it."""
-    return OperationUpdate("bench", branch_id, str(i), OpKind.STEP, f"s{i}", OpStatus.SUCCEEDED,
-                           attempt=1, payload=_PAYLOAD)
-
-
-class UnfencedCheckpointActor(CheckpointActor):
-    """The hosted checkpoint actor as it was before leases: no executor, no fence."""
-
-    def __init__(self, store_url: str) -> None:
-        super().__init__(store=open_store(store_url), clock=SystemClock())
-
-
-class FenceProbe(pykka.ThreadingActor):
-    """Sync checkpoints one at a time, alternating rounds between two checkpoint actors."""
-
-    def alternate(self, fenced: Any, plain: Any, rounds: int, per_round: int,
-                  ) -> tuple[list[float], list[float]]:
-        timings: tuple[list[float], list[float]] = ([], [])
-        for r in range(rounds):
-            for target in (fenced, plain) if r % 2 == 0 else (plain, fenced):
-                side = timings[0] if target is fenced else timings[1]
-                for i in range(per_round):
-                    reply: Future[Any] = Future()
-                    started = time.perf_counter()
-                    target.tell(Checkpoint("b", step_succeeded("b", r * per_round + i),
-                                           reply_to=reply))
-                    reply.get(timeout=60)
-                    side.append(time.perf_counter() - started)
-        return timings
-
-
-def lease_fence_cost(system: ActorSystem, directory: str, rounds: int
-                     ) -> tuple[list[float], list[float]]:
-    """Sync checkpoint round trips through a fenced and an unfenced checkpoint actor."""
-    config = system.config
-    fenced = system.spawn(
-        StoreCheckpointActor, f"sqlite:///{directory}/fenced.db",
-        synchronous=config.sqlite_synchronous, lock_timeout=config.store_lock_timeout,
-        batching=config.checkpoint_batching,
-        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
-    )
-    hold_bench_execution(fenced)
-    plain = system.spawn(UnfencedCheckpointActor, f"sqlite:///{directory}/plain.db")
-    probe = system.spawn(FenceProbe)
-    try:
-        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
-            fenced, plain, rounds, 50).get(timeout=600)
-    finally:
-        for ref in (probe, fenced, plain):
-            ref.stop()
-    return timings
-
-
-def hold_bench_execution(checkpoint: Any) -> None:
-    """Create the execution the throughput updates belong to: the actor writes it fenced."""
-    created: Future[Any] = Future()
-    checkpoint.tell(CreateExecution(NewExecution("bench", "map", "bench", b"", ()), created))
-    created.get(timeout=60)
-
-
-class CheckpointProducer(pykka.ThreadingActor):
-    """Tells a checkpoint actor ``count`` sync updates and waits for every acknowledgement."""
-
-    def produce(self, checkpoint: Any, branch_id: str, count: int) -> int:
-        replies: list[Future[Any]] = []
-        for i in range(count):
-            reply: Future[Any] = Future()
-            checkpoint.tell(Checkpoint(branch_id, step_succeeded(branch_id, i), reply_to=reply))
-            replies.append(reply)
-        get_all(replies, timeout=300)
-        return count
-
-
-# -- raw baselines ------------------------------------------------------------------------
-
-
-def _raw_connection(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("CREATE TABLE IF NOT EXISTS ops (branch_id TEXT NOT NULL, op_id TEXT NOT NULL, "
-                 "status TEXT NOT NULL, payload BLOB, due_at REAL, updated_at REAL NOT NULL, "
-                 "UNIQUE (branch_id, op_id))")
-    return conn
-
-
-def _raw_commits(conn: sqlite3.Connection, ops: int, label: str) -> list[float]:
-    """Seconds per ``BEGIN IMMEDIATE; INSERT one row; COMMIT`` (WAL, FULL)."""
-    payload = b"x" * PAYLOAD_BYTES
-    samples = []
-    for i in range(ops):
-        started = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)",
-                     (label, str(i), payload, time.time()))
-        conn.execute("COMMIT")
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def raw_batch_rate(path: str, rows: int) -> float:
-    """Rows/s of ``executemany`` batches of ``RAW_BATCH`` rows, one transaction each (FULL)."""
-    conn = _raw_connection(path)
-    payload = b"x" * PAYLOAD_BYTES
-    batches = [[(f"rate-{b % 8}", f"{b}-{i}", payload, 0.0) for i in range(RAW_BATCH)]
-               for b in range(max(1, rows // RAW_BATCH) + 2)]
-
-    def write(batch: list[tuple[Any, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)", batch)
-        conn.execute("COMMIT")
-
-    for batch in batches[:2]:  # warm up
-        write(batch)
-    started = time.perf_counter()
-    for batch in batches[2:]:
-        write(batch)
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return (len(batches) - 2) * RAW_BATCH / elapsed
-
-
-def _pipeline_producer(conn: Any, name: str, count: int, ready: Any, go: Any) -> None:
-    """One update per message, at most ``PIPELINE_WINDOW`` unacknowledged (a mailbox's bound)."""
-    ready.release()
-    go.wait()
-    sent = acked = 0
-    while acked < count:
-        while sent < count and sent - acked < PIPELINE_WINDOW:
-            conn.send_bytes(cloudpickle.dumps((name, str(sent), _PAYLOAD)))
-            sent += 1
-        acked += len(cloudpickle.loads(conn.recv_bytes()))
-
-
-def _pipeline_consumer(conns: list[Any], path: str, total: int, ready: Any) -> None:
-    """Decode what waits, commit ``RAW_BATCH`` rows a transaction, ack each producer once."""
-    db = _raw_connection(path)
-    ready.release()
-    pending: list[tuple[Any, tuple[str, str, bytes]]] = []
-    written = 0
-    while written < total:
-        for conn in multiprocess.connection.wait(conns):
-            while len(pending) < RAW_BATCH and conn.poll():
-                pending.append((conn, cloudpickle.loads(conn.recv_bytes())))
-        if not pending:
-            continue
-        db.execute("BEGIN IMMEDIATE")  # the reads above stop at RAW_BATCH: one transaction
-        db.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, 0.0)",
-                       [row for _, row in pending])
-        db.execute("COMMIT")
-        acks: dict[Any, list[str]] = {}
-        for conn, row in pending:
-            acks.setdefault(conn, []).append(row[1])
-        for conn, ids in acks.items():
-            conn.send_bytes(cloudpickle.dumps(ids))
-        written += len(pending)
-        pending = []
-    db.close()
-
-
-def raw_pipeline_rate(path: str, producers: int, per_producer: int) -> float:
-    """Acknowledged updates/s with no framework: the floor of one message per update.
-
-    ``producers`` processes each send ``per_producer`` cloudpickled updates over a
-    raw ``multiprocess`` pipe, one per message (at most ``PIPELINE_WINDOW``
-    unacknowledged); one consumer process decodes them, commits ``RAW_BATCH`` rows
-    per ``executemany`` transaction (FULL) and acknowledges each producer's share
-    of a batch in one message. What a checkpoint actor must do at the least when every update
-    arrives as a message of its own, as a branch's step does; timed from a start
-    signal, once every process is up.
-    """
-    ctx = multiprocess.get_context("spawn")
-    pipes = [ctx.Pipe() for _ in range(producers)]
-    ready, go = ctx.Semaphore(0), ctx.Event()
-    consumer = ctx.Process(target=_pipeline_consumer, args=(
-        [there for _, there in pipes], path, producers * per_producer, ready))
-    sources = [ctx.Process(target=_pipeline_producer,
-                           args=(here, f"p{i}", per_producer, ready, go))
-               for i, (here, _) in enumerate(pipes)]
-    for process in (consumer, *sources):
-        process.start()
-    for _ in range(1 + producers):
-        if not ready.acquire(timeout=120):
-            raise RuntimeError("a raw pipeline process did not start within 120 s")
-    started = time.perf_counter()
-    go.set()
-    for source in sources:
-        source.join()
-    elapsed = time.perf_counter() - started
-    consumer.join()
-    return producers * per_producer / elapsed
-
-
-def raw_read_seconds(path: str, rows: int) -> float:
-    """Median seconds of one ``SELECT`` of ``rows`` small rows (what a wave's logs need)."""
-    conn = _raw_connection(path)
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUSPENDED', ?, ?, ?)",
-                     [(f"wave/{i}", "1", b"x" * 16, 0.0, 0.0) for i in range(rows)])
-    conn.execute("COMMIT")
-    samples = []
-    for _ in range(7):
-        started = time.perf_counter()
-        found = conn.execute("SELECT * FROM ops WHERE branch_id LIKE 'wave/%'").fetchall()
-        samples.append(time.perf_counter() - started)
-        assert len(found) == rows
-    conn.close()
-    return statistics.median(samples)
-
-
-def _echo(conn: Any) -> None:
-    while True:
-        message = cloudpickle.loads(conn.recv_bytes())
-        if message is None:
-            return
-        conn.send_bytes(cloudpickle.dumps(message))
-
-
-def raw_pipe_round_trips(asks: int) -> list[float]:
-    """Seconds per round trip of a small cloudpickled message over a raw ``multiprocess`` pipe."""
-    ctx = multiprocess.get_context("spawn")
-    here, there = ctx.Pipe()
-    process = ctx.Process(target=_echo, args=(there,))
-    process.start()
-    samples = []
-    for i in range(asks + 200):
-        started = time.perf_counter()
-        here.send_bytes(cloudpickle.dumps(("step", i, b"x" * PAYLOAD_BYTES)))
-        cloudpickle.loads(here.recv_bytes())
-        if i >= 200:
-            samples.append(time.perf_counter() - started)
-    here.send_bytes(cloudpickle.dumps(None))
-    process.join()
-    return samples
-
-
-# -- the system under test ----------------------------------------------------------------
 
 
 def _percentile(samples: list[float], pct: float) -> float:
@@ -399,27 +129,26 @@ def step_latency(system: ActorSystem, steps: int, raw_path: str) -> dict[str, li
 def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
                           per_producer: int) -> tuple[float, dict[str, int]]:
     """Acknowledged updates/s from ``producers`` processes into a hosted checkpoint actor."""
-    config = system.config
-    checkpoint = system.spawn(
-        StoreCheckpointActor, f"sqlite:///{store_path}", synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
-        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
-    )
-    hold_bench_execution(checkpoint)
-    refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
-    proxies = [ref.proxy() for ref in refs]
-    get_all([p.produce(checkpoint, f"warm-{i}", 500) for i, p in enumerate(proxies)])
-    before: dict[str, int] = checkpoint.proxy().metrics().get(timeout=30)
-    started = time.perf_counter()
-    get_all([p.produce(checkpoint, f"rate-{i}", per_producer) for i, p in enumerate(proxies)])
-    elapsed = time.perf_counter() - started
-    after: dict[str, int] = checkpoint.proxy().metrics().get(timeout=30)
-    for ref in refs:
-        ref.stop()
-    checkpoint.stop()
-    counts = {name: _delta(after, before, name) for name in after}
-    counts["producers"] = producers
-    return producers * per_producer / elapsed, counts
+    checkpoint = hosted_checkpoint(system, f"sqlite:///{store_path}")
+    try:
+        return producer_throughput(system, checkpoint, producers, per_producer)
+    finally:
+        checkpoint.stop()
+
+
+def lease_fence_cost(system: ActorSystem, directory: str, rounds: int
+                     ) -> tuple[list[float], list[float]]:
+    """Sync checkpoint round trips through a fenced and an unfenced checkpoint actor."""
+    fenced = hosted_checkpoint(system, f"sqlite:///{directory}/fenced.db")
+    plain = system.spawn(UnfencedCheckpointActor, f"sqlite:///{directory}/plain.db")
+    probe = system.spawn(FenceProbe)
+    try:
+        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
+            fenced, plain, rounds, 50).get(timeout=600)
+    finally:
+        for ref in (probe, fenced, plain):
+            ref.stop()
+    return timings
 
 
 def checkpoint_throughput_in_process(store_path: str, count: int) -> float:
@@ -620,5 +349,4 @@ def _figures(latencies: list[float], commits: list[float], rtts: list[float], ra
     ]
 
 
-__all__ = ["CheckpointProducer", "SequentialSteps", "StepsBesideRawCommits", "WaveBranch",
-           "run"]
+__all__ = ["StepsBesideRawCommits", "WaveBranch", "run", "step_latency"]

@@ -32,27 +32,27 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
-import uuid
 from typing import Any
 
 from actors import BranchActor, BranchContext
+from actors.records import ExecutionStatus, ExecutionUpdate
 from runtime.config import SystemConfig
-from runtime.durable import StoreCheckpointActor, this_executor
-from runtime.remote import get_all
+from runtime.stores.postgres import PostgresStore
+from runtime.stores.postgres_changes import ExecutionChanges
+from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres
 from runtime.system import ActorSystem
 from runtime.tools.bench import postgres_leases as leases
-from runtime.tools.bench.durable import (
-    RAW_BATCH,
-    CheckpointProducer,
+from runtime.tools.bench.durable import step_latency
+from runtime.tools.bench.raw_baselines import RAW_BATCH, raw_batch_rate, raw_pipe_round_trips
+from runtime.tools.bench.report import Figure
+from runtime.tools.bench.workloads import (
     SequentialSteps,
-    hold_bench_execution,
-    raw_batch_rate,
-    raw_pipe_round_trips,
-    step_latency,
+    hosted_checkpoint,
+    producer_throughput,
     steps_beside_commits,
 )
-from runtime.tools.bench.report import Figure
 
 ENV_VAR = "DURABLE_ACTORS_BENCH_POSTGRES"
 PAYLOAD = b"x" * 64
@@ -63,7 +63,7 @@ _INSERT = "INSERT INTO raw_ops VALUES (%s, %s, 'SUCCEEDED', %s, NULL, %s)"
 
 
 def _raw_connection(url: str) -> Any:
-    import psycopg
+    import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
 
     conn = psycopg.connect(url, autocommit=True)
     conn.execute(_TABLE)
@@ -133,30 +133,14 @@ def raw_executemany_rate(url: str, rows: int) -> float:
 
 def throughput(system: ActorSystem, store_url: str, producers: int, per_producer: int) -> float:
     """Acknowledged updates/s from ``producers`` processes into a hosted checkpoint actor."""
-    config = system.config
-    checkpoint = system.spawn(
-        StoreCheckpointActor, store_url, synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
-        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0,
-    )
-    hold_bench_execution(checkpoint)
-    refs = [system.spawn(CheckpointProducer) for _ in range(producers)]
-    proxies = [ref.proxy() for ref in refs]
+    checkpoint = hosted_checkpoint(system, store_url)
     try:
-        get_all([p.produce(checkpoint, f"warm-{i}", 500) for i, p in enumerate(proxies)])
-        started = time.perf_counter()
-        get_all([p.produce(checkpoint, f"rate-{i}", per_producer)
-                 for i, p in enumerate(proxies)])
-        return producers * per_producer / (time.perf_counter() - started)
+        return producer_throughput(system, checkpoint, producers, per_producer)[0]
     finally:
-        for ref in refs:
-            ref.stop()
         checkpoint.stop()
 
 
 def _server() -> Any:
-    from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres
-
     named = os.environ.get(ENV_VAR)
     if named:
         return ExternalPostgres(named)
@@ -249,12 +233,6 @@ def _notify_cost(url: str, commits: int) -> dict[str, list[float]]:
 
 def _wake_latency(url: str, rounds: int) -> dict[str, list[float]]:
     """Seconds from a commit changing an execution to a listener's wake-up; and one poll's."""
-    import threading
-
-    from actors.records import ExecutionStatus, ExecutionUpdate
-    from runtime.stores.postgres import PostgresStore
-    from runtime.stores.postgres_changes import ExecutionChanges
-
     store, reader = PostgresStore(url), PostgresStore(url, read_only=True)
     changes = ExecutionChanges(url)
     woke: list[float] = []

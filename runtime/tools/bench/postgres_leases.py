@@ -31,10 +31,12 @@ from actors import BranchActor, BranchContext
 from actors.records import LeaseFence, NewExecution, OperationUpdate, OpKind, OpStatus
 from runtime.config import SystemConfig
 from runtime.durable import StoreCheckpointActor, this_executor
+from runtime.durable import _services as durable
+from runtime.stores.postgres import PostgresStore
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
-from runtime.tools.bench.durable import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
 from runtime.tools.bench.report import Figure
+from runtime.tools.bench.workloads import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
 
 LEASE_SECONDS = 3.0  # rounds every second: the baseline's wait is half of that on average
 _ROUND = 50
@@ -47,8 +49,6 @@ def _op(execution_id: str, branch: str, i: int) -> OperationUpdate:
 
 def fence_cost(url: str, commits: int) -> dict[str, list[float]]:
     """Seconds per commit: one step or 8, fenced or not, alternating in rounds of 50."""
-    from runtime.stores.postgres import PostgresStore
-
     store = PostgresStore(url)
     claim = store.create_execution(NewExecution("fenced", "map", "bench", b"", ()), "bench",
                                    3600.0, time.time())
@@ -111,8 +111,6 @@ class AwaitsCallback(BranchActor):
 @contextlib.contextmanager
 def _without_store_notifications() -> Iterator[None]:
     """Systems started inside never listen to the store (the baseline)."""
-    from runtime.durable import _services as durable
-
     listen = durable.__dict__["listen_for_changes"]
     setattr(durable, "listen_for_changes", lambda url, on_change: None)  # noqa: B010
     try:
