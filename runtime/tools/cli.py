@@ -95,35 +95,35 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "bench":
-        from runtime.tools.bench import main as bench_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.bench import main as bench_main  # noqa: PLC0415 - a subcommand
 
         return bench_main(quick=args.quick, as_json=args.json, only=args.only)
     if args.command == "chaos":
-        from runtime.tools.chaos.command import main as chaos_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.chaos.command import main as chaos_main  # noqa: PLC0415 - a subcommand
 
         return chaos_main(branches=args.branches, kills=args.kills, kinds=args.kinds,
                           seed=args.seed, workers=args.workers, as_json=args.json,
                           keep=args.keep, trace=args.trace)
     if args.command == "demo":
-        from runtime.tools.demo import main as demo_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.demo import main as demo_main  # noqa: PLC0415 - a subcommand
 
         code: int = demo_main(store=args.store, items=args.items, fresh=args.fresh,
                               trace=args.trace)
         return code
     if args.command == "inspect":
-        from runtime.tools.inspect_cmd import main as inspect_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.inspect_cmd import main as inspect_main  # noqa: PLC0415 - a subcommand
 
         return inspect_main(store=args.store, execution=args.execution, as_json=args.json,
                             status=args.status, failed=args.failed, offset=args.offset,
                             limit=args.limit)
     if args.command == "executions":
-        from runtime.tools.executions_cmd import main as executions_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.executions_cmd import main as executions_main  # noqa: PLC0415 - a subcommand
 
         return executions_main(args.verb, store=args.store, execution=args.execution,
                                status=args.status, as_json=args.json, here=args.here,
                                timeout=args.timeout, blob_dir=args.blob_dir)
     if args.command == "trace":
-        from runtime.tools.trace_cmd import main as trace_main  # noqa: PLC0415, RUF100 - a subcommand
+        from runtime.tools.trace_cmd import main as trace_main  # noqa: PLC0415 - a subcommand
 
         return trace_main(args.trace_file, execution=args.execution, branch=args.branch,
                           actor=args.actor, since=args.since, perfetto=args.perfetto,

@@ -18,7 +18,7 @@ __all__: list[str] = []  # the CLI runs ``main``; nothing here is imported by na
 
 def suites() -> dict[str, Suite]:
     # A CLI subcommand: the suites (and what they import) load only when the bench runs.
-    from runtime.tools.bench import (  # noqa: PLC0415, RUF100 - the bench subcommand
+    from runtime.tools.bench import (  # noqa: PLC0415 - the bench subcommand
         async_branches,
         digest,
         durable,
@@ -36,7 +36,7 @@ def suites() -> dict[str, Suite]:
 
 
 def main(*, quick: bool, as_json: bool, only: list[str] | None = None) -> int:
-    from runtime import tracing  # noqa: PLC0415, RUF100 - a CLI subcommand, loaded when it runs
+    from runtime import tracing  # noqa: PLC0415 - a CLI subcommand, loaded when it runs
 
     available = suites()
     unknown = sorted(set(only or ()) - set(available))

@@ -63,7 +63,7 @@ _INSERT = "INSERT INTO raw_ops VALUES (%s, %s, 'SUCCEEDED', %s, NULL, %s)"
 
 
 def _raw_connection(url: str) -> Any:
-    import psycopg  # noqa: PLC0415, RUF100 - psycopg: the optional [postgres] extra
+    import psycopg  # noqa: PLC0415 - psycopg: the optional [postgres] extra
 
     conn = psycopg.connect(url, autocommit=True)
     conn.execute(_TABLE)

@@ -88,7 +88,7 @@ class RawStepper:
         self.checkpoint = checkpoint
 
     def steps(self, count: int, payload: bytes) -> list[float]:
-        import ray  # noqa: PLC0415, RUF100 - ray: the optional [ray] extra
+        import ray  # noqa: PLC0415 - ray: the optional [ray] extra
 
         samples = []
         for _ in range(count):
@@ -124,9 +124,9 @@ def _timed(action: Callable[[], Any]) -> float:
 
 def run(quick: bool) -> list[Figure]:
     try:
-        from runtime.raybackend.local import LocalRay, prepare_process  # noqa: PLC0415, RUF100 - ray: the optional [ray] extra
+        from runtime.raybackend.local import LocalRay, prepare_process  # noqa: PLC0415 - ray: the optional [ray] extra
         prepare_process()  # before ``import ray``: loopback node address, authentication
-        import ray  # noqa: PLC0415, RUF100 - ray: the optional [ray] extra
+        import ray  # noqa: PLC0415 - ray: the optional [ray] extra
     except ImportError as exc:
         print(f"the ray suite needs Ray: pip install 'durable-actors[ray]' ({exc})",
               file=sys.stderr)
@@ -140,7 +140,7 @@ def run(quick: bool) -> list[Figure]:
 
 
 def _measure(quick: bool, ray: Any, ray_start: float) -> list[Figure]:
-    from runtime.raybackend.host import start_host  # noqa: PLC0415, RUF100 - ray: the optional [ray] extra
+    from runtime.raybackend.host import start_host  # noqa: PLC0415 - ray: the optional [ray] extra
 
     tells = 5_000 if quick else 20_000
     asks = 1_000 if quick else 3_000

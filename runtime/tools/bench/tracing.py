@@ -29,9 +29,9 @@ def _say(text: str) -> None:
 
 
 def _install_provider() -> Any:
-    from opentelemetry import trace  # noqa: PLC0415, RUF100 - opentelemetry: the optional [otel] extra
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415, RUF100 - opentelemetry: the optional [otel] extra
-    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415, RUF100 - the [otel] extra
+    from opentelemetry import trace  # noqa: PLC0415 - opentelemetry: the optional [otel] extra
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415 - opentelemetry: the optional [otel] extra
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415 - the [otel] extra
         BatchSpanProcessor,
         SpanExporter,
         SpanExportResult,
@@ -54,7 +54,7 @@ def _install_provider() -> Any:
 
 def _steps(system: ActorSystem, steps: int, sampled: bool) -> list[float]:
     """One branch's per-step seconds, its execution started in a sampled span or not."""
-    from opentelemetry import context, trace  # noqa: PLC0415, RUF100 - opentelemetry: the optional [otel] extra
+    from opentelemetry import context, trace  # noqa: PLC0415 - opentelemetry: the optional [otel] extra
 
     parent = trace.NonRecordingSpan(trace.SpanContext(
         0x5EED << 64 | os.getpid(), 0xC0FFEE, is_remote=True,
