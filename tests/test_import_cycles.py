@@ -164,3 +164,12 @@ def test_actors_never_imports_runtime() -> None:
                    if module.startswith("actors") for target in targets
                    if target.startswith("runtime"))
     assert not leaks, leaks
+
+
+def test_every_function_local_import_says_why_it_is_lazy() -> None:
+    unexplained = [f"{path.relative_to(ROOT)}:{number}"
+                   for path in _modules().values()
+                   for number, line in enumerate(path.read_text().splitlines(), 1)
+                   if "noqa: PLC0415" in line
+                   and not line.split("noqa: PLC0415", 1)[1].lstrip(", ").startswith("- ")]
+    assert not unexplained, f"lazy imports without `# noqa: PLC0415 - why`: {unexplained}"
