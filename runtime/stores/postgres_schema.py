@@ -21,17 +21,13 @@ from typing import Any
 from actors.records import (
     BranchLog,
     BranchRecord,
-    BranchStatus,
     BranchUpdate,
-    ExecutionRecord,
-    ExecutionStatus,
     ExecutionUpdate,
     OperationRecord,
     OperationUpdate,
-    OpKind,
-    OpStatus,
     Update,
 )
+from runtime.stores.rows import branch_record, execution_record, operation_record
 from runtime.stores.sqlite_schema import Migration
 
 FENCE_SQLSTATE = "DA001"  # what durable_actors_fence raises: the batch's lease is lost
@@ -192,30 +188,6 @@ FENCED_UPSERT_OPERATION = f"""
 INSERT INTO operations AS x ({OPERATION_COLUMNS})
 SELECT {_OPERATION_VALUES} FROM {FENCE} AS fence
 {_OPERATION_CONFLICT}"""
-
-# Enum members by stored value: a dict lookup instead of the enum machinery, per row.
-_BRANCH_STATUS: dict[Any, BranchStatus] = dict(BranchStatus._value2member_map_)
-_OP_KIND: dict[Any, OpKind] = dict(OpKind._value2member_map_)
-_OP_STATUS: dict[Any, OpStatus] = dict(OpStatus._value2member_map_)
-
-
-def execution_record(r: Any) -> ExecutionRecord:
-    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8],
-                           r[9], r[10], r[11], r[12], r[13])
-
-
-def branch_record(r: Any) -> BranchRecord:
-    return BranchRecord(
-        r[0], r[1], r[2], r[3], r[4], _BRANCH_STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11]
-    )
-
-
-def operation_record(r: Any) -> OperationRecord:
-    return OperationRecord(
-        r[0], r[1], r[2], r[3], _OP_KIND[r[4]], r[5], _OP_STATUS[r[6]], r[7], r[8], r[9], r[10],
-        r[11], r[12],
-    )
-
 
 Row = dict[str, Any]
 

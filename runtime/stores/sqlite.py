@@ -35,6 +35,7 @@ from actors.records._status import ExecutionStatus
 from actors.records._updates import OperationUpdate, Update
 from actors.store._contract import log_chunks
 from runtime.stores import sqlite_leases as leases
+from runtime.stores.rows import branch_record, execution_record, operation_record
 from runtime.stores.sqlite_errors import typed_error, unwritable
 from runtime.stores.sqlite_schema import (
     BRANCH_COLUMNS,
@@ -47,9 +48,6 @@ from runtime.stores.sqlite_schema import (
     UPSERT_OPERATION,
     Migration,
     branch_logs,
-    branch_row,
-    execution_row,
-    operation_row,
     update_rows,
 )
 
@@ -245,7 +243,7 @@ class SqliteStore:
         rows = self._read(
             f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = ?", (execution_id,)
         )
-        return execution_row(rows[0]) if rows else None
+        return execution_record(rows[0]) if rows else None
 
     def read_executions(self, status: ExecutionStatus | None = None) -> list[ExecutionRecord]:
         if status is None:
@@ -254,13 +252,13 @@ class SqliteStore:
         else:
             rows = self._read(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? "
                               "ORDER BY created_at, rowid", (status.value,))
-        return [execution_row(row) for row in rows]
+        return [execution_record(row) for row in rows]
 
     @staticmethod
     def _execution_in(conn: sqlite3.Connection, execution_id: str) -> ExecutionRecord | None:
         row = conn.execute(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE execution_id = ?",
                            (execution_id,)).fetchone()
-        return None if row is None else execution_row(row)
+        return None if row is None else execution_record(row)
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -330,7 +328,7 @@ class SqliteStore:
         def read_ops(eid: str) -> list[OperationRecord]:
             rows = conn.execute(
                 f"SELECT {OPERATION_COLUMNS} FROM operations WHERE execution_id = ?", (eid,))
-            return [operation_row(row) for row in rows]
+            return [operation_record(row) for row in rows]
 
         with self._writing() as conn:
             return leases.reopen_execution(conn, self._execution_in, read_ops, execution_id,
@@ -355,7 +353,7 @@ class SqliteStore:
             "ORDER BY coalesce(parent_branch_id, ''), idx, rowid",
             (execution_id,),
         )
-        return [branch_row(row) for row in rows]
+        return [branch_record(row) for row in rows]
 
     def read_log(self, branch_id: str) -> BranchLog:
         with self._lock:
@@ -384,7 +382,7 @@ class SqliteStore:
             f"AND status IN ('SUSPENDED', 'RETRYING'){where} ORDER BY due_at",
             () if execution_id is None else (execution_id,),
         )
-        return [operation_row(row) for row in rows]
+        return [operation_record(row) for row in rows]
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""

@@ -1,7 +1,6 @@
 """The SQLite store's schema: its migrations, its columns and upserts, records in and out.
 
     MIGRATIONS[i]            # takes a store from schema version i to i + 1
-    execution_row(row)       # an ``executions`` row (EXECUTION_COLUMNS) as an ExecutionRecord
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from actors.records._rows import BranchLog, BranchRecord, ExecutionRecord, OperationRecord
-from actors.records._status import BranchStatus, ExecutionStatus, OpKind, OpStatus
+from actors.records._rows import BranchLog, BranchRecord, OperationRecord
 from actors.records._updates import BranchUpdate, ExecutionUpdate, OperationUpdate, Update
+from runtime.stores.rows import branch_record, operation_record
 
 
 class Migration(NamedTuple):
@@ -117,31 +116,6 @@ ON CONFLICT (branch_id, op_id) DO UPDATE SET
 WHERE NOT (status IN ('SUCCEEDED', 'FAILED') AND ?6 != status)"""
 IN_CHUNK = 500  # branch ids per IN (...) query; far below SQLite's variable limit
 
-def execution_row(r: Any) -> ExecutionRecord:
-    return ExecutionRecord(r[0], r[1], ExecutionStatus(r[2]), r[3], r[4], r[5], r[6], r[7], r[8],
-                           r[9], r[10], r[11], r[12], r[13])
-
-
-# Enum members by stored value: a dict lookup, where ``OpStatus(value)`` goes through
-# the enum machinery (~1.3 µs); a resume wave reads three per branch.
-_BRANCH_STATUS: dict[Any, BranchStatus] = dict(BranchStatus._value2member_map_)
-_OP_KIND: dict[Any, OpKind] = dict(OpKind._value2member_map_)
-_OP_STATUS: dict[Any, OpStatus] = dict(OpStatus._value2member_map_)
-
-
-def branch_row(r: Any) -> BranchRecord:
-    return BranchRecord(
-        r[0], r[1], r[2], r[3], r[4], _BRANCH_STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11]
-    )
-
-
-def operation_row(r: Any) -> OperationRecord:
-    return OperationRecord(
-        r[0], r[1], r[2], r[3], _OP_KIND[r[4]], r[5], _OP_STATUS[r[6]], r[7], r[8], r[9], r[10],
-        r[11], r[12],
-    )
-
-
 Rows = list[tuple[Any, ...]]
 
 
@@ -186,13 +160,13 @@ def branch_logs(conn: sqlite3.Connection, branch_ids: Sequence[str]) -> dict[str
         for row in conn.execute(
             f"SELECT {BRANCH_COLUMNS} FROM branches WHERE branch_id IN ({marks})", chunk
         ):
-            found[row[1]] = branch_row(row)
+            found[row[1]] = branch_record(row)
         for row in conn.execute(
             f"SELECT {OPERATION_COLUMNS} FROM operations WHERE branch_id IN ({marks}) "
             "ORDER BY branch_id, seq",
             chunk,
         ):
-            ops[row[1]].append(operation_row(row))
+            ops[row[1]].append(operation_record(row))
     return {b: BranchLog(b, found.get(b), tuple(ops[b])) for b in wanted}
 
 
@@ -208,8 +182,5 @@ __all__ = [
     "UPSERT_OPERATION",
     "Migration",
     "branch_logs",
-    "branch_row",
-    "execution_row",
-    "operation_row",
     "update_rows",
 ]
