@@ -63,9 +63,8 @@ from runtime.tools.bench.raw_baselines import (
 )
 from runtime.tools.bench.report import Figure, moved
 from runtime.tools.bench.workloads import (
-    FenceProbe,
     SequentialSteps,
-    UnfencedCheckpointActor,
+    actor_fence_round_trips,
     hosted_checkpoint,
     producer_throughput,
     step_succeeded,
@@ -139,16 +138,8 @@ def checkpoint_throughput(system: ActorSystem, store_path: str, producers: int,
 def lease_fence_cost(system: ActorSystem, directory: str, rounds: int
                      ) -> tuple[list[float], list[float]]:
     """Sync checkpoint round trips through a fenced and an unfenced checkpoint actor."""
-    fenced = hosted_checkpoint(system, f"sqlite:///{directory}/fenced.db")
-    plain = system.spawn(UnfencedCheckpointActor, f"sqlite:///{directory}/plain.db")
-    probe = system.spawn(FenceProbe)
-    try:
-        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
-            fenced, plain, rounds, 50).get(timeout=600)
-    finally:
-        for ref in (probe, fenced, plain):
-            ref.stop()
-    return timings
+    return actor_fence_round_trips(system, f"sqlite:///{directory}/fenced.db",
+                      f"sqlite:///{directory}/plain.db", rounds)
 
 
 def checkpoint_throughput_in_process(store_path: str, count: int) -> float:

@@ -30,13 +30,12 @@ from typing import Any
 from actors import BranchActor, BranchContext
 from actors.records import LeaseFence, NewExecution, OperationUpdate, OpKind, OpStatus
 from runtime.config import SystemConfig
-from runtime.durable import StoreCheckpointActor, this_executor
 from runtime.durable import _services as durable
 from runtime.stores.postgres import PostgresStore
 from runtime.system import ActorSystem
 from runtime.testing import wait_until
 from runtime.tools.bench.report import Figure
-from runtime.tools.bench.workloads import FenceProbe, UnfencedCheckpointActor, hold_bench_execution
+from runtime.tools.bench.workloads import actor_fence_round_trips
 
 LEASE_SECONDS = 3.0  # rounds every second: the baseline's wait is half of that on average
 _ROUND = 50
@@ -76,21 +75,7 @@ def actor_fence_cost(system: ActorSystem, fenced_url: str, plain_url: str,
                      rounds: int) -> tuple[list[float], list[float]]:
     """Sync checkpoint round trips through a fenced and an unfenced PostgreSQL checkpoint
     actor, alternating rounds of 50 (the durable suite's probe, on this store)."""
-    config = system.config
-    fenced = system.spawn(
-        StoreCheckpointActor, fenced_url, synchronous=config.sqlite_synchronous,
-        lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
-        executor=this_executor(f"bench-{uuid.uuid4().hex[:6]}"), lease_seconds=60.0)
-    hold_bench_execution(fenced)
-    plain = system.spawn(UnfencedCheckpointActor, plain_url)
-    probe = system.spawn(FenceProbe)
-    try:
-        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
-            fenced, plain, rounds, 50).get(timeout=600)
-    finally:
-        for ref in (probe, fenced, plain):
-            ref.stop()
-    return timings
+    return actor_fence_round_trips(system, fenced_url, plain_url, rounds)
 
 
 def publish(path: str, callback_id: str) -> str:

@@ -132,6 +132,22 @@ def hosted_checkpoint(system: ActorSystem, store_url: str) -> Any:
     return checkpoint
 
 
+def actor_fence_round_trips(system: ActorSystem, fenced_url: str, plain_url: str,
+                            rounds: int) -> tuple[list[float], list[float]]:
+    """Sync checkpoint round trips through a fenced checkpoint actor on ``fenced_url`` and an
+    unfenced one on ``plain_url``, alternating rounds of 50: (fenced, plain) seconds."""
+    fenced = hosted_checkpoint(system, fenced_url)
+    plain = system.spawn(UnfencedCheckpointActor, plain_url)
+    probe = system.spawn(FenceProbe)
+    try:
+        timings: tuple[list[float], list[float]] = probe.proxy().alternate(
+            fenced, plain, rounds, 50).get(timeout=600)
+    finally:
+        for ref in (probe, fenced, plain):
+            ref.stop()
+    return timings
+
+
 def producer_throughput(system: ActorSystem, checkpoint: Any, producers: int,
                         per_producer: int) -> tuple[float, dict[str, int]]:
     """Acknowledged updates/s from ``producers`` processes into ``checkpoint`` (after a
@@ -155,5 +171,5 @@ def producer_throughput(system: ActorSystem, checkpoint: Any, producers: int,
 
 
 __all__ = ["PAYLOAD", "PAYLOAD_BYTES", "CheckpointProducer", "FenceProbe", "SequentialSteps",
-           "UnfencedCheckpointActor", "hold_bench_execution", "hosted_checkpoint",
-           "producer_throughput", "step_succeeded", "steps_beside_commits"]
+           "UnfencedCheckpointActor", "actor_fence_round_trips", "hold_bench_execution",
+           "hosted_checkpoint", "producer_throughput", "step_succeeded", "steps_beside_commits"]
