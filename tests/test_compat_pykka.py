@@ -3,6 +3,7 @@ changes (gone, another signature, another behaviour), before a hosted actor woul
 
 from __future__ import annotations
 
+import gc
 import inspect
 import queue
 import threading
@@ -12,6 +13,7 @@ import pykka
 import pykka.messages
 
 from actors._compat import pykka as compat
+from runtime.testing import wait_until
 
 
 def test_the_envelope_is_a_class_taking_a_message_and_a_reply_to() -> None:
@@ -90,3 +92,21 @@ def test_start_runs_the_overridden_loop_hook_and_the_loop_serves_until_stopped()
     ref.stop(timeout=10)
     assert _OwnLoop.stopped_by_hook.wait(10)
     assert _OwnLoop.ended.wait(10)
+
+
+class _Plain(pykka.ThreadingActor):
+    pass
+
+
+def test_a_local_ref_leads_to_its_actor_object_until_the_actor_is_gone() -> None:
+    ref = _Plain.start()
+    actor = compat.actor_of(ref)
+    assert isinstance(actor, _Plain) and actor.actor_ref is ref
+    ref.stop(timeout=10)
+    del actor
+
+    def gone() -> bool:
+        gc.collect()
+        return compat.actor_of(ref) is None
+
+    wait_until(gone, timeout=10)

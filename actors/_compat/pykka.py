@@ -16,6 +16,9 @@ Checked against pykka 4.5.0 (``pyproject.toml`` bounds it below 4.6);
   once per class that overrides them; ``_start_actor_loop`` runs
   ``Actor._actor_loop`` (the loop itself, as ``ThreadingActor`` does) on a
   thread of ours so the host knows when the loop has handed over its last reply.
+* ``ActorRef._actor_weakref``: the actor object behind a local ref, read only by
+  the chaos campaign's hang report (``runtime/tools/chaos``) to describe what the
+  coordinator holds from outside its thread.
 """
 
 from __future__ import annotations
@@ -45,4 +48,10 @@ def run_actor_loop(actor: pykka.Actor) -> None:
     actor._actor_loop()
 
 
-__all__ = ["ActorStop", "Envelope", "is_stop", "run_actor_loop", "stop_message"]
+def actor_of(ref: pykka.ActorRef[Any]) -> pykka.Actor | None:
+    """The actor object behind a ref of this process, or None once it is gone."""
+    actor: pykka.Actor | None = ref._actor_weakref()
+    return actor
+
+
+__all__ = ["ActorStop", "Envelope", "actor_of", "is_stop", "run_actor_loop", "stop_message"]

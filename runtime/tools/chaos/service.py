@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors._compat.pykka import actor_of
 from runtime import ActorSystem, SystemConfig
 from runtime.errors import ProcessFaultError, Timeout
 from runtime.tools.chaos.workload import Workload
@@ -63,7 +64,7 @@ def coordinator_view(system: ActorSystem) -> dict[str, Any]:
     """What this system's coordinator holds, for a hang's report (read from outside it)."""
     durable = system._durable
     hosted = None if durable is None else durable._hosted.pykka_ref
-    actor = None if hosted is None else hosted._actor_weakref()
+    actor: Any = None if hosted is None else actor_of(hosted)
     if actor is None:
         return {"coordinator": "not running"}
     states: dict[str, int] = {}
