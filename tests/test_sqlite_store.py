@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -193,3 +194,33 @@ def test_open_store_refuses_other_urls_saying_which_it_accepts(url: str, message
         open_store(url)
     assert "secret" not in str(caught.value)
     assert "sqlite:///" in str(caught.value) or "mode=ro" in str(caught.value)
+
+
+def test_a_store_opened_while_another_process_writes_its_first_transaction_waits_for_wal(
+        tmp_path: Path) -> None:
+    # A new file in rollback mode, a writer holding its first transaction: switching to WAL
+    # is refused at once (no busy handler), and the store must wait it out, not fail.
+    path = tmp_path / "state.db"
+    holding, release = threading.Event(), threading.Event()
+
+    def first_writer() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE first (x)")
+        holding.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    writer = threading.Thread(target=first_writer)
+    writer.start()
+    assert holding.wait(10)
+    threading.Timer(0.3, release.set).start()
+    store = SqliteStore(path, lock_timeout=10.0)
+    try:
+        assert store._conn is not None
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        store.close()
+        release.set()
+        writer.join(10)

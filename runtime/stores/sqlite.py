@@ -36,7 +36,7 @@ from actors.records._updates import OperationUpdate, Update
 from actors.store._contract import log_chunks
 from runtime.stores import sqlite_leases as leases
 from runtime.stores.rows import branch_record, execution_record, operation_record
-from runtime.stores.sqlite_errors import typed_error, unwritable
+from runtime.stores.sqlite_errors import into_wal, typed_error, unwritable
 from runtime.stores.sqlite_schema import (
     BRANCH_COLUMNS,
     EXECUTION_COLUMNS,
@@ -122,7 +122,7 @@ class SqliteStore:
             check_same_thread=False, uri=uri,
         )
         if not self.read_only:
-            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            journal = into_wal(conn, self.lock_timeout)
             if str(journal).lower() != "wal":
                 raise StoreUnavailableError(
                     f"the SQLite store at {self.path} cannot use WAL mode (got {journal!r}); "

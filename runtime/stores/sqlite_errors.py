@@ -1,4 +1,5 @@
-"""How SQLite's failures become typed ``StoreError``s that say what to do.
+"""How SQLite's failures become typed ``StoreError``s that say what to do, and the one
+refusal that is waited out rather than reported (``into_wal``).
 
 The driver raises ``sqlite3.Error`` with a result code; a user needs to know
 whether another writer holds the file, the disk is full, the file or its
@@ -14,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 from actors.errors import (
     StoreError,
@@ -96,4 +99,26 @@ def typed_error(
     return None
 
 
-__all__ = ["read_only_hint", "typed_error", "unwritable"]
+_WAL_RETRY = 0.005  # seconds between tries to switch a new store to WAL while it is busy
+
+
+def into_wal(conn: sqlite3.Connection, lock_timeout: float) -> Any:
+    """``PRAGMA journal_mode = WAL``, retried for ``lock_timeout`` seconds while refused.
+
+    On a new store still in rollback mode, a second process switching it to WAL
+    while the first writes gets "database is locked" at once: SQLite skips the
+    busy handler there to avoid a deadlock. Once the first commits, it succeeds.
+
+        journal = into_wal(conn, 5.0)   # "wal"
+    """
+    deadline = time.monotonic() + lock_timeout
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY)
+
+
+__all__ = ["into_wal", "read_only_hint", "typed_error", "unwritable"]
