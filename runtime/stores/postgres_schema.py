@@ -27,7 +27,14 @@ from actors.records import (
     OperationUpdate,
     Update,
 )
-from runtime.stores.rows import branch_record, execution_record, operation_record
+from runtime.stores.rows import (
+    BRANCH_COLUMNS,
+    EXECUTION_COLUMNS,
+    OPERATION_COLUMNS,
+    branch_record,
+    execution_record,
+    operation_record,
+)
 from runtime.stores.sqlite_schema import Migration
 
 FENCE_SQLSTATE = "DA001"  # what durable_actors_fence raises: the batch's lease is lost
@@ -119,17 +126,6 @@ MIGRATIONS: list[Migration] = [
 
 _EXECUTION_WRITES = (
     "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at"
-)
-EXECUTION_COLUMNS = (
-    f"{_EXECUTION_WRITES}, fingerprint, owner, lease_epoch, lease_expires_at, deadline_at"
-)
-BRANCH_COLUMNS = (
-    "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
-    "error, epoch, created_at, updated_at"
-)
-OPERATION_COLUMNS = (
-    "execution_id, branch_id, op_id, seq, kind, name, status, attempt, payload, error, "
-    "due_at, created_at, updated_at"
 )
 
 # Named parameters may repeat: DO UPDATE reuses the bound values, NULL keeps the stored field.

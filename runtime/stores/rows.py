@@ -1,4 +1,4 @@
-"""Stored rows read back as records: both stores select the same columns in the same order.
+"""Stored rows read back as records: both stores select these columns, in this order.
 
     execution_record(row)   # an ``executions`` row as an ExecutionRecord
     branch_record(row)      # a ``branches`` row as a BranchRecord
@@ -17,6 +17,20 @@ from actors.records import (
     OperationRecord,
     OpKind,
     OpStatus,
+)
+
+# The columns each store selects, in the order of the records' fields.
+EXECUTION_COLUMNS = (
+    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at, "
+    "fingerprint, owner, lease_epoch, lease_expires_at, deadline_at"
+)
+BRANCH_COLUMNS = (
+    "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
+    "error, epoch, created_at, updated_at"
+)
+OPERATION_COLUMNS = (
+    "execution_id, branch_id, op_id, seq, kind, name, status, attempt, payload, error, "
+    "due_at, created_at, updated_at"
 )
 
 # Enum members by stored value: a dict lookup, where ``OpStatus(value)`` goes through
@@ -47,4 +61,5 @@ def operation_record(r: Any) -> OperationRecord:
     )
 
 
-__all__ = ["branch_record", "execution_record", "operation_record"]
+__all__ = ["BRANCH_COLUMNS", "EXECUTION_COLUMNS", "OPERATION_COLUMNS", "branch_record",
+           "execution_record", "operation_record"]

@@ -11,7 +11,13 @@ from typing import Any, NamedTuple
 
 from actors.records._rows import BranchLog, BranchRecord, OperationRecord
 from actors.records._updates import BranchUpdate, ExecutionUpdate, OperationUpdate, Update
-from runtime.stores.rows import branch_record, operation_record
+from runtime.stores.rows import (
+    BRANCH_COLUMNS,
+    EXECUTION_COLUMNS,
+    OPERATION_COLUMNS,
+    branch_record,
+    operation_record,
+)
 
 
 class Migration(NamedTuple):
@@ -69,19 +75,6 @@ MIGRATIONS: list[Migration] = [
 ]
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
-
-EXECUTION_COLUMNS = (
-    "execution_id, kind, status, spec, branch_count, result, error, created_at, updated_at, "
-    "fingerprint, owner, lease_epoch, lease_expires_at, deadline_at"
-)
-BRANCH_COLUMNS = (
-    "execution_id, branch_id, parent_branch_id, parent_op_id, idx, status, input, result, "
-    "error, epoch, created_at, updated_at"
-)
-OPERATION_COLUMNS = (
-    "execution_id, branch_id, op_id, seq, kind, name, status, attempt, payload, error, "
-    "due_at, created_at, updated_at"
-)
 
 # Numbered parameters let DO UPDATE reuse the bound values: NULL keeps the stored field.
 # A SUCCEEDED/FAILED branch or operation keeps its status: updates from different processes
