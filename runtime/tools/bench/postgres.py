@@ -45,7 +45,12 @@ from runtime.stores.postgres_server import EmbeddedPostgres, ExternalPostgres
 from runtime.system import ActorSystem
 from runtime.tools.bench import postgres_leases as leases
 from runtime.tools.bench.durable import step_latency
-from runtime.tools.bench.raw_baselines import RAW_BATCH, raw_batch_rate, raw_pipe_round_trips
+from runtime.tools.bench.raw_baselines import (
+    RAW_BATCH,
+    batched_rows_rate,
+    raw_batch_rate,
+    raw_pipe_round_trips,
+)
 from runtime.tools.bench.report import Figure
 from runtime.tools.bench.workloads import (
     SequentialSteps,
@@ -114,21 +119,15 @@ class StepsBesidePostgresCommits(BranchActor):
 def raw_executemany_rate(url: str, rows: int) -> float:
     """Rows/s of ``executemany`` batches of ``RAW_BATCH`` rows, one transaction each."""
     conn = _raw_connection(url)
-    batches = [[(f"rate-{b % 8}", f"{b}-{i}", PAYLOAD, 0.0) for i in range(RAW_BATCH)]
-               for b in range(max(1, rows // RAW_BATCH) + 2)]
 
     def write(batch: list[tuple[Any, ...]]) -> None:
         with conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(_INSERT, batch)
 
-    for batch in batches[:2]:  # warm up
-        write(batch)
-    started = time.perf_counter()
-    for batch in batches[2:]:
-        write(batch)
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return (len(batches) - 2) * RAW_BATCH / elapsed
+    try:
+        return batched_rows_rate(rows, PAYLOAD, write)
+    finally:
+        conn.close()
 
 
 def throughput(system: ActorSystem, store_url: str, producers: int, per_producer: int) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -53,26 +54,37 @@ def raw_commits(conn: sqlite3.Connection, ops: int, label: str) -> list[float]:
     return samples
 
 
-def raw_batch_rate(path: str, rows: int) -> float:
-    """Rows/s of ``executemany`` batches of ``RAW_BATCH`` rows, one transaction each (FULL)."""
-    conn = raw_connection(path)
-    payload = b"x" * PAYLOAD_BYTES
+def batched_rows_rate(rows: int, payload: bytes,
+                      write: Callable[[list[tuple[Any, ...]]], None]) -> float:
+    """Rows/s of ``write`` given batches of ``RAW_BATCH`` rows, after two batches of warm-up.
+
+    Each row is ``(branch, op_id, payload, updated_at)``; ``write`` commits one batch in
+    one transaction. The SQLite and PostgreSQL raw baselines both measure through this.
+    """
     batches = [[(f"rate-{b % 8}", f"{b}-{i}", payload, 0.0) for i in range(RAW_BATCH)]
                for b in range(max(1, rows // RAW_BATCH) + 2)]
-
-    def write(batch: list[tuple[Any, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)", batch)
-        conn.execute("COMMIT")
-
     for batch in batches[:2]:  # warm up
         write(batch)
     started = time.perf_counter()
     for batch in batches[2:]:
         write(batch)
     elapsed = time.perf_counter() - started
-    conn.close()
     return (len(batches) - 2) * RAW_BATCH / elapsed
+
+
+def raw_batch_rate(path: str, rows: int) -> float:
+    """Rows/s of ``executemany`` batches of ``RAW_BATCH`` rows, one transaction each (FULL)."""
+    conn = raw_connection(path)
+
+    def write(batch: list[tuple[Any, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO ops VALUES (?, ?, 'SUCCEEDED', ?, NULL, ?)", batch)
+        conn.execute("COMMIT")
+
+    try:
+        return batched_rows_rate(rows, b"x" * PAYLOAD_BYTES, write)
+    finally:
+        conn.close()
 
 
 def _pipeline_producer(conn: Any, name: str, count: int, ready: Any, go: Any) -> None:
@@ -189,5 +201,5 @@ def raw_pipe_round_trips(asks: int) -> list[float]:
     return samples
 
 
-__all__ = ["PIPELINE_WINDOW", "RAW_BATCH", "raw_batch_rate", "raw_commits", "raw_connection",
-           "raw_pipe_round_trips", "raw_pipeline_rate", "raw_read_seconds"]
+__all__ = ["PIPELINE_WINDOW", "RAW_BATCH", "batched_rows_rate", "raw_batch_rate", "raw_commits",
+           "raw_connection", "raw_pipe_round_trips", "raw_pipeline_rate", "raw_read_seconds"]
