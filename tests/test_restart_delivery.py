@@ -25,7 +25,6 @@ import pytest
 from runtime import ActorSystem, RestartPolicy
 from runtime.durable import _services as durable
 from runtime.processes import ProcessHooks
-from runtime.tools.chaos.service import system_processes
 
 from actors_for_tests import Counter
 from conftest import pid_gone, wait_until
@@ -80,9 +79,9 @@ def test_a_checkpoint_process_killed_while_the_scheduler_restarts_is_restarted_a
     monkeypatch.setattr(durable, "SERVICE_RESTART", RestartPolicy(
         max_restarts=10, backoff=1.0, max_backoff=1.0, within=60.0, then_every=10.0))
     system.start_durable()
-    before = system_processes(system)
+    before = system.processes()
     os.kill(before["scheduler"], signal.SIGKILL)
-    wait_until(lambda: "scheduler" not in system_processes(system), timeout=10)
+    wait_until(lambda: "scheduler" not in system.processes(), timeout=10)
     os.kill(before["checkpoint"], signal.SIGKILL)  # the crash hook tells the scheduler...
     # ...which is down: that must not hold up the supervisor for the scheduler's whole
     # grace (spawn_timeout + backoff, 31 s here), with every restart behind it.
@@ -93,7 +92,7 @@ def test_a_checkpoint_process_killed_while_the_scheduler_restarts_is_restarted_a
 
 def _restarted(system: ActorSystem, before: dict[str, int],
                names: tuple[str, ...]) -> dict[str, int] | None:
-    now = system_processes(system)
+    now = system.processes()
     if all(now.get(name) not in (None, before[name]) for name in names):
         return now
     return None

@@ -35,11 +35,6 @@ from runtime.tools.ledger import LedgerBranch
 _REPORT_EVERY = 0.02  # seconds between looks at the system's processes
 
 
-def system_processes(system: ActorSystem) -> dict[str, int]:
-    """Each process of ``system`` by name, with its pid."""
-    return system.processes()
-
-
 def write_atomically(path: Path, document: Any) -> None:
     part = path.with_name(f".{path.name}.{os.getpid()}")
     part.write_text(json.dumps(document))
@@ -51,7 +46,7 @@ def report_processes(system: ActorSystem, run_dir: Path) -> None:
     last: dict[str, int] | None = None
     while not system.wait_closed(_REPORT_EVERY):
         try:
-            now = system_processes(system)
+            now = system.processes()
         except Exception:  # the supervisor changing under us: look again
             continue
         if now != last:
