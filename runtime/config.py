@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from actors.checkpointing import BatchingPolicy
 from runtime.errors import ConfigurationError
@@ -134,6 +134,14 @@ class SystemConfig:
     # Where Refs' blobs live: a directory every system sharing the store can reach (a shared
     # mount when they run on several hosts). None: beside a SQLite file, ./.durable/blobs else.
     blob_dir: str | os.PathLike[str] | None = None
+    # The Ray backend (ActorSystem(backend="ray"); docs/ray.md). ray_address: the cluster to
+    # join ("host:port", "auto"); None: the Ray this process is connected to, else Ray's own
+    # choice (RAY_ADDRESS, a cluster started on this machine, or a new local one).
+    ray_address: str | None = None
+    ray_namespace: str | None = None  # the Ray namespace to connect in (None: Ray's default)
+    # Ray resources each branch worker reserves, so that workers spread over the nodes;
+    # None: {"num_cpus": 1}. E.g. {"num_cpus": 2} or {"resources": {"gpu-box": 1}}.
+    ray_worker_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.start_method not in ("spawn", "forkserver", "fork"):
@@ -196,6 +204,17 @@ class SystemConfig:
                 f"SystemConfig.blob_dir must be None or a directory path, got {self.blob_dir!r}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "OFF"):
             raise ConfigurationError("SystemConfig.sqlite_synchronous must be FULL, NORMAL or OFF")
+        for name in ("ray_address", "ray_namespace"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(
+                    f"SystemConfig.{name} must be None or a non-blank str, got {value!r}")
+        options = self.ray_worker_options
+        if options is not None and (not isinstance(options, Mapping) or not all(
+                isinstance(key, str) for key in options)):
+            raise ConfigurationError(
+                "SystemConfig.ray_worker_options must be None or a mapping of Ray's actor "
+                f"options, e.g. {{'num_cpus': 1}}, got {options!r}")
 
     @property
     def checkpoint_batching(self) -> BatchingPolicy:

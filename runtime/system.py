@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pykka
 
@@ -30,6 +30,7 @@ from runtime.durable._executions import (
 from runtime.durable._recovery import recover_at_start
 from runtime.durable._services import DurableServices
 from runtime.errors import ActorDeadError, ConfigurationError
+from runtime.processes._contract import Host
 from runtime.processes._process_host import ProcessHost, quietly
 from runtime.remote._actor_ref import ActorRef
 
@@ -48,13 +49,21 @@ class ActorSystem(AsyncSystem):
     Leaving the block, ``shutdown()``, an exception, Ctrl-C, or the death of the
     service process (any signal) leaves no child process behind. In a coroutine,
     ``async with ActorSystem(...) as system`` starts and stops it off the loop
-    (``runtime.aio``). ``system.host`` is its ``ProcessHost`` (``runtime.processes``).
+    (``runtime.aio``). ``system.host`` is its process host (``runtime.processes.Host``).
+
+    ``backend="ray"`` runs every actor, the framework's too, as a Ray actor of its
+    own on a Ray cluster (``pip install 'durable-actors[ray]'``; ``SystemConfig``'s
+    ``ray_*`` fields, and docs/ray.md).
     """
 
-    def __init__(self, store: str | None = None, config: SystemConfig | None = None) -> None:
+    def __init__(self, store: str | None = None, config: SystemConfig | None = None,
+                 backend: Literal["local", "ray"] = "local") -> None:
         if config is not None and not isinstance(config, SystemConfig):
             raise ConfigurationError(f"config must be a SystemConfig, got {type(config).__name__}")
+        if backend not in ("local", "ray"):
+            raise ConfigurationError(f"backend={backend!r} is not one of 'local', 'ray'")
         self.config = config or SystemConfig()
+        self.backend = backend
         self.store_url = admission.check_store(store)
         self.id = f"sys-{uuid.uuid4().hex[:12]}"
         self._lock = threading.Lock()
@@ -63,10 +72,12 @@ class ActorSystem(AsyncSystem):
         self._closed_event = threading.Event()
         # The framework's own chain: structlog's configuration stays the application's.
         tracing.configure(system_id=self.id, role="service", trace_path=self.config.trace_path)
-        self.host = ProcessHost(self.id, self.config)
+        self.host: Host = (ProcessHost(self.id, self.config) if backend == "local"
+                           else _ray_host(self.id, self.config, self.store_url))
         self._durable: DurableServices | None = None
         atexit.register(self.shutdown)
-        log.info("system.started", system=self.id, start_method=self.config.start_method)
+        log.info("system.started", system=self.id, backend=backend,
+                 start_method=self.config.start_method)
         if self.config.recover:
             # Executions left unfinished in the store (a crashed service, another instance
             # that died) are taken over without anyone calling map() again.
@@ -326,3 +337,16 @@ class ActorSystem(AsyncSystem):
             self.host.close()
             atexit.unregister(self.shutdown)
         log.info("system.stopped", system=self.id)
+
+
+def _ray_host(system_id: str, config: SystemConfig, store_url: str | None) -> Host:
+    """The Ray backend's process host; ``ConfigurationError`` without the ``[ray]`` extra."""
+    try:
+        from runtime.raybackend.process_host import RayProcessHost  # noqa: PLC0415 - optional extra [ray]
+    except ImportError as exc:
+        raise ConfigurationError(
+            "backend='ray' needs Ray: pip install 'durable-actors[ray]' "
+            f"({exc})") from None
+    server = store_url is not None and store_url.partition("://")[0].lower() in (
+        "postgresql", "postgres")
+    return RayProcessHost(system_id, config, store_anywhere=server)

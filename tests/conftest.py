@@ -57,8 +57,15 @@ _RAY_SHAPES = {"ray_local": 1, "ray_cluster": 2}  # the order their tests run in
 
 
 def _ray_shape(item: pytest.Item) -> int:
+    """1 for a test on the one-node Ray, 2 on the two-node one, 0 for one without Ray.
+
+    A test asks for Ray by a fixture (``ray_local``, ``ray_cluster``) or by a
+    parameter ``ray`` of a fixture that runs it once per backend.
+    """
     names = getattr(item, "fixturenames", ())
-    return max((rank for name, rank in _RAY_SHAPES.items() if name in names), default=0)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    on_ray = 1 if "ray" in params.values() else 0
+    return max((rank for name, rank in _RAY_SHAPES.items() if name in names), default=on_ray)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

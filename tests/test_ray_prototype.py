@@ -17,7 +17,7 @@ import pytest
 
 from runtime import Future, get_all
 from runtime.errors import ActorDeadError, SerializationError, SpawnError
-from runtime.raybackend.host import start_host
+from runtime.raybackend.starting import start_host
 from runtime.raybackend.ref import RayActorRef
 
 from ray_actors_for_tests import Counter, Refuses, Relay

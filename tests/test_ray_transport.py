@@ -13,6 +13,7 @@ import pytest
 
 from runtime import ActorRef, Future
 from runtime.errors import ActorDeadError
+from runtime.raybackend.starting import spawn_on
 from runtime.raybackend.transport import RayTransport
 from runtime.transport import Transport
 
@@ -28,7 +29,7 @@ def transport(ray_local: RunningRay) -> Iterator[RayTransport]:
 
 @pytest.fixture
 def counter(transport: RayTransport) -> Iterator[ActorRef[Any]]:
-    to = transport.spawn(Counter, name="counter")
+    to = spawn_on(transport, Counter, name="counter")
     ref: ActorRef[Any] = ActorRef(system_id=transport.system_id, address=to.process,
                                   actor_id=to.actor_id, name=to.name, class_name="Counter")
     yield ref

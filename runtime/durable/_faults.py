@@ -22,13 +22,14 @@ from actors.protocol._coordinator import (
 )
 from runtime.errors import ActorDeadError, ProcessFaultError
 from runtime.processes._hooks import ProcessHooks
-from runtime.processes._process_host import ProcessHost
+from runtime.processes._contract import Host
 from runtime.remote._actor_ref import ActorRef
 
 log = tracelog.get_logger("runtime.durable")
 
 CHECKPOINT_RANK = 2  # stopped last: everyone else's final writes and replies go through it
 SCHEDULER_RANK = 1
+COORDINATOR_RANK = -1  # in a process of its own: stopped first (no new dispatch)
 
 
 class FaultServices(Protocol):
@@ -42,11 +43,13 @@ class FaultServices(Protocol):
 
     def release_leases(self, timeout: float) -> None: ...
 
+    def rewire(self) -> None: ...
+
 
 class ServiceFaults(ProcessHooks):
     """The durable layer's hooks on the process host (see the module docstring)."""
 
-    def __init__(self, services: FaultServices, host: ProcessHost,
+    def __init__(self, services: FaultServices, host: Host,
                  names: dict[str, str]) -> None:
         self._services = services
         self._host = host
@@ -77,6 +80,8 @@ class ServiceFaults(ProcessHooks):
             services.coordinator.tell(CheckpointLost())  # ...as the coordinator dispatches anew
         elif actor_id == services.scheduler.actor_id:
             services.coordinator.tell(SchedulerLost())
+        elif actor_id == services.coordinator.actor_id:
+            services.rewire()  # a coordinator in a process of its own restarted empty
 
     def on_give_up(self, actor_id: str, why: str) -> None:
         name = self._names.get(actor_id)
@@ -128,4 +133,4 @@ def _tell_unless_down(ref: ActorRef[Any], message: Any) -> None:
                  reason="its process is down too; it restarts empty")
 
 
-__all__ = ["CHECKPOINT_RANK", "SCHEDULER_RANK", "FaultServices", "ServiceFaults"]
+__all__ = ["CHECKPOINT_RANK", "COORDINATOR_RANK", "SCHEDULER_RANK", "FaultServices", "ServiceFaults"]

@@ -38,6 +38,8 @@ from actors.refs._digest_client import DigestClient
 from actors.replies import exception_of
 from actors.workers._actor import WorkerActor
 from runtime.config import RestartPolicy
+from runtime.processes._contract import Host
+from runtime.processes._placement import Placement
 from runtime.processes._process_host import ProcessHost
 from runtime.stores import DEFAULT_PATH
 from runtime.transport._future import Future
@@ -278,15 +280,18 @@ class RefServices:
 
     worker_class = RefWorkerActor
 
-    def __init__(self, host: ProcessHost, store_url: str, restart: RestartPolicy) -> None:
+    def __init__(self, host: Host, store_url: str, restart: RestartPolicy) -> None:
         config = host.config
         self.blob_dir = blob_dir_for(store_url, config.blob_dir, scratch=host.scratch_dir)
         self.digest: ActorRef[Any] = host.spawn(StoreDigestActor, (self.blob_dir,),
-                                                name="digest", restart=restart, registered=False)
+                                                name="digest", restart=restart, registered=False,
+                                                placement=Placement.STORE)
         self.worker_options: dict[str, Any] = {
             "digest": self.digest, "blob_dir": self.blob_dir,
             "ref_threshold_bytes": config.ref_threshold_bytes,
-            "fork_snapshot_bytes": config.fork_snapshot_bytes,
+            # A Ray worker is multi-threaded (gRPC): never forked for a snapshot.
+            "fork_snapshot_bytes": (config.fork_snapshot_bytes
+                                    if isinstance(host, ProcessHost) else None),
         }
         self.reader = BlobReader(self.blob_dir)
         with _LIVE_LOCK:

@@ -7,7 +7,8 @@
 * the coordinator in the service process (it answers ``run.status()`` and
   ``run.result()`` locally), reading the store through a read-only connection.
   It is supervised like the others: one that fails is started again and claims
-  its executions back from the store.
+  its executions back from the store. A host whose service process cannot host
+  actors (Ray) gives it a process of its own instead (``StoreCoordinatorActor``).
 
 Every framework process is restarted when it dies; past its restart budget it
 keeps being tried at a slower pace while every waiting caller is told why
@@ -45,13 +46,21 @@ from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable._blob_gc import collect_blobs
 from runtime.durable._callbacks import settle_callback
 from runtime.durable._checkpoint_process import StoreCheckpointActor, default_executor_id
+from runtime.durable._coordinator_process import StoreCoordinatorActor
 from runtime.durable._executions import Execution, cancelled, new_execution, retried
-from runtime.durable._faults import CHECKPOINT_RANK, SCHEDULER_RANK, ServiceFaults
+from runtime.durable._faults import (
+    CHECKPOINT_RANK,
+    COORDINATOR_RANK,
+    SCHEDULER_RANK,
+    ServiceFaults,
+)
 from runtime.durable._liveness import this_executor
 from runtime.durable._refs import RefServices
 from runtime.durable._store_url import absolute_store_url
 from runtime.errors import ProcessFaultError, Timeout
+from runtime.processes._contract import Host
 from runtime.processes._host import HostedActor
+from runtime.processes._placement import Placement
 from runtime.processes._process_host import ProcessHost
 from runtime.remote._actor_ref import SELF, ActorRef
 from runtime.stores import DEFAULT_PATH, listen_for_changes, open_store, read_only_url
@@ -76,7 +85,7 @@ class DurableServices:
         services = DurableServices(host, config, store_url=None)  # the embedded SQLite store
     """
 
-    def __init__(self, host: ProcessHost, config: SystemConfig, store_url: str | None) -> None:
+    def __init__(self, host: Host, config: SystemConfig, store_url: str | None) -> None:
         self._host = host
         self._config = config
         if store_url is None:
@@ -93,18 +102,20 @@ class DurableServices:
                 lock_timeout=config.store_lock_timeout, batching=config.checkpoint_batching,
                 executor=self.executor, lease_seconds=config.lease_seconds),
             name="checkpoint", restart=restart, registered=False, stop_rank=CHECKPOINT_RANK,
+            placement=Placement.STORE,
         )
         self.reader: Store = open_store(read_only_url(self.store_url),
                                         lock_timeout=config.store_lock_timeout)
-        self.coordinator: ActorRef[Any] = host.ref_here(_COORDINATOR, "CoordinatorActor")
         self.coordinator_generation = 0
-        self._hosted = self._start_coordinator()
+        self._hosted: HostedActor | None = None
+        self.coordinator: ActorRef[Any] = self._place_coordinator(restart)
         self.scheduler: ActorRef[Any] = host.spawn(
             SchedulerActor, (), dict(
                 checkpoint=self.checkpoint, coordinator=self.coordinator,
                 clock=SystemClock(), self_ref=SELF, max_parked=config.parked_per_worker,
                 max_parked_coroutines=config.max_parked_coroutines),
             name="scheduler", restart=restart, registered=False, stop_rank=SCHEDULER_RANK,
+            placement=Placement.NEAR_SERVICE,
         )
         self.refs = RefServices(host, self.store_url, restart)  # the digest actor
         self.workers: list[ActorRef[Any]] = [
@@ -119,15 +130,19 @@ class DurableServices:
                 suspend_delays=dict(config.suspend_delays or {}),
                 lease_wait=config.lease_seconds,
                 hold_runs=True),  # until the coordinator says which are current
-                name=f"worker-{i}", restart=restart, registered=False)
+                name=f"worker-{i}", restart=restart, registered=False,
+                placement=Placement.WORKER)
             for i in range(config.workers)
         ]
         names = {ref.actor_id: ref.name for ref in
                  (self.checkpoint, self.scheduler, self.refs.digest, *self.workers)}
+        if self._hosted is None:
+            names[self.coordinator.actor_id] = _COORDINATOR
         host.add_hooks(ServiceFaults(self, host, names))
-        self._wire()
-        threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
-                         daemon=True).start()
+        self.rewire()
+        if self._hosted is not None:
+            threading.Thread(target=self._watch_coordinator, name="da-coordinator-watch",
+                             daemon=True).start()
         # A store that notifies (PostgreSQL): the coordinator reads what changed at once.
         self.changes = listen_for_changes(
             self.store_url, lambda ids: self.coordinator.tell(StoreChanged(ids)))
@@ -135,14 +150,36 @@ class DurableServices:
     # -- spans, for the application's tracer provider --------------------------------------
 
     def _start_span_sink(self) -> HostedActor | None:
-        """Where the other processes' spans arrive, when OpenTelemetry is installed here."""
-        if not otel.available():
+        """Where the other processes' spans arrive, when OpenTelemetry is installed here
+        (and the service process hosts actors: not on Ray)."""
+        if not otel.available() or not isinstance(self._host, ProcessHost):
             return None
         otel.install_service_sink()
         found = self._host.hosted_here(span_shipping.SINK_ID)
         if found is not None and found.accepting:
             return found  # an earlier start of these services failed half-way: keep it
         return self._host.host_here(span_shipping.SINK_ID, span_shipping.SpanSinkActor)
+
+    def _coordinator_options(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "checkpoint": self.checkpoint,
+            "serialize": serialization.dumps, "deserialize": serialization.loads,
+            "executor": self.executor.executor_id, "lease_seconds": config.lease_seconds,
+            "recover": config.recover, "poll_interval": config.poll_interval,
+        }
+
+    def _place_coordinator(self, restart: RestartPolicy) -> ActorRef[Any]:
+        """In the service process if the host can host here; else in a process of its own."""
+        host = self._host
+        if isinstance(host, ProcessHost):
+            self._hosted = self._start_coordinator()
+            return host.ref_here(_COORDINATOR, "CoordinatorActor")
+        return host.spawn(
+            StoreCoordinatorActor, (read_only_url(self.store_url),),
+            dict(self._coordinator_options(), lock_timeout=self._config.store_lock_timeout),
+            name=_COORDINATOR, restart=restart, registered=False,
+            stop_rank=COORDINATOR_RANK, placement=Placement.NEAR_SERVICE)
 
     def close_span_sink(self) -> None:
         """Once every other process has stopped (and sent its last spans)."""
@@ -153,17 +190,16 @@ class DurableServices:
     # -- the coordinator, supervised ----------------------------------------------------
 
     def _start_coordinator(self) -> HostedActor:
-        config = self._config
-        return self._host.host_here(_COORDINATOR, CoordinatorActor, (), {
-            "checkpoint": self.checkpoint, "reader": self.reader,
-            "serialize": serialization.dumps, "deserialize": serialization.loads,
-            "executor": self.executor.executor_id, "lease_seconds": config.lease_seconds,
-            "recover": config.recover, "poll_interval": config.poll_interval,
+        host = self._host
+        assert isinstance(host, ProcessHost)
+        return host.host_here(_COORDINATOR, CoordinatorActor, (), {
+            **self._coordinator_options(), "reader": self.reader,
             # Run epochs above every epoch an earlier coordinator of this system issued.
             "epoch_base": self.coordinator_generation * 1_000_000_000,
         })
 
-    def _wire(self) -> None:
+    def rewire(self) -> None:
+        """Tell the coordinator (new, or restarted) the workers, the scheduler and the faults."""
         self.coordinator.tell(Wire(self.coordinator, tuple(self.workers), self.scheduler))
         for name, fault in self.faults.items():
             self.coordinator.tell(SystemFault(name, fault))
@@ -172,6 +208,7 @@ class DurableServices:
         """Restart the coordinator if it fails; it claims its executions back from the store."""
         while True:
             hosted = self._hosted
+            assert hosted is not None
             hosted.finished.wait()
             if self._closing or not hosted.failed:
                 return
@@ -180,7 +217,7 @@ class DurableServices:
             self.coordinator_generation += 1
             try:
                 self._hosted = self._start_coordinator()
-                self._wire()
+                self.rewire()
             except Exception as exc:  # nothing can run without it: say so to every caller
                 log.error("coordinator.restart_failed", error=repr(exc))
                 self.faults[_COORDINATOR] = ProcessFaultError(  # nothing runs without it
@@ -276,6 +313,12 @@ class DurableServices:
         self._closing = True
         if self.changes is not None:
             self.changes.close()
+        if self._hosted is None:  # in a process of its own
+            try:
+                self.coordinator.stop(block=True, timeout=5)
+            except Exception as exc:  # gone already: its process ends with the others
+                log.info("coordinator.stop_skipped", error=repr(exc))
+            return
         ref = self._hosted.pykka_ref
         if ref is not None and ref.is_alive():
             ref.stop(block=True, timeout=5)

@@ -1,6 +1,8 @@
 """The process host: actor processes, their supervision, and what each process runs.
 
-``ProcessHost`` spawns actors into processes of their own from a spec, supervises
+``Host`` is what an ``ActorSystem`` needs of a process host (``ProcessHost``
+here; the Ray backend's ``RayProcessHost``), ``Placement`` what a process is
+for a backend with several machines. ``ProcessHost`` spawns actors into processes of their own from a spec, supervises
 and stops them, and tells a layer built on it (``ProcessHooks``) what happened to
 each process by actor id;
 ``child_main`` is the life of one actor process (boot, host the actor, exit);
@@ -11,10 +13,12 @@ every process.
 """
 
 from runtime.processes._child import BootSpec, child_main
+from runtime.processes._contract import Host
 from runtime.processes._exits import ProcessExit, ProcessHandle
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
+from runtime.processes._placement import Placement
 from runtime.processes._process_host import ProcessHost
 from runtime.processes._registry import Entry, Mirror, SystemRegistry
 from runtime.processes._socket_dirs import (
@@ -34,8 +38,10 @@ __all__ = [
     "ChildProcess",
     "ChildState",
     "Entry",
+    "Host",
     "HostedActor",
     "Mirror",
+    "Placement",
     "ProcessExit",
     "ProcessHandle",
     "ProcessHooks",

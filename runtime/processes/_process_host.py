@@ -31,6 +31,7 @@ from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
+from runtime.processes._placement import Placement
 from runtime.processes._registry import SystemRegistry
 from runtime.processes._socket_dirs import make_socket_dir
 from runtime.processes._supervisor import Child, ChildState, Supervisor
@@ -110,11 +111,12 @@ class ProcessHost:
     def spawn(self, actor_class: type[A], args: tuple[Any, ...] = (),
               kwargs: dict[str, Any] | None = None, *, name: str | None = None,
               restart: RestartPolicy | None = None, registered: bool = True,
-              stop_rank: int = 0) -> ActorRef[A]:
+              stop_rank: int = 0, placement: Placement = Placement.ANY) -> ActorRef[A]:
         """Start ``actor_class(*args, **kwargs)`` in a new process; its ref once it is ready.
 
         ``registered=False`` keeps it out of the system's registry (the framework's own
-        actors); at shutdown lower ``stop_rank`` processes are stopped first.
+        actors); at shutdown lower ``stop_rank`` processes are stopped first. Every
+        process of this host is on this machine: ``placement`` changes nothing here.
 
             ref = host.spawn(Counter, (0,), name="counter")
         """
@@ -134,6 +136,7 @@ class ProcessHost:
                 raise ConfigurationError(f"an actor named {name!r} already exists in this system")
             self._names.add(name)
         actor_id = f"a{number}"
+        del placement  # one machine: every process is beside the service
         try:
             ref: ActorRef[A] = self._spawn(actor_class, args, kwargs or {}, actor_id, name,
                                            restart, registered)

@@ -5,7 +5,7 @@ Nothing here is imported with the package, so ``local.prepare_process()`` can ru
 before ``ray`` is imported:
 
 * ``host.ActorHost``: the Ray actor that is the "process" of one pykka actor, and
-  ``host.start_host`` to start one;
+  ``starting.start_host`` to start one;
 * ``ref.RayActorRef``: a picklable ref whose ``tell``/``ask`` reach it from the
   service process or from any other Ray actor; an ask's reply resolves a
   ``runtime.Future``;
@@ -17,7 +17,7 @@ before ``ray`` is imported:
   error encoding every transport uses (``runtime.transport.caller_exception``);
 * ``local.LocalRay``: a local Ray on loopback for tests and benchmarks.
 
-    from runtime.raybackend.host import start_host
+    from runtime.raybackend.starting import start_host
 
     ref = start_host(Counter, name="counter")     # a Ray actor hosting Counter
     ref.tell(1)

@@ -19,34 +19,30 @@ from typing import Any
 
 import ray
 
-from runtime.errors import ActorDeadError, RemoteError
 from runtime.raybackend import wire
-from runtime.raybackend.outcomes import settle
+from runtime.raybackend.outcomes import settle_call
 from runtime.transport._future import Future
 
 SENDER = uuid.uuid4().hex  # this process, as the hosts number what it sends them
-_numbers: dict[str, int] = {}  # actor id -> the next number this process sends it
+_numbers: dict[str, int] = {}  # stream -> the next number this process sends it
 _numbers_lock = threading.Lock()
-
-
-def dead_error(name: str, exc: BaseException) -> ActorDeadError:
-    """Ray's "actor died/unavailable" as our ``ActorDeadError``, with Ray's cause kept."""
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return ActorDeadError(f"actor {name!r} is gone: {type(exc).__name__}: {cause}")
 
 
 class RayActorRef:
     """A reference to an actor hosted in a Ray actor; plain data, picklable, equal by id."""
 
-    __slots__ = ("actor_id", "handle", "name")
+    __slots__ = ("actor_id", "handle", "name", "stream")
 
-    def __init__(self, handle: Any, actor_id: str, name: str) -> None:
+    def __init__(self, handle: Any, actor_id: str, name: str, stream: str | None = None) -> None:
         self.handle = handle
         self.actor_id = actor_id
         self.name = name
+        # What this process numbers its sends by: one per host in the whole Ray (its Ray
+        # actor name), however many refs to it this process holds.
+        self.stream = stream or actor_id
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RayActorRef, (self.handle, self.actor_id, self.name))
+        return (RayActorRef, (self.handle, self.actor_id, self.name, self.stream))
 
     def __repr__(self) -> str:
         return f"<RayActorRef {self.name!r}>"
@@ -60,8 +56,8 @@ class RayActorRef:
     def _submit(self, method: str, message: Any) -> Any:
         data = wire.dumps(message, f"message to {self.name!r}")  # fails here, nothing sent
         with _numbers_lock:  # numbered and submitted together: submission order is our order
-            number = _numbers.get(self.actor_id, 0)
-            _numbers[self.actor_id] = number + 1
+            number = _numbers.get(self.stream, 0)
+            _numbers[self.stream] = number + 1
             return getattr(self.handle, method).remote(SENDER, number, data)
 
     def tell(self, message: Any) -> None:
@@ -80,13 +76,7 @@ class RayActorRef:
         return future.get(timeout=timeout) if block else future
 
     def _settle(self, future: Future[Any], done: Any) -> None:
-        error = done.exception()
-        if error is None:
-            settle(future, done.result())
-        elif isinstance(error, ray.exceptions.RayActorError):
-            future.set_exception(dead_error(self.name, error))
-        else:  # Ray failed the call itself (it could not deliver or run it)
-            future.set_exception(RemoteError(type(error).__name__, str(error), ""))
+        settle_call(future, done, self.name)
 
     def is_alive(self) -> bool:
         try:

@@ -14,7 +14,7 @@ it hosts cannot send through ``ActorRef`` to each other yet; they use
 ``RayActorRef``).
 
     with RayTransport() as transport:
-        to = transport.spawn(Counter, name="counter")
+        to = spawn_on(transport, Counter, name="counter")   # runtime.raybackend.starting
         ref = ActorRef(system_id=transport.system_id, address=to.process,
                        actor_id=to.actor_id, name=to.name, class_name="Counter")
         ref.tell(1)
@@ -29,11 +29,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import pykka
 import ray
 
 from runtime.errors import ActorDeadError
-from runtime.raybackend.host import start_host
 from runtime.raybackend.ref import RayActorRef
 from runtime.transport import ActorAddress, ControlOp, Future, register, withdraw
 
@@ -47,6 +45,7 @@ class RayTransport:
         self.system_id = system_id or f"ray-{uuid.uuid4().hex[:12]}"
         self._refs: dict[str, RayActorRef] = {}  # process (Ray actor name) -> its host's ref
         self._stopped: set[str] = set()  # actor ids known to have stopped
+        self._down: dict[str, str] = {}  # actor id -> why sends to it fail now (mark_down)
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -60,16 +59,15 @@ class RayTransport:
     def close(self) -> None:
         withdraw(self)
 
-    def spawn(self, actor_class: type[pykka.ThreadingActor], *args: Any,
-              name: str | None = None, options: dict[str, Any] | None = None,
-              **kwargs: Any) -> ActorAddress:
-        """Host ``actor_class(*args, **kwargs)`` in a new Ray actor; its address once it runs."""
-        process = f"da-{self.system_id}-{next(self._numbers)}"
-        ref = start_host(actor_class, *args, name=name,
-                         options={**(options or {}), "name": process}, **kwargs)
+    def new_process_name(self) -> str:
+        """A Ray actor name for a new host of this system, unique in the Ray namespace."""
+        return f"da-{self.system_id}-{next(self._numbers)}"
+
+    def adopt(self, process: str, ref: RayActorRef) -> None:
+        """``ref`` is the host named ``process``: sends to it need no lookup by name."""
         with self._lock:
             self._refs[process] = ref
-        return ActorAddress(self.system_id, process, ref.actor_id, ref.name)
+            self._stopped.discard(ref.actor_id)
 
     # -- the Transport --------------------------------------------------------------------
 
@@ -104,9 +102,24 @@ class RayTransport:
         if ref is not None:
             ray.kill(ref.handle, no_restart=True)
 
+    def is_stopped(self, actor_id: str) -> bool:
+        """Whether ``stopped`` was called for ``actor_id`` (by its ref's stop, say)."""
+        return actor_id in self._stopped
+
+    def mark_down(self, actor_id: str, why: str | None) -> None:
+        """Sends to ``actor_id`` fail at once with ``why`` (``None``: they go again)."""
+        with self._lock:
+            if why is None:
+                self._down.pop(actor_id, None)
+            else:
+                self._down[actor_id] = why
+
     def _ref(self, to: ActorAddress, *, check_stopped: bool = True) -> RayActorRef:
         if check_stopped and to.actor_id in self._stopped:
             raise ActorDeadError(f"actor {to.name!r} is stopped")
+        why = self._down.get(to.actor_id)
+        if why is not None:
+            raise ActorDeadError(f"actor {to.name!r} is down: {why}")
         ref = self._refs.get(to.process)
         if ref is None:
             try:
@@ -114,7 +127,7 @@ class RayTransport:
             except ValueError:  # Ray's "no actor by that name"
                 raise ActorDeadError(f"actor {to.name!r} is gone: no Ray actor "
                                      f"named {to.process!r}") from None
-            ref = RayActorRef(handle, to.actor_id, to.name)
+            ref = RayActorRef(handle, to.actor_id, to.name, stream=to.process)
             with self._lock:
                 self._refs.setdefault(to.process, ref)
         return ref

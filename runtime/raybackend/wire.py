@@ -21,6 +21,7 @@ import cloudpickle
 
 from runtime import serialization
 from runtime.raybackend import replies
+from runtime.raybackend.identity import own_reduction
 from runtime.transport._future import Future
 
 loads = pickle.loads
@@ -34,6 +35,9 @@ class _RecordPickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle 
         self.registered: list[int] = []  # reply ids of the futures met
 
     def reducer_override(self, obj: Any) -> Any:
+        own = own_reduction(obj)
+        if own is not None:
+            return own
         if isinstance(obj, Future):
             return replies.handle_for(obj, self.registered)
         return super().reducer_override(obj)

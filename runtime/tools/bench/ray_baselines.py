@@ -140,7 +140,7 @@ def run(quick: bool) -> list[Figure]:
 
 
 def _measure(quick: bool, ray: Any, ray_start: float) -> list[Figure]:
-    from runtime.raybackend.host import start_host  # noqa: PLC0415 - ray: the optional [ray] extra
+    from runtime.raybackend.starting import start_host  # noqa: PLC0415 - ray: the optional [ray] extra
 
     tells = 5_000 if quick else 20_000
     asks = 1_000 if quick else 3_000
