@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- a local Ray, for the tests of the Ray backend ---------------------------------------
 
 _RAY = ray_for_tests.TrackedRay(code_paths=[os.path.dirname(__file__)])
-_RAY_SHAPES = {"ray_local": 1, "ray_cluster": 2}  # the order their tests run in
+_RAY_SHAPES = {"ray_local": 1, "ray_module": 1, "ray_cluster": 2}  # the order their tests run in
 
 
 def _ray_shape(item: pytest.Item) -> int:
@@ -103,6 +103,12 @@ def ray_session() -> Iterator[ray_for_tests.TrackedRay]:
 @pytest.fixture
 def ray_local(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
     """A one-node local Ray (2 CPUs) this process is connected to; started once per session."""
+    return ray_session.one_node()
+
+
+@pytest.fixture(scope="module")
+def ray_module(ray_session: ray_for_tests.TrackedRay) -> ray_for_tests.RunningRay:
+    """``ray_local`` for a module-scoped fixture (a system shared by a module's tests)."""
     return ray_session.one_node()
 
 

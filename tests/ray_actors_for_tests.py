@@ -1,11 +1,14 @@
-"""pykka actors for the Ray backend's tests: plain pykka, nothing Ray-specific in them."""
+"""Actors and branches for the Ray backend's tests: plain pykka and plain branches."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
 import pykka
+
+from actors import BranchActor, BranchContext
 
 
 class Counter(pykka.ThreadingActor):
@@ -69,3 +72,26 @@ class Refuses(pykka.ThreadingActor):
     def __init__(self) -> None:
         super().__init__()
         raise RuntimeError("no store here")
+
+
+class BigResult(BranchActor):
+    """Saves ``size`` bytes as a ``Ref`` (through the digest actor) and returns the Ref."""
+
+    def run(self, ctx: BranchContext, size: int) -> Any:
+        return ctx.save(b"x" * size)
+
+
+class WhereItRan(BranchActor):
+    """A CPU-bound step that answers the Ray node and the pid it ran on."""
+
+    def run(self, ctx: BranchContext, rounds: int) -> tuple[str, int]:
+        def burn() -> tuple[str, int]:
+            digest = b"x"
+            for _ in range(rounds):
+                digest = hashlib.sha256(digest).digest()
+            import ray
+
+            return ray.get_runtime_context().get_node_id(), os.getpid()
+
+        found: tuple[str, int] = ctx.step("burn", burn)
+        return found

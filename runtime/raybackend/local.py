@@ -43,6 +43,7 @@ The dashboard is off; Ray's minimal head process still runs.
 from __future__ import annotations
 
 import enum
+import gc
 import os
 import secrets
 import shutil
@@ -196,6 +197,10 @@ class LocalRay:
             import ray  # noqa: PLC0415 - optional extra [ray]
 
             if ray.is_initialized():
+                # Ray handles and object refs that died with their tests are freed while
+                # still connected: one freed after the next ray.init would call into
+                # that Ray's worker with ids of this one (seen to end the driver).
+                gc.collect()
                 ray.shutdown()
             if self._cluster is not None:
                 cluster, self._cluster = self._cluster, None

@@ -46,6 +46,7 @@ from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._placement import Placement
 from runtime.processes._supervisor import ChildState
+from runtime.raybackend import replies
 from runtime.raybackend.connection import connect, disconnect
 from runtime.processes._registry import Entry
 from runtime.raybackend.host import HostSpec
@@ -62,6 +63,8 @@ A = TypeVar("A", bound=pykka.Actor)
 log = tracelog.get_logger("runtime.raybackend")
 
 DEFAULT_WORKER_OPTIONS: dict[str, Any] = {"num_cpus": 1}
+_open: set[RayProcessHost] = set()  # the Ray systems of this process not closed yet
+_open_lock = threading.Lock()
 _EXIT_WAIT = 10.0  # seconds the hosts of this node get to exit after their Ray actors end
 
 
@@ -71,6 +74,8 @@ class RayProcessHost:
     def __init__(self, system_id: str, config: SystemConfig, *,
                  store_anywhere: bool = False) -> None:
         self._owns_ray = connect(config)
+        with _open_lock:
+            _open.add(self)
         self.system_id = system_id
         self.config = config
         self.closed = False
@@ -86,6 +91,8 @@ class RayProcessHost:
         self._dir = tempfile.mkdtemp(prefix="da-ray-")
         self._registry = RayRegistry()  # mirrored into pykka.ActorRegistry of every host
         self._entries: dict[str, Entry] = {}  # actor id -> its entry, for the registered
+        # Stopped through a ref here (its stop reply came): off the registry at once.
+        self._transport.on_stopped = lambda actor_id: self._registry.down(actor_id, self._hosts())
         self._supervisor = RaySupervisor(SupervisorHooks(
             on_exit=self._exited,
             on_crash=lambda actor_id: self._tell("on_crash", actor_id),
@@ -278,6 +285,12 @@ class RayProcessHost:
         remove the scratch dir."""
         self._registry.close()
         withdraw(self._transport)
+        self._transport.forget()
+        self._supervisor.forget()
+        with _open_lock:
+            _open.discard(self)
+            if not _open:
+                replies.release_inbox()
         here = [c.pid for c in self._supervisor.children.values() if c.node_id == self.node_id]
         deadline = time.monotonic() + _EXIT_WAIT
         for pid in here:

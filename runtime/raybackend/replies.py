@@ -58,8 +58,9 @@ class ReplyBook:
 
 
 BOOK = ReplyBook()  # one per process: every reply handle this process sent out
-_inbox: Any = None
+_inboxes: dict[str, Any] = {}  # Ray job (id@node) -> this driver's inbox in that job
 _inbox_lock = threading.Lock()
+_stale: list[Any] = []  # inboxes of jobs this process left without releasing them
 
 
 class DriverInbox:
@@ -94,18 +95,41 @@ def _in_actor() -> bool:
 
 
 def endpoint() -> Any:
-    """The Ray actor that receives this process's answers (its host, or its driver inbox)."""
-    if _in_actor():
-        return ray.get_runtime_context().current_actor
-    global _inbox
+    """The Ray actor that receives this process's answers (its host, or its driver inbox).
+
+    The driver's inbox is made once per Ray job: a driver that disconnected and
+    connected again (another Ray) gets a new one, never the old job's handle.
+    """
+    context = ray.get_runtime_context()
+    if context.get_actor_id() is not None:
+        return context.current_actor
+    job = f"{context.get_job_id()}@{context.get_node_id()}"  # a new Ray restarts job ids
     with _inbox_lock:
-        if _inbox is None:
-            here = ray.get_runtime_context().get_node_id()
+        inbox = _inboxes.get(job)
+        if inbox is None:
+            # An earlier job's inbox ended with its job. Its handle is kept, never dropped:
+            # a Ray handle deleted after its job ended calls into the new job's worker.
+            _stale.extend(_inboxes.values())
+            _inboxes.clear()
+            here = context.get_node_id()
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
                 here, soft=True)  # beside the service: one hop, not two, across the network
-            _inbox = ray.remote(DriverInbox).options(
+            inbox = _inboxes[job] = ray.remote(DriverInbox).options(
                 num_cpus=0, max_concurrency=10_000, scheduling_strategy=strategy).remote()
-        return _inbox
+        return inbox
+
+
+def release_inbox() -> None:
+    """End this driver's inbox while still connected (the last system on Ray closes):
+    pending waits fail, and no handle outlives the job."""
+    with _inbox_lock:
+        inboxes = list(_inboxes.values())
+        _inboxes.clear()
+    for inbox in inboxes:
+        try:
+            ray.kill(inbox)
+        except Exception:  # noqa: S110 - gone already: nothing to end
+            pass
 
 
 def handle_for(future: Future[Any], registered: list[int]) -> tuple[Any, ...]:

@@ -123,6 +123,13 @@ class RaySupervisor:
         self._closing = True
         self._thread.join(timeout=5)
 
+    def forget(self) -> None:
+        """Drop every Ray handle and pending call, while Ray is still connected: one
+        deleted after its job ended would call into the next job's worker."""
+        with self._lock:
+            for child in self.children.values():
+                child.watch = child.reviving = child.handle = None
+
     # -- the loop ---------------------------------------------------------------------
 
     def _run(self) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -46,6 +46,8 @@ class RayTransport:
         self._refs: dict[str, RayActorRef] = {}  # process (Ray actor name) -> its host's ref
         self._stopped: set[str] = set()  # actor ids known to have stopped
         self._down: dict[str, str] = {}  # actor id -> why sends to it fail now (mark_down)
+        # Told the actor id of each actor this process learns has stopped (its registry).
+        self.on_stopped: Callable[[str], None] | None = None
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -58,6 +60,11 @@ class RayTransport:
 
     def close(self) -> None:
         withdraw(self)
+
+    def forget(self) -> None:
+        """Drop the hosts' handles (the system closes, Ray still connected)."""
+        with self._lock:
+            self._refs.clear()
 
     def new_process_name(self) -> str:
         """A Ray actor name for a new host of this system, unique in the Ray namespace."""
@@ -101,6 +108,8 @@ class RayTransport:
             ref = self._refs.pop(to.process, None)
         if ref is not None:
             ray.kill(ref.handle, no_restart=True)
+        if self.on_stopped is not None:
+            self.on_stopped(to.actor_id)
 
     def is_stopped(self, actor_id: str) -> bool:
         """Whether ``stopped`` was called for ``actor_id`` (by its ref's stop, say)."""
