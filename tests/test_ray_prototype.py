@@ -17,8 +17,8 @@ import pytest
 
 from runtime import Future, get_all
 from runtime.errors import ActorDeadError, SerializationError, SpawnError
-from runtime.raybackend.starting import start_host
 from runtime.raybackend.ref import RayActorRef
+from runtime.raybackend.starting import start_host
 
 from ray_actors_for_tests import Counter, Refuses, Relay
 from ray_for_tests import RunningRay

@@ -21,8 +21,8 @@ from actors.protocol._coordinator import (
     WorkerLost,
 )
 from runtime.errors import ActorDeadError, ProcessFaultError
-from runtime.processes._hooks import ProcessHooks
 from runtime.processes._contract import Host
+from runtime.processes._hooks import ProcessHooks
 from runtime.remote._actor_ref import ActorRef
 
 log = tracelog.get_logger("runtime.durable")
@@ -133,4 +133,5 @@ def _tell_unless_down(ref: ActorRef[Any], message: Any) -> None:
                  reason="its process is down too; it restarts empty")
 
 
-__all__ = ["CHECKPOINT_RANK", "COORDINATOR_RANK", "SCHEDULER_RANK", "FaultServices", "ServiceFaults"]
+__all__ = ["CHECKPOINT_RANK", "COORDINATOR_RANK", "SCHEDULER_RANK",
+           "FaultServices", "ServiceFaults"]

@@ -2,9 +2,9 @@
 
 ``Host`` is what an ``ActorSystem`` needs of a process host (``ProcessHost``
 here; the Ray backend's ``RayProcessHost``), ``Placement`` what a process is
-for a backend with several machines. ``ProcessHost`` spawns actors into processes of their own from a spec, supervises
-and stops them, and tells a layer built on it (``ProcessHooks``) what happened to
-each process by actor id;
+for a backend with several machines. ``ProcessHost`` spawns actors into
+processes of their own from a spec, supervises and stops them, and tells a
+layer built on it (``ProcessHooks``) what happened to each process by actor id;
 ``child_main`` is the life of one actor process (boot, host the actor, exit);
 ``HostedActor`` hosts a pykka actor behind the process's node; ``Supervisor``
 watches every child and restarts crashed ones; ``ChildProcess`` and the

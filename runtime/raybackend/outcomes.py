@@ -24,8 +24,8 @@ from typing import Any
 import cloudpickle
 import ray
 
-from runtime.raybackend.identity import own_reduction
 from runtime.errors import ActorDeadError, RemoteError, SerializationError
+from runtime.raybackend.identity import own_reduction
 from runtime.transport import Future, caller_exception, reply_not_pickled
 from runtime.transport import settle as settle_future
 

@@ -45,10 +45,10 @@ from runtime.errors import ActorDeadError, ConfigurationError
 from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import ProcessHooks
 from runtime.processes._placement import Placement
+from runtime.processes._registry import Entry
 from runtime.processes._supervisor import ChildState
 from runtime.raybackend import replies
 from runtime.raybackend.connection import connect, disconnect
-from runtime.processes._registry import Entry
 from runtime.raybackend.host import HostSpec
 from runtime.raybackend.registry import RayRegistry
 from runtime.raybackend.starting import start_hosted
@@ -187,8 +187,9 @@ class RayProcessHost:
                         registry=self._registry.snapshot(also=entry))
         options = {"name": process, **self._placed(placement),
                    "max_restarts": 0 if restart is None else -1, "max_task_retries": 0}
+        hosted: type[pykka.ThreadingActor] = actor_class  # type: ignore[assignment]  # checked
         handle_ref, (pid, node_id) = start_hosted(
-            actor_class, args, kwargs, name=name, options=options,
+            hosted, args, kwargs, name=name, options=options,
             spawn_timeout=config.spawn_timeout, actor_id=actor_id, spec=spec)
         self._transport.adopt(process, handle_ref)
         self._supervisor.add(RayChild(actor_id=actor_id, name=name, process=process,

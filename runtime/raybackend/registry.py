@@ -42,7 +42,8 @@ class RayRegistry:
     def snapshot(self, also: Entry | None = None) -> Snapshot:
         """The registry now (with ``also`` listed last: a host about to boot with it)."""
         with self._lock:
-            entries = [e for a, e in self._entries.items() if also is None or a != also.ref.actor_id]
+            entries = [e for a, e in self._entries.items()
+                       if also is None or a != also.ref.actor_id]
             return Snapshot(self._version, (*entries, *(() if also is None else (also,))))
 
     def up(self, entry: Entry, hosts: Iterable[Any]) -> None:

@@ -13,6 +13,7 @@ process's *endpoint* receives those answers: a host's own Ray actor (its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -126,10 +127,8 @@ def release_inbox() -> None:
         inboxes = list(_inboxes.values())
         _inboxes.clear()
     for inbox in inboxes:
-        try:
+        with contextlib.suppress(Exception):  # gone already: nothing to end
             ray.kill(inbox)
-        except Exception:  # noqa: S110 - gone already: nothing to end
-            pass
 
 
 def handle_for(future: Future[Any], registered: list[int]) -> tuple[Any, ...]:

@@ -16,8 +16,7 @@ import ray
 from runtime.errors import SpawnError
 from runtime.raybackend import wire
 from runtime.raybackend.host import GROUPS, ActorHost, HostSpec
-from runtime.raybackend.outcomes import settle
-from runtime.raybackend.outcomes import dead_error
+from runtime.raybackend.outcomes import dead_error, settle
 from runtime.raybackend.ref import RayActorRef
 from runtime.raybackend.transport import RayTransport
 from runtime.transport import ActorAddress

@@ -58,7 +58,8 @@ def report_processes(system: ActorSystem, run_dir: Path) -> None:
 def coordinator_view(system: ActorSystem) -> dict[str, Any]:
     """What this system's coordinator holds, for a hang's report (read from outside it)."""
     durable = system._durable
-    hosted = None if durable is None else durable._hosted.pykka_ref
+    found = None if durable is None else durable._hosted  # None on Ray: its own process
+    hosted = None if found is None else found.pykka_ref
     actor: Any = None if hosted is None else actor_of(hosted)
     if actor is None:
         return {"coordinator": "not running"}
