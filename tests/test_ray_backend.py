@@ -18,7 +18,6 @@ from test_crash_resume import durable_successes
 from runtime import ActorSystem, ConfigurationError, SystemConfig
 from runtime.processes import ChildState
 
-from branch_kinds import Kind
 from branches_for_tests import Squares, effects, expected_squares
 from conftest import pid_gone, wait_until
 from ray_actors_for_tests import Counter as CounterActor
@@ -61,11 +60,11 @@ def test_the_checkpoint_actor_of_a_sqlite_store_runs_on_the_service_node(
 
 @pytest.mark.timeout(240)
 def test_kill_9_of_a_worker_on_ray_finishes_the_execution_and_reruns_no_acknowledged_step(
-        ray_local: RunningRay, tmp_path: Path, kind: Kind) -> None:
+        ray_local: RunningRay, tmp_path: Path) -> None:
     path = str(tmp_path / "effects")
     store = f"sqlite:///{tmp_path / 's.db'}"
     with ActorSystem(store=store, config=SystemConfig(workers=2), backend="ray") as system:
-        run = system.map(kind(Squares), [(i, path, 0.2) for i in range(12)],
+        run = system.map(Squares, [(i, path, 0.2) for i in range(12)],
                          max_concurrency=4, execution_id="crash-1")
         wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
         victim = system.processes()["worker-0"]
