@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from actors import tracelog
+
+log = tracelog.get_logger("runtime.processes")
+
 
 class ProcessHooks:
     """Override what you need; every hook gets the actor id of the process concerned.
@@ -39,4 +45,25 @@ class ProcessHooks:
         """
 
 
-__all__ = ["ProcessHooks"]
+class HookList:
+    """The hooks added to one process host, told in the order they were added.
+
+        hooks = HookList(); hooks.add(Told()); hooks.tell("on_crash", "a3")
+    """
+
+    def __init__(self) -> None:
+        self._hooks: list[ProcessHooks] = []
+
+    def add(self, hooks: ProcessHooks) -> None:
+        self._hooks.append(hooks)
+
+    def tell(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` on every layer; one that raises is logged, and the rest are told."""
+        for hooks in list(self._hooks):
+            try:
+                getattr(hooks, hook)(*args)
+            except Exception as exc:  # a layer's hook must not stop the host
+                log.error("process.hook_failed", hook=hook, error=repr(exc))
+
+
+__all__ = ["HookList", "ProcessHooks"]

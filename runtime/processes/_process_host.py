@@ -28,7 +28,7 @@ from runtime.config import RestartPolicy, SystemConfig
 from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
 from runtime.processes._child import BootSpec, child_main
 from runtime.processes._exits import ProcessExit
-from runtime.processes._hooks import ProcessHooks
+from runtime.processes._hooks import HookList, ProcessHooks
 from runtime.processes._host import HostedActor
 from runtime.processes._lifeline import ChildProcess
 from runtime.processes._placement import Placement
@@ -64,7 +64,7 @@ class ProcessHost:
         self._names: set[str] = set()
         self._counter = 0
         self._lock = threading.Lock()
-        self._hooks: list[ProcessHooks] = []
+        self._hooks = HookList()
         self._stop_ranks: dict[str, int] = {}
         self.closed = False
         self._dir = make_socket_dir()  # mode 0700: owner only; stale ones removed (and logged)
@@ -93,14 +93,10 @@ class ProcessHost:
 
     def add_hooks(self, hooks: ProcessHooks) -> None:
         """Be told of crashes, give-ups, recoveries, failed boots, restarts and stop ranks."""
-        self._hooks.append(hooks)
+        self._hooks.add(hooks)
 
     def _tell(self, hook: str, *args: Any) -> None:
-        for hooks in list(self._hooks):
-            try:
-                getattr(hooks, hook)(*args)
-            except Exception as exc:  # a layer's hook must not stop the host
-                log.error("process.hook_failed", hook=hook, error=repr(exc))
+        self._hooks.tell(hook, *args)
 
     def _process_exited(self, actor_id: str, address: str) -> None:
         self._registry.process_exited(actor_id, address)

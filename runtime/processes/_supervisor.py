@@ -62,6 +62,36 @@ class Child:
     started_at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class CrashVerdict:
+    """What a ``RestartPolicy`` says of one more crash (both backends' supervisors ask it).
+
+    ``restart``: within the budget, start it again after ``delay``; else
+    ``then_every`` is the slower pace to keep trying at (None: never again), and
+    ``why`` says so, for people. ``recent`` are the restarts still in the window.
+    """
+
+    restart: bool
+    delay: float
+    recent: list[float]
+    why: str
+    then_every: float | None
+
+
+def judge_crash(policy: RestartPolicy | None, restarts: list[float], now: float, name: str,
+                how: object) -> CrashVerdict:
+    """The verdict on a crash of ``name`` (exit ``how``) at ``now``, after ``restarts``.
+
+        judge_crash(RestartPolicy(max_restarts=3), [], time.monotonic(), "worker-0", "SIGKILL")
+    """
+    recent = [t for t in restarts if policy is not None and now - t < policy.within]
+    if policy is not None and len(recent) < policy.max_restarts:
+        return CrashVerdict(True, policy.delay(len(recent) + 1), recent, "", None)
+    why = (f"the {name} process crashed {len(recent) + 1} times in {policy.within:g} s: last "
+           f"exit {how}") if policy is not None else f"the {name} process crashed: {how}"
+    return CrashVerdict(False, 0.0, recent, why, None if policy is None else policy.then_every)
+
+
 def describe_exit(code: int | None, ready: Any) -> str:
     """How a child ended, for people: a signal's name, a boot error, an exit code."""
     return ProcessExit.of(code, ready).describe()
@@ -159,23 +189,22 @@ class Supervisor:
         self._hook(self.on_crash, child.spec.actor_id)
         now = time.monotonic()
         policy = child.policy
-        recent = [t for t in child.restarts if policy is not None and now - t < policy.within]
-        if policy is not None and len(recent) < policy.max_restarts:
-            child.restarts = recent
+        verdict = judge_crash(policy, child.restarts, now, name, how)
+        if verdict.restart:
+            assert policy is not None
+            child.restarts = verdict.recent
             child.state = ChildState.RESTARTING
-            child.restart_due = now + policy.delay(len(recent) + 1)
+            child.restart_due = now + verdict.delay
             log.warning("actor.crashed", name=name, exitcode=code, how=how, action="restart",
-                        restart=len(recent) + 1, of=policy.max_restarts)
+                        restart=len(verdict.recent) + 1, of=policy.max_restarts)
             return
-        crashes = len(recent) + 1
-        why = (f"the {name} process crashed {crashes} times in {policy.within:g} s: last exit "
-               f"{how}") if policy is not None else f"the {name} process crashed: {how}"
-        if policy is not None and policy.then_every is not None:
-            child.restarts = recent
+        why = verdict.why
+        if verdict.then_every is not None:
+            child.restarts = verdict.recent
             child.state = ChildState.RESTARTING
-            child.restart_due = now + policy.then_every
+            child.restart_due = now + verdict.then_every
             log.error("actor.crashed", name=name, exitcode=code, how=how,
-                      action=f"restart every {policy.then_every:g} s", reason=why)
+                      action=f"restart every {verdict.then_every:g} s", reason=why)
         else:
             child.state = ChildState.DEAD
             log.warning("actor.crashed", name=name, exitcode=code, how=how, action="none",

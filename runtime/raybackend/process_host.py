@@ -43,7 +43,7 @@ from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable._liveness import process_gone
 from runtime.errors import ActorDeadError, ConfigurationError
 from runtime.processes._exits import ProcessExit
-from runtime.processes._hooks import ProcessHooks
+from runtime.processes._hooks import HookList, ProcessHooks
 from runtime.processes._placement import Placement
 from runtime.processes._registry import Entry
 from runtime.processes._supervisor import ChildState
@@ -86,7 +86,7 @@ class RayProcessHost:
         self._names: set[str] = set()
         self._counter = 0
         self._lock = threading.Lock()
-        self._hooks: list[ProcessHooks] = []
+        self._hooks = HookList()
         self._stop_ranks: dict[str, int] = {}
         self._dir = tempfile.mkdtemp(prefix="da-ray-")
         self._registry = RayRegistry()  # mirrored into pykka.ActorRegistry of every host
@@ -112,14 +112,10 @@ class RayProcessHost:
 
     def add_hooks(self, hooks: ProcessHooks) -> None:
         """Be told of crashes, give-ups, recoveries, failed boots, restarts and stop ranks."""
-        self._hooks.append(hooks)
+        self._hooks.add(hooks)
 
     def _tell(self, hook: str, *args: Any) -> None:
-        for hooks in list(self._hooks):
-            try:
-                getattr(hooks, hook)(*args)
-            except Exception as exc:  # a layer's hook must not stop the host
-                log.error("process.hook_failed", hook=hook, error=repr(exc))
+        self._hooks.tell(hook, *args)
 
     def _exited(self, child: RayChild) -> None:
         self._registry.down(child.actor_id, self._hosts())

@@ -34,7 +34,7 @@ import ray
 from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.processes._exits import ProcessExit
-from runtime.processes._supervisor import ChildState
+from runtime.processes._supervisor import ChildState, judge_crash
 from runtime.raybackend.outcomes import settle
 from runtime.transport._future import Future
 
@@ -190,19 +190,17 @@ class RaySupervisor:
         self._hook(self._hooks.on_crash, child.actor_id)
         now = time.monotonic()
         policy = child.policy
-        recent = [t for t in child.restarts if policy is not None and now - t < policy.within]
-        if policy is not None and len(recent) < policy.max_restarts:
-            child.restarts = [*recent, now]
-            self._revive(child)
+        verdict = judge_crash(policy, child.restarts, now, child.name, how)
+        if verdict.restart:
+            assert policy is not None
+            child.restarts = [*verdict.recent, now]
+            self._revive(child)  # Ray restarts it at once: the verdict's delay is not kept
             log.warning("actor.crashed", name=child.name, how=str(how), action="restart",
-                        restart=len(recent) + 1, of=policy.max_restarts)
+                        restart=len(verdict.recent) + 1, of=policy.max_restarts)
             return
-        crashes = len(recent) + 1
-        why = (f"the {child.name} process crashed {crashes} times in {policy.within:g} s: "
-               f"last exit {how}") if policy is not None else (
-            f"the {child.name} process crashed: {how}")
-        if policy is not None and policy.then_every is not None:
-            child.restarts = recent
+        why = verdict.why
+        if verdict.then_every is not None:
+            child.restarts = verdict.recent
             self._revive(child)  # Ray restarts it at once: the fault stands until one holds
             log.error("actor.crashed", name=child.name, how=str(how),
                       action="Ray restarts it", reason=why)

@@ -37,6 +37,7 @@ from runtime.tools.bench.messaging import Sink, burn, interleaved_round_trips, r
 from runtime.tools.bench.report import Figure
 from runtime.tools.bench.workloads import SequentialSteps
 
+
 class RawSink:
     """A plain Ray actor: counts what it is told, echoes what it is asked."""
 
