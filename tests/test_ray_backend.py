@@ -22,7 +22,7 @@ from branches_for_tests import Squares, effects, expected_squares
 from conftest import pid_gone, wait_until
 from ray_actors_for_tests import Counter as CounterActor
 from ray_actors_for_tests import WhereItRan
-from ray_for_tests import RunningRay
+from ray_for_tests import RunningRay, TrackedRay
 
 FRAMEWORK = {"checkpoint", "coordinator", "scheduler", "digest", "worker-0", "worker-1"}
 
@@ -119,3 +119,25 @@ def test_a_map_of_cpu_bound_branches_runs_on_both_nodes_of_a_two_node_cluster(
                    if name.startswith("worker-")}
     assert {node for node, _ in placed} == set(ray_cluster.node_ids)
     assert set(workers.values()) == set(ray_cluster.node_ids)  # one worker per node
+
+
+@pytest.mark.timeout(300)
+def test_a_node_lost_mid_map_its_branches_finish_on_the_other_node(
+        ray_cluster: RunningRay, ray_session: TrackedRay, tmp_path: Path) -> None:
+    path = str(tmp_path / "effects")
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    with ActorSystem(store=store, config=SystemConfig(workers=2), backend="ray") as system:
+        system.start_durable()
+        host = system.host
+        on_other_node = [name for name, node in host.nodes().items()  # type: ignore[attr-defined]
+                         if name.startswith("worker-") and node != host.node_id]  # type: ignore[attr-defined]
+        assert on_other_node, f"no worker on the second node: {host.nodes()}, {host.node_id}"  # type: ignore[attr-defined]
+        run = system.map(Squares, [(i, path, 0.2) for i in range(12)], max_concurrency=4,
+                         execution_id="crash-1")
+        wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
+        ray_session.lose_node()
+        acknowledged = durable_successes(store)
+        assert run.result(timeout=240).values() == [expected_squares(i) for i in range(12)]
+    assert len(acknowledged) < 3 * 12, "the map finished before the node was lost"
+    runs = Counter((e[0], e[1]) for e in effects(path))
+    assert [key for key in acknowledged if runs[key] != 1] == []

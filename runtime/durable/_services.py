@@ -179,7 +179,7 @@ class DurableServices:
             StoreCoordinatorActor, (read_only_url(self.store_url),),
             dict(self._coordinator_options(), lock_timeout=self._config.store_lock_timeout),
             name=_COORDINATOR, restart=restart, registered=False,
-            stop_rank=COORDINATOR_RANK, placement=Placement.NEAR_SERVICE)
+            stop_rank=COORDINATOR_RANK, placement=Placement.STORE)  # it reads the store
 
     def close_span_sink(self) -> None:
         """Once every other process has stopped (and sent its last spans)."""

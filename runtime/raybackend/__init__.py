@@ -1,25 +1,24 @@
-"""The Ray backend, phase 1: a prototype of one pykka actor hosted in one Ray actor.
+"""The Ray backend: ``ActorSystem(backend="ray")`` runs every actor as a Ray actor of its own.
 
-Not wired into ``ActorSystem`` yet (docs/design-ray.md says what phase 2 needs).
-Nothing here is imported with the package, so ``local.prepare_process()`` can run
-before ``ray`` is imported:
+Nothing here is imported with the package (``ray`` is the optional ``[ray]``
+extra), so ``local.prepare_process()`` can run before ``ray`` is imported:
 
+* ``process_host.RayProcessHost``: the process host (``runtime.processes.Host``)
+  on Ray: spawns hosts where ``Placement`` says, stops them in rank order;
+* ``supervision.RaySupervisor``: watches every host through one pending call and
+  applies each actor's ``RestartPolicy`` to Ray's restarts;
 * ``host.ActorHost``: the Ray actor that is the "process" of one pykka actor, and
-  ``starting.start_host`` to start one;
-* ``ref.RayActorRef``: a picklable ref whose ``tell``/``ask`` reach it from the
-  service process or from any other Ray actor; an ask's reply resolves a
-  ``runtime.Future``;
+  ``starting.start_host`` to start one on its own;
 * ``transport.RayTransport``: the transport seam (``runtime.transport.Transport``)
-  over those hosts, so the system's own ``ActorRef`` and proxies run on Ray;
+  over those hosts, in the service process and in every host;
+* ``registry``: pykka's ``ActorRegistry`` mirrored into every host;
+* ``ref.RayActorRef``: a picklable ref to a host, numbering what it sends;
 * ``sequencing.InOrder``: per-sender FIFO, which Ray does not promise a threaded actor;
-* ``replies``: a ``Future`` sent inside a message is answered by whoever receives it;
-* ``wire`` and ``outcomes``: messages and answers as our own pickled bytes, in the
-  error encoding every transport uses (``runtime.transport.caller_exception``);
+* ``replies``, ``outcomes``, ``wire``: futures inside messages and answers, and
+  the error encoding every transport uses (``runtime.transport.caller_exception``);
+* ``connection``: connecting to Ray, or using the application's connection;
 * ``local.LocalRay``: a local Ray on loopback for tests and benchmarks.
 
-    from runtime.raybackend.starting import start_host
-
-    ref = start_host(Counter, name="counter")     # a Ray actor hosting Counter
-    ref.tell(1)
-    assert ref.ask("total", timeout=5) == 1
+    with ActorSystem(store="sqlite:///state.db", backend="ray") as system:
+        system.map(Resize, images).result(timeout=600)
 """

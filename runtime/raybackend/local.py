@@ -136,8 +136,23 @@ class LocalRay:
         """A simulated cluster of two nodes with 1 CPU each, this process its driver."""
         return self._ensure(RayShape.TWO_NODES)
 
+    def lose_node(self) -> str:
+        """Kill every process of the simulated cluster's second node (not the head, where
+        the driver is), as a lost machine; the id of the node lost. ``two_nodes()``
+        adds a node back."""
+        if self._cluster is None or not self._cluster.worker_nodes:
+            raise RuntimeError("lose_node() needs a two-node cluster (two_nodes())")
+        node = next(iter(self._cluster.worker_nodes))
+        self._cluster.remove_node(node, allow_graceful=False)
+        return str(node.node_id)
+
     def _ensure(self, shape: RayShape) -> RunningRay:
         if self.running is not None and self.running.shape is shape:
+            if shape is RayShape.TWO_NODES and self._cluster is not None and (
+                    not self._cluster.worker_nodes):
+                self._cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+                self._cluster.wait_for_nodes()
+                self.running.node_ids = [n["NodeID"] for n in _nodes() if n["Alive"]]
             return self.running
         self.stop()
         started, started_at = time.perf_counter(), time.time()

@@ -113,8 +113,11 @@ def endpoint() -> Any:
             _stale.extend(_inboxes.values())
             _inboxes.clear()
             here = context.get_node_id()
+            # On the service's own node, never elsewhere: one hop, not two, across the
+            # network, and it is lost only with the service itself (a lost node of a
+            # soft-placed inbox lost every answer the service waited for).
             strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                here, soft=True)  # beside the service: one hop, not two, across the network
+                here, soft=False)
             inbox = _inboxes[job] = ray.remote(DriverInbox).options(
                 num_cpus=0, max_concurrency=10_000, scheduling_strategy=strategy).remote()
         return inbox

@@ -42,6 +42,7 @@ log = tracelog.get_logger("runtime.raybackend.supervision")
 
 _HELD = 2.0  # seconds a restarted host must run before a given-up one counts as recovered
 _POLL = 0.2  # seconds between looks for new hosts and recoveries
+_ASK_AGAIN = 0.5  # seconds before asking a host that could not be reached whether it runs
 
 
 class RayExit(ProcessExit):
@@ -83,6 +84,7 @@ class RayChild:
     exit: ProcessExit | None = None
     watch: Any = None  # the pending ``stopped`` call while it runs
     reviving: Any = None  # the pending ``booted`` call while Ray restarts it
+    ask_again_at: float | None = None  # when to call ``booted`` again (it was unreachable)
 
 
 @dataclass
@@ -134,9 +136,15 @@ class RaySupervisor:
 
     def _run(self) -> None:
         while not self._closing:
+            now = time.monotonic()
             with self._lock:
                 pending: dict[Any, tuple[RayChild, str]] = {}
                 for child in self.children.values():
+                    again = child.ask_again_at
+                    if again is not None and again <= now:
+                        child.ask_again_at = None
+                        if child.state is ChildState.RESTARTING and child.handle is not None:
+                            child.reviving = child.handle.booted.remote()
                     if child.watch is not None:
                         pending[child.watch] = (child, "watch")
                     if child.reviving is not None:
@@ -216,7 +224,8 @@ class RaySupervisor:
     def _revive(self, child: RayChild) -> None:
         """Wait for Ray's restart of ``child``: its ``booted`` answers once it runs again."""
         child.state = ChildState.RESTARTING
-        child.reviving = child.handle.booted.remote()
+        if child.ask_again_at is None:
+            child.reviving = child.handle.booted.remote()
 
     def _booted(self, child: RayChild, ready: Any) -> None:
         child.reviving = None
@@ -224,7 +233,13 @@ class RaySupervisor:
             return
         try:
             data = ray.get(ready)
+        except ray.exceptions.ActorUnavailableError:
+            # Not restarted yet, and Ray does not know it is gone yet (a lost node is seen
+            # by its health checks, seconds later): ask again, this is no new crash.
+            child.ask_again_at = time.monotonic() + _ASK_AGAIN
+            return
         except ray.exceptions.RayActorError as exc:  # died again before it was ready
+            child.ask_again_at = time.monotonic() + _ASK_AGAIN  # never in a tight loop
             self._crashed(child, RayExit(exit_of(exc).cause, before_ready=True))
             return
         started: Future[tuple[int, str]] = Future()
