@@ -66,6 +66,7 @@ DEFAULT_WORKER_OPTIONS: dict[str, Any] = {"num_cpus": 1}
 _open: set[RayProcessHost] = set()  # the Ray systems of this process not closed yet
 _open_lock = threading.Lock()
 _EXIT_WAIT = 10.0  # seconds the hosts of this node get to exit after their Ray actors end
+_END_AFTER = 2.0  # seconds a host whose actor stopped by itself runs on before it is ended
 
 
 class RayProcessHost:
@@ -119,8 +120,8 @@ class RayProcessHost:
 
     def _exited(self, child: RayChild) -> None:
         self._registry.down(child.actor_id, self._hosts())
-        if child.state is ChildState.STOPPED:
-            self._transport.stopped(self._address(child))
+        if child.state is ChildState.STOPPED:  # seen by its watch: its stop's answer may be
+            self._transport.stopped(self._address(child), end_after=_END_AFTER)  # under way
 
     def _ready(self, actor_id: str) -> None:
         entry = self._entries.get(actor_id)

@@ -46,6 +46,7 @@ class RayTransport:
         self._refs: dict[str, RayActorRef] = {}  # process (Ray actor name) -> its host's ref
         self._stopped: set[str] = set()  # actor ids known to have stopped
         self._down: dict[str, str] = {}  # actor id -> why sends to it fail now (mark_down)
+        self._forgotten = False  # forget() was called: no handle may be used any more
         # Told the actor id of each actor this process learns has stopped (its registry).
         self.on_stopped: Callable[[str], None] | None = None
         self._numbers = itertools.count(1)
@@ -65,6 +66,7 @@ class RayTransport:
         """Drop the hosts' handles (the system closes, Ray still connected)."""
         with self._lock:
             self._refs.clear()
+            self._forgotten = True
 
     def new_process_name(self) -> str:
         """A Ray actor name for a new host of this system, unique in the Ray namespace."""
@@ -101,15 +103,31 @@ class RayTransport:
             call.future().add_done_callback(lambda done: ref._settle(answer, done))
         return answer
 
-    def stopped(self, to: ActorAddress) -> None:
-        """The actor stopped: later sends fail at once, and its host's Ray actor ends."""
+    def stopped(self, to: ActorAddress, *, end_after: float = 0.0) -> None:
+        """The actor stopped: later sends fail at once, and its host's Ray actor ends.
+
+        ``end_after`` seconds later, not at once, when the stop was seen from outside
+        (the host's watch) rather than answered: the answer to the stop itself may
+        still be on its way out of the host, and ending the host now would lose it.
+        """
         with self._lock:
             self._stopped.add(to.actor_id)
             ref = self._refs.pop(to.process, None)
         if ref is not None:
-            ray.kill(ref.handle, no_restart=True)
+            if end_after > 0:
+                timer = threading.Timer(end_after, self._end, (ref,))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._end(ref)
         if self.on_stopped is not None:
             self.on_stopped(to.actor_id)
+
+    def _end(self, ref: RayActorRef) -> None:
+        with self._lock:
+            if self._forgotten:
+                return  # the system closed: its hosts were ended with it
+        ray.kill(ref.handle, no_restart=True)
 
     def is_stopped(self, actor_id: str) -> bool:
         """Whether ``stopped`` was called for ``actor_id`` (by its ref's stop, say)."""
