@@ -14,7 +14,6 @@ import dataclasses
 import os
 import secrets
 import shutil
-import threading
 import time
 from typing import Any, TypeVar
 
@@ -22,14 +21,15 @@ import pykka
 
 from actors import tracelog
 from actors._compat.pykka import stop_message
-from runtime import admission, serialization, tracing
+from runtime import serialization, tracing
 from runtime._compat import multiprocess as mp_compat
 from runtime.config import RestartPolicy, SystemConfig
-from runtime.errors import ActorDeadError, ConfigurationError, SpawnError, Timeout
+from runtime.errors import ActorDeadError, SpawnError, Timeout
 from runtime.processes._child import BootSpec, child_main
 from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import HookList, ProcessHooks
 from runtime.processes._host import HostedActor
+from runtime.processes._host_parts import ActorNames, stop_in_ranks
 from runtime.processes._lifeline import ChildProcess
 from runtime.processes._placement import Placement
 from runtime.processes._registry import SystemRegistry
@@ -61,9 +61,7 @@ class ProcessHost:
         self.config = config
         self._secret = secrets.token_bytes(32)
         self._ctx = mp_compat.context(config.start_method, _PRELOAD)
-        self._names: set[str] = set()
-        self._counter = 0
-        self._lock = threading.Lock()
+        self._names = ActorNames()
         self._hooks = HookList()
         self._stop_ranks: dict[str, int] = {}
         self.closed = False
@@ -118,27 +116,14 @@ class ProcessHost:
         """
         if self.closed:
             raise ActorDeadError("this actor system is shut down; start a new one")
-        if not (isinstance(actor_class, type) and issubclass(actor_class, pykka.ThreadingActor)):
-            raise ConfigurationError(
-                f"spawn() takes a pykka.ThreadingActor subclass, got {actor_class!r}"
-            )
-        admission.check_actor_options(name, restart)
-        with self._lock:
-            self._counter += 1
-            number = self._counter
-            if name is None:
-                name = f"{actor_class.__name__}-{number}"
-            if name in self._names:
-                raise ConfigurationError(f"an actor named {name!r} already exists in this system")
-            self._names.add(name)
+        number, name = self._names.reserve(actor_class, name, restart)
         actor_id = f"a{number}"
         del placement  # one machine: every process is beside the service
         try:
             ref: ActorRef[A] = self._spawn(actor_class, args, kwargs or {}, actor_id, name,
                                            restart, registered)
         except BaseException:
-            with self._lock:
-                self._names.discard(name)  # nothing runs under it: the name can be used again
+            self._names.release(name)
             raise
         self._stop_ranks[actor_id] = stop_rank
         return ref
@@ -323,21 +308,16 @@ class ProcessHost:
         for ack in told:
             with contextlib.suppress(Exception):
                 ack.get(timeout=max(0.0, told_by - time.monotonic()))
-        rank_of = {c.spec.actor_id: self._stop_ranks.get(c.spec.actor_id, 0) for c in children}
-        for rank in sorted(set(rank_of.values()) | {0}):
-            self._tell("before_stop_rank", rank, deadline)
-            stops = []
-            for child in (c for c in children if rank_of[c.spec.actor_id] == rank):
-                fut: Future[Any] = Future()
-                try:
-                    node.send_message(child.spec.address, child.spec.actor_id,
-                                      child.spec.name, stop_message(), fut, None)
-                    stops.append(fut)
-                except Exception:
-                    pass  # already gone
-            for fut in stops:
-                with contextlib.suppress(Exception):
-                    fut.get(timeout=max(0.0, deadline - time.monotonic()))
+        by_id = {c.spec.actor_id: c for c in children}
+
+        def stop(actor_id: str) -> Future[Any]:
+            spec = by_id[actor_id].spec
+            fut: Future[Any] = Future()
+            node.send_message(spec.address, actor_id, spec.name, stop_message(), fut, None)
+            return fut
+
+        stop_in_ranks({a: self._stop_ranks.get(a, 0) for a in by_id}, stop, self._tell,
+                      deadline)
         for child in children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))
 

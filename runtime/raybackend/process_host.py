@@ -38,12 +38,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import tracelog
 from actors._compat.pykka import stop_message
-from runtime import admission, serialization, tracing
+from runtime import serialization, tracing
 from runtime.config import RestartPolicy, SystemConfig
 from runtime.durable._liveness import process_gone
-from runtime.errors import ActorDeadError, ConfigurationError
+from runtime.errors import ActorDeadError
 from runtime.processes._exits import ProcessExit
 from runtime.processes._hooks import HookList, ProcessHooks
+from runtime.processes._host_parts import ActorNames, stop_in_ranks
 from runtime.processes._placement import Placement
 from runtime.processes._registry import Entry
 from runtime.processes._supervisor import ChildState
@@ -56,7 +57,6 @@ from runtime.raybackend.supervision import RayChild, RaySupervisor, SupervisorHo
 from runtime.raybackend.transport import RayTransport
 from runtime.remote._actor_ref import ActorRef
 from runtime.transport import ActorAddress, register, withdraw
-from runtime.transport._future import Future
 
 A = TypeVar("A", bound=pykka.Actor)
 
@@ -84,9 +84,7 @@ class RayProcessHost:
         self.node_id: str = ray.get_runtime_context().get_node_id()
         self._transport = RayTransport(system_id)
         register(self._transport)
-        self._names: set[str] = set()
-        self._counter = 0
-        self._lock = threading.Lock()
+        self._names = ActorNames()
         self._hooks = HookList()
         self._stop_ranks: dict[str, int] = {}
         self._dir = tempfile.mkdtemp(prefix="da-ray-")
@@ -145,24 +143,12 @@ class RayProcessHost:
         """
         if self.closed:
             raise ActorDeadError("this actor system is shut down; start a new one")
-        if not (isinstance(actor_class, type) and issubclass(actor_class, pykka.ThreadingActor)):
-            raise ConfigurationError(
-                f"spawn() takes a pykka.ThreadingActor subclass, got {actor_class!r}")
-        admission.check_actor_options(name, restart)
-        with self._lock:
-            self._counter += 1
-            number = self._counter
-            if name is None:
-                name = f"{actor_class.__name__}-{number}"
-            if name in self._names:
-                raise ConfigurationError(f"an actor named {name!r} already exists in this system")
-            self._names.add(name)
+        number, name = self._names.reserve(actor_class, name, restart)
         try:
             ref: ActorRef[A] = self._spawn(actor_class, args, kwargs or {}, f"a{number}", name,
                                            restart, placement, registered)
         except BaseException:
-            with self._lock:
-                self._names.discard(name)
+            self._names.release(name)
             raise
         self._stop_ranks[ref.actor_id] = stop_rank
         return ref
@@ -257,16 +243,11 @@ class RayProcessHost:
         children = self._supervisor.live_children()
         for child in children:
             child.state = ChildState.STOPPING
-        rank_of = {c.actor_id: self._stop_ranks.get(c.actor_id, 0) for c in children}
-        for rank in sorted(set(rank_of.values()) | {0}):
-            self._tell("before_stop_rank", rank, deadline)
-            stops: list[Future[Any]] = []
-            for child in (c for c in children if rank_of[c.actor_id] == rank):
-                with contextlib.suppress(Exception):  # already gone
-                    stops.append(self._transport.ask(self._address(child), stop_message()))
-            for fut in stops:
-                with contextlib.suppress(Exception):
-                    fut.get(timeout=max(0.0, deadline - time.monotonic()))
+        by_id = {c.actor_id: c for c in children}
+        stop_in_ranks({a: self._stop_ranks.get(a, 0) for a in by_id},
+                      lambda actor_id: self._transport.ask(self._address(by_id[actor_id]),
+                                                           stop_message()),
+                      self._tell, deadline)
 
     def kill_remaining(self) -> None:
         """No restart after this: every host's Ray actor ends."""
