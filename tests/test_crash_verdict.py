@@ -1,9 +1,10 @@
-"""``judge_crash``: what a ``RestartPolicy`` says of one more crash, on either backend."""
+"""``judge_crash`` and ``held_again``: what a ``RestartPolicy`` says of a crash, and when a
+child past its budget counts as recovered, on either backend."""
 
 from __future__ import annotations
 
 from runtime.config import RestartPolicy
-from runtime.processes._supervisor import judge_crash
+from runtime.processes._supervisor import HELD, ChildState, held_again, judge_crash
 
 
 def test_a_crash_within_the_budget_restarts_after_the_policys_backoff() -> None:
@@ -32,3 +33,13 @@ def test_a_crash_without_a_policy_is_the_end() -> None:
     verdict = judge_crash(None, [], 1.0, "counter", "exit code 3")
     assert not verdict.restart and verdict.then_every is None
     assert verdict.why == "the counter process crashed: exit code 3"
+
+
+def test_a_given_up_child_counts_as_recovered_once_it_has_run_for_the_held_time() -> None:
+    assert held_again(True, ChildState.RUNNING, 10.0, 10.0 + HELD + 0.1)
+    assert not held_again(True, ChildState.RUNNING, 10.0, 10.0 + HELD - 0.1)
+
+
+def test_only_a_running_child_that_had_given_up_counts_as_recovered() -> None:
+    assert not held_again(False, ChildState.RUNNING, 0.0, 100.0)
+    assert not held_again(True, ChildState.RESTARTING, 0.0, 100.0)

@@ -30,7 +30,7 @@ from runtime.processes._exits import ProcessExit, boot_error_of
 
 log = tracelog.get_logger("runtime.supervisor")
 
-_HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
+HELD = 2.0  # seconds a restarted child must run before a given-up one counts as recovered
 
 
 class ChildState(Enum):
@@ -90,6 +90,12 @@ def judge_crash(policy: RestartPolicy | None, restarts: list[float], now: float,
     why = (f"the {name} process crashed {len(recent) + 1} times in {policy.within:g} s: last "
            f"exit {how}") if policy is not None else f"the {name} process crashed: {how}"
     return CrashVerdict(False, 0.0, recent, why, None if policy is None else policy.then_every)
+
+
+def held_again(given_up: bool, state: ChildState, started_at: float, now: float) -> bool:
+    """Whether a child past its restart budget has run ``HELD`` seconds since its last start:
+    it counts as recovered (both backends' supervisors ask it)."""
+    return given_up and state is ChildState.RUNNING and now - started_at > HELD
 
 
 def describe_exit(code: int | None, ready: Any) -> str:
@@ -157,7 +163,7 @@ class Supervisor:
                        if c.state is ChildState.RESTARTING and c.restart_due is not None]
             timeout = max(0.0, min(due) - time.monotonic()) if due else None
             if any(c.given_up for c in self.children.values()):
-                timeout = _HELD if timeout is None else min(timeout, _HELD)
+                timeout = HELD if timeout is None else min(timeout, HELD)
             ready = wait([*watched, self._wake_r], timeout=timeout)
             for sentinel in ready:
                 if sentinel == self._wake_r:
@@ -225,8 +231,8 @@ class Supervisor:
         """A child past its budget that has now run for a while is told as recovered."""
         now = time.monotonic()
         with self._lock:
-            back = [c for c in self.children.values() if c.given_up
-                    and c.state is ChildState.RUNNING and now - c.started_at > _HELD]
+            back = [c for c in self.children.values()
+                    if held_again(c.given_up, c.state, c.started_at, now)]
         for child in back:
             child.given_up = False
             log.info("actor.recovered", name=child.spec.name)

@@ -34,13 +34,12 @@ import ray
 from actors import tracelog
 from runtime.config import RestartPolicy
 from runtime.processes._exits import ProcessExit
-from runtime.processes._supervisor import ChildState, judge_crash
+from runtime.processes._supervisor import ChildState, held_again, judge_crash
 from runtime.raybackend.outcomes import settle
 from runtime.transport._future import Future
 
 log = tracelog.get_logger("runtime.raybackend.supervision")
 
-_HELD = 2.0  # seconds a restarted host must run before a given-up one counts as recovered
 _POLL = 0.2  # seconds between looks for new hosts and recoveries
 _ASK_AGAIN = 0.5  # seconds before asking a host that could not be reached whether it runs
 
@@ -251,7 +250,9 @@ class RaySupervisor:
             self._hook(self._hooks.on_boot_failed, child.actor_id, exc)
             attempt = len(child.restarts)
             delay = child.policy.delay(max(1, attempt)) if child.policy is not None else 0.0
-            threading.Timer(delay, self._boot_failed, (child, exc)).start()
+            timer = threading.Timer(delay, self._boot_failed, (child, exc))
+            timer.daemon = True  # a service that ends is not held up by it
+            timer.start()
             return
         child.state = ChildState.RUNNING
         child.started_at = time.monotonic()
@@ -269,8 +270,8 @@ class RaySupervisor:
     def _check_recovered(self) -> None:
         now = time.monotonic()
         with self._lock:
-            back = [c for c in self.children.values() if c.given_up
-                    and c.state is ChildState.RUNNING and now - c.started_at > _HELD]
+            back = [c for c in self.children.values()
+                    if held_again(c.given_up, c.state, c.started_at, now)]
         for child in back:
             child.given_up = False
             log.info("actor.recovered", name=child.name)
