@@ -76,6 +76,10 @@ def _imported(host: Any, export_id: int) -> Future[Any]:
 class _AnswerPickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
     """cloudpickle, with each of our futures exported from this host."""
 
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=5)
+        self.exported: list[int] = []  # export ids made while pickling (taken back if it fails)
+
     def reducer_override(self, obj: Any) -> Any:
         own = own_reduction(obj)
         if own is not None:
@@ -85,19 +89,28 @@ class _AnswerPickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle 
             with _exports_lock:
                 export_id = next(_export_ids)
                 _exports[export_id] = obj
+            self.exported.append(export_id)
             return (_imported, (host, export_id))
         return super().reducer_override(obj)
 
 
-def _in_actor() -> bool:
+def in_actor() -> bool:
+    """Whether this process is a Ray actor's (a host), not a driver's or no Ray's."""
     return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
 
 
 def _dumps(value: Any) -> bytes:
-    if not _in_actor():
+    if not in_actor():
         return bytes(cloudpickle.dumps(value, protocol=5))
     buffer = io.BytesIO()
-    _AnswerPickler(buffer, protocol=5).dump(value)
+    pickler = _AnswerPickler(buffer)
+    try:
+        pickler.dump(value)
+    except BaseException:
+        with _exports_lock:  # the answer is not sent: nobody will ask for those futures
+            for export_id in pickler.exported:
+                _exports.pop(export_id, None)
+        raise
     return buffer.getvalue()
 
 

@@ -23,7 +23,7 @@ import ray
 
 from actors.replies import exception_of
 from runtime.errors import ActorDeadError
-from runtime.raybackend.outcomes import outcome, settle
+from runtime.raybackend.outcomes import in_actor, outcome, settle
 from runtime.transport._future import Future
 
 
@@ -91,10 +91,6 @@ class DriverInbox:
             slot.set_result(data)
 
 
-def _in_actor() -> bool:
-    return ray.get_runtime_context().get_actor_id() is not None
-
-
 def endpoint() -> Any:
     """The Ray actor that receives this process's answers (its host, or its driver inbox).
 
@@ -144,7 +140,7 @@ def handle_for(future: Future[Any], registered: list[int]) -> tuple[Any, ...]:
 
 def sent(reply_ids: list[int]) -> None:
     """The message holding those handles is on its way: the service starts waiting for them."""
-    if reply_ids and not _in_actor():  # a host's answers come to its own ``resolve``
+    if reply_ids and not in_actor():  # a host's answers come to its own ``resolve``
         inbox = endpoint()
         for reply_id in reply_ids:
             answer = inbox.wait.remote(reply_id)
