@@ -16,6 +16,7 @@ import pytest
 from test_crash_resume import durable_successes
 
 from runtime import ActorSystem, ConfigurationError, SystemConfig
+from runtime.durable import Execution
 from runtime.processes import ChildState
 
 from branches_for_tests import Squares, effects, expected_squares
@@ -23,6 +24,23 @@ from conftest import pid_gone, wait_until
 from ray_actors_for_tests import Counter as CounterActor
 from ray_actors_for_tests import WhereItRan
 from ray_for_tests import RunningRay, TrackedRay
+
+ITEMS = 12  # the branches of a map a test breaks into
+
+
+def _map_under_way(system: ActorSystem, path: str, store: str) -> Execution:
+    """A map of ``ITEMS`` three-step branches ("crash-1"), once 6 of its steps are durable."""
+    run = system.map(Squares, [(i, path, 0.2) for i in range(ITEMS)], max_concurrency=4,
+                     execution_id="crash-1")
+    wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
+    return run
+
+
+def _ran_again(path: str, acknowledged: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The acknowledged (branch, step) pairs whose body did not run exactly once."""
+    runs = Counter((e[0], e[1]) for e in effects(path))
+    return [key for key in acknowledged if runs[key] != 1]
+
 
 FRAMEWORK = {"checkpoint", "coordinator", "scheduler", "digest", "worker-0", "worker-1"}
 
@@ -64,19 +82,16 @@ def test_kill_9_of_a_worker_on_ray_finishes_the_execution_and_reruns_no_acknowle
     path = str(tmp_path / "effects")
     store = f"sqlite:///{tmp_path / 's.db'}"
     with ActorSystem(store=store, config=SystemConfig(workers=2), backend="ray") as system:
-        run = system.map(Squares, [(i, path, 0.2) for i in range(12)],
-                         max_concurrency=4, execution_id="crash-1")
-        wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
+        run = _map_under_way(system, path, store)
         victim = system.processes()["worker-0"]
         os.kill(victim, signal.SIGKILL)
         acknowledged = durable_successes(store)
-        assert run.result(timeout=180).values() == [expected_squares(i) for i in range(12)]
+        assert run.result(timeout=180).values() == [expected_squares(i) for i in range(ITEMS)]
         # Ray restarted it; the supervisor saw the crash and the restart.
         wait_until(lambda: system.processes().get("worker-0") not in (None, victim), timeout=60)
     assert pid_gone(victim)
-    assert len(acknowledged) < 3 * 12, "the map finished before the kill; nothing to test"
-    runs = Counter((e[0], e[1]) for e in effects(path))
-    twice = [key for key in acknowledged if runs[key] != 1]
+    assert len(acknowledged) < 3 * ITEMS, "the map finished before the kill; nothing to test"
+    twice = _ran_again(path, acknowledged)
     assert twice == [], f"acknowledged steps that ran again: {twice}"
 
 
@@ -86,13 +101,11 @@ def test_kill_9_of_the_checkpoint_process_on_ray_restarts_it_and_the_execution_f
     path = str(tmp_path / "effects")
     store = f"sqlite:///{tmp_path / 's.db'}"
     with ActorSystem(store=store, config=SystemConfig(workers=2), backend="ray") as system:
-        run = system.map(Squares, [(i, path, 0.2) for i in range(12)], max_concurrency=4,
-                         execution_id="crash-1")
-        wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
+        run = _map_under_way(system, path, store)
         checkpoint = system._durable.checkpoint  # type: ignore[union-attr]
         victim = system.processes()["checkpoint"]
         os.kill(victim, signal.SIGKILL)
-        assert run.result(timeout=180).values() == [expected_squares(i) for i in range(12)]
+        assert run.result(timeout=180).values() == [expected_squares(i) for i in range(ITEMS)]
         # Ray restarted it; the supervisor saw the crash and the restart.
         wait_until(lambda: system.processes().get("checkpoint") not in (None, victim),
                    timeout=60)
@@ -132,12 +145,9 @@ def test_a_node_lost_mid_map_its_branches_finish_on_the_other_node(
         on_other_node = [name for name, node in host.nodes().items()  # type: ignore[attr-defined]
                          if name.startswith("worker-") and node != host.node_id]  # type: ignore[attr-defined]
         assert on_other_node, f"no worker on the second node: {host.nodes()}, {host.node_id}"  # type: ignore[attr-defined]
-        run = system.map(Squares, [(i, path, 0.2) for i in range(12)], max_concurrency=4,
-                         execution_id="crash-1")
-        wait_until(lambda: len(durable_successes(store)) >= 6, timeout=60)
+        run = _map_under_way(system, path, store)
         ray_session.lose_node()
         acknowledged = durable_successes(store)
-        assert run.result(timeout=240).values() == [expected_squares(i) for i in range(12)]
-    assert len(acknowledged) < 3 * 12, "the map finished before the node was lost"
-    runs = Counter((e[0], e[1]) for e in effects(path))
-    assert [key for key in acknowledged if runs[key] != 1] == []
+        assert run.result(timeout=240).values() == [expected_squares(i) for i in range(ITEMS)]
+    assert len(acknowledged) < 3 * ITEMS, "the map finished before the node was lost"
+    assert _ran_again(path, acknowledged) == []
