@@ -1,9 +1,10 @@
 """Per-sender FIFO for an actor whose deliveries may arrive out of order.
 
 Ray runs the calls of one caller in order only on a synchronous, single-threaded
-actor; the host is an async actor (its asks wait for replies without holding a
-thread), so each sender numbers what it sends to one actor, and the receiver
-hands messages on in that order, holding any that overtook an earlier one.
+actor; the host is a threaded actor with concurrency groups (an ask holds a
+thread of its own group), so each sender numbers what it sends to one host, and
+the receiver hands messages on in that order, holding any that overtook an
+earlier one.
 
     order = InOrder()
     order.arrived("s1", 1, "b")   # []: 0 has not arrived

@@ -36,6 +36,10 @@ def _remote_host() -> Any:
 def start_host(actor_class: type[pykka.ThreadingActor], *args: Any, name: str | None = None,
                options: dict[str, Any] | None = None, spawn_timeout: float = 60.0,
                **kwargs: Any) -> RayActorRef:
+    """Start ``actor_class(*args, **kwargs)`` alone in a new Ray actor (no system); its ref.
+
+    ``start_hosted`` says what ``options`` are and what is raised.
+    """
     return start_hosted(actor_class, args, kwargs, name=name, options=options,
                         spawn_timeout=spawn_timeout)[0]
 

@@ -9,9 +9,9 @@ order (``RayActorRef._submit`` numbers them); ``control`` maps to the host's
 once its pykka actor has stopped. A ``Future`` inside a message is registered by
 the Ray pickler as it meets it (``runtime.raybackend.wire``).
 
-Phase 1: the transport is registered in the service process only (the actors
-it hosts cannot send through ``ActorRef`` to each other yet; they use
-``RayActorRef``).
+One is registered in the service process by ``RayProcessHost`` and one in every
+host of the system (``ActorHost``), so actors on Ray reach each other through
+their ``ActorRef``s as over sockets.
 
     with RayTransport() as transport:
         to = spawn_on(transport, Counter, name="counter")   # runtime.raybackend.starting
